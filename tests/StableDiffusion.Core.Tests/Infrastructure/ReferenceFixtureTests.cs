@@ -1,0 +1,34 @@
+using StableDiffusion.Testing;
+using Xunit;
+
+namespace StableDiffusion.Core.Tests.Infrastructure;
+
+/// <summary>The shared fixtures and the reference outputs are where the tests expect them.</summary>
+public sealed class ReferenceFixtureTests
+{
+    [Fact]
+    public void FixtureModels_AreInTheDiffusersOnnxLayout()
+    {
+        Fixtures.Require();
+
+        foreach (string model in new[] { Fixtures.TinyModel, Fixtures.TinyVariantsModel, Fixtures.TinyInpaintModel })
+        {
+            Assert.True(File.Exists(Path.Combine(model, "model_index.json")), $"{model} has no model_index.json");
+            Assert.True(File.Exists(Path.Combine(model, "unet", "model.onnx")), $"{model} has no unet/model.onnx");
+        }
+    }
+
+    [Fact]
+    public void ReferenceArrays_MatchTheShapesTheirCasesDescribe()
+    {
+        Reference.Require();
+
+        NpyArray x0 = Reference.Array("sched/x0");
+        Assert.Equal([1, 4, 8, 8], x0.Shape);
+        Assert.Equal(256, x0.ToSingle().Length);
+
+        NpyArray image = Reference.Array("edit/image_64x64");
+        Assert.Equal("|u1", image.DType);
+        Assert.Equal([64, 64, 3], image.Shape);
+    }
+}
