@@ -13,7 +13,7 @@ public static class Reference
     /// <summary>The environment variable naming the reference folder.</summary>
     public const string Variable = "SD_REFERENCE";
 
-    private static readonly Lazy<JsonDocument> LazyDocument = new(() => JsonDocument.Parse(File.ReadAllText(Path.Combine(Folder, "reference.json"))));
+    private static readonly Lazy<JsonDocument> LazyDocument = new(() => JsonDocument.Parse(QuoteNamedLiterals(File.ReadAllText(Path.Combine(Folder, "reference.json")))));
     private static readonly Lazy<IReadOnlyDictionary<string, NpyArray>> LazyArrays = new(() => NpyArray.ReadNpz(Path.Combine(Folder, "reference.npz")));
 
     /// <summary>The reference folder, whether or not it exists.</summary>
@@ -116,6 +116,10 @@ public static class Reference
 
         Assert.Skip(MissingReason!);
     }
+
+    // Python's json writes -Infinity / NaN as bare tokens; quote them so System.Text.Json reads the file.
+    private static string QuoteNamedLiterals(string json) =>
+        System.Text.RegularExpressions.Regex.Replace(json, @"(?<=[:\[,]\s*)(-?Infinity|NaN)(?=\s*[,\]}])", "\"$1\"");
 
     private static TheoryDataRow<string> MissingRow() =>
         new("(reference missing)") { Skip = Fixtures.IsRequired ? null : MissingReason };

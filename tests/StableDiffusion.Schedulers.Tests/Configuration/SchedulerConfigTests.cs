@@ -45,6 +45,20 @@ public sealed class SchedulerConfigTests
         Assert.True(config.Contains("steps_offset"));
     }
 
+    [Fact]
+    public void Parse_AcceptsPythonsNamedFloatingPointLiterals()
+    {
+        // diffusers saves DPMSolverMultistepScheduler's default lambda_min_clipped as a bare -Infinity.
+        SchedulerConfig config = SchedulerConfig.Parse("""
+            { "_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": -Infinity, "note": "NaN stays text" }
+            """);
+
+        Assert.True(config.TryGetValue("lambda_min_clipped", out var value));
+        Assert.Equal("-Infinity", value!.GetValue<string>());
+        Assert.True(config.TryGetValue("note", out var note));
+        Assert.Equal("NaN stays text", note!.GetValue<string>());
+    }
+
     [Theory]
     [InlineData("not json", "not valid JSON")]
     [InlineData("[1, 2]", "must be a JSON object")]
