@@ -109,9 +109,9 @@ public sealed record HubOptions
         {
             Endpoint = ParseEndpoint(getVariable("HF_ENDPOINT")),
             CacheDirectory = DefaultCacheDirectory(getVariable),
-            Token = implicitTokenDisabled ? null : CleanToken(getVariable("HF_TOKEN") ?? getVariable("HUGGING_FACE_HUB_TOKEN")) ?? ReadTokenFile(tokenPath),
-            // As in Python, HF_HUB_OFFLINE wins whenever it is set, even to a false value.
-            Offline = IsTrue(getVariable("HF_HUB_OFFLINE") ?? getVariable("TRANSFORMERS_OFFLINE")),
+            Token = implicitTokenDisabled ? null : CleanToken(NonEmpty(getVariable("HF_TOKEN")) ?? getVariable("HUGGING_FACE_HUB_TOKEN")) ?? ReadTokenFile(tokenPath),
+            // As in Python, a non-empty HF_HUB_OFFLINE wins, even when it says false.
+            Offline = IsTrue(NonEmpty(getVariable("HF_HUB_OFFLINE")) ?? getVariable("TRANSFORMERS_OFFLINE")),
             MetadataTimeout = Seconds(getVariable, "HF_HUB_ETAG_TIMEOUT") ?? TimeSpan.FromSeconds(10),
             DownloadTimeout = Seconds(getVariable, "HF_HUB_DOWNLOAD_TIMEOUT") ?? TimeSpan.FromSeconds(10),
             UseSymbolicLinks = !IsTrue(getVariable("HF_HUB_DISABLE_SYMLINKS")),
