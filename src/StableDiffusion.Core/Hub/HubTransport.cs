@@ -337,8 +337,8 @@ internal sealed partial class HubTransport : IDisposable
                 };
             case HttpStatusCode.Unauthorized:
                 return new HubAuthenticationException(
-                    $"'{context.RepoId}' was not found or needs authentication (401). Check the repository id; if it is private or gated, " +
-                    $"{char.ToLowerInvariant(tokenHelp[0])}{tokenHelp[1..]}{said}")
+                    $"'{context.RepoId}' was not found or needs authentication (401). Check the repository id; a private or gated repository " +
+                    $"needs a token with access to it. {tokenHelp}{said}")
                 {
                     RepoId = context.RepoId, StatusCode = status,
                 };
@@ -352,7 +352,7 @@ internal sealed partial class HubTransport : IDisposable
             case HttpStatusCode.NotFound when code == "RepoNotFound" || (context.FilePath is null && IsEndpoint(url)):
                 return new HubNotFoundException(
                     $"Repository '{context.RepoId}' was not found on {_options.Endpoint}. Check the id (for example '{HubClient.DefaultModelId}'); " +
-                    $"if it is private, {char.ToLowerInvariant(tokenHelp[0])}{tokenHelp[1..]}{said}")
+                    $"a private repository needs a token with access to it. {tokenHelp}{said}")
                 {
                     RepoId = context.RepoId, StatusCode = status, Missing = HubMissingItem.Repository, Revision = context.Revision,
                 };
