@@ -35,6 +35,7 @@ public sealed class HubClient : IDisposable
     private readonly ILogger _logger;
 
     /// <summary>Creates a client configured from the environment (<see cref="HubOptions.FromEnvironment()"/>).</summary>
+    /// <exception cref="InvalidOperationException">An <c>HF_*</c> environment variable holds an unusable value (the message names it).</exception>
     public HubClient()
         : this(HubOptions.FromEnvironment())
     {
@@ -538,7 +539,7 @@ public sealed class HubClient : IDisposable
 
     private HubOfflineException OfflineMiss(RepoCache cache, string revision, List<string> missing, string? commit = null) =>
         new($"Offline mode is on (HF_HUB_OFFLINE or HubOptions.Offline) and '{cache.RepoId}' at revision '{revision}'" +
-            (commit is null ? "" : $" (commit {commit})") + $" is not complete in the cache '{cache.StorageFolder}': missing {Describe(missing)}. " +
+            (commit is null ? "" : $" (commit {commit})") + $" is not (fully) in the cache '{cache.StorageFolder}': missing {Describe(missing)}. " +
             "Download it once with network access (HF_HUB_OFFLINE unset), or point HF_HUB_CACHE at a cache that has it.")
         {
             RepoId = cache.RepoId,

@@ -74,7 +74,7 @@ internal sealed partial class HubTransport : IDisposable
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
-            throw Unreachable(context, e);
+            throw Unreachable(context, new TimeoutException($"No complete answer within {_options.MetadataTimeout.TotalSeconds:0.###} s.", e));
         }
         catch (Exception e) when (e is HttpRequestException or IOException)
         {
@@ -147,8 +147,8 @@ internal sealed partial class HubTransport : IDisposable
     public static string Redact(Uri url) => url.GetLeftPart(UriPartial.Path);
 
     /// <summary>The error for "the Hub could not be reached" (no network, DNS, proxy, timeouts).</summary>
-    public HubUnavailableException Unreachable(HubRequestContext context, Exception cause) =>
-        new($"Could not reach the Hub at {_options.Endpoint} for {context.Describe()}: {cause.Message} " +
+    private HubUnavailableException Unreachable(HubRequestContext context, Exception cause) =>
+        new($"Could not reach the Hub at {_options.Endpoint} for {context.Describe()}: {cause.Message.TrimEnd('.')}. " +
             "Check your network connection, proxy and HF_ENDPOINT; once the files are in the cache, offline mode (HF_HUB_OFFLINE=1) needs no network.",
             cause)
         {
