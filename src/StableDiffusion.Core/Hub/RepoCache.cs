@@ -14,8 +14,8 @@ namespace StableDiffusion.Hub;
 /// {cache}/models--org--name/blobs/{etag}                 the content (sha256 for LFS files, git sha1 otherwise)
 /// {cache}/models--org--name/snapshots/{commit}/{path}    relative symbolic link to ../../blobs/{etag} (one more ../ per folder)
 /// {cache}/models--org--name/trees/{commit}.json          the file listing at that commit (huggingface_hub 1.22+)
-/// {cache}/models--org--name/.no_exist/{commit}/{path}    marker: the file does not exist at that commit
 /// </code>
+/// Python also keeps <c>.no_exist/{commit}/{path}</c> markers for files a 404 said are missing; they are not needed here.
 /// </summary>
 internal sealed class RepoCache
 {
@@ -103,23 +103,6 @@ internal sealed class RepoCache
             Encoding.ASCII.GetBytes(
                 CacheDirTagSignature + "\n# This file is a cache directory tag created by StableDiffusion.NET for the Hugging Face Hub cache.\n" +
                 "# For information about cache directory tags, see https://bford.info/cachedir/\n"));
-    }
-
-    /// <summary>Marks <paramref name="repoPath"/> as missing at <paramref name="commit"/> (<c>.no_exist</c>), as Python does after a 404.</summary>
-    public void MarkMissing(string commit, string repoPath)
-    {
-        string path = RepoNames.ToLocalPath(Path.Combine(StorageFolder, ".no_exist", commit), repoPath);
-        try
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            using (File.Open(path, FileMode.OpenOrCreate, FileAccess.Write))
-            {
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            HubLog.CacheWriteFailed(_logger, path, e.Message);
-        }
     }
 
     /// <summary>The file listing cached for <paramref name="commit"/> (ours or Python's), or <see langword="null"/>.</summary>
