@@ -1,0 +1,30 @@
+using Microsoft.ML.OnnxRuntime;
+
+namespace StableDiffusion.ExecutionProviders;
+
+/// <summary>How ONNX Runtime sessions are created for a model component: provider, threads, optimisation, memory.</summary>
+/// <remarks>Unset values keep ONNX Runtime's defaults. Bindable from configuration.</remarks>
+public sealed record SessionSettings
+{
+    /// <summary>The execution provider; CPU by default.</summary>
+    public ExecutionProvider ExecutionProvider { get; init; } = ExecutionProvider.Cpu;
+
+    /// <summary>Threads used inside one operator (ONNX Runtime's default: one per physical core).</summary>
+    public int? IntraOpNumThreads { get; init; }
+
+    /// <summary>Threads used across operators when running in parallel mode.</summary>
+    public int? InterOpNumThreads { get; init; }
+
+    /// <summary>Graph optimisation level (all optimisations by default).</summary>
+    public GraphOptimizationLevel GraphOptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
+
+    /// <summary>Whether the CPU memory arena is used (faster; keeps memory allocated between runs).</summary>
+    public bool EnableMemoryArena { get; init; } = true;
+
+    /// <summary>Whether ONNX Runtime plans memory from the first run's shapes (DirectML requires this off; it is then forced off).</summary>
+    public bool EnableMemoryPattern { get; init; } = true;
+
+    /// <summary>Fixed sizes for the graph's symbolic dimensions (<c>AddFreeDimensionOverrideByName</c>), such as
+    /// <c>batch</c> = 2, <c>height</c> = 64, <c>width</c> = 64: lets ONNX Runtime plan memory and enables CUDA graphs.</summary>
+    public IReadOnlyDictionary<string, long> FreeDimensionOverrides { get; init; } = new Dictionary<string, long>();
+}

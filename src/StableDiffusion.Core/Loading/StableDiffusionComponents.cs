@@ -1,0 +1,289 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.ExecutionProviders;
+using StableDiffusion.Models;
+using StableDiffusion.Pipelines;
+using StableDiffusion.Safety;
+using StableDiffusion.Schedulers;
+using StableDiffusion.Tokenization;
+
+namespace StableDiffusion.Loading;
+
+/// <summary>
+/// The loaded parts of a Stable Diffusion model folder, shared by the pipelines made from it: one ONNX Runtime session
+/// per graph, the tokenizer and the scheduler configuration. Reference-counted: the sessions are released when the last
+/// pipeline using them is disposed.
+/// </summary>
+internal sealed partial class StableDiffusionComponents : IDisposable
+{
+    private readonly StableDiffusionPipelineOptions _options;
+    private readonly Lazy<VaeEncoderModel> _vaeEncoder;
+    private int _references = 1;
+
+    private StableDiffusionComponents(string modelPath, ModelIndex index, StableDiffusionPipelineOptions options, TextEncoderModel textEncoder,
+        UNetModel unet, VaeDecoderModel vaeDecoder, SafetyChecker? safetyChecker, ClipTokenizer tokenizer, IScheduler scheduler, ModelConfiguration configuration)
+    {
+        ModelPath = modelPath;
+        Index = index;
+        _options = options;
+        TextEncoder = textEncoder;
+        Unet = unet;
+        VaeDecoder = vaeDecoder;
+        SafetyChecker = safetyChecker;
+        Tokenizer = tokenizer;
+        Scheduler = scheduler;
+        Configuration = configuration;
+        string encoderPath = Path.Combine(modelPath, ModelComponents.VaeEncoder, "model.onnx");
+        _vaeEncoder = new Lazy<VaeEncoderModel>(
+            () => VaeEncoderModel.Load(encoderPath, options.SessionFor(ModelComponents.VaeEncoder), options.ConfigureSessionOptions),
+            LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    public string ModelPath { get; }
+
+    public ModelIndex Index { get; }
+
+    public TextEncoderModel TextEncoder { get; }
+
+    public UNetModel Unet { get; }
+
+    public VaeDecoderModel VaeDecoder { get; }
+
+    public SafetyChecker? SafetyChecker { get; }
+
+    public ClipTokenizer Tokenizer { get; }
+
+    public IScheduler Scheduler { get; }
+
+    public ModelConfiguration Configuration { get; }
+
+    /// <summary>Whether the folder has a VAE encoder (image-to-image and inpainting need it).</summary>
+    public bool HasVaeEncoder => File.Exists(Path.Combine(ModelPath, ModelComponents.VaeEncoder, "model.onnx"));
+
+    /// <summary>The VAE encoder, loaded on first use: text-to-image never needs it.</summary>
+    public VaeEncoderModel VaeEncoder => HasVaeEncoder
+        ? _vaeEncoder.Value
+        : throw new ModelLoadException($"The model '{ModelPath}' has no {ModelComponents.VaeEncoder}/model.onnx, which image-to-image and inpainting need.", ModelPath);
+
+    /// <summary>Takes a reference (a pipeline, or a generation in flight); fails once the sessions are released.</summary>
+    public StableDiffusionComponents AddReference()
+    {
+        int current;
+        do
+        {
+            current = Volatile.Read(ref _references);
+            ObjectDisposedException.ThrowIf(current == 0, this);
+        }
+        while (Interlocked.CompareExchange(ref _references, current + 1, current) != current);
+
+        return this;
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Decrement(ref _references) != 0)
+        {
+            return;
+        }
+
+        TextEncoder.Dispose();
+        Unet.Dispose();
+        VaeDecoder.Dispose();
+        SafetyChecker?.Dispose();
+        if (_vaeEncoder.IsValueCreated)
+        {
+            _vaeEncoder.Value.Dispose();
+        }
+    }
+
+    /// <summary>Loads a model folder in the diffusers ONNX layout.</summary>
+    public static StableDiffusionComponents Load(string modelPath, StableDiffusionPipelineOptions options, ILogger logger, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelPath);
+        ArgumentNullException.ThrowIfNull(options);
+        modelPath = Path.GetFullPath(modelPath);
+        if (!Directory.Exists(modelPath))
+        {
+            throw new ModelLoadException($"The model folder '{modelPath}' does not exist. Pass a folder in the diffusers ONNX layout, or a Hugging Face repository id such as 'onnx-community/stable-diffusion-v1-5-ONNX'.", modelPath);
+        }
+
+        ModelIndex index = ModelIndex.Load(Path.Combine(modelPath, ModelIndex.FileName));
+        RequireOnnxLayout(modelPath);
+        string Graph(string component) => Path.Combine(modelPath, component, "model.onnx");
+
+        bool hasChecker = File.Exists(Graph(ModelComponents.SafetyChecker));
+        bool useChecker = options.EnableSafetyChecker && hasChecker;
+        if (!options.EnableSafetyChecker)
+        {
+            LogSafetyCheckerDisabled(logger, modelPath);
+        }
+        else if (!hasChecker)
+        {
+            if (index.RequiresSafetyChecker)
+            {
+                throw new ModelLoadException(
+                    $"The model '{modelPath}' requires the safety checker (model_index.json: requires_safety_checker is true) but has no " +
+                    $"{ModelComponents.SafetyChecker}/model.onnx. Use a model folder that includes it, or load without it by setting " +
+                    $"{nameof(StableDiffusionPipelineOptions)}.{nameof(StableDiffusionPipelineOptions.EnableSafetyChecker)} = false (you then take responsibility for the outputs).",
+                    modelPath);
+            }
+
+            LogNoSafetyChecker(logger, modelPath);
+        }
+
+        string tokenizerFolder = Path.Combine(modelPath, ModelComponents.Tokenizer);
+        string schedulerConfigPath = Path.Combine(modelPath, ModelComponents.Scheduler, "scheduler_config.json");
+        string preprocessorPath = Path.Combine(modelPath, ModelComponents.FeatureExtractor, "preprocessor_config.json");
+        if (useChecker && !File.Exists(preprocessorPath))
+        {
+            throw new ModelLoadException(
+                $"The model '{modelPath}' has a safety checker but no {ModelComponents.FeatureExtractor}/preprocessor_config.json, which says how to prepare its input.", modelPath);
+        }
+
+        ClipTokenizer tokenizer = ClipTokenizer.FromFolder(tokenizerFolder);
+        IScheduler scheduler = LoadScheduler(schedulerConfigPath, logger);
+        ModelConfiguration configuration = ModelConfiguration.Load(modelPath);
+
+        var loaded = new List<IDisposable>();
+        try
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var textEncoder = Track(TextEncoderModel.Load(Graph(ModelComponents.TextEncoder), options.SessionFor(ModelComponents.TextEncoder), options.ConfigureSessionOptions));
+            cancellationToken.ThrowIfCancellationRequested();
+            var unet = Track(UNetModel.Load(Graph(ModelComponents.Unet), options.SessionFor(ModelComponents.Unet), options.ConfigureSessionOptions));
+            cancellationToken.ThrowIfCancellationRequested();
+            var vaeDecoder = Track(VaeDecoderModel.Load(Graph(ModelComponents.VaeDecoder), options.SessionFor(ModelComponents.VaeDecoder), options.ConfigureSessionOptions));
+            cancellationToken.ThrowIfCancellationRequested();
+            SafetyChecker? checker = useChecker
+                ? Track(LoadSafetyChecker(Graph(ModelComponents.SafetyChecker), preprocessorPath, options))
+                : null;
+            CheckCompatibility(modelPath, textEncoder, unet);
+            LogLoaded(logger, modelPath, index.ClassName, options.Session.ExecutionProvider.ToString(), scheduler.Config.ClassName, checker is not null);
+            return new StableDiffusionComponents(modelPath, index, options, textEncoder, unet, vaeDecoder, checker, tokenizer, scheduler, configuration);
+        }
+        catch
+        {
+            foreach (IDisposable d in loaded)
+            {
+                d.Dispose();
+            }
+
+            throw;
+        }
+
+        T Track<T>(T disposable) where T : IDisposable
+        {
+            loaded.Add(disposable);
+            return disposable;
+        }
+    }
+
+    private static void RequireOnnxLayout(string modelPath)
+    {
+        foreach (string component in new[] { ModelComponents.TextEncoder, ModelComponents.Unet, ModelComponents.VaeDecoder })
+        {
+            string graph = Path.Combine(modelPath, component, "model.onnx");
+            if (File.Exists(graph))
+            {
+                continue;
+            }
+
+            string folder = Path.Combine(modelPath, component);
+            bool pyTorch = Directory.Exists(folder) && Directory.EnumerateFiles(folder).Any(f => f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".bin", StringComparison.Ordinal));
+            bool vaeOnly = component == ModelComponents.VaeDecoder && Directory.Exists(Path.Combine(modelPath, "vae"));
+            throw new ModelLoadException(pyTorch || vaeOnly
+                ? $"'{modelPath}' holds PyTorch weights, not ONNX graphs ({component}/model.onnx is missing). Use an ONNX export of the model, such as 'onnx-community/stable-diffusion-v1-5-ONNX', or export it with diffusers' or Optimum's ONNX exporter."
+                : $"The model folder '{modelPath}' has no {component}/model.onnx. A diffusers ONNX Stable Diffusion folder has text_encoder/, unet/, vae_decoder/ (and usually vae_encoder/, safety_checker/), each with a model.onnx.",
+                graph);
+        }
+    }
+
+    private static IScheduler LoadScheduler(string path, ILogger logger)
+    {
+        if (!File.Exists(path))
+        {
+            throw new ModelLoadException($"The model has no scheduler configuration at '{path}'.", path);
+        }
+
+        SchedulerConfig config;
+        try
+        {
+            config = SchedulerConfig.Load(path);
+        }
+        catch (SchedulerConfigException ex)
+        {
+            throw new ModelLoadException($"The scheduler configuration '{path}' is invalid: {ex.Message}", path, ex);
+        }
+
+        // diffusers' Stable Diffusion pipelines correct two known mistakes of old configurations when they load.
+        if (config.TryGetValue("steps_offset", out var offset) && offset is not null && offset.GetValueKind() == JsonValueKind.Number && offset.GetValue<double>() != 1)
+        {
+            LogSchedulerFixUp(logger, path, "steps_offset", "1");
+            config = config.With("steps_offset", 1);
+        }
+
+        if (config.TryGetValue("clip_sample", out var clip) && clip is not null && clip.GetValueKind() == JsonValueKind.True)
+        {
+            LogSchedulerFixUp(logger, path, "clip_sample", "false");
+            config = config.With("clip_sample", false);
+        }
+
+        try
+        {
+            return SchedulerFactory.FromConfig(config);
+        }
+        catch (SchedulerConfigException ex)
+        {
+            throw new ModelLoadException($"The scheduler configuration '{path}' cannot be used: {ex.Message}", path, ex);
+        }
+    }
+
+    private static SafetyChecker LoadSafetyChecker(string graph, string preprocessorPath, StableDiffusionPipelineOptions options)
+    {
+        SessionSettings settings = options.SessionFor(ModelComponents.SafetyChecker);
+        ClipImageProcessor processor = ClipImageProcessor.Load(preprocessorPath);
+        using SessionOptions sessionOptions = SessionOptionsFactory.Create(settings, ModelComponents.SafetyChecker);
+        options.ConfigureSessionOptions?.Invoke(ModelComponents.SafetyChecker, sessionOptions);
+        InferenceSession session;
+        try
+        {
+            session = new InferenceSession(graph, sessionOptions);
+        }
+        catch (OnnxRuntimeException ex)
+        {
+            throw new ModelLoadException($"ONNX Runtime could not load the safety checker '{graph}': {ex.Message.Trim()} The file may be truncated or corrupt; download it again.", graph, ex);
+        }
+
+        try
+        {
+            return new SafetyChecker(session, processor, ownsSession: true);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    private static void CheckCompatibility(string modelPath, TextEncoderModel textEncoder, UNetModel unet)
+    {
+        if (textEncoder.HiddenSize is int hidden && unet.CrossAttentionDim is int cross && hidden != cross)
+        {
+            throw new ModelLoadException(
+                $"The text encoder of '{modelPath}' produces {hidden}-wide embeddings but its UNet expects {cross}: the components come from different models.", modelPath);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The safety checker is disabled for {ModelPath}: generated images are not checked for NSFW content. Keep it on for any public-facing use.")]
+    private static partial void LogSafetyCheckerDisabled(ILogger logger, string modelPath);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{ModelPath} has no safety checker and does not require one; images are not checked.")]
+    private static partial void LogNoSafetyChecker(ILogger logger, string modelPath);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Path}: {Key} is outdated for Stable Diffusion and was changed to {Value}, as diffusers does.")]
+    private static partial void LogSchedulerFixUp(ILogger logger, string path, string key, string value);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {ModelPath} ({ClassName}) on {Provider}; scheduler {Scheduler}; safety checker {SafetyChecker}.")]
+    private static partial void LogLoaded(ILogger logger, string modelPath, string className, string provider, string scheduler, bool safetyChecker);
+}

@@ -1,0 +1,140 @@
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.ExecutionProviders;
+
+namespace StableDiffusion.Models;
+
+/// <summary>
+/// One ONNX graph of a Stable Diffusion model (text encoder, UNet, VAE encoder or decoder) with its ONNX Runtime session,
+/// created once and reused. Inputs are bound by name from the graph's metadata, and element types (float32, float16,
+/// int32, int64) are converted at the boundary, so exports that differ in these conventions all work.
+/// </summary>
+/// <remarks><see cref="InferenceSession.Run(RunOptions, IReadOnlyCollection{string}, IReadOnlyCollection{OrtValue}, IReadOnlyCollection{string})"/>
+/// is thread-safe, and so is every method of a model.</remarks>
+public abstract class OnnxModel : IDisposable
+{
+    private bool _disposed;
+
+    private protected OnnxModel(InferenceSession session, string component, string modelPath)
+    {
+        Session = session;
+        Component = component;
+        ModelPath = modelPath;
+    }
+
+    /// <summary>The component name as in <c>model_index.json</c>, such as <c>unet</c>.</summary>
+    public string Component { get; }
+
+    /// <summary>The path of the <c>.onnx</c> file.</summary>
+    public string ModelPath { get; }
+
+    /// <summary>The ONNX Runtime session, for advanced use (the model owns and disposes it).</summary>
+    public InferenceSession Session { get; }
+
+    /// <summary>Releases the native session.</summary>
+    public void Dispose()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            Session.Dispose();
+            GC.SuppressFinalize(this);
+        }
+    }
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> after <see cref="Dispose"/>.</summary>
+    private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>Creates the session for <paramref name="modelPath"/>, turning every load failure into a <see cref="ModelLoadException"/>.</summary>
+    private protected static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(modelPath);
+        if (!File.Exists(modelPath))
+        {
+            throw new ModelLoadException($"The {component} model file '{modelPath}' does not exist.", modelPath);
+        }
+
+        using SessionOptions options = SessionOptionsFactory.Create(settings ?? new SessionSettings(), component);
+        configure?.Invoke(component, options);
+        try
+        {
+            // Loading by path lets ONNX Runtime find external weights (weights.pb, model.onnx.data) beside the graph.
+            return new InferenceSession(modelPath, options);
+        }
+        catch (OnnxRuntimeException ex)
+        {
+            throw new ModelLoadException(
+                $"ONNX Runtime could not load the {component} model '{modelPath}': {ex.Message.Trim()} " +
+                "The file may be truncated or corrupt, or an external weights file it names may be missing beside it; download it again.",
+                modelPath, ex);
+        }
+    }
+
+    /// <summary>The metadata of a required input, or a <see cref="ModelLoadException"/> naming what the graph has instead.</summary>
+    private protected NodeMetadata RequireInput(string name, int? rank, params TensorElementType[] types) =>
+        Require(Session.InputMetadata, "input", name, rank, types);
+
+    /// <summary>The metadata of a required output (see <see cref="RequireInput"/>).</summary>
+    private protected NodeMetadata RequireOutput(string name, int? rank, params TensorElementType[] types) =>
+        Require(Session.OutputMetadata, "output", name, rank, types);
+
+    private NodeMetadata Require(IReadOnlyDictionary<string, NodeMetadata> metadata, string kind, string name, int? rank, TensorElementType[] types)
+    {
+        if (!metadata.TryGetValue(name, out NodeMetadata? node))
+        {
+            throw new ModelLoadException(
+                $"The {Component} graph '{ModelPath}' has no {kind} named '{name}' (its {kind}s: {Describe(metadata)}). " +
+                "It does not look like a diffusers ONNX export of this component.", ModelPath);
+        }
+
+        if (!node.IsTensor || (types.Length > 0 && !types.Contains(node.ElementDataType)) || (rank is int r && node.Dimensions.Length != r))
+        {
+            throw new ModelLoadException(
+                $"The {Component} graph '{ModelPath}' has {kind} '{name}' of type {Describe(node)}; expected " +
+                $"{string.Join(" or ", types)}{(rank is int expectedRank ? $" of rank {expectedRank}" : string.Empty)}.", ModelPath);
+        }
+
+        return node;
+    }
+
+    /// <summary>The first output's name when a graph does not use the usual one.</summary>
+    private protected string OutputNameOr(string preferred) =>
+        Session.OutputMetadata.ContainsKey(preferred) ? preferred : Session.OutputNames[0];
+
+    /// <summary>Reads a float or float16 output as single precision.</summary>
+    private protected static float[] ReadSingle(OrtValue value)
+    {
+        var info = value.GetTensorTypeAndShape();
+        var result = new float[info.ElementCount];
+        ReadSingle(value, result);
+        return result;
+    }
+
+    /// <summary>Reads a float or float16 output into <paramref name="destination"/>.</summary>
+    private protected static void ReadSingle(OrtValue value, Span<float> destination)
+    {
+        switch (value.GetTensorTypeAndShape().ElementDataType)
+        {
+            case TensorElementType.Float:
+                value.GetTensorDataAsSpan<float>().CopyTo(destination);
+                break;
+            case TensorElementType.Float16:
+                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<Float16, Half>(value.GetTensorDataAsSpan<Float16>()), destination);
+                break;
+            default:
+                throw new InvalidOperationException($"Expected a floating-point output, got {value.GetTensorTypeAndShape().ElementDataType}.");
+        }
+    }
+
+    /// <summary>Fixed size of dimension <paramref name="index"/>, or null when symbolic.</summary>
+    private protected static int? FixedDimension(NodeMetadata node, int index) =>
+        index < node.Dimensions.Length && node.Dimensions[index] > 0 ? node.Dimensions[index] : null;
+
+    private static string Describe(IReadOnlyDictionary<string, NodeMetadata> metadata) =>
+        metadata.Count == 0 ? "none" : string.Join(", ", metadata.Select(m => $"'{m.Key}' {Describe(m.Value)}"));
+
+    private static string Describe(NodeMetadata node) => node.IsTensor
+        ? $"{node.ElementDataType}[{string.Join(",", node.Dimensions.Select((d, i) => d > 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture) : node.SymbolicDimensions.ElementAtOrDefault(i) is { Length: > 0 } s ? s : "?"))}]"
+        : node.OnnxValueType.ToString();
+}

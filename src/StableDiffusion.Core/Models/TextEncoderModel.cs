@@ -1,0 +1,77 @@
+using System.Numerics.Tensors;
+using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.ExecutionProviders;
+
+namespace StableDiffusion.Models;
+
+/// <summary>
+/// The CLIP text encoder (<c>text_encoder/model.onnx</c>): token ids [batch, 77] to hidden states [batch, 77, hidden],
+/// the <c>last_hidden_state</c> output diffusers uses as prompt embeddings. Accepts int32 (diffusers exports) and int64
+/// (Optimum exports) ids, and float16 graphs.
+/// </summary>
+public sealed class TextEncoderModel : OnnxModel
+{
+    private const string InputName = "input_ids";
+    private readonly TensorElementType _idsType;
+    private readonly string _outputName;
+
+    private TextEncoderModel(InferenceSession session, string modelPath)
+        : base(session, ModelComponents.TextEncoder, modelPath)
+    {
+        try
+        {
+            _idsType = RequireInput(InputName, 2, TensorElementType.Int32, TensorElementType.Int64).ElementDataType;
+            _outputName = OutputNameOr("last_hidden_state");
+            NodeMetadata output = RequireOutput(_outputName, 3, TensorElementType.Float, TensorElementType.Float16);
+            HiddenSize = FixedDimension(output, 2);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The width of the hidden states (768 for SD 1.x), or null when the graph leaves it symbolic.</summary>
+    public int? HiddenSize { get; }
+
+    /// <summary>Loads <c>text_encoder/model.onnx</c>.</summary>
+    /// <param name="modelPath">The graph file.</param>
+    /// <param name="settings">Session settings (CPU by default).</param>
+    /// <exception cref="ModelLoadException">The file is missing, corrupt, or not a text encoder.</exception>
+    public static TextEncoderModel Load(string modelPath, SessionSettings? settings = null) =>
+        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, null), modelPath);
+
+    internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure), modelPath);
+
+    /// <summary>Encodes token ids, row-major [batch, sequenceLength].</summary>
+    /// <param name="inputIds">The ids of every sequence, one after another.</param>
+    /// <param name="batch">The number of sequences.</param>
+    /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>
+    /// <returns>The last hidden state, [batch, sequenceLength, hidden].</returns>
+    public Tensor<float> Encode(ReadOnlySpan<int> inputIds, int batch, RunOptions? runOptions = null)
+    {
+        ThrowIfDisposed();
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        if (inputIds.Length == 0 || inputIds.Length % batch != 0)
+        {
+            throw new ArgumentException($"{inputIds.Length} token ids do not split into {batch} sequences.", nameof(inputIds));
+        }
+
+        int sequenceLength = inputIds.Length / batch;
+        using var ids = new OrtBuffer(_idsType, [batch, sequenceLength]);
+        ids.Write(inputIds);
+        using var owned = runOptions is null ? new RunOptions() : null;
+        using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(runOptions ?? owned!, [InputName], [ids.Value], [_outputName]);
+        OrtValue hidden = outputs[0];
+        long[] shape = hidden.GetTensorTypeAndShape().Shape;
+        if (shape.Length != 3 || shape[0] != batch || shape[1] != sequenceLength)
+        {
+            throw new ModelLoadException(
+                $"The text encoder '{ModelPath}' returned shape [{string.Join(",", shape)}] for ids of shape [{batch},{sequenceLength}].", ModelPath);
+        }
+
+        return Tensor.Create(ReadSingle(hidden), [batch, sequenceLength, (nint)shape[2]]);
+    }
+}

@@ -1,0 +1,75 @@
+using System.Numerics.Tensors;
+using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.ExecutionProviders;
+
+namespace StableDiffusion.Models;
+
+/// <summary>
+/// The VAE decoder (<c>vae_decoder/model.onnx</c>): latents [1, 4, h, w] (already divided by the scaling factor) to an
+/// image [1, 3, 8h, 8w] in about [-1, 1].
+/// </summary>
+public sealed class VaeDecoderModel : OnnxModel
+{
+    private const string InputName = "latent_sample";
+    private readonly TensorElementType _inputType;
+    private readonly string _outputName;
+
+    private VaeDecoderModel(InferenceSession session, string modelPath)
+        : base(session, ModelComponents.VaeDecoder, modelPath)
+    {
+        try
+        {
+            _inputType = RequireInput(InputName, 4, TensorElementType.Float, TensorElementType.Float16).ElementDataType;
+            _outputName = OutputNameOr("sample");
+            RequireOutput(_outputName, 4, TensorElementType.Float, TensorElementType.Float16);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Loads <c>vae_decoder/model.onnx</c>.</summary>
+    /// <param name="modelPath">The graph file.</param>
+    /// <param name="settings">Session settings (CPU by default).</param>
+    /// <exception cref="ModelLoadException">The file is missing, corrupt, or not a VAE decoder.</exception>
+    public static VaeDecoderModel Load(string modelPath, SessionSettings? settings = null) =>
+        new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, null), modelPath);
+
+    internal static VaeDecoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, configure), modelPath);
+
+    /// <summary>Decodes latents, one image at a time as diffusers' ONNX pipeline does.</summary>
+    /// <param name="latents">Scaled latents, [batch, 4, h, w].</param>
+    /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>
+    /// <returns>Images [batch, 3, H, W] in about [-1, 1].</returns>
+    public Tensor<float> Decode(ReadOnlyTensorSpan<float> latents, RunOptions? runOptions = null)
+    {
+        ThrowIfDisposed();
+        if (latents.Rank != 4)
+        {
+            throw new ArgumentException("Expected latents [batch, channels, height, width].", nameof(latents));
+        }
+
+        int batch = (int)latents.Lengths[0];
+        long[] shape = [1, latents.Lengths[1], latents.Lengths[2], latents.Lengths[3]];
+        ReadOnlySpan<float> all = latents.AsSpan();
+        int perImage = all.Length / batch;
+        float[]? images = null;
+        long[] imageShape = [];
+        using var owned = runOptions is null ? new RunOptions() : null;
+        using var input = new OrtBuffer(_inputType, shape);
+        for (int i = 0; i < batch; i++)
+        {
+            input.Write(all.Slice(i * perImage, perImage));
+            using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(runOptions ?? owned!, [InputName], [input.Value], [_outputName]);
+            imageShape = outputs[0].GetTensorTypeAndShape().Shape;
+            int imageLength = checked((int)imageShape.Aggregate(1L, (a, b) => a * b));
+            images ??= new float[imageLength * batch];
+            ReadSingle(outputs[0], images.AsSpan(i * imageLength, imageLength));
+        }
+
+        return Tensor.Create(images!, [batch, (nint)imageShape[1], (nint)imageShape[2], (nint)imageShape[3]]);
+    }
+}

@@ -1,0 +1,67 @@
+using System.Numerics.Tensors;
+using StableDiffusion.Schedulers;
+
+namespace StableDiffusion.Pipelines;
+
+/// <summary>
+/// What every Stable Diffusion pipeline call takes: prompts, guidance, steps and seed, with diffusers' names and
+/// defaults. The pipelines' own requests (<see cref="TextToImageRequest"/>, <see cref="ImageToImageRequest"/>,
+/// <see cref="InpaintRequest"/>) add what is specific to them.
+/// </summary>
+public abstract record DiffusionRequest
+{
+    private protected DiffusionRequest(IReadOnlyList<string>? prompts)
+    {
+        Prompts = prompts ?? [];
+    }
+
+    /// <summary>The prompts, one image batch each; empty when <see cref="PromptEmbeds"/> is given instead.</summary>
+    public IReadOnlyList<string> Prompts { get; init; }
+
+    /// <summary>One negative prompt for every prompt (diffusers' <c>negative_prompt</c> as a string).</summary>
+    public string? NegativePrompt { get; init; }
+
+    /// <summary>A negative prompt per prompt (diffusers' <c>negative_prompt</c> as a list); its count must equal the prompts'.</summary>
+    public IReadOnlyList<string>? NegativePrompts { get; init; }
+
+    /// <summary>The number of denoising steps (default 50).</summary>
+    public int NumInferenceSteps { get; init; } = 50;
+
+    /// <summary>The classifier-free guidance scale (default 7.5); guidance is on only when it is greater than 1.</summary>
+    public float GuidanceScale { get; init; } = 7.5f;
+
+    /// <summary>Guidance rescale factor from "Common Diffusion Noise Schedules and Sample Steps are Flawed" (0 = off).</summary>
+    public float GuidanceRescale { get; init; }
+
+    /// <summary>How many images each prompt makes (default 1).</summary>
+    public int NumImagesPerPrompt { get; init; } = 1;
+
+    /// <summary>DDIM's eta (0 = deterministic); schedulers without eta ignore it.</summary>
+    public float Eta { get; init; }
+
+    /// <summary>
+    /// The seed of the default generator, torch's CPU stream: seed 42 here gives what
+    /// <c>generator=torch.Generator("cpu").manual_seed(42)</c> gives in diffusers. When neither a seed nor a
+    /// <see cref="Generator"/> is given, a random seed is chosen and reported in the result.
+    /// </summary>
+    public ulong? Seed { get; init; }
+
+    /// <summary>
+    /// The noise generator, instead of <see cref="Seed"/>: for example a <see cref="Randomness.TorchCudaGenerator"/> to
+    /// reproduce diffusers runs seeded on a CUDA device. The pipeline draws from it in diffusers' order.
+    /// </summary>
+    public INoiseGenerator? Generator { get; init; }
+
+    /// <summary>Precomputed prompt embeddings [batch, 77, hidden] instead of <see cref="Prompts"/>.</summary>
+    public Tensor<float>? PromptEmbeds { get; init; }
+
+    /// <summary>Precomputed negative prompt embeddings, of the same shape as the prompt embeddings.</summary>
+    public Tensor<float>? NegativePromptEmbeds { get; init; }
+
+    /// <summary>A scheduler for this call only, instead of the pipeline's (it is cloned, never changed).</summary>
+    public IScheduler? Scheduler { get; init; }
+
+    /// <summary>Called after every denoising step with the step, the timestep and the latents (which it may change),
+    /// like diffusers' <c>callback_on_step_end</c>. Set <see cref="StepEndContext.Interrupt"/> to stop early.</summary>
+    public Action<StepEndContext>? OnStepEnd { get; init; }
+}

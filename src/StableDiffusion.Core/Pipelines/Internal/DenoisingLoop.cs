@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using Microsoft.Extensions.Logging;
+using StableDiffusion.Loading;
+using StableDiffusion.Models;
+using StableDiffusion.Schedulers;
+
+namespace StableDiffusion.Pipelines.Internal;
+
+/// <summary>What differs between the pipelines inside the loop: how the UNet input is built and what happens after a step.</summary>
+internal class DenoisingHooks
+{
+    public static readonly DenoisingHooks None = new();
+
+    /// <summary>The UNet's input channels (4, or 9 for inpainting UNets).</summary>
+    public virtual int UNetChannels => 4;
+
+    /// <summary>Builds the UNet sample from the scaled latent input [batch, 4, h, w] (the default passes it through).</summary>
+    public virtual void ComposeInput(ReadOnlySpan<float> scaledInput, Span<float> unetSample) => scaledInput.CopyTo(unetSample);
+
+    /// <summary>Runs after each scheduler step on the latents [rows, 4, h, w].</summary>
+    public virtual void AfterStep(int index, IReadOnlyList<float> timesteps, Span<float> latents)
+    {
+    }
+}
+
+/// <summary>Step 7 of diffusers' pipelines: the denoising loop with classifier-free guidance.</summary>
+internal static partial class DenoisingLoop
+{
+    /// <summary>Denoises <paramref name="latents"/> [rows, 4, h, w] in place over <paramref name="timesteps"/>.</summary>
+    public static void Run(StableDiffusionComponents components, IScheduler scheduler, IReadOnlyList<float> timesteps, EncodedPrompt prompt,
+        float[] latents, int latentHeight, int latentWidth, DiffusionRequest request, INoiseGenerator generator, DenoisingHooks hooks,
+        GenerationScope scope, ILogger logger)
+    {
+        int rows = prompt.Rows;
+        int batch = prompt.UNetBatch;
+        int latentLength = rows * 4 * latentHeight * latentWidth;
+        nint[] latentShape = [rows, 4, latentHeight, latentWidth];
+        nint[] inputShape = [batch, 4, latentHeight, latentWidth];
+        bool halfLatents = components.Unet.SampleType == TensorElementType.Float16;
+
+        using UNetInvocation unet = components.Unet.CreateInvocation(batch, hooks.UNetChannels, latentHeight, latentWidth,
+            prompt.Embeddings, prompt.SequenceLength, prompt.HiddenSize);
+        var scaled = new float[batch * 4 * latentHeight * latentWidth];
+        var guidedNoise = prompt.Guided ? new float[latentLength] : null;
+        var stepOptions = new SchedulerStepOptions(generator, request.Eta);
+        var context = new StepEndContext(Tensor.Create(latents, latentShape), timesteps.Count);
+        bool warnedTruncation = false;
+
+        for (int i = 0; i < timesteps.Count; i++)
+        {
+            scope.CancellationToken.ThrowIfCancellationRequested();
+            float t = timesteps[i];
+            if (components.Unet.HasIntegerTimestep && t != MathF.Truncate(t) && !warnedTruncation)
+            {
+                warnedTruncation = true;
+                LogTimestepTruncated(logger, t);
+            }
+
+            // Expand the latents for guidance ([latents, latents]) and scale them for the model.
+            long schedulerStart = Stopwatch.GetTimestamp();
+            latents.AsSpan(0, latentLength).CopyTo(scaled);
+            if (prompt.Guided)
+            {
+                latents.AsSpan(0, latentLength).CopyTo(scaled.AsSpan(latentLength));
+            }
+
+            var scaledSpan = new TensorSpan<float>(scaled, inputShape);
+            scheduler.ScaleModelInput(scaledSpan, t, scaledSpan);
+            scope.AddSchedulerTime(schedulerStart);
+            hooks.ComposeInput(scaled, unet.Sample);
+
+            scope.RunUNet(options => unet.Run(t, options));
+
+            // Guidance: uncond + g * (text - uncond), optionally rescaled.
+            ReadOnlySpan<float> prediction = unet.NoisePrediction;
+            ReadOnlySpan<float> noise = prediction[..latentLength];
+            if (guidedNoise is not null)
+            {
+                ReadOnlySpan<float> uncond = prediction[..latentLength];
+                ReadOnlySpan<float> text = prediction.Slice(latentLength, latentLength);
+                TensorPrimitives.Subtract(text, uncond, guidedNoise);
+                TensorPrimitives.Multiply(guidedNoise, request.GuidanceScale, guidedNoise);
+                TensorPrimitives.Add(uncond, guidedNoise, guidedNoise);
+                if (request.GuidanceRescale > 0)
+                {
+                    RescaleNoise(guidedNoise, text, rows, request.GuidanceRescale);
+                }
+
+                noise = guidedNoise;
+            }
+
+            schedulerStart = Stopwatch.GetTimestamp();
+            scheduler.Step(new ReadOnlyTensorSpan<float>(noise, latentShape), t,
+                new ReadOnlyTensorSpan<float>(latents, latentShape), new TensorSpan<float>(latents, latentShape), stepOptions);
+            if (halfLatents)
+            {
+                // fp16 pipelines keep the latents in half precision between steps, as diffusers does.
+                RoundToHalf(latents.AsSpan(0, latentLength));
+            }
+
+            hooks.AfterStep(i, timesteps, latents.AsSpan(0, latentLength));
+            scope.AddSchedulerTime(schedulerStart);
+
+            scope.Report(GenerationStage.Denoising, i + 1, timesteps.Count);
+            if (request.OnStepEnd is { } onStepEnd)
+            {
+                context.StepIndex = i;
+                context.Timestep = t;
+                onStepEnd(context);
+                if (context.Interrupt)
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>diffusers' <c>rescale_noise_cfg</c>: match each image's guided prediction to the text prediction's standard deviation.</summary>
+    private static void RescaleNoise(Span<float> guided, ReadOnlySpan<float> text, int rows, float guidanceRescale)
+    {
+        int rowLength = guided.Length / rows;
+        for (int r = 0; r < rows; r++)
+        {
+            Span<float> cfg = guided.Slice(r * rowLength, rowLength);
+            double ratio = StandardDeviation(text.Slice(r * rowLength, rowLength)) / StandardDeviation(cfg);
+            float factor = (float)((guidanceRescale * ratio) + (1 - guidanceRescale));
+            TensorPrimitives.Multiply(cfg, factor, cfg);
+        }
+    }
+
+    // Unbiased (N - 1), as torch.std.
+    private static double StandardDeviation(ReadOnlySpan<float> values)
+    {
+        double mean = 0;
+        foreach (float v in values)
+        {
+            mean += v;
+        }
+
+        mean /= values.Length;
+        double sum = 0;
+        foreach (float v in values)
+        {
+            sum += (v - mean) * (v - mean);
+        }
+
+        return Math.Sqrt(sum / (values.Length - 1));
+    }
+
+    private static void RoundToHalf(Span<float> values)
+    {
+        foreach (ref float v in values)
+        {
+            v = (float)(Half)v;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The UNet takes integer timesteps but the scheduler gives fractional ones (such as {Timestep}); they are truncated, as diffusers' ONNX pipelines do. Export the UNet with a float timestep for exact results.")]
+    private static partial void LogTimestepTruncated(ILogger logger, float timestep);
+}

@@ -1,0 +1,80 @@
+using System.Numerics.Tensors;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using StableDiffusion.Loading;
+
+namespace StableDiffusion.Pipelines.Internal;
+
+/// <summary>Steps 8 to 10 of diffusers' pipelines: decode the latents, run the safety checker, make images.</summary>
+internal static class ImageOutput
+{
+    /// <summary>Decodes latents [rows, 4, h, w] to NHWC images in [0, 1]: <c>clamp(decode(latents / scaling) / 2 + 0.5, 0, 1)</c>.</summary>
+    public static Tensor<float> Decode(StableDiffusionComponents components, float[] latents, int rows, int latentHeight, int latentWidth, GenerationScope scope)
+    {
+        var scaled = new float[latents.Length];
+        TensorPrimitives.Divide(latents, components.Configuration.ScalingFactor, scaled);
+        Tensor<float> decoded = components.VaeDecoder.Decode(new ReadOnlyTensorSpan<float>(scaled, [rows, 4, latentHeight, latentWidth]), scope.RunOptions);
+        return ToNhwcUnitRange(decoded);
+    }
+
+    /// <summary>NCHW in [-1, 1] to NHWC in [0, 1].</summary>
+    public static Tensor<float> ToNhwcUnitRange(Tensor<float> nchw)
+    {
+        int batch = (int)nchw.Lengths[0], channels = (int)nchw.Lengths[1], height = (int)nchw.Lengths[2], width = (int)nchw.Lengths[3];
+        ReadOnlySpan<float> source = nchw.AsSpan();
+        var nhwc = new float[source.Length];
+        int plane = height * width;
+        var unit = new float[plane];
+        for (int b = 0; b < batch; b++)
+        {
+            for (int c = 0; c < channels; c++)
+            {
+                ReadOnlySpan<float> channel = source.Slice(((b * channels) + c) * plane, plane);
+                TensorPrimitives.Multiply(channel, 0.5f, unit);
+                TensorPrimitives.Add(unit, 0.5f, unit);
+                TensorPrimitives.Clamp(unit, 0f, 1f, unit);
+                Span<float> destination = nhwc.AsSpan(b * plane * channels);
+                for (int p = 0; p < plane; p++)
+                {
+                    destination[(p * channels) + c] = unit[p];
+                }
+            }
+        }
+
+        return Tensor.Create(nhwc, [batch, height, width, channels]);
+    }
+
+    /// <summary>Runs the safety checker, blacking out flagged images in place; null flags when the checker is off.</summary>
+    public static IReadOnlyList<bool>? CheckSafety(StableDiffusionComponents components, Tensor<float> images, GenerationScope scope)
+    {
+        if (components.SafetyChecker is not { } checker)
+        {
+            return null;
+        }
+
+        var result = checker.Check(images, scope.RunOptions);
+        result.Images.AsSpan().CopyTo(images.AsSpan());
+        return result.NsfwContentDetected;
+    }
+
+    /// <summary>NHWC floats in [0, 1] to RGB images: <c>round(x * 255)</c> with numpy's round-half-to-even.</summary>
+    public static IReadOnlyList<Image<Rgb24>> ToImages(Tensor<float> images)
+    {
+        int batch = (int)images.Lengths[0], height = (int)images.Lengths[1], width = (int)images.Lengths[2];
+        ReadOnlySpan<float> values = images.AsSpan();
+        var result = new List<Image<Rgb24>>(batch);
+        var bytes = new byte[height * width * 3];
+        for (int b = 0; b < batch; b++)
+        {
+            ReadOnlySpan<float> image = values.Slice(b * bytes.Length, bytes.Length);
+            for (int i = 0; i < bytes.Length; i++)
+            {
+                bytes[i] = (byte)MathF.Round(image[i] * 255f, MidpointRounding.ToEven);
+            }
+
+            result.Add(Image.LoadPixelData<Rgb24>(bytes, width, height));
+        }
+
+        return result;
+    }
+}

@@ -1,0 +1,102 @@
+using System.Numerics.Tensors;
+using Microsoft.Extensions.Logging;
+using StableDiffusion.Loading;
+
+namespace StableDiffusion.Pipelines.Internal;
+
+/// <summary>The prompt embeddings of one generation, laid out as the UNet sees them.</summary>
+/// <param name="Embeddings">[2 * rows, sequence, hidden] with the unconditional half first when guided, else [rows, sequence, hidden].</param>
+/// <param name="Rows">The number of images: prompts times images per prompt.</param>
+/// <param name="SequenceLength">Tokens per prompt (77).</param>
+/// <param name="HiddenSize">The embedding width.</param>
+/// <param name="Guided">Whether classifier-free guidance is on.</param>
+internal sealed record EncodedPrompt(float[] Embeddings, int Rows, int SequenceLength, int HiddenSize, bool Guided)
+{
+    public int UNetBatch => Guided ? 2 * Rows : Rows;
+
+    public Tensor<float> ToTensor() => Tensor.Create(Embeddings, [UNetBatch, SequenceLength, HiddenSize]);
+}
+
+/// <summary>diffusers' <c>encode_prompt</c>: tokenize, encode, repeat per image, and add the unconditional half for guidance.</summary>
+internal static partial class PromptEncoder
+{
+    public static EncodedPrompt Encode(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)
+    {
+        int imagesPerPrompt = request.NumImagesPerPrompt;
+        (float[] positive, int batch, int sequence, int hidden) = request.PromptEmbeds is { } given
+            ? FromTensor(given)
+            : EncodeTexts(components, request.Prompts, scope, logger);
+
+        int rows = batch * imagesPerPrompt;
+        int rowLength = sequence * hidden;
+        var embeddings = new float[(guided ? 2 : 1) * rows * rowLength];
+        int positiveOffset = guided ? rows * rowLength : 0;
+        Repeat(positive, batch, rowLength, imagesPerPrompt, embeddings.AsSpan(positiveOffset, rows * rowLength));
+
+        if (guided)
+        {
+            float[] negative;
+            if (request.NegativePromptEmbeds is { } negativeGiven)
+            {
+                (negative, _, _, _) = FromTensor(negativeGiven);
+            }
+            else
+            {
+                IReadOnlyList<string> texts = request.NegativePrompts ?? Enumerable.Repeat(request.NegativePrompt ?? string.Empty, batch).ToArray();
+                (negative, _, int negativeSequence, int negativeHidden) = EncodeTexts(components, texts, scope, logger);
+                if (negativeSequence != sequence || negativeHidden != hidden)
+                {
+                    throw new ArgumentException(
+                        $"The negative prompt embeddings are [{batch},{negativeSequence},{negativeHidden}] but the prompt embeddings are [{batch},{sequence},{hidden}].",
+                        nameof(request));
+                }
+            }
+
+            Repeat(negative, batch, rowLength, imagesPerPrompt, embeddings.AsSpan(0, rows * rowLength));
+        }
+
+        return new EncodedPrompt(embeddings, rows, sequence, hidden, guided);
+    }
+
+    private static (float[] Values, int Batch, int Sequence, int Hidden) EncodeTexts(StableDiffusionComponents components, IReadOnlyList<string> texts, GenerationScope scope, ILogger logger)
+    {
+        int length = components.Tokenizer.ModelMaxLength;
+        var ids = new int[texts.Count * length];
+        for (int i = 0; i < texts.Count; i++)
+        {
+            var encoding = components.Tokenizer.Encode(texts[i]);
+            if (encoding.TruncatedTokenCount > 0)
+            {
+                LogTruncated(logger, length, encoding.TruncatedTokenCount, encoding.TruncatedText);
+            }
+
+            encoding.InputIds.CopyTo(ids.AsSpan(i * length, length));
+        }
+
+        Tensor<float> hidden = components.TextEncoder.Encode(ids, texts.Count, scope.RunOptions);
+        return (hidden.AsSpan().ToArray(), texts.Count, (int)hidden.Lengths[1], (int)hidden.Lengths[2]);
+    }
+
+    private static (float[] Values, int Batch, int Sequence, int Hidden) FromTensor(Tensor<float> tensor)
+    {
+        var values = new float[tensor.FlattenedLength];
+        tensor.FlattenTo(values);
+        return (values, (int)tensor.Lengths[0], (int)tensor.Lengths[1], (int)tensor.Lengths[2]);
+    }
+
+    // Each prompt's row repeated once per image, in a row (p0, p0, p1, p1), as diffusers' repeat + view gives.
+    private static void Repeat(ReadOnlySpan<float> rows, int count, int rowLength, int times, Span<float> destination)
+    {
+        for (int r = 0; r < count; r++)
+        {
+            ReadOnlySpan<float> row = rows.Slice(r * rowLength, rowLength);
+            for (int k = 0; k < times; k++)
+            {
+                row.CopyTo(destination.Slice(((r * times) + k) * rowLength, rowLength));
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The prompt is longer than the text encoder's {MaxLength} tokens; {Count} tokens were dropped: \"{DroppedText}\"")]
+    private static partial void LogTruncated(ILogger logger, int maxLength, int count, string droppedText);
+}

@@ -1,0 +1,35 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.ExecutionProviders;
+
+namespace StableDiffusion.Pipelines;
+
+/// <summary>How a pipeline loads its model: execution providers and session settings, the safety checker, and where
+/// models come from. Bindable from configuration (except the delegate, logger and progress members).</summary>
+public sealed record StableDiffusionPipelineOptions
+{
+    /// <summary>Session settings for every component: execution provider (CPU by default), threads, optimisation, memory.</summary>
+    public SessionSettings Session { get; init; } = new();
+
+    /// <summary>Per-component overrides of <see cref="Session"/>, keyed by component name (<c>text_encoder</c>, <c>unet</c>,
+    /// <c>vae_decoder</c>, <c>vae_encoder</c>, <c>safety_checker</c>; see <see cref="Models.ModelComponents"/>), e.g. the
+    /// safety checker on the CPU while the UNet runs on CUDA.</summary>
+    public IReadOnlyDictionary<string, SessionSettings> ComponentSessions { get; init; } = new Dictionary<string, SessionSettings>();
+
+    /// <summary>A last hook on each component's ONNX Runtime session options before its session is created.</summary>
+    public Action<string, SessionOptions>? ConfigureSessionOptions { get; init; }
+
+    /// <summary>
+    /// Whether the safety checker runs (default true). Turning it off is your explicit decision: it is logged as a
+    /// warning, and it is the only way to load a model that requires the checker but does not ship it.
+    /// </summary>
+    public bool EnableSafetyChecker { get; init; } = true;
+
+    /// <summary>Where logs go; none by default.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>The session settings for <paramref name="component"/>.</summary>
+    /// <param name="component">A component name.</param>
+    public SessionSettings SessionFor(string component) =>
+        ComponentSessions.TryGetValue(component, out SessionSettings? settings) ? settings : Session;
+}
