@@ -31,11 +31,14 @@ public sealed class ClipImageProcessor
 
     /// <summary>Creates a processor with the given settings.</summary>
     /// <param name="config">The settings, usually read with <see cref="ClipImageProcessorConfig.Load"/>.</param>
-    /// <exception cref="PreprocessorConfigException">A setting is out of range.</exception>
+    /// <exception cref="PreprocessorConfigException">
+    /// A setting is out of range, or the torchvision backend is asked for a filter other than bicubic.
+    /// </exception>
     public ClipImageProcessor(ClipImageProcessorConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
+        config.ValidateBackend();
         Config = config;
         _levels = BuildLevels(config);
     }

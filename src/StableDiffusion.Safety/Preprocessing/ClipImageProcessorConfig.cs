@@ -155,14 +155,6 @@ public sealed record ClipImageProcessorConfig
             throw new PreprocessorConfigException($"{where}: {nameof(Backend)} is {(int)Backend}, which is not an {nameof(ImageProcessorBackend)}.");
         }
 
-        if (DoResize && Backend == ImageProcessorBackend.Torchvision && Resample is not (PilResampling.Bicubic or PilResampling.Lanczos))
-        {
-            throw new PreprocessorConfigException(
-                $"{where}: \"resample\" ({nameof(Resample)}) is {(int)Resample} ({Resample}), which the torchvision backend does not reproduce " +
-                $"(torch resizes uint8 images with it in a way that depends on the CPU, or not at all); set {nameof(Backend)} to " +
-                $"{nameof(ImageProcessorBackend)}.{nameof(ImageProcessorBackend.Pil)} to get Pillow's filter, as transformers' PIL backend does.");
-        }
-
         if (CropSize.Height < 1 || CropSize.Width < 1)
         {
             throw new PreprocessorConfigException($"{where}: \"crop_size\" ({nameof(CropSize)}) must be positive, got {CropSize}.");
@@ -175,6 +167,20 @@ public sealed record ClipImageProcessorConfig
 
         ValidatePerChannel(ImageMean, "image_mean", nameof(ImageMean), where, mustBePositive: false);
         ValidatePerChannel(ImageStd, "image_std", nameof(ImageStd), where, mustBePositive: true);
+    }
+
+    /// <summary>Checks that <see cref="Backend"/> can reproduce <see cref="Resample"/>.</summary>
+    /// <exception cref="PreprocessorConfigException">The torchvision backend was asked for a filter it does not reproduce.</exception>
+    internal void ValidateBackend()
+    {
+        string where = Describe(Source);
+        if (DoResize && Backend == ImageProcessorBackend.Torchvision && Resample is not (PilResampling.Bicubic or PilResampling.Lanczos))
+        {
+            throw new PreprocessorConfigException(
+                $"{where}: \"resample\" ({nameof(Resample)}) is {(int)Resample} ({Resample}), which the torchvision backend does not reproduce " +
+                $"(torch resizes uint8 images with it in a way that depends on the CPU, or not at all); set {nameof(Backend)} to " +
+                $"{nameof(ImageProcessorBackend)}.{nameof(ImageProcessorBackend.Pil)} to get Pillow's filter, as transformers' PIL backend does.");
+        }
     }
 
     private static void ValidatePerChannel(IReadOnlyList<double>? values, string key, string property, string where, bool mustBePositive)
