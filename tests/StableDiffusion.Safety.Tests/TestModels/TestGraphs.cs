@@ -20,20 +20,30 @@ internal static class TestGraphs
             .Output(SafetyChecker.HasNsfwConceptsName, OnnxGraphBuilder.Bool, ["batch"]);
 
     /// <summary>
-    /// The mean-threshold checker with a chain of <paramref name="multiplications"/> 512 x 512 matrix products that depend
-    /// on the input (so nothing is folded away) and do not change the answer: a run long enough to cancel inside.
+    /// The mean-threshold checker plus a chain of <paramref name="multiplications"/> n x n matrix products, n = 8 x the
+    /// image height, that depend on the input (nothing is folded away) and do not change the answer: tall images make
+    /// runs long enough to cancel inside, small ones run quickly on the same session.
     /// </summary>
     public static OnnxGraphBuilder SlowChecker(int multiplications)
     {
-        const int n = 512;
         OnnxGraphBuilder builder = new OnnxGraphBuilder()
             .Input(SafetyChecker.ClipInputName, OnnxGraphBuilder.Float, ["batch", 3, "height", "width"])
             .Input(SafetyChecker.ImagesInputName, OnnxGraphBuilder.Float, ["batch", "image_height", "image_width", 3])
             .FloatInitializer("threshold", [], [0.5f])
             .FloatInitializer("zero", [], [0f])
-            .FloatInitializer("weights", [n, n], Enumerable.Repeat(1f / n, n * n).ToArray())
+            .Int64Initializer("height_axis", [], [1])
+            .Int64Initializer("eight", [], [8])
+            .Int64Initializer("one_element", [1], [1])
             .Int64Initializer("one_by_one", [2], [1, 1])
-            .Int64Initializer("square", [2], [n, n])
+            .Node("Shape", [SafetyChecker.ImagesInputName], ["image_shape"])
+            .Node("Gather", ["image_shape", "height_axis"], ["height"])
+            .Node("Mul", ["height", "eight"], ["n"])
+            .Node("Reshape", ["n", "one_element"], ["n1"])
+            .Node("Concat", ["n1", "n1"], ["square"], ("axis", 0L))
+            .Node("Cast", ["n"], ["n_float"], ("to", (long)OnnxGraphBuilder.Float))
+            .Node("Reciprocal", ["n_float"], ["inverse"])
+            .Node("Reshape", ["inverse", "one_by_one"], ["inverse_1x1"])
+            .Node("Expand", ["inverse_1x1", "square"], ["weights"])
             .Node("ReduceMean", [SafetyChecker.ClipInputName], ["mean"], ("axes", new long[] { 1, 2, 3 }), ("keepdims", 0L))
             .Node("ReduceMean", [SafetyChecker.ClipInputName], ["overall"], ("keepdims", 1L))
             .Node("Reshape", ["overall", "one_by_one"], ["seed"])
