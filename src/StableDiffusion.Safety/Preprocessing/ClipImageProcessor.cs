@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Numerics.Tensors;
 using SixLabors.ImageSharp;
@@ -67,7 +68,9 @@ public sealed class ClipImageProcessor
     public Tensor<float> Preprocess(ReadOnlyTensorSpan<float> images)
     {
         (int batch, int height, int width) = ValidateImages(images, nameof(images));
-        float[] output = PreprocessValidated(images.AsSpan(), batch, height, width, out ImageSize size);
+        ImageSize size = GetOutputSize(height, width);
+        float[] output = new float[batch * Channels * size.Height * size.Width];
+        PreprocessValidated(images.AsSpan(), batch, height, width, output);
         return Tensor.Create(output, [batch, Channels, size.Height, size.Width]);
     }
 
@@ -179,47 +182,73 @@ public sealed class ClipImageProcessor
     /// </summary>
     internal static void QuantizeToBytes(ReadOnlySpan<float> values, Span<byte> bytes)
     {
-        Span<float> scratch = stackalloc float[512];
-        for (int offset = 0; offset < values.Length; offset += scratch.Length)
+        const int ChunkLength = 512;
+        Span<float> scaled = stackalloc float[ChunkLength];
+        Span<int> levels = stackalloc int[ChunkLength];
+        for (int offset = 0; offset < values.Length; offset += ChunkLength)
         {
-            int n = Math.Min(scratch.Length, values.Length - offset);
-            Span<float> chunk = scratch[..n];
-            TensorPrimitives.Multiply(values.Slice(offset, n), 255f, chunk);
-            TensorPrimitives.Round(chunk, chunk);
-            TensorPrimitives.ConvertTruncating<float, byte>(chunk, bytes.Slice(offset, n));
+            int n = Math.Min(ChunkLength, values.Length - offset);
+            TensorPrimitives.Multiply(values.Slice(offset, n), 255f, scaled[..n]);
+            TensorPrimitives.Round(scaled[..n], scaled[..n]);
+
+            // Through int: TensorPrimitives vectorises float to int and int to byte, not float to byte directly.
+            TensorPrimitives.ConvertTruncating<float, int>(scaled[..n], levels[..n]);
+            TensorPrimitives.ConvertTruncating<int, byte>(levels[..n], bytes.Slice(offset, n));
         }
     }
 
-    /// <summary>Pre-processes validated NHWC values into a new NCHW array.</summary>
-    internal float[] PreprocessValidated(ReadOnlySpan<float> values, int batch, int height, int width, out ImageSize size)
+    /// <summary>
+    /// Pre-processes validated NHWC values into <paramref name="destination"/>, NCHW of
+    /// <see cref="GetOutputSize"/>'s size.
+    /// </summary>
+    internal void PreprocessValidated(ReadOnlySpan<float> values, int batch, int height, int width, Span<float> destination)
     {
         Plan plan = GetPlan(height, width);
-        size = plan.Output;
+        ImageSize size = plan.Output;
         int imageValues = height * width * Channels;
         int outputValues = Channels * size.Height * size.Width;
-        float[] output = new float[batch * outputValues];
-        byte[] pixels = new byte[imageValues];
-        for (int i = 0; i < batch; i++)
+        byte[] pixels = ArrayPool<byte>.Shared.Rent(imageValues);
+        try
         {
-            QuantizeToBytes(values.Slice(i * imageValues, imageValues), pixels);
-            ProcessOne(plan, pixels, output.AsSpan(i * outputValues, outputValues));
+            for (int i = 0; i < batch; i++)
+            {
+                QuantizeToBytes(values.Slice(i * imageValues, imageValues), pixels.AsSpan(0, imageValues));
+                ProcessOne(plan, pixels.AsSpan(0, imageValues), destination.Slice(i * outputValues, outputValues));
+            }
         }
-
-        return output;
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(pixels);
+        }
     }
 
     private void ProcessOne(Plan plan, ReadOnlySpan<byte> pixels, Span<float> destination)
     {
-        ImageSize size = plan.Output;
-        int planeSize = size.Height * size.Width;
         int regionHeight = plan.RegionRowEnd - plan.RegionRow;
         int regionWidth = plan.RegionColumnEnd - plan.RegionColumn;
-        byte[] region = new byte[Math.Max(0, regionHeight) * Math.Max(0, regionWidth) * Channels];
-        if (region.Length > 0)
+        int regionLength = Math.Max(0, regionHeight) * Math.Max(0, regionWidth) * Channels;
+        byte[] rented = ArrayPool<byte>.Shared.Rent(regionLength);
+        try
         {
-            plan.Resize.ResizeRegion(pixels, plan.RegionRow, plan.RegionRowEnd, plan.RegionColumn, plan.RegionColumnEnd, region);
-        }
+            Span<byte> region = rented.AsSpan(0, regionLength);
+            if (regionLength > 0)
+            {
+                plan.Resize.ResizeRegion(pixels, plan.RegionRow, plan.RegionRowEnd, plan.RegionColumn, plan.RegionColumnEnd, region);
+            }
 
+            WriteLevels(plan, region, regionHeight, regionWidth, destination);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Writes the resized and cropped pixels as NCHW floats, through the per-level lookup table.</summary>
+    private void WriteLevels(Plan plan, ReadOnlySpan<byte> region, int regionHeight, int regionWidth, Span<float> destination)
+    {
+        ImageSize size = plan.Output;
+        int planeSize = size.Height * size.Width;
         bool padded = region.Length == 0 || regionHeight != size.Height || regionWidth != size.Width;
         for (int c = 0; c < Channels; c++)
         {
@@ -234,7 +263,7 @@ public sealed class ClipImageProcessor
             for (int r = 0; r < regionHeight && regionWidth > 0; r++)
             {
                 Span<float> outputRow = plane.Slice(((plan.OutputRow + r) * size.Width) + plan.OutputColumn, regionWidth);
-                ReadOnlySpan<byte> regionRow = region.AsSpan(r * regionWidth * Channels, regionWidth * Channels);
+                ReadOnlySpan<byte> regionRow = region.Slice(r * regionWidth * Channels, regionWidth * Channels);
                 for (int x = 0; x < outputRow.Length; x++)
                 {
                     outputRow[x] = levels[regionRow[(x * Channels) + c]];

@@ -1,4 +1,8 @@
 using System.Buffers;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace StableDiffusion.Safety;
 
@@ -138,25 +142,47 @@ internal sealed class Uint8Resize
         int half = 1 << (precision - 1);
         int[] start = axis.Start;
         int[] count = axis.Count;
-        int[] allWeights = axis.Weights;
+        ref int weights = ref MemoryMarshal.GetArrayDataReference(axis.Weights);
         for (int r = 0; r < rows; r++)
         {
             ReadOnlySpan<byte> line = source.Slice((firstRow + r) * sourceStride, sourceStride);
             Span<byte> output = destination.Slice(r * rowBytes, rowBytes);
             for (int x = x0; x < x1; x++)
             {
-                ReadOnlySpan<int> weights = allWeights.AsSpan(x * kernelSize, count[x]);
-                ReadOnlySpan<byte> pixels = line.Slice((start[x] - sourceColumnOrigin) * 3, weights.Length * 3);
-                int red = half, green = half, blue = half;
-                for (int t = 0; t < weights.Length; t++)
+                // The taps of every output column lie inside the source row (the axis clamps them), so the inner loops
+                // read through references without per-element bounds checks; the slice checks the whole window once.
+                int taps = count[x];
+                int first = (start[x] - sourceColumnOrigin) * 3;
+                ref byte pixel = ref MemoryMarshal.GetReference(line.Slice(first, taps * 3));
+                ref int weight = ref Unsafe.Add(ref weights, x * kernelSize);
+                int o = (x - x0) * 3;
+                if (Vector128.IsHardwareAccelerated && first + (taps * 3) < line.Length)
                 {
-                    int k = weights[t];
-                    red += pixels[3 * t] * k;
-                    green += pixels[(3 * t) + 1] * k;
-                    blue += pixels[(3 * t) + 2] * k;
+                    // One vector per tap: R, G, B and the next pixel's R (ignored), widened to ints. The window must
+                    // have one byte after it, which every column but the row's last has.
+                    Vector128<int> sum = Vector128.Create(half);
+                    for (int t = 0; t < taps; t++)
+                    {
+                        Vector128<byte> bytes = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref pixel, 3 * t))).AsByte();
+                        Vector128<int> values = Vector128.WidenLower(Vector128.WidenLower(bytes)).AsInt32();
+                        sum += values * Unsafe.Add(ref weight, t);
+                    }
+
+                    output[o] = Clip8(sum.GetElement(0), precision);
+                    output[o + 1] = Clip8(sum.GetElement(1), precision);
+                    output[o + 2] = Clip8(sum.GetElement(2), precision);
+                    continue;
                 }
 
-                int o = (x - x0) * 3;
+                int red = half, green = half, blue = half;
+                for (int t = 0; t < taps; t++)
+                {
+                    int k = Unsafe.Add(ref weight, t);
+                    red += Unsafe.Add(ref pixel, 3 * t) * k;
+                    green += Unsafe.Add(ref pixel, (3 * t) + 1) * k;
+                    blue += Unsafe.Add(ref pixel, (3 * t) + 2) * k;
+                }
+
                 output[o] = Clip8(red, precision);
                 output[o + 1] = Clip8(green, precision);
                 output[o + 2] = Clip8(blue, precision);
@@ -190,11 +216,7 @@ internal sealed class Uint8Resize
                     MultiplyAdd(source.Slice(((first + t) * sourceStride) + columnByteOffset, rowBytes), weights[t], accumulator);
                 }
 
-                Span<byte> output = destination.Slice((y - y0) * rowBytes, rowBytes);
-                for (int i = 0; i < output.Length; i++)
-                {
-                    output[i] = Clip8(accumulator[i], precision);
-                }
+                StoreClipped(accumulator, precision, destination.Slice((y - y0) * rowBytes, rowBytes));
             }
         }
         finally
@@ -203,11 +225,57 @@ internal sealed class Uint8Resize
         }
     }
 
+    /// <summary><c>accumulator[i] += row[i] * weight</c>, widening bytes to ints a vector at a time.</summary>
     private static void MultiplyAdd(ReadOnlySpan<byte> row, int weight, Span<int> accumulator)
     {
-        for (int i = 0; i < row.Length; i++)
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && row.Length >= Vector<byte>.Count)
+        {
+            var factor = new Vector<int>(weight);
+            Span<Vector<int>> sums = MemoryMarshal.Cast<int, Vector<int>>(accumulator);
+            for (; i <= row.Length - Vector<byte>.Count; i += Vector<byte>.Count)
+            {
+                Vector.Widen(new Vector<byte>(row[i..]), out Vector<ushort> low, out Vector<ushort> high);
+                Vector.Widen(low, out Vector<uint> a, out Vector<uint> b);
+                Vector.Widen(high, out Vector<uint> c, out Vector<uint> d);
+                int v = i / Vector<int>.Count;
+                sums[v] += Vector.AsVectorInt32(a) * factor;
+                sums[v + 1] += Vector.AsVectorInt32(b) * factor;
+                sums[v + 2] += Vector.AsVectorInt32(c) * factor;
+                sums[v + 3] += Vector.AsVectorInt32(d) * factor;
+            }
+        }
+
+        for (; i < row.Length; i++)
         {
             accumulator[i] += row[i] * weight;
+        }
+    }
+
+    /// <summary><c>output[i] = clamp(sums[i] &gt;&gt; precision, 0, 255)</c>, a vector at a time.</summary>
+    private static void StoreClipped(ReadOnlySpan<int> sums, int precision, Span<byte> output)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && output.Length >= Vector<byte>.Count)
+        {
+            ReadOnlySpan<Vector<int>> vectors = MemoryMarshal.Cast<int, Vector<int>>(sums);
+            Vector<int> max = new(255);
+            for (; i <= output.Length - Vector<byte>.Count; i += Vector<byte>.Count)
+            {
+                int v = i / Vector<int>.Count;
+                Vector<int> a = Vector.Min(Vector.Max(Vector.ShiftRightArithmetic(vectors[v], precision), Vector<int>.Zero), max);
+                Vector<int> b = Vector.Min(Vector.Max(Vector.ShiftRightArithmetic(vectors[v + 1], precision), Vector<int>.Zero), max);
+                Vector<int> c = Vector.Min(Vector.Max(Vector.ShiftRightArithmetic(vectors[v + 2], precision), Vector<int>.Zero), max);
+                Vector<int> d = Vector.Min(Vector.Max(Vector.ShiftRightArithmetic(vectors[v + 3], precision), Vector<int>.Zero), max);
+                Vector<ushort> low = Vector.Narrow(Vector.AsVectorUInt32(a), Vector.AsVectorUInt32(b));
+                Vector<ushort> high = Vector.Narrow(Vector.AsVectorUInt32(c), Vector.AsVectorUInt32(d));
+                Vector.Narrow(low, high).CopyTo(output[i..]);
+            }
+        }
+
+        for (; i < output.Length; i++)
+        {
+            output[i] = Clip8(sums[i], precision);
         }
     }
 

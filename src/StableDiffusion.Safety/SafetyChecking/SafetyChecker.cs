@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
@@ -188,39 +189,50 @@ public sealed class SafetyChecker : IDisposable
     {
         cancellationToken.ThrowIfCancellationRequested();
         CheckImageSize(height, width);
-        float[] clipInput = FeatureExtractor.PreprocessValidated(images, batch, height, width, out ImageSize clipSize);
-        float[] output = images.ToArray();
+        ImageSize clipSize = FeatureExtractor.GetOutputSize(height, width);
         int imageLength = height * width * 3;
         int clipLength = 3 * clipSize.Height * clipSize.Width;
         long[] imageShape = [1, height, width, 3];
         long[] clipShape = [1, 3, clipSize.Height, clipSize.Width];
+        float[] output = images.ToArray();
         var flags = new bool[batch];
 
+        // diffusers runs the graph image by image; so does this, pre-processing each image just before its run.
+        float[] clipInput = ArrayPool<float>.Shared.Rent(clipLength);
+        Float16[]? clipHalf = _signature.ClipInputType == TensorElementType.Float16 ? new Float16[clipLength] : null;
+        Float16[]? imageHalf = _signature.ImagesType == TensorElementType.Float16 ? new Float16[imageLength] : null;
         using var runOptions = new RunOptions();
         using CancellationTokenRegistration registration = cancellationToken.Register(static state => ((RunOptions)state!).Terminate = true, runOptions);
         var inputs = new OrtValue[2];
-        Float16[]? clipHalf = _signature.ClipInputType == TensorElementType.Float16 ? new Float16[clipLength] : null;
-        Float16[]? imageHalf = _signature.ImagesType == TensorElementType.Float16 ? new Float16[imageLength] : null;
-        for (int i = 0; i < batch; i++)
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            try
+            for (int i = 0; i < batch; i++)
             {
-                inputs[0] = CreateInput(clipInput.AsMemory(i * clipLength, clipLength), clipHalf, clipShape);
-                inputs[1] = CreateInput(output.AsMemory(i * imageLength, imageLength), imageHalf, imageShape);
-                flags[i] = Run(runOptions, inputs, i, cancellationToken);
-            }
-            finally
-            {
-                inputs[0]?.Dispose();
-                inputs[1]?.Dispose();
-                Array.Clear(inputs);
-            }
+                cancellationToken.ThrowIfCancellationRequested();
+                Memory<float> image = output.AsMemory(i * imageLength, imageLength);
+                FeatureExtractor.PreprocessValidated(image.Span, 1, height, width, clipInput.AsSpan(0, clipLength));
+                try
+                {
+                    inputs[0] = CreateInput(clipInput.AsMemory(0, clipLength), clipHalf, clipShape);
+                    inputs[1] = CreateInput(image, imageHalf, imageShape);
+                    flags[i] = Run(runOptions, inputs, i, cancellationToken);
+                }
+                finally
+                {
+                    inputs[0]?.Dispose();
+                    inputs[1]?.Dispose();
+                    Array.Clear(inputs);
+                }
 
-            if (flags[i])
-            {
-                output.AsSpan(i * imageLength, imageLength).Clear();
+                if (flags[i])
+                {
+                    image.Span.Clear();
+                }
             }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(clipInput);
         }
 
         return new SafetyCheckerResult(Tensor.Create(output, [batch, height, width, 3]), flags);
