@@ -47,12 +47,25 @@ internal sealed class MersenneTwister
 
     private void Twist()
     {
-        for (int k = 0; k < N; k++)
+        // The reference recurrence, split at the wrap-around points so the hot loop needs no modulo.
+        int k = 0;
+        for (; k < N - M; k++)
         {
-            uint y = (_state[k] & UpperMask) | (_state[(k + 1) % N] & LowerMask);
-            _state[k] = _state[(k + M) % N] ^ (y >> 1) ^ ((y & 1) != 0 ? MatrixA : 0u);
+            _state[k] = _state[k + M] ^ Mix(_state[k], _state[k + 1]);
         }
 
+        for (; k < N - 1; k++)
+        {
+            _state[k] = _state[k + M - N] ^ Mix(_state[k], _state[k + 1]);
+        }
+
+        _state[N - 1] = _state[M - 1] ^ Mix(_state[N - 1], _state[0]);
         _index = 0;
+    }
+
+    private static uint Mix(uint current, uint next)
+    {
+        uint y = (current & UpperMask) | (next & LowerMask);
+        return (y >> 1) ^ ((y & 1) != 0 ? MatrixA : 0u);
     }
 }

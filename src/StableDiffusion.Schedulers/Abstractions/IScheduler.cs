@@ -77,7 +77,30 @@ public interface IScheduler
     IScheduler Clone();
 }
 
-/// <summary>Per-step arguments of <see cref="IScheduler.Step"/> that only some schedulers use.</summary>
-/// <param name="Generator">The noise source of stochastic schedulers (DDPM, DDIM with eta &gt; 0, ancestral and SDE samplers, LCM).</param>
-/// <param name="Eta">DDIM's eta: 0 is deterministic DDIM, 1 is DDPM-like. Other schedulers ignore it.</param>
-public sealed record SchedulerStepOptions(INoiseGenerator? Generator = null, float Eta = 0f);
+/// <summary>Per-step arguments of <see cref="IScheduler.Step"/> that only some schedulers use (diffusers' extra <c>step</c> arguments).</summary>
+/// <param name="Generator">
+/// The noise source of stochastic steps: DDPM, DDIM with <paramref name="Eta"/> &gt; 0, Euler ancestral, KDPM2 ancestral,
+/// the SDE variants of DPM-Solver, LCM, and Euler with <paramref name="SChurn"/> &gt; 0. Each draw matches one
+/// <c>randn_tensor</c> call of diffusers, so a seeded generator reproduces diffusers' trajectory. A stochastic step without
+/// a generator throws rather than drawing unseeded noise.
+/// </param>
+/// <param name="Eta">DDIM's η (<c>eta</c>): 0 is deterministic DDIM, 1 is DDPM-like. Other schedulers ignore it.</param>
+/// <param name="UseClippedModelOutput">
+/// DDIM's <c>use_clipped_model_output</c>: recompute the noise from the clipped x₀. Other schedulers ignore it.
+/// </param>
+/// <param name="SChurn">EulerDiscreteScheduler's <c>s_churn</c>: how much noise to add back per step (0 adds none). Other schedulers ignore it.</param>
+/// <param name="STMin">EulerDiscreteScheduler's <c>s_tmin</c>: the smallest sigma churn applies to.</param>
+/// <param name="STMax">EulerDiscreteScheduler's <c>s_tmax</c>: the largest sigma churn applies to.</param>
+/// <param name="SNoise">EulerDiscreteScheduler's <c>s_noise</c>: the scale of the churn noise.</param>
+public sealed record SchedulerStepOptions(
+    INoiseGenerator? Generator = null,
+    float Eta = 0f,
+    bool UseClippedModelOutput = false,
+    float SChurn = 0f,
+    float STMin = 0f,
+    float STMax = float.PositiveInfinity,
+    float SNoise = 1f)
+{
+    /// <summary>The options diffusers' <c>step</c> defaults to: no generator, η = 0, no churn.</summary>
+    public static SchedulerStepOptions Default { get; } = new();
+}

@@ -114,6 +114,18 @@ public sealed class SchedulerConfig
         return new SchedulerConfig(className, obj, null);
     }
 
+    /// <summary>A configuration from JSON values already in hand (the options records write themselves this way).</summary>
+    internal static SchedulerConfig FromNodes(string className, IEnumerable<KeyValuePair<string, JsonNode?>> values)
+    {
+        var obj = new JsonObject();
+        foreach (var (key, value) in values)
+        {
+            obj[key] = value;
+        }
+
+        return new SchedulerConfig(className, obj, null);
+    }
+
     /// <summary>Whether <paramref name="key"/> was set explicitly.</summary>
     /// <param name="key">A configuration key such as <c>timestep_spacing</c>.</param>
     public bool Contains(string key) => _values.ContainsKey(key);

@@ -1,0 +1,306 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace StableDiffusion.Safety;
+
+/// <summary>
+/// The Stable Diffusion safety checker on ONNX Runtime: the <c>safety_checker/model.onnx</c> graph diffusers exports,
+/// fed with CLIP pre-processing exactly as the model's <c>feature_extractor/preprocessor_config.json</c> says. Images the
+/// checker flags come back black (all zeros) with their flag set, as in diffusers.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Like diffusers' <c>OnnxStableDiffusionPipeline</c>, the graph runs once per image with a batch of one, so the result
+/// does not depend on the batch size and graphs exported with a fixed batch of one work too. Inputs and outputs are bound
+/// by name; float16 graphs get float16 inputs, converted at the boundary. The flags come from the graph's
+/// <c>has_nsfw_concepts</c>; the flagged images are zeroed here, which equals the graph's own <c>out_images</c> without
+/// rounding float32 images through float16.
+/// </para>
+/// <para>
+/// Thread safety: <see cref="Check(ReadOnlyTensorSpan{float}, CancellationToken)"/> and the other checks may be called
+/// from several threads at once (ONNX Runtime's <c>InferenceSession.Run</c> is thread-safe and a check keeps no shared
+/// state). <see cref="Dispose"/> must not run while a check is in progress.
+/// </para>
+/// </remarks>
+public sealed class SafetyChecker : IDisposable
+{
+    /// <summary>The graph input holding the CLIP pre-processed images, NCHW.</summary>
+    public const string ClipInputName = "clip_input";
+
+    /// <summary>The graph input holding the decoded images, NHWC in [0, 1].</summary>
+    public const string ImagesInputName = "images";
+
+    /// <summary>The graph output holding the images with flagged ones zeroed.</summary>
+    public const string OutputImagesName = "out_images";
+
+    /// <summary>The graph output holding one boolean flag per image.</summary>
+    public const string HasNsfwConceptsName = "has_nsfw_concepts";
+
+    private static readonly string[] InputNames = [ClipInputName, ImagesInputName];
+    private static readonly string[] OutputNames = [HasNsfwConceptsName];
+
+    private readonly InferenceSession _session;
+    private readonly bool _ownsSession;
+    private readonly SafetyCheckerSignature _signature;
+    private readonly string _where;
+    private int _disposed;
+
+    /// <summary>
+    /// Wraps a session the caller created, for instance with its own execution provider (the safety checker often runs
+    /// on the CPU while the UNet runs on a GPU).
+    /// </summary>
+    /// <param name="session">A session over a diffusers safety checker graph.</param>
+    /// <param name="featureExtractor">The model's CLIP pre-processing, usually <see cref="ClipImageProcessor.Load"/> of its <c>preprocessor_config.json</c>.</param>
+    /// <param name="ownsSession">Whether <see cref="Dispose"/> disposes <paramref name="session"/>. If this constructor throws, the caller still owns it.</param>
+    /// <param name="modelPath">The path of the graph, for error messages.</param>
+    /// <exception cref="SafetyCheckerModelException">The graph's inputs and outputs are not those of a safety checker.</exception>
+    public SafetyChecker(InferenceSession session, ClipImageProcessor featureExtractor, bool ownsSession = false, string? modelPath = null)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(featureExtractor);
+        _where = modelPath is null ? "The safety checker graph" : $"Safety checker graph '{modelPath}'";
+        _signature = SafetyCheckerSignature.Read(session, _where, modelPath);
+        CheckClipSize(featureExtractor.Config, modelPath);
+        _session = session;
+        _ownsSession = ownsSession;
+        FeatureExtractor = featureExtractor;
+        ModelPath = modelPath;
+    }
+
+    /// <summary>The CLIP pre-processing that turns images into the graph's <c>clip_input</c> (diffusers' <c>feature_extractor</c>).</summary>
+    public ClipImageProcessor FeatureExtractor { get; }
+
+    /// <summary>The path of the graph, if known.</summary>
+    public string? ModelPath { get; }
+
+    /// <summary>Loads a model's safety checker and its CLIP pre-processing on its own, for use without a pipeline.</summary>
+    /// <param name="safetyCheckerModelPath">The graph, usually <c>safety_checker/model.onnx</c>.</param>
+    /// <param name="preprocessorConfigPath">The pre-processing settings, usually <c>feature_extractor/preprocessor_config.json</c>.</param>
+    /// <param name="options">ONNX Runtime session options (execution provider, threads); null for ONNX Runtime's defaults (CPU).</param>
+    /// <returns>A checker that owns its session.</returns>
+    /// <exception cref="FileNotFoundException">A file does not exist.</exception>
+    /// <exception cref="PreprocessorConfigException">The pre-processing settings are invalid.</exception>
+    /// <exception cref="SafetyCheckerModelException">The graph cannot be loaded or is not a safety checker.</exception>
+    public static SafetyChecker Load(string safetyCheckerModelPath, string preprocessorConfigPath, SessionOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(safetyCheckerModelPath);
+        ArgumentException.ThrowIfNullOrEmpty(preprocessorConfigPath);
+        if (!File.Exists(safetyCheckerModelPath))
+        {
+            throw new FileNotFoundException(
+                $"Safety checker model '{safetyCheckerModelPath}' does not exist. Stable Diffusion ONNX models keep it in safety_checker/model.onnx.",
+                safetyCheckerModelPath);
+        }
+
+        ClipImageProcessor featureExtractor = ClipImageProcessor.Load(preprocessorConfigPath);
+        InferenceSession session;
+        try
+        {
+            session = options is null ? new InferenceSession(safetyCheckerModelPath) : new InferenceSession(safetyCheckerModelPath, options);
+        }
+        catch (OnnxRuntimeException ex)
+        {
+            throw new SafetyCheckerModelException(
+                $"Safety checker model '{safetyCheckerModelPath}' could not be loaded by ONNX Runtime: {ex.Message}", safetyCheckerModelPath, ex);
+        }
+
+        try
+        {
+            return new SafetyChecker(session, featureExtractor, ownsSession: true, safetyCheckerModelPath);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Checks decoded images, as diffusers does after the VAE: every image the checker flags comes back all zeros.
+    /// </summary>
+    /// <param name="images">Dense NHWC floats in [0, 1]: [batch, height, width, 3], RGB.</param>
+    /// <param name="cancellationToken">Stops the check, also within a run of the graph.</param>
+    /// <returns>The images (a new tensor; the input is not modified) and one flag per image.</returns>
+    /// <exception cref="ArgumentException">The tensor is not [batch, height, width, 3], is empty, or is not dense.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A value is NaN or outside [0, 1].</exception>
+    /// <exception cref="SafetyCheckerModelException">The graph failed or answered with something other than one flag per image.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="ObjectDisposedException">The checker was disposed.</exception>
+    public SafetyCheckerResult Check(ReadOnlyTensorSpan<float> images, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        (int batch, int height, int width) = ClipImageProcessor.ValidateImages(images, nameof(images));
+        return CheckValidated(images.AsSpan(), batch, height, width, cancellationToken);
+    }
+
+    /// <summary>
+    /// Checks decoded images on the thread pool; see <see cref="Check(ReadOnlyTensorSpan{float}, CancellationToken)"/>.
+    /// </summary>
+    /// <param name="images">Dense NHWC floats in [0, 1]: [batch, height, width, 3]. It must not change until the task completes.</param>
+    /// <param name="cancellationToken">Stops the check, also within a run of the graph.</param>
+    /// <returns>The images with flagged ones zeroed, and one flag per image.</returns>
+    /// <exception cref="ArgumentException">The tensor is not [batch, height, width, 3], is empty, or is not dense.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A value is NaN or outside [0, 1].</exception>
+    /// <exception cref="ObjectDisposedException">The checker was disposed.</exception>
+    public Task<SafetyCheckerResult> CheckAsync(Tensor<float> images, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        (int batch, int height, int width) = ClipImageProcessor.ValidateImages(images, nameof(images));
+        return Task.Run(() => CheckValidated(images.AsSpan(), batch, height, width, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>Checks one 8-bit RGB picture, for use of this package on its own. The picture is not modified.</summary>
+    /// <param name="image">The picture.</param>
+    /// <param name="cancellationToken">Stops the check, also within a run of the graph.</param>
+    /// <returns>True where the checker flags the picture; diffusers would return it black.</returns>
+    /// <exception cref="SafetyCheckerModelException">The graph failed or answered unexpectedly.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="ObjectDisposedException">The checker was disposed.</exception>
+    public bool HasNsfwConcept(Image<Rgb24> image, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        byte[] pixels = new byte[image.Width * image.Height * 3];
+        image.CopyPixelDataTo(pixels);
+
+        // level / 255 quantises back to the same level in numpy_to_pil, so the CLIP input is the picture's own.
+        float[] values = new float[pixels.Length];
+        TensorPrimitives.ConvertTruncating<byte, float>(pixels, values);
+        TensorPrimitives.Divide(values, 255f, values);
+        return CheckValidated(values, 1, image.Height, image.Width, cancellationToken).HasNsfwConcepts[0];
+    }
+
+    /// <summary>Disposes the session if this checker owns it. Must not run while a check is in progress.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0 && _ownsSession)
+        {
+            _session.Dispose();
+        }
+    }
+
+    private SafetyCheckerResult CheckValidated(ReadOnlySpan<float> images, int batch, int height, int width, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        CheckImageSize(height, width);
+        ImageSize clipSize = FeatureExtractor.GetOutputSize(height, width);
+        int imageLength = height * width * 3;
+        int clipLength = 3 * clipSize.Height * clipSize.Width;
+        long[] imageShape = [1, height, width, 3];
+        long[] clipShape = [1, 3, clipSize.Height, clipSize.Width];
+        float[] output = images.ToArray();
+        var flags = new bool[batch];
+
+        // diffusers runs the graph image by image; so does this, pre-processing each image just before its run.
+        float[] clipInput = ArrayPool<float>.Shared.Rent(clipLength);
+        Float16[]? clipHalf = _signature.ClipInputType == TensorElementType.Float16 ? new Float16[clipLength] : null;
+        Float16[]? imageHalf = _signature.ImagesType == TensorElementType.Float16 ? new Float16[imageLength] : null;
+        using var runOptions = new RunOptions();
+        using CancellationTokenRegistration registration = cancellationToken.Register(static state => ((RunOptions)state!).Terminate = true, runOptions);
+        var inputs = new OrtValue[2];
+        try
+        {
+            for (int i = 0; i < batch; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                Memory<float> image = output.AsMemory(i * imageLength, imageLength);
+                FeatureExtractor.PreprocessValidated(image.Span, 1, height, width, clipInput.AsSpan(0, clipLength));
+                try
+                {
+                    inputs[0] = CreateInput(clipInput.AsMemory(0, clipLength), clipHalf, clipShape);
+                    inputs[1] = CreateInput(image, imageHalf, imageShape);
+                    flags[i] = Run(runOptions, inputs, i, cancellationToken);
+                }
+                finally
+                {
+                    inputs[0]?.Dispose();
+                    inputs[1]?.Dispose();
+                    Array.Clear(inputs);
+                }
+
+                if (flags[i])
+                {
+                    image.Span.Clear();
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(clipInput);
+        }
+
+        return new SafetyCheckerResult(Tensor.Create(output, [batch, height, width, 3]), flags);
+    }
+
+    private bool Run(RunOptions runOptions, OrtValue[] inputs, int index, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using IDisposableReadOnlyCollection<OrtValue> results = _session.Run(runOptions, InputNames, inputs, OutputNames);
+            ReadOnlySpan<bool> flag = results.First().GetTensorDataAsSpan<bool>();
+            if (flag.Length != 1)
+            {
+                throw new SafetyCheckerModelException(
+                    $"{_where} returned {flag.Length} values in '{HasNsfwConceptsName}' for one image; a safety checker returns one flag per image.",
+                    ModelPath);
+            }
+
+            return flag[0];
+        }
+        catch (OnnxRuntimeException ex) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("The safety check was cancelled.", ex, cancellationToken);
+        }
+        catch (OnnxRuntimeException ex)
+        {
+            throw new SafetyCheckerModelException($"{_where} failed on image {index}: {ex.Message}", ModelPath, ex);
+        }
+    }
+
+    /// <summary>Wraps float32 memory without a copy, or converts it into the float16 buffer a float16 graph needs.</summary>
+    private static OrtValue CreateInput(Memory<float> values, Float16[]? half, long[] shape)
+    {
+        if (half is null)
+        {
+            return OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, values, shape);
+        }
+
+        TensorPrimitives.ConvertToHalf(values.Span, MemoryMarshal.Cast<Float16, Half>(half.AsSpan()));
+        return OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, half.AsMemory(), shape);
+    }
+
+    /// <summary>A graph exported with a fixed CLIP size must get that size from the pre-processing.</summary>
+    private void CheckClipSize(ClipImageProcessorConfig config, string? modelPath)
+    {
+        int[] dims = _signature.ClipInputDimensions;
+        if (!config.DoCenterCrop || (dims[2] < 0 && dims[3] < 0))
+        {
+            return;
+        }
+
+        if ((dims[2] >= 0 && dims[2] != config.CropSize.Height) || (dims[3] >= 0 && dims[3] != config.CropSize.Width))
+        {
+            throw new SafetyCheckerModelException(
+                $"{_where} takes '{ClipInputName}' of {dims[2]}x{dims[3]} (height x width), but the feature extractor crops to " +
+                $"{config.CropSize}{(config.Source is null ? string.Empty : $" ('{config.Source}')")}; the two files do not belong together.",
+                modelPath);
+        }
+    }
+
+    /// <summary>A graph exported with a fixed image size accepts only that size.</summary>
+    private void CheckImageSize(int height, int width)
+    {
+        int[] dims = _signature.ImagesDimensions;
+        if ((dims[1] >= 0 && dims[1] != height) || (dims[2] >= 0 && dims[2] != width))
+        {
+            throw new ArgumentException(
+                $"{_where} was exported for {dims[1]}x{dims[2]} images (height x width), not {height}x{width}.", "images");
+        }
+    }
+}

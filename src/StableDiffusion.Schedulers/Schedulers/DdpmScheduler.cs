@@ -1,0 +1,122 @@
+namespace StableDiffusion.Schedulers;
+
+/// <summary>
+/// Denoising diffusion probabilistic models (Ho et al., 2020): ancestral sampling that adds fresh noise every step.
+/// Port of diffusers' <c>DDPMScheduler</c>.
+/// </summary>
+public sealed class DdpmScheduler : DiffusionScheduler
+{
+    /// <summary>The diffusers class name.</summary>
+    public const string DiffusersName = "DDPMScheduler";
+
+    private float[]? _originalSample;
+    private float[]? _noise;
+    private float[]? _scratch;
+
+    /// <summary>Creates the scheduler from options (diffusers' defaults when null).</summary>
+    /// <param name="options">The options.</param>
+    /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
+    public DdpmScheduler(DdpmSchedulerOptions? options = null)
+        : this(Validated(options ?? new DdpmSchedulerOptions(), DiffusersName), null)
+    {
+    }
+
+    private DdpmScheduler(DdpmSchedulerOptions options, SchedulerConfig? config)
+        : base(config ?? DdpmSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options, options.RescaleBetasZeroSnr))
+    {
+        Options = options;
+    }
+
+    /// <summary>The options this scheduler was built with.</summary>
+    public DdpmSchedulerOptions Options { get; }
+
+    /// <inheritdoc />
+    public override string ClassName => DiffusersName;
+
+    private protected override bool HasStepState => false;
+
+    /// <summary>Builds the scheduler from a configuration as diffusers' <c>DDPMScheduler.from_config</c> does.</summary>
+    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
+    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
+    public static DdpmScheduler FromConfig(SchedulerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return new DdpmScheduler(DdpmSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+    }
+
+    /// <inheritdoc />
+    public override DdpmScheduler Clone() => new(Options, Config);
+
+    private protected override float[] ComputeTimesteps(int numInferenceSteps)
+    {
+        long[] timesteps = TimestepSchedules.Discrete(Options.TimestepSpacing, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset);
+        RequireTrainingRange(timesteps, $"timestep_spacing \"{ConfigNames.TimestepSpacings.NameOf(Options.TimestepSpacing)}\" and steps_offset {Options.StepsOffset}");
+        return timesteps.Select(t => (float)t).ToArray();
+    }
+
+    private protected override void ResetState()
+    {
+    }
+
+    private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
+    {
+        int t = TrainingTimestep(timestep);
+        int prevT = PreviousTimestep(t, timestep);
+        float alphaProd = Noise.AlphasCumprod[t];
+        float alphaProdPrev = prevT >= 0 ? Noise.AlphasCumprod[prevT] : 1f;
+        float betaProd = 1f - alphaProd;
+        float betaProdPrev = 1f - alphaProdPrev;
+        float currentAlpha = alphaProd / alphaProdPrev;
+        float currentBeta = 1f - currentAlpha;
+        int length = sample.Length;
+
+        // 1. The predicted original sample, kept in range.
+        float[] originalSample = Buffer(ref _originalSample, length);
+        Prediction.DiscreteOriginalSample(Options.PredictionType, MathF.Sqrt(alphaProd), MathF.Sqrt(betaProd), sample, modelOutput, originalSample);
+        if (Options.Thresholding)
+        {
+            SampleClipping.Threshold(originalSample, batchSize, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Buffer(ref _scratch, length));
+        }
+        else if (Options.ClipSample)
+        {
+            SampleClipping.Clip(originalSample, (float)Options.ClipSampleRange);
+        }
+
+        // 2. The posterior mean, formula (7) of the DDPM paper.
+        float originalCoefficient = MathF.Sqrt(alphaProdPrev) * currentBeta / betaProd;
+        float sampleCoefficient = MathF.Sqrt(currentAlpha) * betaProdPrev / betaProd;
+        if (t == 0)
+        {
+            Elementwise.LinearCombination(originalCoefficient, originalSample, sampleCoefficient, sample, prevSample);
+            return;
+        }
+
+        // 3. Plus noise of the posterior variance.
+        float[] noise = Buffer(ref _noise, length);
+        RequireGenerator(options, "adds noise at every step but the last").FillStandardNormal(noise);
+        float variance = MathF.Max(betaProdPrev / betaProd * currentBeta, 1e-20f);
+        float stdDev = Options.VarianceType switch
+        {
+            DdpmVarianceType.FixedSmallLog => MathF.Exp(0.5f * MathF.Log(variance)),
+            DdpmVarianceType.FixedLarge => MathF.Sqrt(currentBeta),
+            _ => MathF.Sqrt(variance),
+        };
+        Elementwise.LinearCombination(originalCoefficient, originalSample, sampleCoefficient, sample, stdDev, noise, prevSample);
+    }
+
+    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
+        AddNoiseAtTrainingTimestep(originalSamples, noise, timestep, destination);
+
+    // diffusers' previous_timestep: the next entry of the schedule (−1 after the last).
+    private int PreviousTimestep(int t, float timestep)
+    {
+        float[] timesteps = TimestepArray;
+        int index = Array.IndexOf(timesteps, timestep);
+        if (index < 0)
+        {
+            throw new ArgumentException($"Timestep {t} is not one of {ClassName}'s Timesteps.", nameof(timestep));
+        }
+
+        return index == timesteps.Length - 1 ? -1 : (int)timesteps[index + 1];
+    }
+}

@@ -1,0 +1,180 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace StableDiffusion.Schedulers;
+
+/// <summary>
+/// Diffusion exponential integrator sampler (Zhang and Chen, 2022), log-ρ multistep variant ("DEIS").
+/// Port of diffusers' <c>DEISMultistepScheduler</c>.
+/// </summary>
+/// <remarks>
+/// The model sees integer timesteps and unscaled input. The last step ends at the smallest training sigma rather than
+/// zero, as in diffusers.
+/// </remarks>
+public sealed class DeisMultistepScheduler : DiffusionScheduler
+{
+    /// <summary>The diffusers class name.</summary>
+    public const string DiffusersName = "DEISMultistepScheduler";
+
+    private float[] _sigmas;
+    private readonly float[]?[] _modelOutputs;
+    private int _storedOutputs;
+    private int _lowerOrderNums;
+    private float[]? _scratch;
+
+    /// <summary>Creates the scheduler from options (diffusers' defaults when null).</summary>
+    /// <param name="options">The options.</param>
+    /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
+    public DeisMultistepScheduler(DeisMultistepSchedulerOptions? options = null)
+        : this(Validated(options ?? new DeisMultistepSchedulerOptions(), DiffusersName), null)
+    {
+    }
+
+    private DeisMultistepScheduler(DeisMultistepSchedulerOptions options, SchedulerConfig? config)
+        : base(config ?? DeisMultistepSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
+    {
+        Options = options;
+        _sigmas = Noise.Sigmas;
+        _modelOutputs = new float[]?[options.SolverOrder];
+    }
+
+    /// <summary>The options this scheduler was built with.</summary>
+    public DeisMultistepSchedulerOptions Options { get; }
+
+    /// <inheritdoc />
+    public override string ClassName => DiffusersName;
+
+    /// <inheritdoc />
+    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
+
+    private protected override bool HasStepState => _storedOutputs > 0;
+
+    /// <summary>Builds the scheduler from a configuration as diffusers' <c>DEISMultistepScheduler.from_config</c> does.</summary>
+    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
+    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
+    public static DeisMultistepScheduler FromConfig(SchedulerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return new DeisMultistepScheduler(DeisMultistepSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+    }
+
+    /// <inheritdoc />
+    public override DeisMultistepScheduler Clone() => new(Options, Config);
+
+    private protected override float[] ComputeTimesteps(int numInferenceSteps)
+    {
+        long[] timesteps = TimestepSchedules.Solver(Options.TimestepSpacing, NumTrainTimesteps, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset);
+        float[] table = Noise.Sigmas;
+        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        if (spacing != SigmaSpacing.Interpolated)
+        {
+            // The last spaced sigma is repeated as the final one.
+            double[] spaced = SigmaSchedules.Space(spacing, Options.SigmaMin ?? table[0], Options.SigmaMax ?? table[^1], numInferenceSteps);
+            timesteps = SigmaSchedules.ToTimesteps(spaced, Noise.LogSigmas, round: spacing == SigmaSpacing.Karras).Select(t => (long)t).ToArray();
+            _sigmas = [.. spaced.Select(s => (float)s), (float)spaced[^1]];
+        }
+        else
+        {
+            double[] sigmas = SigmaSchedules.Interpolate(timesteps.Select(t => (float)t).ToArray(), table);
+            _sigmas = [.. sigmas.Select(s => (float)s), table[0]];
+        }
+
+        return timesteps.Select(t => (float)t).ToArray();
+    }
+
+    private protected override void ResetState()
+    {
+        _storedOutputs = 0;
+        _lowerOrderNums = 0;
+    }
+
+    private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
+    {
+        int count = TimestepArray.Length;
+        int index = StepIndexForStep(timestep, count, lastIfMissing: true);
+        bool lowerOrderFinal = index == count - 1 && Options.LowerOrderFinal && count < 15;
+        bool lowerOrderSecond = index == count - 2 && Options.LowerOrderFinal && count < 15;
+
+        // DEIS works on ε, recomputed from the (optionally thresholded) x₀.
+        float[] converted = RotateHistory(sample.Length);
+        DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index]);
+        Prediction.VpOriginalSample(Options.PredictionType, s0.Alpha, s0.Sigma, sample, modelOutput, converted);
+        if (Options.Thresholding)
+        {
+            SampleClipping.Threshold(converted, batchSize, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Buffer(ref _scratch, sample.Length));
+        }
+
+        Elementwise.Apply(new Prediction.SubtractScaledThenDivide(s0.Alpha, s0.Sigma), sample, converted, converted);
+
+        DpmSolverMath.Point t = DpmSolverMath.At(_sigmas[index + 1]);
+        float[] m0 = _modelOutputs[^1]!;
+        if (Options.SolverOrder == 1 || _lowerOrderNums < 1 || lowerOrderFinal)
+        {
+            float h = t.Lambda - s0.Lambda;
+            Elementwise.LinearCombination(t.Alpha / s0.Alpha, sample, -(t.Sigma * (MathF.Exp(h) - 1f)), m0, prevSample);
+        }
+        else if (Options.SolverOrder == 2 || _lowerOrderNums < 2 || lowerOrderSecond)
+        {
+            DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
+            float rhoT = t.Sigma / t.Alpha, rho0 = s0.Sigma / s0.Alpha, rho1 = s1.Sigma / s1.Alpha;
+            float c0 = Integral2(rhoT, rho0, rho1) - Integral2(rho0, rho0, rho1);
+            float c1 = Integral2(rhoT, rho1, rho0) - Integral2(rho0, rho1, rho0);
+            Elementwise.Apply(new DeisUpdate(t.Alpha, s0.Alpha, c0, c1, 0f), sample, m0, _modelOutputs[^2]!, m0, prevSample);
+        }
+        else
+        {
+            DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
+            DpmSolverMath.Point s2 = DpmSolverMath.At(_sigmas[index - 2]);
+            float rhoT = t.Sigma / t.Alpha, rho0 = s0.Sigma / s0.Alpha, rho1 = s1.Sigma / s1.Alpha, rho2 = s2.Sigma / s2.Alpha;
+            float c0 = Integral3(rhoT, rho0, rho1, rho2) - Integral3(rho0, rho0, rho1, rho2);
+            float c1 = Integral3(rhoT, rho1, rho2, rho0) - Integral3(rho0, rho1, rho2, rho0);
+            float c2 = Integral3(rhoT, rho2, rho0, rho1) - Integral3(rho0, rho2, rho0, rho1);
+            Elementwise.Apply(new DeisUpdate(t.Alpha, s0.Alpha, c0, c1, c2), sample, m0, _modelOutputs[^2]!, _modelOutputs[^3]!, prevSample);
+        }
+
+        if (_lowerOrderNums < Options.SolverOrder)
+        {
+            _lowerOrderNums++;
+        }
+
+        AdvanceStepIndex();
+    }
+
+    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination)
+    {
+        DpmSolverMath.Point point = DpmSolverMath.At(_sigmas[AddNoiseIndex(timestep, lastIfMissing: true)]);
+        Elementwise.LinearCombination(point.Alpha, originalSamples, point.Sigma, noise, destination);
+    }
+
+    // The antiderivative of the second-order log-ρ Lagrange basis (diffusers' ind_fn), in float32 as numpy evaluates it.
+    private static float Integral2(float t, float b, float c) =>
+        t * (-MathF.Log(c) + MathF.Log(t) - 1f) / (MathF.Log(b) - MathF.Log(c));
+
+    // The third-order counterpart.
+    private static float Integral3(float t, float b, float c, float d)
+    {
+        float logT = MathF.Log(t), logB = MathF.Log(b), logC = MathF.Log(c), logD = MathF.Log(d);
+        float numerator = t * (logC * (logD - logT + 1f) - logD * logT + logD + logT * logT - 2f * logT + 2f);
+        float denominator = (logB - logC) * (logB - logD);
+        return numerator / denominator;
+    }
+
+    private float[] RotateHistory(int length)
+    {
+        float[] oldest = _modelOutputs[0] is { } buffer && buffer.Length == length ? buffer : new float[length];
+        Array.Copy(_modelOutputs, 1, _modelOutputs, 0, _modelOutputs.Length - 1);
+        _modelOutputs[^1] = oldest;
+        _storedOutputs = Math.Min(_storedOutputs + 1, _modelOutputs.Length);
+        return oldest;
+    }
+
+    /// <summary>α_t·(((x/α_s0 + c0·m0) + c1·m1) + c2·m2).</summary>
+    private readonly struct DeisUpdate(float alphaT, float alphaS0, float c0, float c1, float c2) : IElementwiseOp4
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x, float m0, float m1, float m2) => alphaT * (x / alphaS0 + c0 * m0 + c1 * m1 + c2 * m2);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> x, Vector<float> m0, Vector<float> m1, Vector<float> m2) => alphaT * (x / alphaS0 + c0 * m0 + c1 * m1 + c2 * m2);
+    }
+}

@@ -1,0 +1,262 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace StableDiffusion.Schedulers;
+
+/// <summary>
+/// DPM-Solver and DPM-Solver++ (Lu et al., 2022), singlestep: each higher-order update spans several evaluations that all
+/// start from the same sample ("DPM++ 2S" in UIs, without the ancestral noise of A1111's "DPM++ 2S a"). Port of diffusers'
+/// <c>DPMSolverSinglestepScheduler</c>.
+/// </summary>
+/// <remarks>The timesteps are always spaced linearly (the class has no <c>timestep_spacing</c>).</remarks>
+public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler
+{
+    /// <summary>The diffusers class name.</summary>
+    public const string DiffusersName = "DPMSolverSinglestepScheduler";
+
+    private float[] _sigmas;
+    private int[] _orders = [];
+    private bool _lowerOrderFinal;
+    private readonly float[]?[] _modelOutputs;
+    private int _storedOutputs;
+    private float[]? _startSample;
+    private float[]? _noise;
+    private float[]? _scratch;
+
+    /// <summary>Creates the scheduler from options (diffusers' defaults when null).</summary>
+    /// <param name="options">The options.</param>
+    /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
+    public DpmSolverSinglestepScheduler(DpmSolverSinglestepSchedulerOptions? options = null)
+        : this(Validated(options ?? new DpmSolverSinglestepSchedulerOptions(), DiffusersName), null)
+    {
+    }
+
+    private DpmSolverSinglestepScheduler(DpmSolverSinglestepSchedulerOptions options, SchedulerConfig? config)
+        : base(config ?? DpmSolverSinglestepSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
+    {
+        Options = options;
+        _sigmas = Noise.Sigmas;
+        _modelOutputs = new float[]?[options.SolverOrder];
+        _lowerOrderFinal = options.LowerOrderFinal;
+    }
+
+    /// <summary>The options this scheduler was built with.</summary>
+    public DpmSolverSinglestepSchedulerOptions Options { get; }
+
+    /// <inheritdoc />
+    public override string ClassName => DiffusersName;
+
+    /// <inheritdoc />
+    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
+
+    private protected override bool HasStepState => _storedOutputs > 0;
+
+    /// <summary>Builds the scheduler from a configuration as diffusers' <c>DPMSolverSinglestepScheduler.from_config</c> does.</summary>
+    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
+    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
+    public static DpmSolverSinglestepScheduler FromConfig(SchedulerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return new DpmSolverSinglestepScheduler(DpmSolverSinglestepSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+    }
+
+    /// <inheritdoc />
+    public override DpmSolverSinglestepScheduler Clone() => new(Options, Config);
+
+    private protected override float[] ComputeTimesteps(int numInferenceSteps)
+    {
+        int clipped = DpmSolverMultistepScheduler.ClippedIndex(Noise, Options.LambdaMinClipped);
+        long[] timesteps = NumpyCompat.Linspace(0, NumTrainTimesteps - 1 - clipped, numInferenceSteps + 1)
+            .Select(t => (long)NumpyCompat.Round(t)).Reverse().Take(numInferenceSteps).ToArray();
+        float[] table = Noise.Sigmas;
+        double[] sigmas;
+        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        if (spacing != SigmaSpacing.Interpolated)
+        {
+            sigmas = SigmaSchedules.Space(spacing, Options.SigmaMin ?? table[0], Options.SigmaMax ?? table[^1], numInferenceSteps);
+            timesteps = SigmaSchedules.ToTimesteps(sigmas, Noise.LogSigmas, round: spacing == SigmaSpacing.Karras).Select(t => (long)t).ToArray();
+        }
+        else
+        {
+            sigmas = SigmaSchedules.Interpolate(timesteps.Select(t => (float)t).ToArray(), table);
+        }
+
+        float finalSigma = Options.FinalSigmasType == FinalSigmasType.SigmaMin ? table[0] : 0f;
+        _sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
+
+        // diffusers switches lower_order_final on for good (it rewrites its config) when the steps do not divide by the
+        // order or the last sigma is zero.
+        if (!_lowerOrderFinal && (numInferenceSteps % Options.SolverOrder != 0 || Options.FinalSigmasType == FinalSigmasType.Zero))
+        {
+            _lowerOrderFinal = true;
+        }
+
+        _orders = OrderList(numInferenceSteps);
+        return timesteps.Select(t => (float)t).ToArray();
+    }
+
+    private protected override void ResetState() => _storedOutputs = 0;
+
+    private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
+    {
+        int count = TimestepArray.Length;
+        int index = StepIndexForStep(timestep, count, lastIfMissing: true);
+
+        float[] converted = RotateHistory(sample.Length);
+        DpmSolverModelOutput.Convert(
+            Options.AlgorithmType, Options.PredictionType, DpmSolverMath.At(_sigmas[index]), sample, modelOutput, converted,
+            Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, batchSize, ref _scratch);
+
+        ReadOnlySpan<float> noise = sample;
+        if (Options.AlgorithmType == DpmSolverAlgorithmType.SdeDpmSolverPlusPlus)
+        {
+            float[] noiseBuffer = Buffer(ref _noise, sample.Length);
+            RequireGenerator(options, "draws noise at every step of its SDE solver").FillStandardNormal(noiseBuffer);
+            noise = noiseBuffer;
+        }
+
+        // The order of this step, lowered while there are too few earlier outputs (after SetBeginIndex, for example).
+        int order = Math.Min(_orders[index], _storedOutputs);
+        float[] startSample = Buffer(ref _startSample, sample.Length);
+        if (order == 1)
+        {
+            sample.CopyTo(startSample);
+        }
+
+        DpmSolverMath.Point t = DpmSolverMath.At(_sigmas[index + 1]);
+        float[] m0 = _modelOutputs[^1]!;
+        switch (order)
+        {
+            case 1:
+            {
+                DpmSolverMath.Coefficients c = DpmSolverMath.FirstOrder(Options.AlgorithmType, t, DpmSolverMath.At(_sigmas[index]));
+                Elementwise.LinearCombination(c.X, startSample, c.D0, m0, c.Noise, noise, prevSample);
+                break;
+            }
+
+            case 2:
+            {
+                DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index]);
+                DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
+                float h = t.Lambda - s1.Lambda;
+                float r0 = (s0.Lambda - s1.Lambda) / h;
+                DpmSolverMath.Coefficients c = DpmSolverMath.SecondOrder(Options.AlgorithmType, Options.SolverType, t, s1, h);
+                float[] m1 = _modelOutputs[^2]!;
+                Elementwise.Apply(new DpmSolverMath.SecondOrderUpdate(c, 1f / r0), startSample, m1, m0, m1, noise, prevSample);
+                break;
+            }
+
+            default:
+            {
+                DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index]);
+                DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
+                DpmSolverMath.Point s2 = DpmSolverMath.At(_sigmas[index - 2]);
+                float h = t.Lambda - s2.Lambda;
+                float r0 = (s0.Lambda - s2.Lambda) / h;
+                float r1 = (s1.Lambda - s2.Lambda) / h;
+                DpmSolverMath.Coefficients c = DpmSolverMath.ThirdOrder(Options.AlgorithmType, t, s2, h);
+                var op = new ThirdOrderUpdate(c, r0, r1, Options.SolverType == DpmSolverType.Midpoint);
+                Elementwise.Apply(op, startSample, m0, _modelOutputs[^2]!, _modelOutputs[^3]!, noise, prevSample);
+                break;
+            }
+        }
+
+        AdvanceStepIndex();
+    }
+
+    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination)
+    {
+        DpmSolverMath.Point point = DpmSolverMath.At(_sigmas[AddNoiseIndex(timestep, lastIfMissing: true)]);
+        Elementwise.LinearCombination(point.Alpha, originalSamples, point.Sigma, noise, destination);
+    }
+
+    // diffusers' get_order_list: the order of each step, cycling 1, 2(, 3) so that each higher-order update closes a block.
+    private int[] OrderList(int steps)
+    {
+        int order = Options.SolverOrder;
+        var orders = new List<int>();
+        if (_lowerOrderFinal)
+        {
+            if (order == 3)
+            {
+                int blocks = steps % 3 == 0 ? steps / 3 - 1 : steps / 3;
+                for (int i = 0; i < blocks; i++)
+                {
+                    orders.AddRange([1, 2, 3]);
+                }
+
+                int[] tail = (steps % 3) switch { 0 => [1, 2, 1], 1 => [1], _ => [1, 2] };
+                orders.AddRange(tail);
+            }
+            else if (order == 2)
+            {
+                int blocks = steps % 2 == 0 ? steps / 2 - 1 : steps / 2;
+                for (int i = 0; i < blocks; i++)
+                {
+                    orders.AddRange([1, 2]);
+                }
+
+                int[] tail = steps % 2 == 0 ? [1, 1] : [1];
+                orders.AddRange(tail);
+            }
+            else
+            {
+                orders.AddRange(Enumerable.Repeat(1, steps));
+            }
+        }
+        else
+        {
+            for (int i = 0; i < steps / order; i++)
+            {
+                orders.AddRange(Enumerable.Range(1, order));
+            }
+        }
+
+        if (Options.FinalSigmasType == FinalSigmasType.Zero)
+        {
+            orders[^1] = 1;
+        }
+
+        return [.. orders];
+    }
+
+    private float[] RotateHistory(int length)
+    {
+        float[] oldest = _modelOutputs[0] is { } buffer && buffer.Length == length ? buffer : new float[length];
+        Array.Copy(_modelOutputs, 1, _modelOutputs, 0, _modelOutputs.Length - 1);
+        _modelOutputs[^1] = oldest;
+        _storedOutputs = Math.Min(_storedOutputs + 1, _modelOutputs.Length);
+        return oldest;
+    }
+
+    /// <summary>
+    /// Singlestep third order from the block's start sample: D₀ = m2, D₁₀ = (m1 − m2)/r1, D₁₁ = (m0 − m2)/r0; midpoint uses
+    /// D₁₁, Heun D₁ = (r0·D₁₀ − r1·D₁₁)/(r0 − r1) and D₂ = 2(D₁₁ − D₁₀)/(r0 − r1).
+    /// </summary>
+    private readonly struct ThirdOrderUpdate(DpmSolverMath.Coefficients c, float r0, float r1, bool midpoint) : IElementwiseOp5
+    {
+        private readonly float _k0 = 1f / r1;
+        private readonly float _k1 = 1f / r0;
+        private readonly float _difference = r0 - r1;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x, float m0, float m1, float m2, float z)
+        {
+            float d10 = _k0 * (m1 - m2);
+            float d11 = _k1 * (m0 - m2);
+            return midpoint
+                ? c.X * x + c.D0 * m2 + c.D1 * d11 + c.Noise * z
+                : c.X * x + c.D0 * m2 + c.D1 * ((r0 * d10 - r1 * d11) / _difference) + c.D2 * (2f * (d11 - d10) / _difference) + c.Noise * z;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> x, Vector<float> m0, Vector<float> m1, Vector<float> m2, Vector<float> z)
+        {
+            Vector<float> d10 = _k0 * (m1 - m2);
+            Vector<float> d11 = _k1 * (m0 - m2);
+            return midpoint
+                ? c.X * x + c.D0 * m2 + c.D1 * d11 + c.Noise * z
+                : c.X * x + c.D0 * m2 + c.D1 * ((r0 * d10 - r1 * d11) / _difference) + c.D2 * (2f * (d11 - d10) / _difference) + c.Noise * z;
+        }
+    }
+}

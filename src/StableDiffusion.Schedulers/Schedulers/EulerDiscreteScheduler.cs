@@ -1,0 +1,156 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+
+namespace StableDiffusion.Schedulers;
+
+/// <summary>
+/// Euler's method on the probability-flow ODE, as in Karras et al. (2022) algorithm 2 ("Euler" in UIs; "Euler Karras"
+/// with <see cref="EulerDiscreteSchedulerOptions.UseKarrasSigmas"/>). Port of diffusers' <c>EulerDiscreteScheduler</c>.
+/// </summary>
+/// <remarks>
+/// Deterministic unless <see cref="SchedulerStepOptions.SChurn"/> adds noise back. Built from Stable Diffusion 1.x's
+/// configuration it spaces timesteps linearly (999, 888, … for 10 steps), as diffusers does.
+/// </remarks>
+public sealed class EulerDiscreteScheduler : DiffusionScheduler
+{
+    /// <summary>The diffusers class name.</summary>
+    public const string DiffusersName = "EulerDiscreteScheduler";
+
+    private float[] _sigmas;
+    private float[]? _churned;
+    private float[]? _noise;
+    private float[]? _originalSample;
+
+    /// <summary>Creates the scheduler from options (diffusers' defaults when null).</summary>
+    /// <param name="options">The options.</param>
+    /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
+    public EulerDiscreteScheduler(EulerDiscreteSchedulerOptions? options = null)
+        : this(Validated(options ?? new EulerDiscreteSchedulerOptions(), DiffusersName), null)
+    {
+    }
+
+    private EulerDiscreteScheduler(EulerDiscreteSchedulerOptions options, SchedulerConfig? config)
+        : base(config ?? EulerDiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options, options.RescaleBetasZeroSnr, finiteTerminalSigma: true))
+    {
+        Options = options;
+        _sigmas = [.. Noise.Sigmas.Reverse(), 0f];
+    }
+
+    /// <summary>The options this scheduler was built with.</summary>
+    public EulerDiscreteSchedulerOptions Options { get; }
+
+    /// <inheritdoc />
+    public override string ClassName => DiffusersName;
+
+    /// <inheritdoc />
+    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
+
+    /// <inheritdoc />
+    /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
+
+    private protected override bool HasStepState => false;
+
+    /// <summary>Builds the scheduler from a configuration as diffusers' <c>EulerDiscreteScheduler.from_config</c> does.</summary>
+    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
+    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
+    public static EulerDiscreteScheduler FromConfig(SchedulerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return new EulerDiscreteScheduler(EulerDiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+    }
+
+    /// <inheritdoc />
+    public override EulerDiscreteScheduler Clone() => new(Options, Config);
+
+    private protected override float[] ComputeTimesteps(int numInferenceSteps)
+    {
+        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        double[] timesteps;
+        double[] sigmas;
+        if (Options.InterpolationType == InterpolationType.LogLinear)
+        {
+            // diffusers spaces N + 1 sigmas evenly in log σ here (float32 torch), then appends the final sigma as well.
+            timesteps = TimestepSchedules.Continuous(Options.TimestepSpacing, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset).Select(t => (double)t).ToArray();
+            float[] table = Noise.Sigmas;
+            sigmas = TorchCompat.LinspaceFloat32(MathF.Log(table[^1]), MathF.Log(table[0]), numInferenceSteps + 1).Select(l => (double)MathF.Exp(l)).ToArray();
+            if (spacing != SigmaSpacing.Interpolated)
+            {
+                sigmas = SigmaSchedules.Space(spacing, Options.SigmaMin ?? sigmas[^1], Options.SigmaMax ?? sigmas[0], numInferenceSteps);
+                timesteps = SigmaSchedules.ToTimesteps(sigmas, Noise.LogSigmas, round: false);
+            }
+        }
+        else
+        {
+            (timesteps, sigmas) = SigmaSchedules.KDiffusion(Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing, Options.SigmaMin, Options.SigmaMax);
+        }
+
+        float finalSigma = Options.FinalSigmasType == FinalSigmasType.SigmaMin ? Noise.Sigmas[0] : 0f;
+        _sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
+
+        if (Options.TimestepType == TimestepType.Continuous && Options.PredictionType == PredictionType.VPrediction)
+        {
+            return _sigmas[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray();
+        }
+
+        return timesteps.Select(t => (float)t).ToArray();
+    }
+
+    private protected override void ResetState()
+    {
+    }
+
+    private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>
+        KDiffusionMath.ScaleModelInput(sample, _sigmas[CurrentStepIndex(timestep)], destination);
+
+    private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
+    {
+        int index = StepIndexForStep(timestep, _sigmas.Length - 1);
+        float sigma = _sigmas[index];
+
+        // Churn (Karras et al., algorithm 2): raise the noise level to σ̂ = σ(γ + 1) by adding fresh noise.
+        double gamma = options.STMin <= sigma && sigma <= options.STMax
+            ? Math.Min((double)options.SChurn / (_sigmas.Length - 1), Math.Sqrt(2) - 1)
+            : 0;
+        float sigmaHat = sigma * (float)(gamma + 1);
+        if (gamma > 0)
+        {
+            float[] noise = Buffer(ref _noise, sample.Length);
+            RequireGenerator(options, "adds churn noise when s_churn > 0").FillStandardNormal(noise);
+            TensorPrimitives.Multiply(noise, options.SNoise, noise);
+            float[] churned = Buffer(ref _churned, sample.Length);
+            Elementwise.LinearCombination(1f, sample, MathF.Sqrt(sigmaHat * sigmaHat - sigma * sigma), noise, churned);
+            sample = churned;
+        }
+
+        float dt = _sigmas[index + 1] - sigmaHat;
+        switch (Options.PredictionType)
+        {
+            case PredictionType.Epsilon:
+                Elementwise.Apply(new EulerEpsilonStep(sigmaHat, dt), sample, modelOutput, prevSample);
+                break;
+            default:
+                // x₀ first (v-prediction uses σ, not σ̂), then the Euler step from the derivative (x − x₀)/σ̂.
+                float[] originalSample = Buffer(ref _originalSample, sample.Length);
+                Prediction.SigmaOriginalSample(Options.PredictionType, sigmaHat, sigma, sample, modelOutput, originalSample);
+                Elementwise.Apply(new KDiffusionMath.EulerFromOriginal(sigmaHat, dt), sample, originalSample, prevSample);
+                break;
+        }
+
+        AdvanceStepIndex();
+    }
+
+    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
+        Elementwise.LinearCombination(1f, originalSamples, _sigmas[AddNoiseIndex(timestep, lastIfMissing: false)], noise, destination);
+
+    /// <summary>x₀ = x − σ̂·ε; d = (x − x₀)/σ̂; x + d·dt, in diffusers' float32 order.</summary>
+    private readonly struct EulerEpsilonStep(float sigmaHat, float dt) : IElementwiseOp2
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x, float e) => x + (x - (x - sigmaHat * e)) / sigmaHat * dt;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> x, Vector<float> e) => x + (x - (x - sigmaHat * e)) / sigmaHat * dt;
+    }
+}

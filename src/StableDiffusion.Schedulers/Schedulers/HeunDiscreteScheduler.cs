@@ -1,0 +1,170 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace StableDiffusion.Schedulers;
+
+/// <summary>
+/// Heun's second-order method (Karras et al., 2022, algorithm 1): an Euler step, then a correction with the average of
+/// the two slopes. Port of diffusers' <c>HeunDiscreteScheduler</c>.
+/// </summary>
+/// <remarks>
+/// <see cref="Order"/> is 2: N steps take 2N − 1 model evaluations (each timestep after the first appears twice), the
+/// last being a plain Euler step to σ = 0.
+/// </remarks>
+public sealed class HeunDiscreteScheduler : DiffusionScheduler
+{
+    /// <summary>The diffusers class name.</summary>
+    public const string DiffusersName = "HeunDiscreteScheduler";
+
+    private float[] _sigmas;
+    private float[]? _originalSample;
+    private float[]? _prevDerivative;
+    private float[]? _firstSample;
+    private float? _dt;
+
+    /// <summary>Creates the scheduler from options (diffusers' defaults when null).</summary>
+    /// <param name="options">The options.</param>
+    /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
+    public HeunDiscreteScheduler(HeunDiscreteSchedulerOptions? options = null)
+        : this(Validated(options ?? new HeunDiscreteSchedulerOptions(), DiffusersName), null)
+    {
+    }
+
+    private HeunDiscreteScheduler(HeunDiscreteSchedulerOptions options, SchedulerConfig? config)
+        : base(config ?? HeunDiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
+    {
+        Options = options;
+        // diffusers sets a schedule of all training timesteps at construction.
+        _sigmas = Interleave(Noise.Sigmas.Reverse().Select(s => (double)s).ToArray());
+    }
+
+    /// <summary>The options this scheduler was built with.</summary>
+    public HeunDiscreteSchedulerOptions Options { get; }
+
+    /// <inheritdoc />
+    public override string ClassName => DiffusersName;
+
+    /// <inheritdoc />
+    public override int Order => 2;
+
+    /// <inheritdoc />
+    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
+
+    /// <inheritdoc />
+    /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
+
+    private protected override bool HasStepState => _dt is not null;
+
+    /// <summary>Builds the scheduler from a configuration as diffusers' <c>HeunDiscreteScheduler.from_config</c> does.</summary>
+    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
+    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
+    public static HeunDiscreteScheduler FromConfig(SchedulerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return new HeunDiscreteScheduler(HeunDiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+    }
+
+    /// <inheritdoc />
+    public override HeunDiscreteScheduler Clone() => new(Options, Config);
+
+    private protected override float[] ComputeTimesteps(int numInferenceSteps)
+    {
+        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        (double[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
+            Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing, Options.SigmaMin, Options.SigmaMax);
+        _sigmas = Interleave(sigmas);
+
+        // [t0, t1, t1, t2, t2, …]: every timestep after the first is evaluated twice.
+        var result = new float[2 * timesteps.Length - 1];
+        result[0] = (float)timesteps[0];
+        for (int i = 1; i < timesteps.Length; i++)
+        {
+            result[2 * i - 1] = result[2 * i] = (float)timesteps[i];
+        }
+
+        return result;
+    }
+
+    private protected override void ResetState() => _dt = null;
+
+    private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>
+        KDiffusionMath.ScaleModelInput(sample, _sigmas[CurrentStepIndex(timestep)], destination);
+
+    private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
+    {
+        int index = StepIndexForStep(timestep, TimestepArray.Length);
+        bool firstOrder = _dt is null;
+        float sigma = firstOrder ? _sigmas[index] : _sigmas[index - 1];
+        float sigmaNext = firstOrder ? _sigmas[index + 1] : _sigmas[index];
+
+        float[] originalSample = Buffer(ref _originalSample, sample.Length);
+        float sigmaInput = firstOrder ? sigma : sigmaNext;
+        Prediction.SigmaOriginalSample(Options.PredictionType, sigmaInput, sigmaInput, sample, modelOutput, originalSample);
+        if (Options.ClipSample)
+        {
+            SampleClipping.Clip(originalSample, (float)Options.ClipSampleRange);
+        }
+
+        if (firstOrder)
+        {
+            // Euler step to σ_next; keep its slope and starting point for the correction.
+            float dt = sigmaNext - sigma;
+            float[] derivative = Buffer(ref _prevDerivative, sample.Length);
+            Elementwise.Apply(new Slope(sigma), sample, originalSample, derivative);
+            sample.CopyTo(Buffer(ref _firstSample, sample.Length));
+            Elementwise.Apply(new EulerUpdate(dt), sample, derivative, prevSample);
+            _dt = dt;
+        }
+        else
+        {
+            // Redo the step from its starting point with the average of both slopes.
+            Elementwise.Apply(new HeunCorrection(sigmaNext, _dt!.Value), _firstSample, sample, originalSample, _prevDerivative, prevSample);
+            _dt = null;
+        }
+
+        AdvanceStepIndex();
+    }
+
+    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
+        Elementwise.LinearCombination(1f, originalSamples, _sigmas[AddNoiseIndex(timestep, lastIfMissing: false)], noise, destination);
+
+    // [s0, s1, s1, s2, s2, …, s_{N−1}, s_{N−1}, 0]: the interior sigmas twice, then the final zero.
+    private static float[] Interleave(double[] sigmas)
+    {
+        var result = new float[2 * sigmas.Length];
+        result[0] = (float)sigmas[0];
+        for (int i = 1; i < sigmas.Length; i++)
+        {
+            result[2 * i - 1] = result[2 * i] = (float)sigmas[i];
+        }
+
+        result[^1] = 0f;
+        return result;
+    }
+
+    private readonly struct Slope(float sigma) : IElementwiseOp2
+    {
+        public float Invoke(float x, float x0) => (x - x0) / sigma;
+
+        public Vector<float> Invoke(Vector<float> x, Vector<float> x0) => (x - x0) / sigma;
+    }
+
+    private readonly struct EulerUpdate(float dt) : IElementwiseOp2
+    {
+        public float Invoke(float x, float d) => x + d * dt;
+
+        public Vector<float> Invoke(Vector<float> x, Vector<float> d) => x + d * dt;
+    }
+
+    /// <summary>x_first + ((d_first + (x − x₀)/σ_next) / 2)·dt.</summary>
+    private readonly struct HeunCorrection(float sigmaNext, float dt) : IElementwiseOp4
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float first, float x, float x0, float firstSlope) => first + (firstSlope + (x - x0) / sigmaNext) / 2f * dt;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> first, Vector<float> x, Vector<float> x0, Vector<float> firstSlope) =>
+            first + (firstSlope + (x - x0) / sigmaNext) / 2f * dt;
+    }
+}

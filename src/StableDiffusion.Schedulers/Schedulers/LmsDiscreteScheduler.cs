@@ -1,0 +1,213 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace StableDiffusion.Schedulers;
+
+/// <summary>
+/// The linear multistep method of k-diffusion ("LMS"; "LMS Karras" with
+/// <see cref="LmsDiscreteSchedulerOptions.UseKarrasSigmas"/>): an order-4 Adams-Bashforth method in σ whose coefficients
+/// are integrals of Lagrange polynomials. Port of diffusers' <c>LMSDiscreteScheduler</c>.
+/// </summary>
+public sealed class LmsDiscreteScheduler : DiffusionScheduler
+{
+    /// <summary>The diffusers class name.</summary>
+    public const string DiffusersName = "LMSDiscreteScheduler";
+
+    /// <summary>diffusers' default <c>order</c> argument of <c>step</c>, which pipelines never change.</summary>
+    private const int LmsOrder = 4;
+
+    // Gauss-Legendre nodes and weights on [-1, 1]: exact for the polynomials of degree at most 3 LMS integrates
+    // (diffusers calls scipy.integrate.quad).
+    private static readonly double[] GaussNodes = [-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526];
+    private static readonly double[] GaussWeights = [0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538];
+
+    private float[] _sigmas;
+    private readonly List<float[]> _derivatives = [];
+    private readonly Stack<float[]> _free = new();
+    private float[]? _originalSample;
+
+    /// <summary>Creates the scheduler from options (diffusers' defaults when null).</summary>
+    /// <param name="options">The options.</param>
+    /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
+    public LmsDiscreteScheduler(LmsDiscreteSchedulerOptions? options = null)
+        : this(Validated(options ?? new LmsDiscreteSchedulerOptions(), DiffusersName), null)
+    {
+    }
+
+    private LmsDiscreteScheduler(LmsDiscreteSchedulerOptions options, SchedulerConfig? config)
+        : base(config ?? LmsDiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
+    {
+        Options = options;
+        _sigmas = [.. Noise.Sigmas.Reverse(), 0f];
+    }
+
+    /// <summary>The options this scheduler was built with.</summary>
+    public LmsDiscreteSchedulerOptions Options { get; }
+
+    /// <inheritdoc />
+    public override string ClassName => DiffusersName;
+
+    /// <inheritdoc />
+    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
+
+    /// <inheritdoc />
+    /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
+
+    private protected override bool HasStepState => _derivatives.Count > 0;
+
+    /// <summary>Builds the scheduler from a configuration as diffusers' <c>LMSDiscreteScheduler.from_config</c> does.</summary>
+    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
+    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
+    public static LmsDiscreteScheduler FromConfig(SchedulerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return new LmsDiscreteScheduler(LmsDiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+    }
+
+    /// <inheritdoc />
+    public override LmsDiscreteScheduler Clone() => new(Options, Config);
+
+    private protected override float[] ComputeTimesteps(int numInferenceSteps)
+    {
+        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        // diffusers' LMS takes Karras bounds from the interpolated sigmas only; exponential and beta read sigma_min/max.
+        bool configuredBounds = spacing != SigmaSpacing.Karras;
+        (double[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
+            Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing,
+            configuredBounds ? Options.SigmaMin : null, configuredBounds ? Options.SigmaMax : null);
+        _sigmas = [.. sigmas.Select(s => (float)s), 0f];
+        return timesteps.Select(t => (float)t).ToArray();
+    }
+
+    private protected override void ResetState()
+    {
+        foreach (float[] derivative in _derivatives)
+        {
+            _free.Push(derivative);
+        }
+
+        _derivatives.Clear();
+    }
+
+    private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>
+        KDiffusionMath.ScaleModelInput(sample, _sigmas[CurrentStepIndex(timestep)], destination);
+
+    private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
+    {
+        int index = StepIndexForStep(timestep, _sigmas.Length - 1);
+        float sigma = _sigmas[index];
+
+        // The derivative (x − x₀)/σ joins the history of the last four.
+        float[] originalSample = Buffer(ref _originalSample, sample.Length);
+        Prediction.SigmaOriginalSample(Options.PredictionType, sigma, sigma, sample, modelOutput, originalSample);
+        float[] derivative = _derivatives.Count == LmsOrder ? _derivatives[0] : _free.TryPop(out float[]? free) && free.Length == sample.Length ? free : new float[sample.Length];
+        if (_derivatives.Count == LmsOrder)
+        {
+            _derivatives.RemoveAt(0);
+        }
+
+        Elementwise.Apply(new Derivative(sigma), sample, originalSample, derivative);
+        _derivatives.Add(derivative);
+
+        // x + Σ_k c_k·d_{−1−k}, the newest derivative first.
+        int order = Math.Min(index + 1, LmsOrder);
+        Span<float> coefficients = stackalloc float[LmsOrder];
+        for (int k = 0; k < order; k++)
+        {
+            coefficients[k] = (float)Coefficient(order, index, k);
+        }
+
+        int n = _derivatives.Count;
+        switch (order)
+        {
+            case 1:
+                Elementwise.Apply(new Accumulate1(coefficients[0]), sample, _derivatives[n - 1], prevSample);
+                break;
+            case 2:
+                Elementwise.Apply(new Accumulate2(coefficients[0], coefficients[1]), sample, _derivatives[n - 1], _derivatives[n - 2], prevSample);
+                break;
+            case 3:
+                Elementwise.Apply(new Accumulate3(coefficients[0], coefficients[1], coefficients[2]), sample, _derivatives[n - 1], _derivatives[n - 2], _derivatives[n - 3], prevSample);
+                break;
+            default:
+                Elementwise.Apply(new Accumulate4(coefficients[0], coefficients[1], coefficients[2], coefficients[3]), sample, _derivatives[n - 1], _derivatives[n - 2], _derivatives[n - 3], _derivatives[n - 4], prevSample);
+                break;
+        }
+
+        AdvanceStepIndex();
+    }
+
+    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
+        Elementwise.LinearCombination(1f, originalSamples, _sigmas[AddNoiseIndex(timestep, lastIfMissing: false)], noise, destination);
+
+    // ∫ from σ_t to σ_{t+1} of the Lagrange basis polynomial of node t − k over the nodes t, t − 1, …, t − order + 1.
+    private double Coefficient(int order, int t, int k)
+    {
+        double from = _sigmas[t];
+        double to = _sigmas[t + 1];
+        double half = (to - from) / 2;
+        double middle = (to + from) / 2;
+        double integral = 0;
+        for (int g = 0; g < GaussNodes.Length; g++)
+        {
+            double tau = middle + half * GaussNodes[g];
+            double product = 1;
+            for (int j = 0; j < order; j++)
+            {
+                if (j != k)
+                {
+                    product *= (tau - _sigmas[t - j]) / ((double)_sigmas[t - k] - _sigmas[t - j]);
+                }
+            }
+
+            integral += GaussWeights[g] * product;
+        }
+
+        return integral * half;
+    }
+
+    private readonly struct Derivative(float sigma) : IElementwiseOp2
+    {
+        public float Invoke(float x, float x0) => (x - x0) / sigma;
+
+        public Vector<float> Invoke(Vector<float> x, Vector<float> x0) => (x - x0) / sigma;
+    }
+
+    private readonly struct Accumulate1(float c0) : IElementwiseOp2
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x, float d0) => x + c0 * d0;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> x, Vector<float> d0) => x + c0 * d0;
+    }
+
+    private readonly struct Accumulate2(float c0, float c1) : IElementwiseOp3
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x, float d0, float d1) => x + (c0 * d0 + c1 * d1);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> x, Vector<float> d0, Vector<float> d1) => x + (c0 * d0 + c1 * d1);
+    }
+
+    private readonly struct Accumulate3(float c0, float c1, float c2) : IElementwiseOp4
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x, float d0, float d1, float d2) => x + (c0 * d0 + c1 * d1 + c2 * d2);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> x, Vector<float> d0, Vector<float> d1, Vector<float> d2) => x + (c0 * d0 + c1 * d1 + c2 * d2);
+    }
+
+    private readonly struct Accumulate4(float c0, float c1, float c2, float c3) : IElementwiseOp5
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x, float d0, float d1, float d2, float d3) => x + (c0 * d0 + c1 * d1 + c2 * d2 + c3 * d3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> x, Vector<float> d0, Vector<float> d1, Vector<float> d2, Vector<float> d3) =>
+            x + (c0 * d0 + c1 * d1 + c2 * d2 + c3 * d3);
+    }
+}

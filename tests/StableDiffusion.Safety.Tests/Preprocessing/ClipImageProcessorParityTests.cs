@@ -1,0 +1,71 @@
+using System.Globalization;
+using System.Numerics.Tensors;
+using System.Text.Json;
+using StableDiffusion.Testing;
+using Xunit;
+
+namespace StableDiffusion.Safety.Tests.Preprocessing;
+
+/// <summary>
+/// The <c>safety_preprocessing</c> section of reference.json: transformers' CLIPImageProcessor applied to
+/// <c>numpy_to_pil(ref_images)</c> with the tiny model's preprocessor_config.json.
+/// </summary>
+public sealed class ClipImageProcessorParityTests
+{
+    private const string Section = "safety_preprocessing";
+
+    // The targets, in normalised units; exact Pillow emulation lands at float rounding (about 1e-6).
+    private const double MaxAbsTolerance = 0.03;
+    private const double MeanAbsTolerance = 0.005;
+
+    /// <summary>
+    /// One row per case: the section holds either a <c>cases</c> list of named cases or, as the tiny reference does,
+    /// a single case whose name is the section's.
+    /// </summary>
+    public static IEnumerable<TheoryDataRow<string>> Cases()
+    {
+        if (!Reference.IsAvailable)
+        {
+            return [new TheoryDataRow<string>("(reference missing)") { Skip = Fixtures.IsRequired ? null : Reference.MissingReason }];
+        }
+
+        JsonElement section = Reference.Root.GetProperty(Section);
+        return section.TryGetProperty("cases", out JsonElement cases)
+            ? [.. cases.EnumerateArray().Select(c => new TheoryDataRow<string>(c.GetProperty("name").GetString()!))]
+            : [new TheoryDataRow<string>(Section)];
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    [Trait("Category", "Parity")]
+    [Trait("Area", "Safety")]
+    public void Preprocess_MatchesTransformersClipInput(string caseName)
+    {
+        Reference.Require();
+        JsonElement referenceCase = caseName == Section ? Reference.Root.GetProperty(Section) : Reference.Case(Section, caseName);
+        NpyArray images = Reference.Array(referenceCase.GetProperty("images").GetString()!);
+        NpyArray expected = Reference.Array(referenceCase.GetProperty("clip_input").GetString()!);
+        string model = referenceCase.TryGetProperty("model", out JsonElement m)
+            ? Reference.ResolvePath(m.GetString()!)
+            : Reference.ResolvePath(Reference.Root.GetProperty("pipeline").GetProperty("model").GetString()!);
+        var processor = ClipImageProcessor.Load(Path.Combine(model, "feature_extractor", "preprocessor_config.json"));
+
+        Tensor<float> actual = processor.Preprocess(Tensor.Create(images.ToSingle(), [.. images.Shape.Select(d => (nint)d)]));
+
+        Assert.Equal(expected.Shape.Select(d => (nint)d).ToArray(), actual.Lengths.ToArray());
+        float[] reference = expected.ToSingle();
+        ReadOnlySpan<float> values = actual.AsTensorSpan().AsReadOnlyTensorSpan().AsSpan();
+        (double maxAbs, int at) = ArrayAssert.MaxAbsDifference(reference, values);
+        double meanAbs = 0;
+        for (int i = 0; i < reference.Length; i++)
+        {
+            meanAbs += Math.Abs((double)values[i] - reference[i]);
+        }
+
+        meanAbs /= reference.Length;
+        TestContext.Current.SendDiagnosticMessage(string.Create(
+            CultureInfo.InvariantCulture, $"{caseName}: clip_input max abs {maxAbs:G4} (at {at}), mean abs {meanAbs:G4} over {reference.Length} values"));
+        Assert.True(maxAbs <= MaxAbsTolerance, $"{caseName}: max |got - ref| = {maxAbs:G6} at {at} (got {values[at]:G9}, ref {reference[at]:G9}) exceeds {MaxAbsTolerance}.");
+        Assert.True(meanAbs <= MeanAbsTolerance, $"{caseName}: mean |got - ref| = {meanAbs:G6} exceeds {MeanAbsTolerance}.");
+    }
+}

@@ -1,0 +1,175 @@
+using System.Numerics.Tensors;
+using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.Safety.Tests.Preprocessing;
+using StableDiffusion.Safety.Tests.TestModels;
+using Xunit;
+
+namespace StableDiffusion.Safety.Tests.SafetyChecking;
+
+/// <summary>
+/// The checker on synthetic graphs built by <see cref="TestGraphs"/>: float16 exports, fixed dimensions, signatures that
+/// are not a safety checker's, and a slow graph to cancel inside a run. Their rule: an image is flagged when the mean
+/// of its CLIP input exceeds 0.5, which uniform gray 0.75 does (about 1.1) and 0.5 does not (about 0.14).
+/// </summary>
+public sealed class SafetyCheckerGraphTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Theory]
+    [InlineData(OnnxGraphBuilder.Float)]
+    [InlineData(OnnxGraphBuilder.Float16)]
+    public void Check_Float32AndFloat16Graphs_FlagTheSameImages(int elementType)
+    {
+        using SafetyChecker checker = Create(TestGraphs.MeanThresholdChecker(elementType));
+        Tensor<float> images = ClipImageProcessorTests.Gray(3, 40, 24, 0.75f, 0.5f, 0.3f + (1f / 3));
+
+        SafetyCheckerResult result = checker.Check(images, Ct);
+
+        Assert.Equal([true, false, true], result.HasNsfwConcepts);
+        float[] after = ClipImageProcessorTests.Flatten(result.Images);
+        int imageLength = 40 * 24 * 3;
+        Assert.All(after[..imageLength], v => Assert.Equal(0f, v));
+        Assert.All(after[imageLength..(2 * imageLength)], v => Assert.Equal(0.5f, v)); // float32, not rounded through float16
+    }
+
+    [Fact]
+    public void Check_GraphWithAFixedBatchOfOne_ChecksAnyBatch()
+    {
+        using SafetyChecker checker = Create(TestGraphs.MeanThresholdChecker(clipDims: [1, 3, 224, 224], imageDims: [1, "h", "w", 3]));
+
+        SafetyCheckerResult result = checker.Check(ClipImageProcessorTests.Gray(3, 16, 16, 0.5f, 0.75f, 0.5f), Ct);
+
+        Assert.Equal([false, true, false], result.HasNsfwConcepts);
+    }
+
+    [Fact]
+    public void Constructor_GraphForAnotherClipSize_ThrowsNamingBothFiles()
+    {
+        using var session = new InferenceSession(TestGraphs.MeanThresholdChecker(clipDims: ["batch", 3, 112, 112]).Build());
+        var config = ClipImageProcessorConfig.Default with { Source = "fe/preprocessor_config.json" };
+
+        var ex = Assert.Throws<SafetyCheckerModelException>(() => new SafetyChecker(session, new ClipImageProcessor(config), modelPath: "sc/model.onnx"));
+
+        Assert.Contains("'sc/model.onnx'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("112x112", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("'fe/preprocessor_config.json'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Check_GraphExportedForAnotherImageSize_ThrowsArgumentException()
+    {
+        using SafetyChecker checker = Create(TestGraphs.MeanThresholdChecker(imageDims: ["batch", 512, 512, 3]));
+
+        var ex = Assert.Throws<ArgumentException>(() => checker.Check(ClipImageProcessorTests.Gray(1, 64, 64, 0.5f), Ct));
+
+        Assert.Contains("512x512", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("64x64", ex.Message, StringComparison.Ordinal);
+    }
+
+    public static TheoryData<string, string> WrongSignatures() => new()
+    {
+        { "no-images", "no input named 'images'" },
+        { "int64-clip", "'clip_input' is Int64 [?, 3, ?, ?], not a float or float16 tensor" },
+        { "rank3-clip", "input 'clip_input' has rank 3, not 4" },
+        { "four-channels", "input 'images' has 4 channels (dimension 3), not 3" },
+        { "float-flags", "output 'has_nsfw_concepts' is Float [?], not a bool tensor" },
+        { "no-out-images", "no output named 'out_images'" },
+        { "extra-input", "inputs a safety checker does not take ('timestep')" },
+    };
+
+    [Theory]
+    [MemberData(nameof(WrongSignatures))]
+    public void Constructor_GraphThatIsNotASafetyChecker_ThrowsNamingWhatIsWrong(string variant, string expected)
+    {
+        using var session = new InferenceSession(WrongGraph(variant).Build());
+
+        var ex = Assert.Throws<SafetyCheckerModelException>(
+            () => new SafetyChecker(session, new ClipImageProcessor(ClipImageProcessorConfig.Default), modelPath: "models/x/safety_checker/model.onnx"));
+
+        Assert.Contains("Safety checker graph 'models/x/safety_checker/model.onnx' is not a Stable Diffusion safety checker graph", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+        Assert.Equal("models/x/safety_checker/model.onnx", ex.ModelPath);
+    }
+
+    [Fact]
+    public void Check_GraphReturningSeveralFlagsPerImage_Throws()
+    {
+        OnnxGraphBuilder graph = new OnnxGraphBuilder()
+            .Input(SafetyChecker.ClipInputName, OnnxGraphBuilder.Float, ["batch", 3, "h", "w"])
+            .Input(SafetyChecker.ImagesInputName, OnnxGraphBuilder.Float, ["batch", "ih", "iw", 3])
+            .FloatInitializer("threshold", [], [0.5f])
+            .Node("ReduceMean", [SafetyChecker.ClipInputName], ["mean"], ("axes", new long[] { 2, 3 }), ("keepdims", 0L))
+            .Node("Greater", ["mean", "threshold"], [SafetyChecker.HasNsfwConceptsName])
+            .Node("Identity", [SafetyChecker.ImagesInputName], [SafetyChecker.OutputImagesName])
+            .Output(SafetyChecker.OutputImagesName, OnnxGraphBuilder.Float, ["batch", "ih", "iw", 3])
+            .Output(SafetyChecker.HasNsfwConceptsName, OnnxGraphBuilder.Bool, ["batch"]);
+        using SafetyChecker checker = Create(graph);
+
+        var ex = Assert.Throws<SafetyCheckerModelException>(() => checker.Check(ClipImageProcessorTests.Gray(1, 8, 8, 0.5f), Ct));
+
+        Assert.Contains("returned 3 values in 'has_nsfw_concepts' for one image", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CheckAsync_CancelledDuringARun_StopsInsideTheGraphAndLeavesTheSessionUsable()
+    {
+        // 100 products of 2048 x 2048 matrices for a 256-pixel-high image: far longer than the 200 ms before cancelling.
+        using SafetyChecker checker = Create(TestGraphs.SlowChecker(multiplications: 100));
+        using var cts = new CancellationTokenSource();
+
+        Task<SafetyCheckerResult> check = checker.CheckAsync(ClipImageProcessorTests.Gray(1, 256, 16, 0.75f), cts.Token);
+        await Task.Delay(TimeSpan.FromMilliseconds(200), Ct);
+        cts.Cancel();
+
+        // With one image there is nothing between runs: the cancellation must have come through RunOptions.Terminate.
+        var ex = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => check);
+        Assert.IsType<OnnxRuntimeException>(ex.InnerException);
+        Assert.Equal(cts.Token, ex.CancellationToken);
+
+        // The same session still runs to the end (128 x 128 products for a 16-pixel-high image).
+        Assert.Equal([true, false], checker.Check(ClipImageProcessorTests.Gray(2, 16, 16, 0.75f, 0.5f), Ct).HasNsfwConcepts);
+    }
+
+    private static SafetyChecker Create(OnnxGraphBuilder graph) =>
+        new(new InferenceSession(graph.Build()), new ClipImageProcessor(ClipImageProcessorConfig.Default), ownsSession: true);
+
+    private static OnnxGraphBuilder WrongGraph(string variant)
+    {
+        int clipType = variant == "int64-clip" ? OnnxGraphBuilder.Int64 : OnnxGraphBuilder.Float;
+        object[] clipDims = variant == "rank3-clip" ? ["batch", 3, "h"] : ["batch", 3, "h", "w"];
+        object[] imageDims = variant == "four-channels" ? ["batch", "ih", "iw", 4] : ["batch", "ih", "iw", 3];
+        var graph = new OnnxGraphBuilder().Input(SafetyChecker.ClipInputName, clipType, clipDims);
+        if (variant != "no-images")
+        {
+            graph.Input(SafetyChecker.ImagesInputName, OnnxGraphBuilder.Float, imageDims);
+        }
+
+        if (variant == "extra-input")
+        {
+            graph.Input("timestep", OnnxGraphBuilder.Float, [1]);
+        }
+
+        long[] axes = variant == "rank3-clip" ? [1, 2] : [1, 2, 3];
+        graph.Node("Cast", [SafetyChecker.ClipInputName], ["clip32"], ("to", (long)OnnxGraphBuilder.Float))
+            .Node("ReduceMean", ["clip32"], ["score"], ("axes", axes), ("keepdims", 0L));
+        if (variant == "float-flags")
+        {
+            graph.Node("Identity", ["score"], [SafetyChecker.HasNsfwConceptsName])
+                .Output(SafetyChecker.HasNsfwConceptsName, OnnxGraphBuilder.Float, ["batch"]);
+        }
+        else
+        {
+            graph.FloatInitializer("threshold", [], [0.5f])
+                .Node("Greater", ["score", "threshold"], [SafetyChecker.HasNsfwConceptsName])
+                .Output(SafetyChecker.HasNsfwConceptsName, OnnxGraphBuilder.Bool, ["batch"]);
+        }
+
+        if (variant != "no-out-images")
+        {
+            graph.Node("Identity", [variant == "no-images" ? "clip32" : SafetyChecker.ImagesInputName], [SafetyChecker.OutputImagesName])
+                .Output(SafetyChecker.OutputImagesName, OnnxGraphBuilder.Float, variant == "no-images" ? clipDims : imageDims);
+        }
+
+        return graph;
+    }
+}

@@ -1,0 +1,124 @@
+using System.Numerics.Tensors;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using StableDiffusion.Randomness;
+using StableDiffusion.Testing;
+using Xunit;
+
+namespace StableDiffusion.Schedulers.Tests.Parity;
+
+/// <summary>
+/// Every scheduler case of the reference: diffusers' timesteps, sigmas, init_noise_sigma, and every step's model input
+/// and previous sample on a fixed dummy model, within max |got − ref| ≤ 1e-5·max(1, max |ref|) per array.
+/// </summary>
+public sealed class SchedulerParityTests
+{
+    private const double Tolerance = 1e-5;
+
+    public static IEnumerable<TheoryDataRow<string>> Cases => Reference.CaseNames("schedulers");
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    [Trait("Category", "Parity")]
+    [Trait("Area", "Schedulers")]
+    public void Trajectory_MatchesDiffusers(string name)
+    {
+        Reference.Require();
+        JsonElement section = Reference.Root.GetProperty("schedulers");
+        JsonElement testCase = Reference.Case("schedulers", name);
+        var worst = new WorstError();
+
+        // cls.from_config({**base_config, **overrides}); set_timesteps(steps).
+        DiffusionScheduler scheduler = SchedulerFactory.FromConfig(CaseConfig(section, testCase, name));
+        Assert.Equal(testCase.GetProperty("class").GetString(), scheduler.ClassName);
+        scheduler.SetTimesteps(testCase.GetProperty("steps").GetInt32());
+
+        float[] expectedTimesteps = testCase.GetProperty("timesteps").EnumerateArray().Select(t => (float)t.GetDouble()).ToArray();
+        worst.Check(expectedTimesteps, [.. scheduler.Timesteps], $"{name} timesteps");
+        worst.Check([(float)testCase.GetProperty("init_noise_sigma").GetDouble()], [scheduler.InitNoiseSigma], $"{name} init_noise_sigma");
+        if (Reference.HasArray($"sched/{name}/sigmas"))
+        {
+            worst.Check(Reference.Array($"sched/{name}/sigmas").ToSingle(), [.. scheduler.Sigmas], $"{name} sigmas");
+        }
+
+        SchedulerStepOptions options = StepOptions(testCase, name);
+        NpyArray modelInputs = Reference.Array($"sched/{name}/model_inputs");
+        NpyArray prevSamples = Reference.Array($"sched/{name}/prev_samples");
+        float[] expectedInputs = modelInputs.ToSingle();
+        float[] expectedSamples = prevSamples.ToSingle();
+        Assert.Equal(scheduler.Timesteps.Count, modelInputs.Shape[0]);
+
+        // sample = x0·init_noise_sigma; per step: input = scale_model_input(sample, t); sample = step(model(input, t), t, sample).
+        NpyArray x0 = Reference.Array(section.GetProperty("x0").GetString()!);
+        nint[] shape = x0.Shape.Select(d => (nint)d).ToArray();
+        float[] sample = x0.ToSingle();
+        TensorPrimitives.Multiply(sample, scheduler.InitNoiseSigma, sample);
+        int length = sample.Length;
+        var modelInput = new float[length];
+        var modelOutput = new float[length];
+        for (int i = 0; i < scheduler.Timesteps.Count; i++)
+        {
+            float t = scheduler.Timesteps[i];
+            scheduler.ScaleModelInput(new ReadOnlyTensorSpan<float>(sample, shape), t, new TensorSpan<float>(modelInput, shape));
+            worst.Check(expectedInputs.AsSpan(i * length, length), modelInput, $"{name} model_inputs[{i}] (t = {t})");
+
+            DummyModel.Evaluate(modelInput, t, modelOutput);
+            scheduler.Step(new ReadOnlyTensorSpan<float>(modelOutput, shape), t, new ReadOnlyTensorSpan<float>(sample, shape), new TensorSpan<float>(sample, shape), options);
+            worst.Check(expectedSamples.AsSpan(i * length, length), sample, $"{name} prev_samples[{i}] (t = {t})");
+        }
+
+        TestContext.Current.TestOutputHelper?.WriteLine($"{name}: worst max|got - ref| / max(1, max|ref|) = {worst.Value:E2} ({worst.Where})");
+    }
+
+    private static SchedulerConfig CaseConfig(JsonElement section, JsonElement testCase, string name)
+    {
+        var config = (JsonObject)JsonNode.Parse(section.GetProperty("base_config").GetRawText())!;
+        foreach (JsonProperty entry in testCase.GetProperty("overrides").EnumerateObject())
+        {
+            config[entry.Name] = JsonNode.Parse(entry.Value.GetRawText());
+        }
+
+        config["_class_name"] = testCase.GetProperty("class").GetString();
+        return SchedulerConfig.Parse(config.ToJsonString(), $"reference case {name}");
+    }
+
+    // The case's step arguments; stochastic cases draw from one torch CPU generator seeded 77 for the whole trajectory.
+    private static SchedulerStepOptions StepOptions(JsonElement testCase, string name)
+    {
+        var options = new SchedulerStepOptions(testCase.GetProperty("stochastic").GetBoolean() ? new TorchCpuGenerator(77) : null);
+        foreach (JsonProperty argument in testCase.GetProperty("step_kwargs").EnumerateObject())
+        {
+            options = argument.Name switch
+            {
+                "eta" => options with { Eta = argument.Value.GetSingle() },
+                _ => throw new InvalidOperationException($"{name}: the step argument \"{argument.Name}\" has no SchedulerStepOptions counterpart."),
+            };
+        }
+
+        return options;
+    }
+
+    private sealed class WorstError
+    {
+        public double Value { get; private set; }
+
+        public string Where { get; private set; } = "";
+
+        public void Check(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
+        {
+            ArrayAssert.CloseRelative(expected, actual, Tolerance, what);
+            double scale = 1;
+            foreach (float e in expected)
+            {
+                scale = Math.Max(scale, Math.Abs(e));
+            }
+
+            double relative = ArrayAssert.MaxAbsDifference(expected, actual).Max / scale;
+            if (relative >= Value)
+            {
+                Value = relative;
+                Where = what;
+            }
+        }
+    }
+}
