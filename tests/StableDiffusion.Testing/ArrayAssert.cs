@@ -14,6 +14,7 @@ public static class ArrayAssert
     {
         Assert.True(expected.Length == actual.Length, $"{what}: expected {expected.Length} elements, got {actual.Length}.");
         (double worst, int at) = MaxAbsDifference(expected, actual);
+        TestContext.Current.TestOutputHelper?.WriteLine($"{what}: max |got - ref| = {worst:G3} (tolerance {tolerance:G3})");
         Assert.True(worst <= tolerance,
             $"{what}: max |got - ref| = {worst:G6} at index {at} (got {actual[at]:G9}, ref {expected[at]:G9}) exceeds {tolerance:G3}.");
     }

@@ -39,7 +39,7 @@ public sealed class StableDiffusionPipelineProvider : IDisposable
                 if (string.IsNullOrWhiteSpace(_options.Model))
                 {
                     throw new InvalidOperationException(
-                        $"No model is configured: set {nameof(StableDiffusionOptions)}.{nameof(StableDiffusionOptions.Model)} (a model folder) in AddStableDiffusion or the \"StableDiffusion\" configuration section.");
+                        $"No model is configured: set {nameof(StableDiffusionOptions)}.{nameof(StableDiffusionOptions.Model)} (a model folder or Hub repository id) in AddStableDiffusion or the \"StableDiffusion\" configuration section.");
                 }
 
                 StableDiffusionPipelineOptions pipelineOptions = _options.Pipeline with { LoggerFactory = _options.Pipeline.LoggerFactory ?? _loggerFactory };

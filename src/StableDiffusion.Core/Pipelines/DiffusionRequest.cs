@@ -5,8 +5,7 @@ namespace StableDiffusion.Pipelines;
 
 /// <summary>
 /// What every Stable Diffusion pipeline call takes: prompts, guidance, steps and seed, with diffusers' names and
-/// defaults. The pipelines' own requests (<see cref="TextToImageRequest"/>, <see cref="ImageToImageRequest"/>,
-/// <see cref="InpaintRequest"/>) add what is specific to them.
+/// defaults. Each pipeline's own request (such as <see cref="TextToImageRequest"/>) adds what is specific to it.
 /// </summary>
 public abstract record DiffusionRequest
 {

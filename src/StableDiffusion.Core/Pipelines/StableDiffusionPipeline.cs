@@ -69,24 +69,36 @@ public sealed class StableDiffusionPipeline : IDisposable
     /// <summary>The default image height and width in pixels (512 for SD 1.5).</summary>
     public int DefaultImageSize => _components.Configuration.DefaultImageSize;
 
-    /// <summary>Loads a model folder in the diffusers ONNX layout.</summary>
-    /// <param name="modelPath">The model folder (with model_index.json).</param>
-    /// <param name="options">Execution providers, sessions, safety checker and logging; defaults when null.</param>
-    /// <param name="cancellationToken">Cancels loading between components.</param>
+    /// <summary>
+    /// Loads a model: a folder in the diffusers ONNX layout, or a Hugging Face Hub repository id such as
+    /// <c>onnx-community/stable-diffusion-v1-5-ONNX</c>, downloaded into (or found in) the cache Python's huggingface_hub shares.
+    /// </summary>
+    /// <param name="modelIdOrPath">A model folder (with model_index.json) or a Hub repository id.</param>
+    /// <param name="options">Execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the download, or loading between components.</param>
     /// <exception cref="ModelLoadException">The folder, a component or a configuration is missing or invalid.</exception>
     /// <exception cref="ExecutionProviders.ExecutionProviderException">A requested execution provider is not available.</exception>
-    public static Task<StableDiffusionPipeline> FromPretrainedAsync(string modelPath, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
-        Task.Factory.StartNew(() => FromPretrained(modelPath, options, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-
-    /// <summary>Loads a model folder in the diffusers ONNX layout (see <see cref="FromPretrainedAsync"/>).</summary>
-    /// <param name="modelPath">The model folder (with model_index.json).</param>
-    /// <param name="options">Execution providers, sessions, safety checker and logging; defaults when null.</param>
-    /// <param name="cancellationToken">Cancels loading between components.</param>
-    public static StableDiffusionPipeline FromPretrained(string modelPath, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default)
+    /// <exception cref="Hub.HubException">The model could not be downloaded (the exception type says why).</exception>
+    public static async Task<StableDiffusionPipeline> FromPretrainedAsync(string modelIdOrPath, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new StableDiffusionPipelineOptions();
-        ILogger logger = options.LoggerFactory?.CreateLogger<StableDiffusionPipeline>() ?? NullLogger<StableDiffusionPipeline>.Instance;
-        return new StableDiffusionPipeline(StableDiffusionComponents.Load(modelPath, options, logger, cancellationToken), logger);
+        ILogger logger = CreateLogger(options);
+        string folder = await ModelLocator.ResolveAsync(modelIdOrPath, options, options.LoggerFactory, logger, cancellationToken).ConfigureAwait(false);
+        return await Task.Factory.StartNew(() => Load(folder, options, logger, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+    }
+
+    /// <summary>Loads a model, blocking until it is downloaded and loaded (see <see cref="FromPretrainedAsync"/>).</summary>
+    /// <param name="modelIdOrPath">A model folder (with model_index.json) or a Hub repository id.</param>
+    /// <param name="options">Execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the download, or loading between components.</param>
+    public static StableDiffusionPipeline FromPretrained(string modelIdOrPath, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new StableDiffusionPipelineOptions();
+        ILogger logger = CreateLogger(options);
+        string folder = Directory.Exists(modelIdOrPath)
+            ? modelIdOrPath
+            : ModelLocator.ResolveAsync(modelIdOrPath, options, options.LoggerFactory, logger, cancellationToken).GetAwaiter().GetResult();
+        return Load(folder, options, logger, cancellationToken);
     }
 
     /// <summary>Generates images from text (diffusers' <c>pipe(prompt, ...)</c>).</summary>
@@ -182,6 +194,12 @@ public sealed class StableDiffusionPipeline : IDisposable
         scope.Report(GenerationStage.Completed);
         return result;
     }
+
+    private static StableDiffusionPipeline Load(string folder, StableDiffusionPipelineOptions options, ILogger logger, CancellationToken cancellationToken) =>
+        new(StableDiffusionComponents.Load(folder, options, logger, cancellationToken), logger);
+
+    private static ILogger CreateLogger(StableDiffusionPipelineOptions options) =>
+        options.LoggerFactory?.CreateLogger<StableDiffusionPipeline>() ?? NullLogger<StableDiffusionPipeline>.Instance;
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 }

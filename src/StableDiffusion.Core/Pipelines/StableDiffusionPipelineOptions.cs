@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
+using StableDiffusion.Hub;
 
 namespace StableDiffusion.Pipelines;
 
@@ -24,6 +25,16 @@ public sealed record StableDiffusionPipelineOptions
     /// warning, and it is the only way to load a model that requires the checker but does not ship it.
     /// </summary>
     public bool EnableSafetyChecker { get; init; } = true;
+
+    /// <summary>The revision (branch, tag or commit) when loading from the Hugging Face Hub; <c>main</c> when null.</summary>
+    public string? Revision { get; init; }
+
+    /// <summary>Hub endpoint, cache, token and offline settings; <see cref="HubOptions.FromEnvironment()"/> (HF_HOME,
+    /// HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE, HF_ENDPOINT) when null.</summary>
+    public HubOptions? Hub { get; init; }
+
+    /// <summary>Receives download progress in bytes when a model comes from the Hub.</summary>
+    public IProgress<HubDownloadProgress>? DownloadProgress { get; init; }
 
     /// <summary>Where logs go; none by default.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }

@@ -25,7 +25,7 @@ public sealed record TextToImageRequest : DiffusionRequest
     /// <summary>A request driven by precomputed prompt embeddings [batch, 77, hidden] instead of prompts.</summary>
     /// <param name="promptEmbeds">The prompt embeddings.</param>
     public TextToImageRequest(Tensor<float> promptEmbeds)
-        : base(null)
+        : base((IReadOnlyList<string>?)null)
     {
         PromptEmbeds = promptEmbeds ?? throw new ArgumentNullException(nameof(promptEmbeds));
     }

@@ -52,9 +52,9 @@ internal static class ImageOutput
             return null;
         }
 
-        var result = checker.Check(images, scope.RunOptions);
+        var result = checker.Check(images, scope.CancellationToken);
         result.Images.AsSpan().CopyTo(images.AsSpan());
-        return result.NsfwContentDetected;
+        return result.HasNsfwConcepts;
     }
 
     /// <summary>NHWC floats in [0, 1] to RGB images: <c>round(x * 255)</c> with numpy's round-half-to-even.</summary>

@@ -65,12 +65,12 @@ internal static partial class PromptEncoder
         for (int i = 0; i < texts.Count; i++)
         {
             var encoding = components.Tokenizer.Encode(texts[i]);
-            if (encoding.TruncatedTokenCount > 0)
+            if (encoding.IsTruncated)
             {
-                LogTruncated(logger, length, encoding.TruncatedTokenCount, encoding.TruncatedText);
+                LogTruncated(logger, length, encoding.DroppedTokenCount, encoding.DroppedText);
             }
 
-            encoding.InputIds.CopyTo(ids.AsSpan(i * length, length));
+            encoding.InputIds.Span.CopyTo(ids.AsSpan(i * length, length));
         }
 
         Tensor<float> hidden = components.TextEncoder.Encode(ids, texts.Count, scope.RunOptions);
