@@ -46,8 +46,8 @@ public sealed class ClipTokenizerLoadingTests
         // The SD 1.5 repositories' tokenizer_config.json and special_tokens_map.json give bos, eos and unk as AddedToken
         // objects with "normalized": true and pad as a plain string. transformers registers them in the order bos, eos, unk,
         // pad, the last one setting a shared token's flags: <|startoftext|> is matched in the normalized (lower-cased) text,
-        // <|endoftext|> in the raw text (transformers 5.17 reports exactly these flags for this configuration). So upper-case
-        // start-token text is the start token, while upper-case end-token text is BPE'd like any text.
+        // <|endoftext|> in the raw text. So start-token text in any case is the start token, while upper-case end-token text is
+        // BPE'd like any text. transformers 5.17 reports exactly these flags for this configuration and gives these ids.
         Fixtures.Require();
         using var folder = new TemporaryFolder();
         File.Copy(Path.Combine(TokenizerFixtures.VocabAndMergesFolder, "vocab.json"), folder.PathOf("vocab.json"));
@@ -61,6 +61,7 @@ public sealed class ClipTokenizerLoadingTests
         ClipTokenizer tokenizer = ClipTokenizer.FromFolder(folder.Path);
 
         Assert.Equal([49406, 49406, 3306, 49407], tokenizer.Encode("<|STARTOFTEXT|>hello").UntruncatedIds.ToArray());
+        Assert.Equal([49406, 320, 49406, 321, 49407], tokenizer.Encode("a <|StartOfText|> b").UntruncatedIds.ToArray());
         Assert.Equal([49406, 27, 347, 40786, 4160, 91, 285, 7067, 49407], tokenizer.Encode("<|ENDOFTEXT|> upper").UntruncatedIds.ToArray());
         foreach (string text in ClipTokenizerEdgeCaseTests.Prompts.Select(row => row.Data.Item2))
         {
