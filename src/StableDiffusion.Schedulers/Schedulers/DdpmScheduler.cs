@@ -41,7 +41,8 @@ public sealed class DdpmScheduler : DiffusionScheduler
     public static DdpmScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new DdpmScheduler(DdpmSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = DdpmSchedulerOptions.Schema.Read(config);
+        return new DdpmScheduler(options, kept);
     }
 
     /// <inheritdoc />

@@ -55,7 +55,8 @@ public sealed class DeisMultistepScheduler : DiffusionScheduler
     public static DeisMultistepScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new DeisMultistepScheduler(DeisMultistepSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = DeisMultistepSchedulerOptions.Schema.Read(config);
+        return new DeisMultistepScheduler(options, kept);
     }
 
     /// <inheritdoc />

@@ -57,7 +57,8 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler
     public static DpmSolverMultistepScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new DpmSolverMultistepScheduler(DpmSolverMultistepSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = DpmSolverMultistepSchedulerOptions.Schema.Read(config);
+        return new DpmSolverMultistepScheduler(options, kept);
     }
 
     /// <inheritdoc />

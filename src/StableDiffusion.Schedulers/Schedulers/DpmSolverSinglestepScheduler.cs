@@ -57,7 +57,8 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler
     public static DpmSolverSinglestepScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new DpmSolverSinglestepScheduler(DpmSolverSinglestepSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = DpmSolverSinglestepSchedulerOptions.Schema.Read(config);
+        return new DpmSolverSinglestepScheduler(options, kept);
     }
 
     /// <inheritdoc />

@@ -58,7 +58,8 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler
     public static EulerDiscreteScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new EulerDiscreteScheduler(EulerDiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = EulerDiscreteSchedulerOptions.Schema.Read(config);
+        return new EulerDiscreteScheduler(options, kept);
     }
 
     /// <inheritdoc />

@@ -62,7 +62,8 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler
     public static HeunDiscreteScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new HeunDiscreteScheduler(HeunDiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = HeunDiscreteSchedulerOptions.Schema.Read(config);
+        return new HeunDiscreteScheduler(options, kept);
     }
 
     /// <inheritdoc />

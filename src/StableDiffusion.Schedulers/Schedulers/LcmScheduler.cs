@@ -53,7 +53,8 @@ public sealed class LcmScheduler : DiffusionScheduler
     public static LcmScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new LcmScheduler(LcmSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = LcmSchedulerOptions.Schema.Read(config);
+        return new LcmScheduler(options, kept);
     }
 
     /// <inheritdoc />

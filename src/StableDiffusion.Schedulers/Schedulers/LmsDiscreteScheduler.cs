@@ -62,7 +62,8 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
     public static LmsDiscreteScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new LmsDiscreteScheduler(LmsDiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = LmsDiscreteSchedulerOptions.Schema.Read(config);
+        return new LmsDiscreteScheduler(options, kept);
     }
 
     /// <inheritdoc />
@@ -110,16 +111,19 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
         Elementwise.Apply(new Derivative(sigma), sample, originalSample, derivative);
         _derivatives.Add(derivative);
 
-        // x + Σ_k c_k·d_{−1−k}, the newest derivative first.
+        // x + Σ_k c_k·d_{−1−k}, the newest derivative first. The Lagrange basis spans min(index + 1, 4) sigmas, but
+        // diffusers zips the coefficients with the derivatives it has, so a run that starts mid-schedule (image-to-image)
+        // uses fewer terms than the basis has.
         int order = Math.Min(index + 1, LmsOrder);
+        int n = _derivatives.Count;
+        int terms = Math.Min(order, n);
         Span<float> coefficients = stackalloc float[LmsOrder];
-        for (int k = 0; k < order; k++)
+        for (int k = 0; k < terms; k++)
         {
             coefficients[k] = (float)Coefficient(order, index, k);
         }
 
-        int n = _derivatives.Count;
-        switch (order)
+        switch (terms)
         {
             case 1:
                 Elementwise.Apply(new Accumulate1(coefficients[0]), sample, _derivatives[n - 1], prevSample);

@@ -65,7 +65,8 @@ public sealed class PndmScheduler : DiffusionScheduler
     public static PndmScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new PndmScheduler(PndmSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = PndmSchedulerOptions.Schema.Read(config);
+        return new PndmScheduler(options, kept);
     }
 
     /// <inheritdoc />

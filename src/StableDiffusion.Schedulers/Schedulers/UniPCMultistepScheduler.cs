@@ -59,7 +59,8 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
     public static UniPCMultistepScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new UniPCMultistepScheduler(UniPCMultistepSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = UniPCMultistepSchedulerOptions.Schema.Read(config);
+        return new UniPCMultistepScheduler(options, kept);
     }
 
     /// <inheritdoc />
