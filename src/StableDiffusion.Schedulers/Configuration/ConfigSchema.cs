@@ -20,9 +20,6 @@ internal sealed class ConfigSchema<TOptions>
     /// <summary>The diffusers class name, such as <c>EulerDiscreteScheduler</c>.</summary>
     public string ClassName { get; }
 
-    /// <summary>The configuration keys of the class, in declaration order.</summary>
-    public IEnumerable<string> KeyNames => _keys.Select(k => k.Name);
-
     public ConfigSchema<TOptions> Int(string name, Func<TOptions, int> get, Func<TOptions, int, TOptions> set) =>
         Add(name, get, set, ParseInt, v => JsonValue.Create(v));
 
