@@ -38,6 +38,7 @@ public sealed class ConfigValidationTests
     [InlineData("""{ "_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "dpmsolver", "final_sigmas_type": "zero" }""", "final_sigmas_type")]
     [InlineData("""{ "_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver", "solver_order": 3, "final_sigmas_type": "sigma_min" }""", "sde-dpmsolver")]
     [InlineData("""{ "_class_name": "DPMSolverMultistepScheduler", "solver_order": 4 }""", "solver_order")]
+    [InlineData("""{ "_class_name": "UniPCMultistepScheduler", "predict_x0": false }""", "final_sigmas_type")]
     [InlineData("""{ "_class_name": "EulerDiscreteScheduler", "num_train_timesteps": 1 }""", "num_train_timesteps")]
     [InlineData("""{ "_class_name": "EulerDiscreteScheduler", "num_train_timesteps": 3, "trained_betas": [0.1, 0.2] }""", "trained_betas")]
     [InlineData("""{ "_class_name": "DDIMScheduler", "num_train_timesteps": 2, "trained_betas": [0.1, 1.5] }""", "trained_betas")]
