@@ -49,12 +49,15 @@ public abstract class DiffusionScheduler : IScheduler
     public IReadOnlyList<float> AlphasCumprod { get; }
 
     /// <summary>
-    /// The noise levels of the current schedule (diffusers' <c>sigmas</c>), one more than the steps they bound; empty for
-    /// schedulers that have none (PNDM, DDIM, DDPM, LCM).
+    /// The noise levels of the current schedule (diffusers' <c>sigmas</c>, laid out as diffusers lays them out), ending
+    /// with the final one; empty for schedulers that have none (PNDM, DDIM, DDPM, LCM).
     /// </summary>
     public virtual IReadOnlyList<float> Sigmas => [];
 
-    /// <summary>The index into <see cref="Timesteps"/> of the next step (diffusers' <c>step_index</c>); null before the first step.</summary>
+    /// <summary>
+    /// The index into <see cref="Timesteps"/> of the next step (diffusers' <c>step_index</c>); null before the first step,
+    /// and always null for PNDM, DDIM and DDPM, which step by timestep value.
+    /// </summary>
     public int? StepIndex { get; private set; }
 
     /// <summary>The index set by <see cref="SetBeginIndex"/> (diffusers' <c>begin_index</c>); null when not set.</summary>
