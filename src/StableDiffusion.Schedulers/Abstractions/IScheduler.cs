@@ -39,14 +39,21 @@ public interface IScheduler
 
     /// <summary>Prepares the schedule for <paramref name="numInferenceSteps"/> denoising steps and resets the step state.</summary>
     /// <param name="numInferenceSteps">The number of denoising steps, at least 1 and at most the training timesteps.</param>
+    /// <remarks>
+    /// <see cref="Timesteps"/> can hold more entries than steps: PLMS repeats one timestep (N + 1 evaluations) and
+    /// second-order schedulers evaluate the model twice per step (2N − 1). Loop over <see cref="Timesteps"/>.
+    /// </remarks>
     /// <exception cref="ArgumentOutOfRangeException">The number of steps is out of range for this configuration.</exception>
     void SetTimesteps(int numInferenceSteps);
 
     /// <summary>
     /// Starts the loop at <c>Timesteps[beginIndex]</c> rather than at the first timestep (diffusers' <c>set_begin_index</c>,
-    /// used by image-to-image and inpainting). Call after <see cref="SetTimesteps"/>.
+    /// used by image-to-image and inpainting with <c>beginIndex = t_start · Order</c>). Call after <see cref="SetTimesteps"/>.
     /// </summary>
     /// <param name="beginIndex">Index into <see cref="Timesteps"/> of the first timestep the loop will use.</param>
+    /// <remarks>Schedulers that step by timestep value (PNDM, DDIM, DDPM) need no begin index, as in diffusers.</remarks>
+    /// <exception cref="InvalidOperationException"><see cref="SetTimesteps"/> has not been called.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="beginIndex"/> is not an index into <see cref="Timesteps"/>.</exception>
     void SetBeginIndex(int beginIndex);
 
     /// <summary>Scales the denoising model's input for the current timestep (diffusers' <c>scale_model_input</c>).</summary>
@@ -61,7 +68,11 @@ public interface IScheduler
     /// <param name="sample">The current sample (not the scaled model input).</param>
     /// <param name="prevSample">Where the previous sample goes; may be the same memory as <paramref name="sample"/>.</param>
     /// <param name="options">The generator for stochastic schedulers and <c>eta</c> where it applies; null for the defaults.</param>
-    /// <exception cref="InvalidOperationException"><see cref="SetTimesteps"/> was not called, or a stochastic scheduler got no generator.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// <see cref="SetTimesteps"/> was not called, every step of the schedule has been taken, or the step draws noise and
+    /// <see cref="SchedulerStepOptions.Generator"/> is null.
+    /// </exception>
+    /// <exception cref="ArgumentException">The tensors differ in shape, or <paramref name="timestep"/> is not in the schedule.</exception>
     void Step(ReadOnlyTensorSpan<float> modelOutput, float timestep, ReadOnlyTensorSpan<float> sample, TensorSpan<float> prevSample, SchedulerStepOptions? options = null);
 
     /// <summary>Noises <paramref name="originalSamples"/> to the level of <paramref name="timestep"/> (diffusers' <c>add_noise</c>).</summary>

@@ -12,7 +12,7 @@ internal sealed class ConfigEnum<TEnum>
     where TEnum : struct, Enum
 {
     private readonly (string Name, TEnum Value)[] _names;
-    private readonly (string Name, TEnum Value)[] _aliases;
+    private readonly (string Name, TEnum Value, bool Registered)[] _aliases;
     private readonly (string Name, string Reason)[] _unsupported;
 
     public ConfigEnum(params (string Name, TEnum Value)[] names)
@@ -20,7 +20,7 @@ internal sealed class ConfigEnum<TEnum>
     {
     }
 
-    private ConfigEnum((string Name, TEnum Value)[] names, (string Name, TEnum Value)[] aliases, (string Name, string Reason)[] unsupported)
+    private ConfigEnum((string Name, TEnum Value)[] names, (string Name, TEnum Value, bool Registered)[] aliases, (string Name, string Reason)[] unsupported)
     {
         _names = names;
         _aliases = aliases;
@@ -31,8 +31,11 @@ internal sealed class ConfigEnum<TEnum>
     public ConfigEnum<TEnum> Only(params TEnum[] values) =>
         new(_names.Where(n => values.Contains(n.Value)).ToArray(), _aliases.Where(a => values.Contains(a.Value)).ToArray(), _unsupported);
 
-    /// <summary>These names plus an alias that diffusers maps to <paramref name="value"/>.</summary>
-    public ConfigEnum<TEnum> WithAlias(string name, TEnum value) => new(_names, [.. _aliases, (name, value)], _unsupported);
+    /// <summary>
+    /// These names plus an alias that diffusers maps to <paramref name="value"/>; when <paramref name="registered"/>,
+    /// diffusers also writes the canonical name into the scheduler's config (its <c>register_to_config</c> call).
+    /// </summary>
+    public ConfigEnum<TEnum> WithAlias(string name, TEnum value, bool registered = true) => new(_names, [.. _aliases, (name, value, registered)], _unsupported);
 
     /// <summary>These names plus a name diffusers accepts that this package rejects, and why.</summary>
     public ConfigEnum<TEnum> WithUnsupported(string name, string reason) => new(_names, _aliases, [.. _unsupported, (name, reason)]);
@@ -54,13 +57,25 @@ internal sealed class ConfigEnum<TEnum>
     /// <summary>Whether <paramref name="value"/> is accepted.</summary>
     public bool Accepts(TEnum value) => _names.Any(n => EqualityComparer<TEnum>.Default.Equals(n.Value, value));
 
+    /// <summary>Whether <paramref name="node"/> is an alias diffusers replaces by its canonical name in the config.</summary>
+    public bool IsRegisteredAlias(JsonNode? node) =>
+        node?.GetValueKind() == JsonValueKind.String && _aliases.Any(a => a.Registered && a.Name == node.Deserialize<string>());
+
     /// <summary>Parses a configuration value.</summary>
     public TEnum Parse(JsonNode? node, ConfigContext context, string key)
     {
         if (node?.GetValueKind() == JsonValueKind.String)
         {
             string text = node.Deserialize<string>()!;
-            foreach (var (name, value) in _names.Concat(_aliases))
+            foreach (var (name, value) in _names)
+            {
+                if (name == text)
+                {
+                    return value;
+                }
+            }
+
+            foreach (var (name, value, _) in _aliases)
             {
                 if (name == text)
                 {

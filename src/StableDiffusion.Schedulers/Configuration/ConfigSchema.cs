@@ -20,9 +20,6 @@ internal sealed class ConfigSchema<TOptions>
     /// <summary>The diffusers class name, such as <c>EulerDiscreteScheduler</c>.</summary>
     public string ClassName { get; }
 
-    /// <summary>The configuration keys of the class, in declaration order.</summary>
-    public IEnumerable<string> KeyNames => _keys.Select(k => k.Name);
-
     public ConfigSchema<TOptions> Int(string name, Func<TOptions, int> get, Func<TOptions, int, TOptions> set) =>
         Add(name, get, set, ParseInt, v => JsonValue.Create(v));
 
@@ -36,8 +33,12 @@ internal sealed class ConfigSchema<TOptions>
         Add(name, get, set, ParseBool, v => JsonValue.Create(v));
 
     public ConfigSchema<TOptions> Enum<TEnum>(string name, Func<TOptions, TEnum> get, Func<TOptions, TEnum, TOptions> set, ConfigEnum<TEnum> names)
-        where TEnum : struct, System.Enum =>
+        where TEnum : struct, System.Enum
+    {
         Add(name, get, set, names.Parse, v => JsonValue.Create(names.NameOf(v)));
+        _keys[^1].Canonical = (node, options) => names.IsRegisteredAlias(node) ? JsonValue.Create(names.NameOf(get(options))) : null;
+        return this;
+    }
 
     public ConfigSchema<TOptions> FloatList(string name, Func<TOptions, IReadOnlyList<float>?> get, Func<TOptions, IReadOnlyList<float>?, TOptions> set) =>
         Add(name, get, set, ParseFloatList, WriteList, ListComparer<float>.Instance);
@@ -45,14 +46,20 @@ internal sealed class ConfigSchema<TOptions>
     public ConfigSchema<TOptions> IntList(string name, Func<TOptions, IReadOnlyList<int>?> get, Func<TOptions, IReadOnlyList<int>, TOptions> set) =>
         Add<IReadOnlyList<int>?>(name, get, (o, v) => set(o, v ?? []), ParseIntList, WriteList, ListComparer<int>.Instance);
 
-    /// <summary>A string key that must be one of <paramref name="accepted"/>; the class behaves the same for all of them.</summary>
+    /// <summary>
+    /// A string key that must be one of <paramref name="accepted"/>; the class behaves the same for all of them, and
+    /// diffusers writes the first (canonical) one into its config.
+    /// </summary>
     public ConfigSchema<TOptions> OneOf(string name, params string[] accepted)
     {
         _keys.Add(new Key(
             name,
             (options, node, context) => node?.GetValueKind() == JsonValueKind.String && accepted.Contains(node.Deserialize<string>())
                 ? options
-                : throw context.Invalid(name, "one of " + string.Join(", ", accepted.Select(a => $"\"{a}\"")), node)));
+                : throw context.Invalid(name, "one of " + string.Join(", ", accepted.Select(a => $"\"{a}\"")), node))
+        {
+            Canonical = (node, _) => node!.Deserialize<string>() == accepted[0] ? null : JsonValue.Create(accepted[0]),
+        });
         return this;
     }
 
@@ -74,21 +81,36 @@ internal sealed class ConfigSchema<TOptions>
         return this;
     }
 
-    /// <summary>Builds the options from a configuration: present keys parsed, absent keys at the class defaults.</summary>
-    public TOptions Read(SchedulerConfig config)
+    /// <summary>
+    /// Builds the options from a configuration: present keys parsed, absent keys at the class defaults. Also returns the
+    /// configuration as the scheduler keeps it: for the class, with the aliases diffusers rewrites (such as
+    /// <c>algorithm_type</c> "deis" in DPMSolverMultistepScheduler) replaced by their canonical names.
+    /// </summary>
+    public (TOptions Options, SchedulerConfig Config) Read(SchedulerConfig config)
     {
         var context = new ConfigContext(ClassName, config.Source);
         var options = new TOptions();
+        var present = new List<(Key Key, JsonNode? Node)>();
         foreach (Key key in _keys)
         {
             if (config.TryGetValue(key.Name, out JsonNode? node))
             {
                 options = key.Apply(options, node, context);
+                present.Add((key, node));
             }
         }
 
         options.Validate(context);
-        return options;
+        SchedulerConfig kept = config.WithClassName(ClassName);
+        foreach (var (key, node) in present)
+        {
+            if (key.Canonical?.Invoke(node, options) is { } canonical)
+            {
+                kept = kept.With(key.Name, canonical);
+            }
+        }
+
+        return (options, kept);
     }
 
     /// <summary>
@@ -251,6 +273,9 @@ internal sealed class ConfigSchema<TOptions>
         public Func<TOptions, TOptions, bool>? Differs { get; } = differs;
 
         public Func<TOptions, JsonNode?>? Write { get; } = write;
+
+        /// <summary>The canonical value diffusers writes back for an alias, or null when the value stays as given.</summary>
+        public Func<JsonNode?, TOptions, JsonNode?>? Canonical { get; set; }
     }
 
     private sealed class ListComparer<T> : IEqualityComparer<IReadOnlyList<T>?>

@@ -80,10 +80,11 @@ public static class SchedulerFactory
     private static readonly FrozenDictionary<string, SchedulerAlias> ByName = BuildNameIndex();
 
     /// <summary>
-    /// Every name <see cref="Create"/> accepts: the UI names first, then the diffusers class names, then the .NET class names.
+    /// The names <see cref="Create"/> accepts, for help texts: the UI names, then the diffusers class names (the .NET class
+    /// names are the same case-insensitively, and are accepted too).
     /// </summary>
     public static IReadOnlyList<string> KnownNames { get; } =
-        [.. Aliases.Select(a => a.Name), .. Classes.Select(c => c.DiffusersName), .. Classes.Select(c => c.DotNetName)];
+        [.. Aliases.Select(a => a.Name), .. Classes.Select(c => c.DiffusersName)];
 
     /// <summary>The diffusers class names of the schedulers this package implements.</summary>
     public static IReadOnlyList<string> ClassNames { get; } = [.. Classes.Select(c => c.DiffusersName)];

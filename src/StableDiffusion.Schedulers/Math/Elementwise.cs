@@ -4,15 +4,7 @@ using System.Runtime.InteropServices;
 
 namespace StableDiffusion.Schedulers;
 
-/// <summary>An element-wise operation of one input, with a scalar and a SIMD form that round identically.</summary>
-internal interface IElementwiseOp1
-{
-    float Invoke(float a);
-
-    Vector<float> Invoke(Vector<float> a);
-}
-
-/// <summary>An element-wise operation of two inputs.</summary>
+/// <summary>An element-wise operation of two inputs, with a scalar and a SIMD form that round identically.</summary>
 internal interface IElementwiseOp2
 {
     float Invoke(float a, float b);
@@ -55,28 +47,6 @@ internal interface IElementwiseOp5
 /// </remarks>
 internal static class Elementwise
 {
-    public static void Apply<TOp>(TOp op, ReadOnlySpan<float> a, Span<float> destination)
-        where TOp : struct, IElementwiseOp1
-    {
-        int i = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            ReadOnlySpan<Vector<float>> va = MemoryMarshal.Cast<float, Vector<float>>(a);
-            Span<Vector<float>> vd = MemoryMarshal.Cast<float, Vector<float>>(destination);
-            for (int v = 0; v < vd.Length; v++)
-            {
-                vd[v] = op.Invoke(va[v]);
-            }
-
-            i = vd.Length * Vector<float>.Count;
-        }
-
-        for (; i < destination.Length; i++)
-        {
-            destination[i] = op.Invoke(a[i]);
-        }
-    }
-
     public static void Apply<TOp>(TOp op, ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> destination)
         where TOp : struct, IElementwiseOp2
     {

@@ -37,7 +37,8 @@ internal static class SampleClipping
             float weight = rank - below;
             float quantile = sorted[below] + weight * (sorted[above] - sorted[below]);
 
-            float threshold = System.Math.Clamp(quantile, 1f, (float)maxValue);
+            // torch.clamp(s, min=1, max=maxValue) applies the minimum first, so a maxValue below 1 wins.
+            float threshold = System.Math.Min(System.Math.Max(quantile, 1f), (float)maxValue);
             TensorPrimitives.Clamp(item, -threshold, threshold, item);
             TensorPrimitives.Divide(item, threshold, item);
         }

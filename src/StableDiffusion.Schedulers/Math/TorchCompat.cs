@@ -5,7 +5,8 @@ internal static class TorchCompat
 {
     /// <summary>
     /// <c>torch.linspace(start, end, steps, dtype=torch.float32)</c> on the CPU: the step is computed in float32 and each
-    /// half of the range is measured from its own end point.
+    /// half of the range is measured from its own end point, with one rounding per element (torch's compiled kernel
+    /// fuses the multiply-add; this reproduces diffusers' Stable Diffusion tables bit for bit).
     /// </summary>
     public static float[] LinspaceFloat32(double start, double end, int steps)
     {
@@ -22,7 +23,7 @@ internal static class TorchCompat
         int halfway = steps / 2;
         for (int i = 0; i < steps; i++)
         {
-            result[i] = i < halfway ? first + step * i : last - step * (steps - i - 1);
+            result[i] = i < halfway ? MathF.FusedMultiplyAdd(step, i, first) : MathF.FusedMultiplyAdd(-step, steps - i - 1, last);
         }
 
         return result;

@@ -18,7 +18,7 @@ public sealed record EulerDiscreteSchedulerOptions : SchedulerOptions
             .Enum("final_sigmas_type", o => o.FinalSigmasType, (o, v) => o with { FinalSigmasType = v }, ConfigNames.FinalSigmasTypes);
 
     // diffusers' Euler also accepts "original_sample" for "sample".
-    private static ConfigEnum<PredictionType> EulerPredictionTypes => ConfigNames.PredictionTypes.WithAlias("original_sample", PredictionType.Sample);
+    private static ConfigEnum<PredictionType> EulerPredictionTypes => ConfigNames.PredictionTypes.WithAlias("original_sample", PredictionType.Sample, registered: false);
 
     /// <summary>How the inference sigmas come from the training sigmas (<c>interpolation_type</c>).</summary>
     public InterpolationType InterpolationType { get; init; } = InterpolationType.Linear;

@@ -95,14 +95,14 @@ public abstract record SchedulerOptions
     /// <summary>Checks the thresholding keys shared by several classes.</summary>
     private protected static void ValidateThresholding(ConfigContext context, double ratio, double sampleMaxValue)
     {
-        if (!(ratio > 0 && ratio <= 1))
+        if (!(ratio >= 0 && ratio <= 1))
         {
-            throw context.Contradiction($"\"dynamic_thresholding_ratio\" must lie in (0, 1], but it is {ratio}.");
+            throw context.Contradiction($"\"dynamic_thresholding_ratio\" must lie in [0, 1], but it is {ratio}.");
         }
 
-        if (!(sampleMaxValue >= 1))
+        if (!(sampleMaxValue > 0))
         {
-            throw context.Contradiction($"\"sample_max_value\" must be at least 1, but it is {sampleMaxValue}.");
+            throw context.Contradiction($"\"sample_max_value\" must be positive, but it is {sampleMaxValue}.");
         }
     }
 

@@ -97,5 +97,10 @@ public sealed record UniPCMultistepSchedulerOptions : SchedulerOptions
         ValidateSolverOrder(context, SolverOrder, MaxSolverOrder);
         ValidateThresholding(context, DynamicThresholdingRatio, SampleMaxValue);
         ValidateSigmaSpacing(context, UseKarrasSigmas, UseExponentialSigmas, UseBetaSigmas);
+        if (!PredictX0 && FinalSigmasType == FinalSigmasType.Zero)
+        {
+            // The noise-prediction update multiplies σ_t = 0 by e^h = ∞ at the last step; diffusers returns NaN latents.
+            throw context.Contradiction("\"predict_x0\" false with \"final_sigmas_type\" \"zero\" makes the last step NaN (as in diffusers): use \"sigma_min\", or predict_x0.");
+        }
     }
 }

@@ -48,7 +48,8 @@ public sealed class DdimScheduler : DiffusionScheduler
     public static DdimScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new DdimScheduler(DdimSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = DdimSchedulerOptions.Schema.Read(config);
+        return new DdimScheduler(options, kept);
     }
 
     /// <inheritdoc />

@@ -4,7 +4,7 @@ namespace StableDiffusion.Schedulers;
 /// Denoising diffusion probabilistic models (Ho et al., 2020): ancestral sampling that adds fresh noise every step.
 /// Port of diffusers' <c>DDPMScheduler</c>.
 /// </summary>
-public sealed class DdpmScheduler : DiffusionScheduler
+public sealed class DdpmScheduler : DiffusionScheduler, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DDPMScheduler";
@@ -41,11 +41,20 @@ public sealed class DdpmScheduler : DiffusionScheduler
     public static DdpmScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new DdpmScheduler(DdpmSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = DdpmSchedulerOptions.Schema.Read(config);
+        return new DdpmScheduler(options, kept);
     }
 
     /// <inheritdoc />
     public override DdpmScheduler Clone() => new(Options, Config);
+
+    /// <inheritdoc />
+    /// <remarks>The timesteps must be whole, strictly descending and below num_train_timesteps; each step goes to the next one (−1 after the last).</remarks>
+    public void SetTimesteps(IReadOnlyList<float> timesteps)
+    {
+        float[] custom = DescendingTrainingTimesteps(timesteps);
+        InstallTimesteps(custom, custom.Length);
+    }
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {

@@ -55,7 +55,8 @@ public sealed class DeisMultistepScheduler : DiffusionScheduler
     public static DeisMultistepScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new DeisMultistepScheduler(DeisMultistepSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = DeisMultistepSchedulerOptions.Schema.Read(config);
+        return new DeisMultistepScheduler(options, kept);
     }
 
     /// <inheritdoc />
@@ -98,13 +99,20 @@ public sealed class DeisMultistepScheduler : DiffusionScheduler
         // DEIS works on ε, recomputed from the (optionally thresholded) x₀.
         float[] converted = RotateHistory(sample.Length);
         DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index]);
-        Prediction.VpOriginalSample(Options.PredictionType, s0.Alpha, s0.Sigma, sample, modelOutput, converted);
-        if (Options.Thresholding)
+        if (Options.PredictionType == PredictionType.Epsilon && !Options.Thresholding)
         {
-            SampleClipping.Threshold(converted, batchSize, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Buffer(ref _scratch, sample.Length));
+            Elementwise.Apply(new EpsilonRoundTrip(s0.Alpha, s0.Sigma), sample, modelOutput, converted);
         }
+        else
+        {
+            Prediction.VpOriginalSample(Options.PredictionType, s0.Alpha, s0.Sigma, sample, modelOutput, converted);
+            if (Options.Thresholding)
+            {
+                SampleClipping.Threshold(converted, batchSize, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Buffer(ref _scratch, sample.Length));
+            }
 
-        Elementwise.Apply(new Prediction.SubtractScaledThenDivide(s0.Alpha, s0.Sigma), sample, converted, converted);
+            Elementwise.Apply(new Prediction.SubtractScaledThenDivide(s0.Alpha, s0.Sigma), sample, converted, converted);
+        }
 
         DpmSolverMath.Point t = DpmSolverMath.At(_sigmas[index + 1]);
         float[] m0 = _modelOutputs[^1]!;
@@ -166,6 +174,16 @@ public sealed class DeisMultistepScheduler : DiffusionScheduler
         _modelOutputs[^1] = oldest;
         _storedOutputs = Math.Min(_storedOutputs + 1, _modelOutputs.Length);
         return oldest;
+    }
+
+    /// <summary>x₀ = (x − σ·ε)/α, then ε = (x − α·x₀)/σ, in one pass as diffusers' two float32 steps round.</summary>
+    private readonly struct EpsilonRoundTrip(float alpha, float sigma) : IElementwiseOp2
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x, float e) => (x - alpha * ((x - sigma * e) / alpha)) / sigma;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> x, Vector<float> e) => (x - alpha * ((x - sigma * e) / alpha)) / sigma;
     }
 
     /// <summary>α_t·(((x/α_s0 + c0·m0) + c1·m1) + c2·m2).</summary>

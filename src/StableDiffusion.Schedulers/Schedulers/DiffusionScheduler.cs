@@ -49,12 +49,15 @@ public abstract class DiffusionScheduler : IScheduler
     public IReadOnlyList<float> AlphasCumprod { get; }
 
     /// <summary>
-    /// The noise levels of the current schedule (diffusers' <c>sigmas</c>), one more than the steps they bound; empty for
-    /// schedulers that have none (PNDM, DDIM, DDPM, LCM).
+    /// The noise levels of the current schedule (diffusers' <c>sigmas</c>, laid out as diffusers lays them out), ending
+    /// with the final one; empty for schedulers that have none (PNDM, DDIM, DDPM, LCM).
     /// </summary>
     public virtual IReadOnlyList<float> Sigmas => [];
 
-    /// <summary>The index into <see cref="Timesteps"/> of the next step (diffusers' <c>step_index</c>); null before the first step.</summary>
+    /// <summary>
+    /// The index into <see cref="Timesteps"/> of the next step (diffusers' <c>step_index</c>); null before the first step,
+    /// and always null for PNDM, DDIM and DDPM, which step by timestep value.
+    /// </summary>
     public int? StepIndex { get; private set; }
 
     /// <summary>The index set by <see cref="SetBeginIndex"/> (diffusers' <c>begin_index</c>); null when not set.</summary>
@@ -189,6 +192,50 @@ public abstract class DiffusionScheduler : IScheduler
         BeginIndex = null;
         _stateLength = -1;
         ResetState();
+    }
+
+    /// <summary>A copy of custom timesteps, checked to be a non-empty list of finite numbers.</summary>
+    private protected static float[] CustomList(IReadOnlyList<float> values, string parameterName, int minimumCount = 1)
+    {
+        ArgumentNullException.ThrowIfNull(values, parameterName);
+        if (values.Count < minimumCount)
+        {
+            throw new ArgumentException($"At least {minimumCount} value(s) are needed, but the list has {values.Count}.", parameterName);
+        }
+
+        float[] copy = [.. values];
+        if (copy.Any(v => !float.IsFinite(v)))
+        {
+            throw new ArgumentException("The list holds a value that is not a finite number.", parameterName);
+        }
+
+        return copy;
+    }
+
+    /// <summary>Custom timesteps that index the training tables: whole numbers in range and strictly descending.</summary>
+    private protected float[] DescendingTrainingTimesteps(IReadOnlyList<float> timesteps)
+    {
+        float[] copy = CustomList(timesteps, nameof(timesteps));
+        for (int i = 0; i < copy.Length; i++)
+        {
+            TrainingTimestep(copy[i], nameof(timesteps));
+            if (i > 0 && copy[i] >= copy[i - 1])
+            {
+                throw new ArgumentException($"Custom timesteps must be in descending order, but {copy[i]} follows {copy[i - 1]}.", nameof(timesteps));
+            }
+        }
+
+        return copy;
+    }
+
+    /// <summary>Throws when the configuration derives its own timesteps from respaced sigmas.</summary>
+    private protected void RequireNoRespacedSigmas(bool karras, bool exponential, bool beta, bool luLambdas = false)
+    {
+        string? key = karras ? "use_karras_sigmas" : exponential ? "use_exponential_sigmas" : beta ? "use_beta_sigmas" : luLambdas ? "use_lu_lambdas" : null;
+        if (key is not null)
+        {
+            throw new InvalidOperationException($"{ClassName} cannot take custom timesteps with {key}: its timesteps come from the respaced sigmas. Pass a step count instead.");
+        }
     }
 
     /// <summary>The current timesteps (the array behind <see cref="Timesteps"/>).</summary>

@@ -12,7 +12,7 @@ namespace StableDiffusion.Schedulers;
 /// The model sees integer timesteps and unscaled input (<see cref="IScheduler.InitNoiseSigma"/> is 1). Runs shorter than
 /// 15 steps end with lower-order steps, as diffusers does by default.
 /// </remarks>
-public sealed class DpmSolverMultistepScheduler : DiffusionScheduler
+public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DPMSolverMultistepScheduler";
@@ -57,11 +57,26 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler
     public static DpmSolverMultistepScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new DpmSolverMultistepScheduler(DpmSolverMultistepSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = DpmSolverMultistepSchedulerOptions.Schema.Read(config);
+        return new DpmSolverMultistepScheduler(options, kept);
     }
 
     /// <inheritdoc />
     public override DpmSolverMultistepScheduler Clone() => new(Options, Config);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The timesteps are truncated to integers and the sigmas interpolated at them, as diffusers does; Karras,
+    /// exponential, beta and Lu spacing do not apply.
+    /// </remarks>
+    public void SetTimesteps(IReadOnlyList<float> timesteps)
+    {
+        float[] custom = CustomList(timesteps, nameof(timesteps));
+        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas, Options.UseLuLambdas);
+        float[] truncated = custom.Select(t => (float)(long)t).ToArray();
+        SetInterpolatedSigmas(truncated);
+        InstallTimesteps(truncated, truncated.Length);
+    }
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
@@ -86,13 +101,19 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler
         }
         else
         {
-            sigmas = SigmaSchedules.Interpolate(timesteps.Select(t => (float)t).ToArray(), table);
+            float[] interpolated = timesteps.Select(t => (float)t).ToArray();
+            SetInterpolatedSigmas(interpolated);
+            return interpolated;
         }
 
-        float finalSigma = Options.FinalSigmasType == FinalSigmasType.SigmaMin ? table[0] : 0f;
-        _sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
+        _sigmas = [.. sigmas.Select(s => (float)s), FinalSigma];
         return timesteps.Select(t => (float)t).ToArray();
     }
+
+    private float FinalSigma => Options.FinalSigmasType == FinalSigmasType.SigmaMin ? Noise.Sigmas[0] : 0f;
+
+    private void SetInterpolatedSigmas(float[] timesteps) =>
+        _sigmas = [.. SigmaSchedules.Interpolate(timesteps, Noise.Sigmas).Select(s => (float)s), FinalSigma];
 
     private protected override void ResetState()
     {

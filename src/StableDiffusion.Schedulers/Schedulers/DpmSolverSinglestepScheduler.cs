@@ -9,7 +9,7 @@ namespace StableDiffusion.Schedulers;
 /// <c>DPMSolverSinglestepScheduler</c>.
 /// </summary>
 /// <remarks>The timesteps are always spaced linearly (the class has no <c>timestep_spacing</c>).</remarks>
-public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler
+public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DPMSolverSinglestepScheduler";
@@ -57,11 +57,26 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler
     public static DpmSolverSinglestepScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new DpmSolverSinglestepScheduler(DpmSolverSinglestepSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = DpmSolverSinglestepSchedulerOptions.Schema.Read(config);
+        return new DpmSolverSinglestepScheduler(options, kept);
     }
 
     /// <inheritdoc />
     public override DpmSolverSinglestepScheduler Clone() => new(Options, Config);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The timesteps are truncated to integers and the sigmas interpolated at them, as diffusers does; Karras,
+    /// exponential and beta spacing do not apply.
+    /// </remarks>
+    public void SetTimesteps(IReadOnlyList<float> timesteps)
+    {
+        float[] custom = CustomList(timesteps, nameof(timesteps));
+        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        float[] truncated = custom.Select(t => (float)(long)t).ToArray();
+        double[] sigmas = SigmaSchedules.Interpolate(truncated, Noise.Sigmas);
+        InstallTimesteps(Finish(truncated, sigmas), truncated.Length);
+    }
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
@@ -81,18 +96,25 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler
             sigmas = SigmaSchedules.Interpolate(timesteps.Select(t => (float)t).ToArray(), table);
         }
 
-        float finalSigma = Options.FinalSigmasType == FinalSigmasType.SigmaMin ? table[0] : 0f;
+        return Finish(timesteps.Select(t => (float)t).ToArray(), sigmas);
+    }
+
+    // Appends the final sigma and prepares the order of each step; returns the timesteps.
+    private float[] Finish(float[] timesteps, double[] sigmas)
+    {
+        float finalSigma = Options.FinalSigmasType == FinalSigmasType.SigmaMin ? Noise.Sigmas[0] : 0f;
         _sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
 
         // diffusers switches lower_order_final on for good (it rewrites its config) when the steps do not divide by the
         // order or the last sigma is zero.
-        if (!_lowerOrderFinal && (numInferenceSteps % Options.SolverOrder != 0 || Options.FinalSigmasType == FinalSigmasType.Zero))
+        int steps = timesteps.Length;
+        if (!_lowerOrderFinal && (steps % Options.SolverOrder != 0 || Options.FinalSigmasType == FinalSigmasType.Zero))
         {
             _lowerOrderFinal = true;
         }
 
-        _orders = OrderList(numInferenceSteps);
-        return timesteps.Select(t => (float)t).ToArray();
+        _orders = OrderList(steps);
+        return timesteps;
     }
 
     private protected override void ResetState() => _storedOutputs = 0;

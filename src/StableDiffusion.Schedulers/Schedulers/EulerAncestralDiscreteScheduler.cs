@@ -53,7 +53,8 @@ public sealed class EulerAncestralDiscreteScheduler : DiffusionScheduler
     public static EulerAncestralDiscreteScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new EulerAncestralDiscreteScheduler(EulerAncestralDiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = EulerAncestralDiscreteSchedulerOptions.Schema.Read(config);
+        return new EulerAncestralDiscreteScheduler(options, kept);
     }
 
     /// <inheritdoc />

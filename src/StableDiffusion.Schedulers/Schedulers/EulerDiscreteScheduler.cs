@@ -12,7 +12,7 @@ namespace StableDiffusion.Schedulers;
 /// Deterministic unless <see cref="SchedulerStepOptions.SChurn"/> adds noise back. Built from Stable Diffusion 1.x's
 /// configuration it spaces timesteps linearly (999, 888, … for 10 steps), as diffusers does.
 /// </remarks>
-public sealed class EulerDiscreteScheduler : DiffusionScheduler
+public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestepsScheduler, ICustomSigmasScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "EulerDiscreteScheduler";
@@ -58,11 +58,51 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler
     public static EulerDiscreteScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new EulerDiscreteScheduler(EulerDiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = EulerDiscreteSchedulerOptions.Schema.Read(config);
+        return new EulerDiscreteScheduler(options, kept);
     }
 
     /// <inheritdoc />
     public override EulerDiscreteScheduler Clone() => new(Options, Config);
+
+    /// <inheritdoc />
+    /// <remarks>The sigmas are interpolated at the given timesteps, as diffusers does; Karras, exponential and beta spacing do not apply.</remarks>
+    public void SetTimesteps(IReadOnlyList<float> timesteps)
+    {
+        float[] custom = CustomList(timesteps, nameof(timesteps));
+        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        if (ContinuousTimesteps)
+        {
+            throw new InvalidOperationException("EulerDiscreteScheduler cannot take custom timesteps with timestep_type \"continuous\" and v-prediction: its timesteps come from the sigmas.");
+        }
+
+        double[] sigmas = Options.InterpolationType == InterpolationType.LogLinear
+            ? LogLinearSigmas(custom.Length)
+            : SigmaSchedules.Interpolate(custom, Noise.Sigmas);
+        _sigmas = [.. sigmas.Select(s => (float)s), FinalSigma];
+        InstallTimesteps(custom, custom.Length);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The sigmas are used as given (the final one included); the timesteps are mapped back from them.</remarks>
+    public void SetSigmas(IReadOnlyList<float> sigmas)
+    {
+        float[] custom = CustomList(sigmas, nameof(sigmas), minimumCount: 2);
+        if (custom.Any(s => s < 0))
+        {
+            throw new ArgumentException("Sigmas must not be negative.", nameof(sigmas));
+        }
+
+        _sigmas = custom;
+        float[] timesteps = ContinuousTimesteps
+            ? custom[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray()
+            : SigmaSchedules.ToTimesteps(custom[..^1].Select(s => (double)s), Noise.LogSigmas, round: false).Select(t => (float)t).ToArray();
+        InstallTimesteps(timesteps, custom.Length - 1);
+    }
+
+    private bool ContinuousTimesteps => Options.TimestepType == TimestepType.Continuous && Options.PredictionType == PredictionType.VPrediction;
+
+    private float FinalSigma => Options.FinalSigmasType == FinalSigmasType.SigmaMin ? Noise.Sigmas[0] : 0f;
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
@@ -71,10 +111,8 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler
         double[] sigmas;
         if (Options.InterpolationType == InterpolationType.LogLinear)
         {
-            // diffusers spaces N + 1 sigmas evenly in log σ here (float32 torch), then appends the final sigma as well.
             timesteps = TimestepSchedules.Continuous(Options.TimestepSpacing, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset).Select(t => (double)t).ToArray();
-            float[] table = Noise.Sigmas;
-            sigmas = TorchCompat.LinspaceFloat32(MathF.Log(table[^1]), MathF.Log(table[0]), numInferenceSteps + 1).Select(l => (double)MathF.Exp(l)).ToArray();
+            sigmas = LogLinearSigmas(numInferenceSteps);
             if (spacing != SigmaSpacing.Interpolated)
             {
                 sigmas = SigmaSchedules.Space(spacing, Options.SigmaMin ?? sigmas[^1], Options.SigmaMax ?? sigmas[0], numInferenceSteps);
@@ -86,15 +124,15 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler
             (timesteps, sigmas) = SigmaSchedules.KDiffusion(Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing, Options.SigmaMin, Options.SigmaMax);
         }
 
-        float finalSigma = Options.FinalSigmasType == FinalSigmasType.SigmaMin ? Noise.Sigmas[0] : 0f;
-        _sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
+        _sigmas = [.. sigmas.Select(s => (float)s), FinalSigma];
+        return ContinuousTimesteps ? _sigmas[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray() : timesteps.Select(t => (float)t).ToArray();
+    }
 
-        if (Options.TimestepType == TimestepType.Continuous && Options.PredictionType == PredictionType.VPrediction)
-        {
-            return _sigmas[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray();
-        }
-
-        return timesteps.Select(t => (float)t).ToArray();
+    // diffusers spaces N + 1 sigmas evenly in log σ here (float32 torch), and appends the final sigma as well.
+    private double[] LogLinearSigmas(int numInferenceSteps)
+    {
+        float[] table = Noise.Sigmas;
+        return TorchCompat.LinspaceFloat32(MathF.Log(table[^1]), MathF.Log(table[0]), numInferenceSteps + 1).Select(l => (double)MathF.Exp(l)).ToArray();
     }
 
     private protected override void ResetState()

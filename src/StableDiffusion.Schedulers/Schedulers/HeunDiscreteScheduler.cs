@@ -11,7 +11,7 @@ namespace StableDiffusion.Schedulers;
 /// <see cref="Order"/> is 2: N steps take 2N − 1 model evaluations (each timestep after the first appears twice), the
 /// last being a plain Euler step to σ = 0.
 /// </remarks>
-public sealed class HeunDiscreteScheduler : DiffusionScheduler
+public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "HeunDiscreteScheduler";
@@ -62,20 +62,38 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler
     public static HeunDiscreteScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new HeunDiscreteScheduler(HeunDiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = HeunDiscreteSchedulerOptions.Schema.Read(config);
+        return new HeunDiscreteScheduler(options, kept);
     }
 
     /// <inheritdoc />
     public override HeunDiscreteScheduler Clone() => new(Options, Config);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// One timestep per step: the schedule evaluates each after the first twice, as with a step count. The sigmas are
+    /// interpolated at the given timesteps; Karras, exponential and beta spacing do not apply.
+    /// </remarks>
+    public void SetTimesteps(IReadOnlyList<float> timesteps)
+    {
+        float[] custom = CustomList(timesteps, nameof(timesteps));
+        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        double[] sigmas = SigmaSchedules.Interpolate(custom, Noise.Sigmas);
+        InstallTimesteps(Interleaved(custom.Select(t => (double)t).ToArray(), sigmas), custom.Length);
+    }
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
         SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
         (double[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing, Options.SigmaMin, Options.SigmaMax);
-        _sigmas = Interleave(sigmas);
+        return Interleaved(timesteps, sigmas);
+    }
 
-        // [t0, t1, t1, t2, t2, …]: every timestep after the first is evaluated twice.
+    // Sets the interleaved sigmas and returns [t0, t1, t1, t2, t2, …]: every timestep after the first is evaluated twice.
+    private float[] Interleaved(double[] timesteps, double[] sigmas)
+    {
+        _sigmas = Interleave(sigmas);
         var result = new float[2 * timesteps.Length - 1];
         result[0] = (float)timesteps[0];
         for (int i = 1; i < timesteps.Length; i++)

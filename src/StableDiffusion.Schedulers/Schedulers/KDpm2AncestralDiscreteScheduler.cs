@@ -63,7 +63,8 @@ public sealed class KDpm2AncestralDiscreteScheduler : DiffusionScheduler
     public static KDpm2AncestralDiscreteScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new KDpm2AncestralDiscreteScheduler(KDpm2AncestralDiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = KDpm2AncestralDiscreteSchedulerOptions.Schema.Read(config);
+        return new KDpm2AncestralDiscreteScheduler(options, kept);
     }
 
     /// <inheritdoc />

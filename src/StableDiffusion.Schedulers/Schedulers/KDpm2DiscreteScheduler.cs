@@ -59,7 +59,8 @@ public sealed class KDpm2DiscreteScheduler : DiffusionScheduler
     public static KDpm2DiscreteScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new KDpm2DiscreteScheduler(KDpm2DiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = KDpm2DiscreteSchedulerOptions.Schema.Read(config);
+        return new KDpm2DiscreteScheduler(options, kept);
     }
 
     /// <inheritdoc />

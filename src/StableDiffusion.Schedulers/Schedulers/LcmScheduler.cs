@@ -12,7 +12,7 @@ namespace StableDiffusion.Schedulers;
 /// (<see cref="LcmSchedulerOptions.OriginalInferenceSteps"/>), so at most that many steps can be run. Every step but the
 /// last draws noise, so a generator is required.
 /// </remarks>
-public sealed class LcmScheduler : DiffusionScheduler
+public sealed class LcmScheduler : DiffusionScheduler, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "LCMScheduler";
@@ -53,7 +53,8 @@ public sealed class LcmScheduler : DiffusionScheduler
     public static LcmScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new LcmScheduler(LcmSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = LcmSchedulerOptions.Schema.Read(config);
+        return new LcmScheduler(options, kept);
     }
 
     /// <inheritdoc />
@@ -81,6 +82,17 @@ public sealed class LcmScheduler : DiffusionScheduler
         }
 
         InstallTimesteps(LcmTimesteps(numInferenceSteps, originalInferenceSteps ?? Options.OriginalInferenceSteps, strength), numInferenceSteps);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The timesteps must be whole, strictly descending and below num_train_timesteps. diffusers warns when they are not
+    /// on the distillation schedule; they are used as given.
+    /// </remarks>
+    public void SetTimesteps(IReadOnlyList<float> timesteps)
+    {
+        float[] custom = DescendingTrainingTimesteps(timesteps);
+        InstallTimesteps(custom, custom.Length);
     }
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps) =>

@@ -62,7 +62,8 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
     public static LmsDiscreteScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new LmsDiscreteScheduler(LmsDiscreteSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = LmsDiscreteSchedulerOptions.Schema.Read(config);
+        return new LmsDiscreteScheduler(options, kept);
     }
 
     /// <inheritdoc />
@@ -99,27 +100,38 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
         float sigma = _sigmas[index];
 
         // The derivative (x − x₀)/σ joins the history of the last four.
-        float[] originalSample = Buffer(ref _originalSample, sample.Length);
-        Prediction.SigmaOriginalSample(Options.PredictionType, sigma, sigma, sample, modelOutput, originalSample);
         float[] derivative = _derivatives.Count == LmsOrder ? _derivatives[0] : _free.TryPop(out float[]? free) && free.Length == sample.Length ? free : new float[sample.Length];
         if (_derivatives.Count == LmsOrder)
         {
             _derivatives.RemoveAt(0);
         }
 
-        Elementwise.Apply(new Derivative(sigma), sample, originalSample, derivative);
+        if (Options.PredictionType == PredictionType.Epsilon)
+        {
+            Elementwise.Apply(new EpsilonDerivative(sigma), sample, modelOutput, derivative);
+        }
+        else
+        {
+            float[] originalSample = Buffer(ref _originalSample, sample.Length);
+            Prediction.SigmaOriginalSample(Options.PredictionType, sigma, sigma, sample, modelOutput, originalSample);
+            Elementwise.Apply(new Derivative(sigma), sample, originalSample, derivative);
+        }
+
         _derivatives.Add(derivative);
 
-        // x + Σ_k c_k·d_{−1−k}, the newest derivative first.
+        // x + Σ_k c_k·d_{−1−k}, the newest derivative first. The Lagrange basis spans min(index + 1, 4) sigmas, but
+        // diffusers zips the coefficients with the derivatives it has, so a run that starts mid-schedule (image-to-image)
+        // uses fewer terms than the basis has.
         int order = Math.Min(index + 1, LmsOrder);
+        int n = _derivatives.Count;
+        int terms = Math.Min(order, n);
         Span<float> coefficients = stackalloc float[LmsOrder];
-        for (int k = 0; k < order; k++)
+        for (int k = 0; k < terms; k++)
         {
             coefficients[k] = (float)Coefficient(order, index, k);
         }
 
-        int n = _derivatives.Count;
-        switch (order)
+        switch (terms)
         {
             case 1:
                 Elementwise.Apply(new Accumulate1(coefficients[0]), sample, _derivatives[n - 1], prevSample);
@@ -165,6 +177,14 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
         }
 
         return integral * half;
+    }
+
+    /// <summary>x₀ = x − σ·ε; (x − x₀)/σ, without storing x₀.</summary>
+    private readonly struct EpsilonDerivative(float sigma) : IElementwiseOp2
+    {
+        public float Invoke(float x, float e) => (x - (x - sigma * e)) / sigma;
+
+        public Vector<float> Invoke(Vector<float> x, Vector<float> e) => (x - (x - sigma * e)) / sigma;
     }
 
     private readonly struct Derivative(float sigma) : IElementwiseOp2

@@ -65,7 +65,8 @@ public sealed class PndmScheduler : DiffusionScheduler
     public static PndmScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new PndmScheduler(PndmSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = PndmSchedulerOptions.Schema.Read(config);
+        return new PndmScheduler(options, kept);
     }
 
     /// <inheritdoc />
@@ -91,7 +92,9 @@ public sealed class PndmScheduler : DiffusionScheduler
         {
             // The second-to-last entry is repeated: PLMS's first step is redone with averaged model outputs.
             _prkTimesteps = [];
-            plms = [.. ascending[..^1], .. ascending[^2..^1], ascending[^1]];
+            // Python's _ts[-2:-1] is empty for a single step.
+            long[] repeated = ascending.Length > 1 ? [ascending[^2]] : [];
+            plms = [.. ascending[..^1], .. repeated, ascending[^1]];
             Array.Reverse(plms);
         }
         else

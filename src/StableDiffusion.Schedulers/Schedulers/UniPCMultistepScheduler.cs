@@ -59,7 +59,8 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
     public static UniPCMultistepScheduler FromConfig(SchedulerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new UniPCMultistepScheduler(UniPCMultistepSchedulerOptions.Schema.Read(config), config.WithClassName(DiffusersName));
+        (var options, var kept) = UniPCMultistepSchedulerOptions.Schema.Read(config);
+        return new UniPCMultistepScheduler(options, kept);
     }
 
     /// <inheritdoc />
@@ -177,31 +178,28 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
         Span<float> b = stackalloc float[order];
         (float hPhi1, float bH) = Coefficients(h, b);
 
-        // pred_res = Σ_k ρ_k·(m_k − m0)/r_k; ρ = 0.5 at order 2, else R⁻¹b over the first order − 1 conditions.
-        ReadOnlySpan<float> residual = x;
-        float residualCoefficient = 0f;
-        if (order > 1)
-        {
-            Span<float> rhos = stackalloc float[order - 1];
-            if (order == 2)
-            {
-                rhos[0] = 0.5f;
-            }
-            else
-            {
-                Solve(rks[..^1], b[..^1], rhos);
-            }
-
-            float[] pred = Buffer(ref _residual, x.Length);
-            AccumulateResidual(rhos, rks, m0, pred);
-            residual = pred;
-            residualCoefficient = Options.PredictX0 ? -(t.Alpha * bH) : -(t.Sigma * bH);
-        }
-
-        // x_t = (σ_t/σ_s0)·x − α_t·h_φ1·m0 − α_t·B(h)·pred_res  (predict_x0; with α and σ swapped otherwise).
+        // x_t = (σ_t/σ_s0)·x − α_t·h_φ1·m0 − α_t·B(h)·pred_res  (predict_x0; with α and σ swapped otherwise), where
+        // pred_res = Σ_k ρ_k·(m_k − m0)/r_k with ρ = 0.5 at order 2, else R⁻¹b over the first order − 1 conditions.
         float sampleCoefficient = Options.PredictX0 ? t.Sigma / s0.Sigma : t.Alpha / s0.Alpha;
         float outputCoefficient = Options.PredictX0 ? -(t.Alpha * hPhi1) : -(t.Sigma * hPhi1);
-        Elementwise.Apply(new PredictorUpdate(sampleCoefficient, outputCoefficient, residualCoefficient), x, m0, residual, prevSample);
+        float residualCoefficient = Options.PredictX0 ? -(t.Alpha * bH) : -(t.Sigma * bH);
+        switch (order)
+        {
+            case 1:
+                // pred_res = 0.
+                Elementwise.Apply(new PredictorUpdate(sampleCoefficient, outputCoefficient, 0f), x, m0, x, prevSample);
+                break;
+            case 2:
+                Elementwise.Apply(new SecondOrderPredictorUpdate(sampleCoefficient, outputCoefficient, residualCoefficient, 0.5f, rks[0]), x, m0, _modelOutputs[^2]!, prevSample);
+                break;
+            default:
+                Span<float> rhos = stackalloc float[order - 1];
+                Solve(rks[..^1], b[..^1], rhos);
+                float[] pred = Buffer(ref _residual, x.Length);
+                AccumulateResidual(rhos, rks, m0, pred);
+                Elementwise.Apply(new PredictorUpdate(sampleCoefficient, outputCoefficient, residualCoefficient), x, m0, pred, prevSample);
+                break;
+        }
     }
 
     // UniC-B(h): the previous step redone with the new output `modelT`; written into `lastSample` in place.
@@ -239,6 +237,13 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
         if (order == 1)
         {
             Elementwise.Apply(new FirstOrderCorrectorUpdate(sampleCoefficient, outputCoefficient, correctionCoefficient, rhos[0]), lastSample, m0, modelT, lastSample);
+            return;
+        }
+
+        if (order == 2)
+        {
+            var op = new SecondOrderCorrectorUpdate(sampleCoefficient, outputCoefficient, correctionCoefficient, rhos[0], rks[0], rhos[1]);
+            Elementwise.Apply(op, lastSample, m0, _modelOutputs[^2]!, modelT, lastSample);
             return;
         }
 
@@ -363,6 +368,27 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector<float> Invoke(Vector<float> x, Vector<float> m0, Vector<float> residual) => a * x + c * m0 + d * residual;
+    }
+
+    /// <summary>(a·x + c·m0) + d·(ρ·((m1 − m0)/r)): the order-2 predictor in one pass.</summary>
+    private readonly struct SecondOrderPredictorUpdate(float a, float c, float d, float rho, float r) : IElementwiseOp3
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x, float m0, float m1) => a * x + c * m0 + d * (rho * ((m1 - m0) / r));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> x, Vector<float> m0, Vector<float> m1) => a * x + c * m0 + d * (rho * ((m1 - m0) / r));
+    }
+
+    /// <summary>(a·x + c·m0) + d·(ρ₀·((m1 − m0)/r) + ρ₁·(m_t − m0)): the order-2 corrector in one pass.</summary>
+    private readonly struct SecondOrderCorrectorUpdate(float a, float c, float d, float rho0, float r, float rho1) : IElementwiseOp4
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x, float m0, float m1, float mt) => a * x + c * m0 + d * (rho0 * ((m1 - m0) / r) + rho1 * (mt - m0));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> x, Vector<float> m0, Vector<float> m1, Vector<float> mt) =>
+            a * x + c * m0 + d * (rho0 * ((m1 - m0) / r) + rho1 * (mt - m0));
     }
 
     /// <summary>(a·x + c·m0) + d·(ρ·(m_t − m0)).</summary>

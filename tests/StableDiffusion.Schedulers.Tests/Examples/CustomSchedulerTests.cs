@@ -1,0 +1,46 @@
+using System.Numerics.Tensors;
+using Xunit;
+
+namespace StableDiffusion.Schedulers.Tests.Examples;
+
+/// <summary>A scheduler written against IScheduler runs in the same loop as the built-in ones.</summary>
+public sealed class CustomSchedulerTests
+{
+    [Fact]
+    public void CustomEuler_MatchesTheBuiltInEulerWhereTheirSchedulesCoincide()
+    {
+        // 10 linspace steps over 1000 training timesteps land on whole timesteps (999, 888, …, 0), so both agree.
+        IScheduler custom = new MyEulerScheduler(TestConfigs.StableDiffusion15);
+        IScheduler builtIn = SchedulerFactory.Create("Euler", TestConfigs.StableDiffusion15);
+
+        Assert.Equal(Denoise(builtIn), Denoise(custom), new ToleranceComparer(1e-5f));
+        Assert.Equal(builtIn.Timesteps, custom.Timesteps);
+    }
+
+    // A pipeline's loop, written against the interface only.
+    private static float[] Denoise(IScheduler template)
+    {
+        IScheduler scheduler = template.Clone();
+        scheduler.SetTimesteps(10);
+        nint[] shape = [1, 4, 8, 8];
+        var random = new Random(3);
+        float[] latents = Enumerable.Range(0, 256).Select(_ => (float)(random.NextDouble() - 0.5) * scheduler.InitNoiseSigma).ToArray();
+        var input = new float[256];
+        var output = new float[256];
+        foreach (float t in scheduler.Timesteps)
+        {
+            scheduler.ScaleModelInput(new ReadOnlyTensorSpan<float>(latents, shape), t, new TensorSpan<float>(input, shape));
+            DummyModel.Evaluate(input, t, output);
+            scheduler.Step(new ReadOnlyTensorSpan<float>(output, shape), t, new ReadOnlyTensorSpan<float>(latents, shape), new TensorSpan<float>(latents, shape));
+        }
+
+        return latents;
+    }
+
+    private sealed class ToleranceComparer(float tolerance) : IEqualityComparer<float>
+    {
+        public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;
+
+        public int GetHashCode(float obj) => 0;
+    }
+}
