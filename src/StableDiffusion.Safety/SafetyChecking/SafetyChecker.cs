@@ -90,14 +90,25 @@ public sealed class SafetyChecker : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(safetyCheckerModelPath);
         ArgumentException.ThrowIfNullOrEmpty(preprocessorConfigPath);
-        if (!File.Exists(safetyCheckerModelPath))
-        {
-            throw new FileNotFoundException(
-                $"Safety checker model '{safetyCheckerModelPath}' does not exist. Stable Diffusion ONNX models keep it in safety_checker/model.onnx.",
-                safetyCheckerModelPath);
-        }
+        RequireModelFile(safetyCheckerModelPath);
+        return Load(safetyCheckerModelPath, ClipImageProcessor.Load(preprocessorConfigPath), options);
+    }
 
-        ClipImageProcessor featureExtractor = ClipImageProcessor.Load(preprocessorConfigPath);
+    /// <summary>
+    /// Loads a safety checker graph with pre-processing of your choice, for instance
+    /// <see cref="ImageProcessorBackend.Pil"/> to match diffusers on transformers 4.
+    /// </summary>
+    /// <param name="safetyCheckerModelPath">The graph, usually <c>safety_checker/model.onnx</c>.</param>
+    /// <param name="featureExtractor">The CLIP pre-processing.</param>
+    /// <param name="options">ONNX Runtime session options (execution provider, threads); null for ONNX Runtime's defaults (CPU).</param>
+    /// <returns>A checker that owns its session.</returns>
+    /// <exception cref="FileNotFoundException">The graph does not exist.</exception>
+    /// <exception cref="SafetyCheckerModelException">The graph cannot be loaded or is not a safety checker.</exception>
+    public static SafetyChecker Load(string safetyCheckerModelPath, ClipImageProcessor featureExtractor, SessionOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(safetyCheckerModelPath);
+        ArgumentNullException.ThrowIfNull(featureExtractor);
+        RequireModelFile(safetyCheckerModelPath);
         InferenceSession session;
         try
         {
@@ -273,6 +284,15 @@ public sealed class SafetyChecker : IDisposable
 
         TensorPrimitives.ConvertToHalf(values.Span, MemoryMarshal.Cast<Float16, Half>(half.AsSpan()));
         return OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, half.AsMemory(), shape);
+    }
+
+    private static void RequireModelFile(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException(
+                $"Safety checker model '{path}' does not exist. Stable Diffusion ONNX models keep it in safety_checker/model.onnx.", path);
+        }
     }
 
     /// <summary>A graph exported with a fixed CLIP size must get that size from the pre-processing.</summary>
