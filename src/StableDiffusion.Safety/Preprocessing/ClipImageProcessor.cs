@@ -9,8 +9,9 @@ namespace StableDiffusion.Safety;
 /// <summary>
 /// CLIP image pre-processing exactly as transformers' <c>CLIPImageProcessor</c> does it when diffusers prepares the
 /// safety checker's <c>clip_input</c>: decoded images in [0, 1] are quantised to 8 bits as <c>numpy_to_pil</c> does
-/// (<c>round(x * 255)</c>, ties to even), resized with Pillow's filter (bicubic for CLIP), centre-cropped, rescaled and
-/// normalised with the model's mean and standard deviation, and returned as an NCHW float tensor.
+/// (<c>round(x * 255)</c>, ties to even), resized with the antialiased filter of torchvision or Pillow (bicubic for
+/// CLIP), centre-cropped, rescaled and normalised with the model's mean and standard deviation, and returned as an NCHW
+/// float tensor.
 /// </summary>
 /// <remarks>
 /// <para>

@@ -144,8 +144,7 @@ public sealed class SafetyChecker : IDisposable
     /// <exception cref="ObjectDisposedException">The checker was disposed.</exception>
     public SafetyCheckerResult Check(ReadOnlyTensorSpan<float> images, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        (int batch, int height, int width) = ClipImageProcessor.ValidateImages(images, nameof(images));
+        (int batch, int height, int width) = Validate(images);
         return CheckValidated(images.AsSpan(), batch, height, width, cancellationToken);
     }
 
@@ -161,8 +160,7 @@ public sealed class SafetyChecker : IDisposable
     public Task<SafetyCheckerResult> CheckAsync(Tensor<float> images, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(images);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        (int batch, int height, int width) = ClipImageProcessor.ValidateImages(images, nameof(images));
+        (int batch, int height, int width) = Validate(images);
         return Task.Run(() => CheckValidated(images.AsSpan(), batch, height, width, cancellationToken), cancellationToken);
     }
 
@@ -177,6 +175,7 @@ public sealed class SafetyChecker : IDisposable
     {
         ArgumentNullException.ThrowIfNull(image);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        CheckImageSize(image.Height, image.Width);
         byte[] pixels = new byte[image.Width * image.Height * 3];
         image.CopyPixelDataTo(pixels);
 
@@ -196,10 +195,18 @@ public sealed class SafetyChecker : IDisposable
         }
     }
 
+    /// <summary>The checks every call makes before it starts: not disposed, a valid batch, a size the graph takes.</summary>
+    private (int Batch, int Height, int Width) Validate(ReadOnlyTensorSpan<float> images)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        (int batch, int height, int width) = ClipImageProcessor.ValidateImages(images, nameof(images));
+        CheckImageSize(height, width);
+        return (batch, height, width);
+    }
+
     private SafetyCheckerResult CheckValidated(ReadOnlySpan<float> images, int batch, int height, int width, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        CheckImageSize(height, width);
         ImageSize clipSize = FeatureExtractor.GetOutputSize(height, width);
         int imageLength = height * width * 3;
         int clipLength = 3 * clipSize.Height * clipSize.Width;
