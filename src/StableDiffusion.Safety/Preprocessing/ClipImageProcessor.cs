@@ -70,7 +70,8 @@ public sealed class ClipImageProcessor
     {
         (int batch, int height, int width) = ValidateImages(images, nameof(images));
         ImageSize size = GetOutputSize(height, width);
-        float[] output = new float[batch * Channels * size.Height * size.Width];
+        // Every element is written (padding included), so the array need not be zeroed first.
+        float[] output = GC.AllocateUninitializedArray<float>(batch * Channels * size.Height * size.Width);
         PreprocessValidated(images.AsSpan(), batch, height, width, output);
         return Tensor.Create(output, [batch, Channels, size.Height, size.Width]);
     }
@@ -112,7 +113,7 @@ public sealed class ClipImageProcessor
 
         ImageSize size = plans[0].Output;
         int planeSize = size.Height * size.Width;
-        float[] output = new float[images.Count * Channels * planeSize];
+        float[] output = GC.AllocateUninitializedArray<float>(images.Count * Channels * planeSize);
         byte[] pixels = [];
         for (int i = 0; i < images.Count; i++)
         {
