@@ -9,8 +9,9 @@ namespace StableDiffusion.Safety;
 /// <summary>
 /// CLIP image pre-processing exactly as transformers' <c>CLIPImageProcessor</c> does it when diffusers prepares the
 /// safety checker's <c>clip_input</c>: decoded images in [0, 1] are quantised to 8 bits as <c>numpy_to_pil</c> does
-/// (<c>round(x * 255)</c>, ties to even), resized with Pillow's filter (bicubic for CLIP), centre-cropped, rescaled and
-/// normalised with the model's mean and standard deviation, and returned as an NCHW float tensor.
+/// (<c>round(x * 255)</c>, ties to even), resized with the antialiased filter of torchvision or Pillow (bicubic for
+/// CLIP), centre-cropped, rescaled and normalised with the model's mean and standard deviation, and returned as an NCHW
+/// float tensor.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -69,7 +70,8 @@ public sealed class ClipImageProcessor
     {
         (int batch, int height, int width) = ValidateImages(images, nameof(images));
         ImageSize size = GetOutputSize(height, width);
-        float[] output = new float[batch * Channels * size.Height * size.Width];
+        // Every element is written (padding included), so the array need not be zeroed first.
+        float[] output = GC.AllocateUninitializedArray<float>(batch * Channels * size.Height * size.Width);
         PreprocessValidated(images.AsSpan(), batch, height, width, output);
         return Tensor.Create(output, [batch, Channels, size.Height, size.Width]);
     }
@@ -111,7 +113,7 @@ public sealed class ClipImageProcessor
 
         ImageSize size = plans[0].Output;
         int planeSize = size.Height * size.Width;
-        float[] output = new float[images.Count * Channels * planeSize];
+        float[] output = GC.AllocateUninitializedArray<float>(images.Count * Channels * planeSize);
         byte[] pixels = [];
         for (int i = 0; i < images.Count; i++)
         {

@@ -90,14 +90,25 @@ public sealed class SafetyChecker : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(safetyCheckerModelPath);
         ArgumentException.ThrowIfNullOrEmpty(preprocessorConfigPath);
-        if (!File.Exists(safetyCheckerModelPath))
-        {
-            throw new FileNotFoundException(
-                $"Safety checker model '{safetyCheckerModelPath}' does not exist. Stable Diffusion ONNX models keep it in safety_checker/model.onnx.",
-                safetyCheckerModelPath);
-        }
+        RequireModelFile(safetyCheckerModelPath);
+        return Load(safetyCheckerModelPath, ClipImageProcessor.Load(preprocessorConfigPath), options);
+    }
 
-        ClipImageProcessor featureExtractor = ClipImageProcessor.Load(preprocessorConfigPath);
+    /// <summary>
+    /// Loads a safety checker graph with pre-processing of your choice, for instance
+    /// <see cref="ImageProcessorBackend.Pil"/> to match diffusers on transformers 4.
+    /// </summary>
+    /// <param name="safetyCheckerModelPath">The graph, usually <c>safety_checker/model.onnx</c>.</param>
+    /// <param name="featureExtractor">The CLIP pre-processing.</param>
+    /// <param name="options">ONNX Runtime session options (execution provider, threads); null for ONNX Runtime's defaults (CPU).</param>
+    /// <returns>A checker that owns its session.</returns>
+    /// <exception cref="FileNotFoundException">The graph does not exist.</exception>
+    /// <exception cref="SafetyCheckerModelException">The graph cannot be loaded or is not a safety checker.</exception>
+    public static SafetyChecker Load(string safetyCheckerModelPath, ClipImageProcessor featureExtractor, SessionOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(safetyCheckerModelPath);
+        ArgumentNullException.ThrowIfNull(featureExtractor);
+        RequireModelFile(safetyCheckerModelPath);
         InferenceSession session;
         try
         {
@@ -133,8 +144,7 @@ public sealed class SafetyChecker : IDisposable
     /// <exception cref="ObjectDisposedException">The checker was disposed.</exception>
     public SafetyCheckerResult Check(ReadOnlyTensorSpan<float> images, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        (int batch, int height, int width) = ClipImageProcessor.ValidateImages(images, nameof(images));
+        (int batch, int height, int width) = Validate(images);
         return CheckValidated(images.AsSpan(), batch, height, width, cancellationToken);
     }
 
@@ -150,8 +160,7 @@ public sealed class SafetyChecker : IDisposable
     public Task<SafetyCheckerResult> CheckAsync(Tensor<float> images, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(images);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        (int batch, int height, int width) = ClipImageProcessor.ValidateImages(images, nameof(images));
+        (int batch, int height, int width) = Validate(images);
         return Task.Run(() => CheckValidated(images.AsSpan(), batch, height, width, cancellationToken), cancellationToken);
     }
 
@@ -166,6 +175,7 @@ public sealed class SafetyChecker : IDisposable
     {
         ArgumentNullException.ThrowIfNull(image);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        CheckImageSize(image.Height, image.Width);
         byte[] pixels = new byte[image.Width * image.Height * 3];
         image.CopyPixelDataTo(pixels);
 
@@ -185,10 +195,18 @@ public sealed class SafetyChecker : IDisposable
         }
     }
 
+    /// <summary>The checks every call makes before it starts: not disposed, a valid batch, a size the graph takes.</summary>
+    private (int Batch, int Height, int Width) Validate(ReadOnlyTensorSpan<float> images)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        (int batch, int height, int width) = ClipImageProcessor.ValidateImages(images, nameof(images));
+        CheckImageSize(height, width);
+        return (batch, height, width);
+    }
+
     private SafetyCheckerResult CheckValidated(ReadOnlySpan<float> images, int batch, int height, int width, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        CheckImageSize(height, width);
         ImageSize clipSize = FeatureExtractor.GetOutputSize(height, width);
         int imageLength = height * width * 3;
         int clipLength = 3 * clipSize.Height * clipSize.Width;
@@ -273,6 +291,15 @@ public sealed class SafetyChecker : IDisposable
 
         TensorPrimitives.ConvertToHalf(values.Span, MemoryMarshal.Cast<Float16, Half>(half.AsSpan()));
         return OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, half.AsMemory(), shape);
+    }
+
+    private static void RequireModelFile(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException(
+                $"Safety checker model '{path}' does not exist. Stable Diffusion ONNX models keep it in safety_checker/model.onnx.", path);
+        }
     }
 
     /// <summary>A graph exported with a fixed CLIP size must get that size from the pre-processing.</summary>

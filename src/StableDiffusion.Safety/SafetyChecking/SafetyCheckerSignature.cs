@@ -85,7 +85,9 @@ internal sealed class SafetyCheckerSignature
             ? $"input '{name}' has rank {node.Dimensions.Length}, not 4"
             : node.Dimensions[channelAxis] is not (3 or -1)
                 ? $"input '{name}' has {node.Dimensions[channelAxis]} channels (dimension {channelAxis}), not 3"
-                : null);
+                : node.Dimensions[0] is not (1 or -1)
+                    ? $"input '{name}' has a fixed batch of {node.Dimensions[0]}, and a safety checker runs one image at a time (batch 1)"
+                    : null);
 
     private static string? CheckFloat(NodeMetadata node, string name) =>
         node.OnnxValueType == OnnxValueType.ONNX_TYPE_TENSOR && node.ElementDataType is TensorElementType.Float or TensorElementType.Float16

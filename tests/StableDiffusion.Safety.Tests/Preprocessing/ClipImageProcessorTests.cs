@@ -64,6 +64,18 @@ public sealed class ClipImageProcessorTests
         Assert.Equal(ties.Select(t => (float)t.Expected), levels[..ties.Count]);
     }
 
+    [Fact]
+    public void Quantize_EveryLevelOver255_ComesBackAsThatLevel()
+    {
+        // What lets 8-bit pictures (ImageSharp) go through the float path unchanged.
+        float[] values = [.. Enumerable.Range(0, 256).Select(level => level / 255f)];
+        var bytes = new byte[256];
+
+        ClipImageProcessor.QuantizeToBytes(values, bytes);
+
+        Assert.Equal(Enumerable.Range(0, 256).Select(level => (byte)level), bytes);
+    }
+
     [Theory]
     [InlineData(ImageProcessorBackend.Pil, 5, 8, 3, 4, 1, 2)]
     [InlineData(ImageProcessorBackend.Torchvision, 5, 8, 3, 4, 1, 2)]

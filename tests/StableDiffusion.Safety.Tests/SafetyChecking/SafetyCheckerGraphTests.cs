@@ -75,6 +75,7 @@ public sealed class SafetyCheckerGraphTests
         { "float-flags", "output 'has_nsfw_concepts' is Float [?], not a bool tensor" },
         { "no-out-images", "no output named 'out_images'" },
         { "extra-input", "inputs a safety checker does not take ('timestep')" },
+        { "batch-of-two", "input 'clip_input' has a fixed batch of 2" },
     };
 
     [Theory]
@@ -130,13 +131,38 @@ public sealed class SafetyCheckerGraphTests
         Assert.Equal([true, false], checker.Check(ClipImageProcessorTests.Gray(2, 16, 16, 0.75f, 0.5f), Ct).HasNsfwConcepts);
     }
 
+    [Fact]
+    public void Load_WithAProcessor_UsesItsBackend()
+    {
+        string path = TestGraphs.MeanThresholdChecker().Save();
+        try
+        {
+            var pil = new ClipImageProcessor(ClipImageProcessorConfig.Default with { Backend = ImageProcessorBackend.Pil });
+
+            using SafetyChecker checker = SafetyChecker.Load(path, pil);
+
+            Assert.Same(pil, checker.FeatureExtractor);
+            Assert.Equal(path, checker.ModelPath);
+            Assert.Equal([true, false], checker.Check(ClipImageProcessorTests.Gray(2, 8, 8, 0.75f, 0.5f), Ct).HasNsfwConcepts);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     private static SafetyChecker Create(OnnxGraphBuilder graph) =>
         new(new InferenceSession(graph.Build()), new ClipImageProcessor(ClipImageProcessorConfig.Default), ownsSession: true);
 
     private static OnnxGraphBuilder WrongGraph(string variant)
     {
         int clipType = variant == "int64-clip" ? OnnxGraphBuilder.Int64 : OnnxGraphBuilder.Float;
-        object[] clipDims = variant == "rank3-clip" ? ["batch", 3, "h"] : ["batch", 3, "h", "w"];
+        object[] clipDims = variant switch
+        {
+            "rank3-clip" => ["batch", 3, "h"],
+            "batch-of-two" => [2, 3, "h", "w"],
+            _ => ["batch", 3, "h", "w"],
+        };
         object[] imageDims = variant == "four-channels" ? ["batch", "ih", "iw", 4] : ["batch", "ih", "iw", 3];
         var graph = new OnnxGraphBuilder().Input(SafetyChecker.ClipInputName, clipType, clipDims);
         if (variant != "no-images")
