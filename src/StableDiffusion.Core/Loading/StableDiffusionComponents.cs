@@ -42,6 +42,8 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
     public string ModelPath { get; }
 
+    public StableDiffusionPipelineOptions Options => _options;
+
     public ModelIndex Index { get; }
 
     public TextEncoderModel TextEncoder { get; }
@@ -57,6 +59,20 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     public IScheduler Scheduler { get; }
 
     public ModelConfiguration Configuration { get; }
+
+    /// <summary>The UNet's input channels: the graph's when fixed, else 9 for an inpainting pipeline's model and 4 otherwise.</summary>
+    public int UNetInChannels => Unet.InChannels ?? (Index.ClassName.Contains("Inpaint", StringComparison.Ordinal) ? 9 : 4);
+
+    /// <summary>Throws unless the UNet takes plain 4-channel latents (text-to-image and image-to-image).</summary>
+    public void RequireLatentUNet(string pipeline)
+    {
+        if (UNetInChannels != 4)
+        {
+            throw new InvalidOperationException(
+                $"The model '{ModelPath}' has an inpainting UNet ({UNetInChannels} input channels: latents, mask and masked image), which {pipeline} cannot drive. " +
+                "Use StableDiffusionInpaintPipeline with an image and a mask, or a text-to-image model.");
+        }
+    }
 
     /// <summary>Whether the folder has a VAE encoder (image-to-image and inpainting need it).</summary>
     public bool HasVaeEncoder => File.Exists(Path.Combine(ModelPath, ModelComponents.VaeEncoder, "model.onnx"));

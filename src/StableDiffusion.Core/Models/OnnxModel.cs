@@ -47,7 +47,7 @@ public abstract class OnnxModel : IDisposable
     private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
     /// <summary>Creates the session for <paramref name="modelPath"/>, turning every load failure into a <see cref="ModelLoadException"/>.</summary>
-    private protected static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure)
+    private protected static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure, byte[]? edited = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(modelPath);
         if (!File.Exists(modelPath))
@@ -59,6 +59,13 @@ public abstract class OnnxModel : IDisposable
         configure?.Invoke(component, options);
         try
         {
+            if (edited is not null)
+            {
+                // An edited graph loads from memory; its external weights (if any) are still beside the file.
+                options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", Path.GetDirectoryName(Path.GetFullPath(modelPath))!);
+                return new InferenceSession(edited, options);
+            }
+
             // Loading by path lets ONNX Runtime find external weights (weights.pb, model.onnx.data) beside the graph.
             return new InferenceSession(modelPath, options);
         }

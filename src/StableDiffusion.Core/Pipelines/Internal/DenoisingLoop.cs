@@ -32,6 +32,18 @@ internal static partial class DenoisingLoop
         float[] latents, int latentHeight, int latentWidth, DiffusionRequest request, INoiseGenerator generator, DenoisingHooks hooks,
         GenerationScope scope, ILogger logger)
     {
+        scope.Report(GenerationStage.Denoising, 0, timesteps.Count);
+        scope.Stage(() =>
+        {
+            RunCore(components, scheduler, timesteps, prompt, latents, latentHeight, latentWidth, request, generator, hooks, scope, logger);
+            return true;
+        }, t => scope.Denoising = t);
+    }
+
+    private static void RunCore(StableDiffusionComponents components, IScheduler scheduler, IReadOnlyList<float> timesteps, EncodedPrompt prompt,
+        float[] latents, int latentHeight, int latentWidth, DiffusionRequest request, INoiseGenerator generator, DenoisingHooks hooks,
+        GenerationScope scope, ILogger logger)
+    {
         int rows = prompt.Rows;
         int batch = prompt.UNetBatch;
         int latentLength = rows * 4 * latentHeight * latentWidth;

@@ -8,6 +8,20 @@ namespace StableDiffusion.Pipelines.Internal;
 /// <summary>Steps 8 to 10 of diffusers' pipelines: decode the latents, run the safety checker, make images.</summary>
 internal static class ImageOutput
 {
+    /// <summary>Decodes, checks and converts the final latents into the call's result.</summary>
+    public static GenerationResult Finish(StableDiffusionComponents components, float[] latents, int rows, int latentHeight, int latentWidth,
+        EncodedPrompt prompt, ulong? seed, GenerationScope scope)
+    {
+        scope.Report(GenerationStage.Decoding);
+        Tensor<float> images = scope.Stage(() => Decode(components, latents, rows, latentHeight, latentWidth, scope), t => scope.Decoding = t);
+        scope.Report(GenerationStage.SafetyChecking);
+        IReadOnlyList<bool>? flags = scope.Stage(() => CheckSafety(components, images, scope), t => scope.SafetyChecking = t);
+        var result = new GenerationResult(ToImages(images), images, flags,
+            Tensor.Create(latents, [rows, 4, latentHeight, latentWidth]), prompt.ToTensor(), seed, scope.Timings());
+        scope.Report(GenerationStage.Completed);
+        return result;
+    }
+
     /// <summary>Decodes latents [rows, 4, h, w] to NHWC images in [0, 1]: <c>clamp(decode(latents / scaling) / 2 + 0.5, 0, 1)</c>.</summary>
     public static Tensor<float> Decode(StableDiffusionComponents components, float[] latents, int rows, int latentHeight, int latentWidth, GenerationScope scope)
     {

@@ -22,6 +22,12 @@ internal static partial class PromptEncoder
 {
     public static EncodedPrompt Encode(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)
     {
+        scope.Report(GenerationStage.EncodingPrompt);
+        return scope.Stage(() => EncodeCore(components, request, guided, scope, logger), t => scope.PromptEncoding = t);
+    }
+
+    private static EncodedPrompt EncodeCore(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)
+    {
         int imagesPerPrompt = request.NumImagesPerPrompt;
         (float[] positive, int batch, int sequence, int hidden) = request.PromptEmbeds is { } given
             ? FromTensor(given)

@@ -1,0 +1,116 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using StableDiffusion.Loading;
+using StableDiffusion.Models;
+using StableDiffusion.Safety;
+using StableDiffusion.Schedulers;
+using StableDiffusion.Tokenization;
+
+namespace StableDiffusion.Pipelines;
+
+/// <summary>
+/// What the Stable Diffusion pipelines share (diffusers' <c>DiffusionPipeline</c>): the loaded components, the swappable
+/// scheduler, and disposal. Pipelines made from one another with <c>FromPipe</c> share one set of ONNX Runtime sessions.
+/// </summary>
+/// <remarks>
+/// A pipeline is safe to call from several threads at once; every call has its own scheduler state and buffers. Disposing
+/// releases the sessions once no pipeline sharing them and no call in flight uses them.
+/// </remarks>
+public abstract class DiffusionPipeline : IDisposable
+{
+    private IScheduler _scheduler;
+    private int _disposed;
+
+    private protected DiffusionPipeline(StableDiffusionComponents components, ILogger logger)
+    {
+        Components = components;
+        Logger = logger;
+        _scheduler = components.Scheduler;
+    }
+
+    /// <summary>The model folder the pipeline was loaded from.</summary>
+    public string ModelPath => Components.ModelPath;
+
+    /// <summary>The scheduler every call clones (diffusers' <c>pipe.scheduler</c>). Swap it at any time, e.g.
+    /// <c>pipe.Scheduler = SchedulerFactory.Create("DPM++ 2M Karras", pipe.Scheduler.Config)</c>; calls in flight keep theirs.</summary>
+    public IScheduler Scheduler
+    {
+        get => Volatile.Read(ref _scheduler);
+        set => Volatile.Write(ref _scheduler, value ?? throw new ArgumentNullException(nameof(value)));
+    }
+
+    /// <summary>The CLIP tokenizer.</summary>
+    public ClipTokenizer Tokenizer => Components.Tokenizer;
+
+    /// <summary>The text encoder.</summary>
+    public TextEncoderModel TextEncoder => Components.TextEncoder;
+
+    /// <summary>The UNet.</summary>
+    public UNetModel Unet => Components.Unet;
+
+    /// <summary>The VAE decoder.</summary>
+    public VaeDecoderModel VaeDecoder => Components.VaeDecoder;
+
+    /// <summary>The safety checker, or null when it is off or the model has none.</summary>
+    public SafetyChecker? SafetyChecker => Components.SafetyChecker;
+
+    /// <summary>The default image height and width in pixels (512 for SD 1.5).</summary>
+    public int DefaultImageSize => Components.Configuration.DefaultImageSize;
+
+    internal StableDiffusionComponents Components { get; }
+
+    private protected ILogger Logger { get; }
+
+    /// <summary>Releases this pipeline's hold on the ONNX Runtime sessions.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            Components.Dispose();
+            GC.SuppressFinalize(this);
+        }
+    }
+
+    private protected static ILogger CreateLogger<T>(StableDiffusionPipelineOptions options) =>
+        options.LoggerFactory?.CreateLogger<T>() ?? NullLogger<T>.Instance;
+
+    /// <summary>Resolves (downloading if needed) and loads a model on background threads.</summary>
+    private protected static async Task<TPipeline> LoadAsync<TPipeline>(string modelIdOrPath, StableDiffusionPipelineOptions? options,
+        Func<StableDiffusionComponents, ILogger, TPipeline> create, CancellationToken cancellationToken)
+    {
+        options ??= new StableDiffusionPipelineOptions();
+        ILogger logger = CreateLogger<TPipeline>(options);
+        string folder = await ModelLocator.ResolveAsync(modelIdOrPath, options, options.LoggerFactory, logger, cancellationToken).ConfigureAwait(false);
+        return await Task.Factory.StartNew(
+            () => create(StableDiffusionComponents.Load(folder, options, logger, cancellationToken), logger),
+            cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+    }
+
+    /// <summary>Resolves (downloading if needed) and loads a model on the calling thread.</summary>
+    private protected static TPipeline Load<TPipeline>(string modelIdOrPath, StableDiffusionPipelineOptions? options,
+        Func<StableDiffusionComponents, ILogger, TPipeline> create, CancellationToken cancellationToken)
+    {
+        options ??= new StableDiffusionPipelineOptions();
+        ILogger logger = CreateLogger<TPipeline>(options);
+        string folder = Directory.Exists(modelIdOrPath)
+            ? modelIdOrPath
+            : ModelLocator.ResolveAsync(modelIdOrPath, options, options.LoggerFactory, logger, cancellationToken).GetAwaiter().GetResult();
+        return create(StableDiffusionComponents.Load(folder, options, logger, cancellationToken), logger);
+    }
+
+    /// <summary>Runs a generation on a background thread, so the caller's thread (a UI thread, say) stays free.</summary>
+    private protected Task<GenerationResult> RunAsync(Func<GenerationResult> generate, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        return Task.Factory.StartNew(generate, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    /// <summary>Takes a reference on the components for one call, so disposal waits for it.</summary>
+    private protected StableDiffusionComponents AcquireComponents()
+    {
+        ThrowIfDisposed();
+        return Components.AddReference();
+    }
+
+    private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+}

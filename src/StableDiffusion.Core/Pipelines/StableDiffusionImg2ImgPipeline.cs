@@ -1,0 +1,112 @@
+using Microsoft.Extensions.Logging;
+using StableDiffusion.Loading;
+using StableDiffusion.Models;
+using StableDiffusion.Pipelines.Internal;
+using StableDiffusion.Schedulers;
+
+namespace StableDiffusion.Pipelines;
+
+/// <summary>
+/// Image-to-image with Stable Diffusion 1.x on ONNX Runtime: the .NET counterpart of diffusers' PyTorch
+/// <c>StableDiffusionImg2ImgPipeline</c> (its formulas, for every scheduler), giving the same image for the same inputs.
+/// </summary>
+/// <example>
+/// <code>
+/// using var pipe = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync("onnx-community/stable-diffusion-v1-5-ONNX");
+/// using Image photo = await Image.LoadAsync("photo.jpg");
+/// using var result = await pipe.GenerateAsync(new ImageToImageRequest("a watercolour painting", photo) { Strength = 0.6, Seed = 42 });
+/// </code>
+/// </example>
+public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline
+{
+    private StableDiffusionImg2ImgPipeline(StableDiffusionComponents components, ILogger logger)
+        : base(components, logger)
+    {
+    }
+
+    /// <summary>Loads a model folder or Hub repository id (see <see cref="StableDiffusionPipeline.FromPretrainedAsync"/>).</summary>
+    /// <param name="modelIdOrPath">A model folder (with model_index.json) or a Hub repository id.</param>
+    /// <param name="options">Execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the download, or loading between components.</param>
+    public static Task<StableDiffusionImg2ImgPipeline> FromPretrainedAsync(string modelIdOrPath, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
+        LoadAsync(modelIdOrPath, options, (c, l) => new StableDiffusionImg2ImgPipeline(c, l), cancellationToken);
+
+    /// <summary>Loads a model on the calling thread (see <see cref="FromPretrainedAsync"/>).</summary>
+    /// <param name="modelIdOrPath">A model folder (with model_index.json) or a Hub repository id.</param>
+    /// <param name="options">Execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the download, or loading between components.</param>
+    public static StableDiffusionImg2ImgPipeline FromPretrained(string modelIdOrPath, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
+        Load(modelIdOrPath, options, (c, l) => new StableDiffusionImg2ImgPipeline(c, l), cancellationToken);
+
+    /// <summary>An image-to-image pipeline sharing another pipeline's loaded components and scheduler (diffusers' <c>from_pipe</c>).</summary>
+    /// <param name="pipeline">The pipeline whose sessions to share.</param>
+    public static StableDiffusionImg2ImgPipeline FromPipe(DiffusionPipeline pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        return new StableDiffusionImg2ImgPipeline(pipeline.Components.AddReference(), CreateLogger<StableDiffusionImg2ImgPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
+    }
+
+    /// <summary>Changes an image as the prompt says, on a background thread.</summary>
+    /// <param name="request">The image, prompts, strength and generation settings.</param>
+    /// <param name="cancellationToken">Stops the generation within one model call.</param>
+    public Task<GenerationResult> GenerateAsync(ImageToImageRequest request, CancellationToken cancellationToken = default) =>
+        GenerateAsync(request, null, cancellationToken);
+
+    /// <summary>Changes an image as the prompt says, on a background thread, reporting progress.</summary>
+    /// <param name="request">The image, prompts, strength and generation settings.</param>
+    /// <param name="progress">Receives a report per stage and per denoising step.</param>
+    /// <param name="cancellationToken">Stops the generation within one model call.</param>
+    public Task<GenerationResult> GenerateAsync(ImageToImageRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken = default) =>
+        RunAsync(() => Generate(request, progress, cancellationToken), cancellationToken);
+
+    /// <summary>Changes an image as the prompt says, on the calling thread.</summary>
+    /// <param name="request">The image, prompts, strength and generation settings.</param>
+    /// <param name="progress">Receives a report per stage and per denoising step.</param>
+    /// <param name="cancellationToken">Stops the generation within one model call.</param>
+    /// <exception cref="ArgumentException">The request is invalid (the message names the setting).</exception>
+    /// <exception cref="ModelLoadException">The model has no VAE encoder.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public GenerationResult Generate(ImageToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        using StableDiffusionComponents components = AcquireComponents();
+        int scale = components.Configuration.VaeScaleFactor;
+
+        // 1. Check inputs, and preprocess the image (diffusers' VaeImageProcessor: a multiple of 8, [-1, 1]).
+        components.RequireLatentUNet(nameof(StableDiffusionImg2ImgPipeline));
+        int batch = RequestValidator.ValidateCommon(request, components);
+        StrengthSchedule.Validate(request.Strength);
+        ArgumentNullException.ThrowIfNull(request.Image, nameof(request.Image));
+        (int height, int width) = ImagePreprocessor.TargetSize(request.Image, null, null, scale, nameof(request.Image));
+        int rows = batch * request.NumImagesPerPrompt;
+        RequestValidator.ValidateSize(height, width, rows, scale);
+        float[] image = ImagePreprocessor.Image(request.Image, height, width, request.ResizeImage, nameof(request.Image));
+        _ = components.VaeEncoder;
+        int latentHeight = height / scale, latentWidth = width / scale;
+
+        // 2. Call parameters.
+        bool guided = request.GuidanceScale > 1;
+        using var scope = new GenerationScope(progress, cancellationToken);
+
+        // 3. Encode the prompts.
+        EncodedPrompt prompt = PromptEncoder.Encode(components, request, guided, scope, Logger);
+
+        // 4. Timesteps: the last int(steps * strength) of the schedule.
+        IScheduler scheduler = (request.Scheduler ?? Scheduler).Clone();
+        scheduler.SetTimesteps(request.NumInferenceSteps);
+        IReadOnlyList<float> timesteps = StrengthSchedule.Apply(scheduler, request.NumInferenceSteps, request.Strength);
+
+        // 5. Latents: the image's, noised to the first timestep.
+        (INoiseGenerator generator, ulong? seed) = InitialNoise.CreateGenerator(request);
+        float[] imageLatents = ImageLatents.Repeat(ImageLatents.Encode(components, image, height, width, generator, scope, Logger), rows);
+        float[] noise = InitialNoise.Draw(generator, imageLatents.Length, components);
+        var latents = new float[imageLatents.Length];
+        nint[] shape = [rows, 4, latentHeight, latentWidth];
+        scheduler.AddNoise(new(imageLatents, shape), new(noise, shape), timesteps[0], new(latents, shape));
+
+        // 6-7. Denoise.
+        DenoisingLoop.Run(components, scheduler, timesteps, prompt, latents, latentHeight, latentWidth, request, generator, DenoisingHooks.None, scope, Logger);
+
+        // 8-10. Decode, check safety, make images.
+        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, scope);
+    }
+}

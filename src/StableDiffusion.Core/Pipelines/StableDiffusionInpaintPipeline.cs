@@ -1,0 +1,189 @@
+using System.Numerics.Tensors;
+using Microsoft.Extensions.Logging;
+using StableDiffusion.Loading;
+using StableDiffusion.Models;
+using StableDiffusion.Pipelines.Internal;
+using StableDiffusion.Schedulers;
+
+namespace StableDiffusion.Pipelines;
+
+/// <summary>
+/// Inpainting with Stable Diffusion 1.x on ONNX Runtime: the .NET counterpart of diffusers' PyTorch
+/// <c>StableDiffusionInpaintPipeline</c>, for inpainting UNets (9 input channels, such as stable-diffusion-inpainting) and for
+/// ordinary ones (4 channels, keeping the unmasked region by blending it back at every step), giving the same image for
+/// the same inputs.
+/// </summary>
+/// <example>
+/// <code>
+/// using var pipe = await StableDiffusionInpaintPipeline.FromPretrainedAsync("path/to/stable-diffusion-inpainting-onnx");
+/// using Image photo = await Image.LoadAsync("photo.png"), mask = await Image.LoadAsync("mask.png");
+/// using var result = await pipe.GenerateAsync(new InpaintRequest("a red sofa", photo, mask) { Seed = 42 });
+/// </code>
+/// </example>
+public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline
+{
+    private StableDiffusionInpaintPipeline(StableDiffusionComponents components, ILogger logger)
+        : base(components, logger)
+    {
+    }
+
+    /// <summary>Loads a model folder or Hub repository id (see <see cref="StableDiffusionPipeline.FromPretrainedAsync"/>).</summary>
+    /// <param name="modelIdOrPath">A model folder (with model_index.json) or a Hub repository id.</param>
+    /// <param name="options">Execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the download, or loading between components.</param>
+    public static Task<StableDiffusionInpaintPipeline> FromPretrainedAsync(string modelIdOrPath, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
+        LoadAsync(modelIdOrPath, options, (c, l) => new StableDiffusionInpaintPipeline(c, l), cancellationToken);
+
+    /// <summary>Loads a model on the calling thread (see <see cref="FromPretrainedAsync"/>).</summary>
+    /// <param name="modelIdOrPath">A model folder (with model_index.json) or a Hub repository id.</param>
+    /// <param name="options">Execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the download, or loading between components.</param>
+    public static StableDiffusionInpaintPipeline FromPretrained(string modelIdOrPath, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
+        Load(modelIdOrPath, options, (c, l) => new StableDiffusionInpaintPipeline(c, l), cancellationToken);
+
+    /// <summary>An inpainting pipeline sharing another pipeline's loaded components and scheduler (diffusers' <c>from_pipe</c>).</summary>
+    /// <param name="pipeline">The pipeline whose sessions to share.</param>
+    public static StableDiffusionInpaintPipeline FromPipe(DiffusionPipeline pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        return new StableDiffusionInpaintPipeline(pipeline.Components.AddReference(), CreateLogger<StableDiffusionInpaintPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
+    }
+
+    /// <summary>Repaints the masked region of an image, on a background thread.</summary>
+    /// <param name="request">The image, mask, prompts, strength and generation settings.</param>
+    /// <param name="cancellationToken">Stops the generation within one model call.</param>
+    public Task<GenerationResult> GenerateAsync(InpaintRequest request, CancellationToken cancellationToken = default) =>
+        GenerateAsync(request, null, cancellationToken);
+
+    /// <summary>Repaints the masked region of an image, on a background thread, reporting progress.</summary>
+    /// <param name="request">The image, mask, prompts, strength and generation settings.</param>
+    /// <param name="progress">Receives a report per stage and per denoising step.</param>
+    /// <param name="cancellationToken">Stops the generation within one model call.</param>
+    public Task<GenerationResult> GenerateAsync(InpaintRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken = default) =>
+        RunAsync(() => Generate(request, progress, cancellationToken), cancellationToken);
+
+    /// <summary>Repaints the masked region of an image, on the calling thread.</summary>
+    /// <param name="request">The image, mask, prompts, strength and generation settings.</param>
+    /// <param name="progress">Receives a report per stage and per denoising step.</param>
+    /// <param name="cancellationToken">Stops the generation within one model call.</param>
+    /// <exception cref="ArgumentException">The request is invalid (the message names the setting).</exception>
+    /// <exception cref="ModelLoadException">The model has no VAE encoder.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public GenerationResult Generate(InpaintRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        using StableDiffusionComponents components = AcquireComponents();
+        int scale = components.Configuration.VaeScaleFactor;
+        int channels = components.UNetInChannels;
+        if (channels is not (4 or 9))
+        {
+            throw new InvalidOperationException($"The UNet of '{components.ModelPath}' has {channels} input channels; inpainting needs 4 (latents) or 9 (latents, mask, masked image).");
+        }
+
+        // 0-1. Default the size to the image's, check inputs, preprocess the image and mask (diffusers' image and mask processors).
+        int batch = RequestValidator.ValidateCommon(request, components);
+        StrengthSchedule.Validate(request.Strength);
+        ArgumentNullException.ThrowIfNull(request.Image, nameof(request.Image));
+        ArgumentNullException.ThrowIfNull(request.MaskImage, nameof(request.MaskImage));
+        if (request.MaskImage.Width != request.Image.Width || request.MaskImage.Height != request.Image.Height)
+        {
+            throw new ArgumentException(
+                $"The mask is {request.MaskImage.Width}x{request.MaskImage.Height} but the image is {request.Image.Width}x{request.Image.Height}; they must be the same size.",
+                nameof(request.MaskImage));
+        }
+
+        (int height, int width) = ImagePreprocessor.TargetSize(request.Image, request.Height, request.Width, scale, nameof(request.Image));
+        int rows = batch * request.NumImagesPerPrompt;
+        RequestValidator.ValidateSize(height, width, rows, scale);
+        int latentHeight = height / scale, latentWidth = width / scale, plane = latentHeight * latentWidth;
+        if (request.Latents is { } givenLatents)
+        {
+            RequestValidator.ValidateLatents(givenLatents, rows, 4, latentHeight, latentWidth);
+        }
+
+        float[] image = ImagePreprocessor.Image(request.Image, height, width, request.ResizeImage, nameof(request.Image));
+        float[] mask = ImagePreprocessor.Mask(request.MaskImage, height, width, request.ResizeImage, nameof(request.MaskImage));
+        _ = components.VaeEncoder;
+
+        // 2. Call parameters.
+        bool guided = request.GuidanceScale > 1;
+        using var scope = new GenerationScope(progress, cancellationToken);
+
+        // 3. Encode the prompts.
+        EncodedPrompt prompt = PromptEncoder.Encode(components, request, guided, scope, Logger);
+
+        // 4. Timesteps: the last int(steps * strength) of the schedule.
+        IScheduler scheduler = (request.Scheduler ?? Scheduler).Clone();
+        scheduler.SetTimesteps(request.NumInferenceSteps);
+        IReadOnlyList<float> timesteps = StrengthSchedule.Apply(scheduler, request.NumInferenceSteps, request.Strength);
+        bool fullStrength = request.Strength == 1.0;
+
+        // 5. Latents (diffusers' prepare_latents): pure noise at full strength, else the image's latents noised; an ordinary
+        // UNet also needs the image's latents to blend the kept region back.
+        (INoiseGenerator generator, ulong? seed) = InitialNoise.CreateGenerator(request);
+        int latentLength = rows * 4 * plane;
+        nint[] shape = [rows, 4, latentHeight, latentWidth];
+        float[]? imageLatents = channels == 4 || (request.Latents is null && !fullStrength)
+            ? ImageLatents.Repeat(ImageLatents.Encode(components, image, height, width, generator, scope, Logger), rows)
+            : null;
+        float[] noise;
+        float[] latents;
+        if (request.Latents is null)
+        {
+            noise = InitialNoise.Draw(generator, latentLength, components);
+            latents = new float[latentLength];
+            if (fullStrength)
+            {
+                TensorPrimitives.Multiply(noise, scheduler.InitNoiseSigma, latents);
+            }
+            else
+            {
+                scheduler.AddNoise(new(imageLatents!, shape), new(noise, shape), timesteps[0], new(latents, shape));
+            }
+        }
+        else
+        {
+            noise = new float[latentLength];
+            request.Latents.FlattenTo(noise);
+            latents = new float[latentLength];
+            TensorPrimitives.Multiply(noise, scheduler.InitNoiseSigma, latents);
+        }
+
+        // 6. The mask at latent size, and the masked image's latents (the masked pixels set to 0, mid-grey).
+        float[] maskLatents = ImageLatents.Repeat(ImagePreprocessor.DownsampleNearest(mask, height, width, latentHeight, latentWidth), rows);
+        DenoisingHooks hooks;
+        if (channels == 9)
+        {
+            float[] maskedImage = MaskImage(image, mask);
+            float[] maskedImageLatents = ImageLatents.Repeat(ImageLatents.Encode(components, maskedImage, height, width, generator, scope, Logger), rows);
+            hooks = new InpaintUNetInput(maskLatents, maskedImageLatents, rows, plane);
+        }
+        else
+        {
+            // diffusers encodes the masked image for ordinary UNets too (it draws from the generator, so it is kept for parity).
+            _ = ImageLatents.Encode(components, MaskImage(image, mask), height, width, generator, scope, Logger);
+            hooks = new InpaintBlending(scheduler, imageLatents!, noise, maskLatents, rows, latentHeight, latentWidth);
+        }
+
+        // 7. Denoise.
+        DenoisingLoop.Run(components, scheduler, timesteps, prompt, latents, latentHeight, latentWidth, request, generator, hooks, scope, Logger);
+
+        // 8-10. Decode, check safety, make images.
+        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, scope);
+    }
+
+    // init_image * (mask < 0.5): the repainted pixels become 0.
+    private static float[] MaskImage(float[] image, float[] mask)
+    {
+        var masked = new float[image.Length];
+        int plane = mask.Length;
+        for (int c = 0; c < 3; c++)
+        {
+            for (int p = 0; p < plane; p++)
+            {
+                masked[(c * plane) + p] = mask[p] < 0.5f ? image[(c * plane) + p] : 0f;
+            }
+        }
+
+        return masked;
+    }
+}
