@@ -24,6 +24,13 @@ public sealed record SessionSettings
     /// <summary>Whether ONNX Runtime plans memory from the first run's shapes (DirectML requires this off; it is then forced off).</summary>
     public bool EnableMemoryPattern { get; init; } = true;
 
+    /// <summary>
+    /// Whether the UNet's inputs and output are bound in device memory (IOBinding) when it runs on CUDA, so each step copies
+    /// only the latents; null (the default) turns it on with CUDA. CUDA graphs (provider option <c>enable_cuda_graph</c>)
+    /// require it.
+    /// </summary>
+    public bool? IoBinding { get; init; }
+
     /// <summary>Fixed sizes for the graph's symbolic dimensions (<c>AddFreeDimensionOverrideByName</c>), such as
     /// <c>batch</c> = 2, <c>height</c> = 64, <c>width</c> = 64: lets ONNX Runtime plan memory and enables CUDA graphs.</summary>
     public IReadOnlyDictionary<string, long> FreeDimensionOverrides { get; init; } = new Dictionary<string, long>();

@@ -35,8 +35,9 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         Scheduler = scheduler;
         Configuration = configuration;
         string encoderPath = Path.Combine(modelPath, ModelComponents.VaeEncoder, "model.onnx");
+        SessionSettings encoderSettings = SettingsFor(ModelComponents.VaeEncoder, options, configuration, index);
         _vaeEncoder = new Lazy<VaeEncoderModel>(
-            () => VaeEncoderModel.Load(encoderPath, options.SessionFor(ModelComponents.VaeEncoder), options.ConfigureSessionOptions),
+            () => VaeEncoderModel.Load(encoderPath, encoderSettings, options.ConfigureSessionOptions),
             LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
@@ -160,16 +161,17 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         ClipTokenizer tokenizer = ClipTokenizer.FromFolder(tokenizerFolder);
         IScheduler scheduler = LoadScheduler(schedulerConfigPath, logger);
         ModelConfiguration configuration = ModelConfiguration.Load(modelPath);
+        SessionSettings Settings(string component) => SettingsFor(component, options, configuration, index);
 
         var loaded = new List<IDisposable>();
         try
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var textEncoder = Track(TextEncoderModel.Load(Graph(ModelComponents.TextEncoder), options.SessionFor(ModelComponents.TextEncoder), options.ConfigureSessionOptions));
+            var textEncoder = Track(TextEncoderModel.Load(Graph(ModelComponents.TextEncoder), Settings(ModelComponents.TextEncoder), options.ConfigureSessionOptions));
             cancellationToken.ThrowIfCancellationRequested();
-            var unet = Track(UNetModel.Load(Graph(ModelComponents.Unet), options.SessionFor(ModelComponents.Unet), options.ConfigureSessionOptions));
+            var unet = Track(UNetModel.Load(Graph(ModelComponents.Unet), Settings(ModelComponents.Unet), options.ConfigureSessionOptions));
             cancellationToken.ThrowIfCancellationRequested();
-            var vaeDecoder = Track(VaeDecoderModel.Load(Graph(ModelComponents.VaeDecoder), options.SessionFor(ModelComponents.VaeDecoder), options.ConfigureSessionOptions));
+            var vaeDecoder = Track(VaeDecoderModel.Load(Graph(ModelComponents.VaeDecoder), Settings(ModelComponents.VaeDecoder), options.ConfigureSessionOptions));
             cancellationToken.ThrowIfCancellationRequested();
             SafetyChecker? checker = useChecker
                 ? Track(LoadSafetyChecker(Graph(ModelComponents.SafetyChecker), preprocessorPath, options))
@@ -193,6 +195,25 @@ internal sealed partial class StableDiffusionComponents : IDisposable
             loaded.Add(disposable);
             return disposable;
         }
+    }
+
+    /// <summary>A component's session settings, with the static shape's fixed dimensions added when one is set.</summary>
+    private static SessionSettings SettingsFor(string component, StableDiffusionPipelineOptions options, ModelConfiguration configuration, ModelIndex index)
+    {
+        SessionSettings settings = options.SessionFor(component);
+        if (options.StaticShape is not { } shape)
+        {
+            return settings;
+        }
+
+        int unetChannels = index.ClassName.Contains("Inpaint", StringComparison.Ordinal) ? 9 : 4;
+        var dimensions = new Dictionary<string, long>(shape.DimensionsFor(component, configuration.VaeScaleFactor, unetChannels));
+        foreach (var (name, size) in settings.FreeDimensionOverrides)
+        {
+            dimensions[name] = size; // What the caller fixed explicitly wins.
+        }
+
+        return settings with { FreeDimensionOverrides = dimensions };
     }
 
     private static void RequireOnnxLayout(string modelPath)

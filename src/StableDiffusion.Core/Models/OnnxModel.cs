@@ -38,9 +38,15 @@ public abstract class OnnxModel : IDisposable
         if (!_disposed)
         {
             _disposed = true;
+            DisposeCore();
             Session.Dispose();
             GC.SuppressFinalize(this);
         }
+    }
+
+    /// <summary>Releases what a model holds besides its session.</summary>
+    private protected virtual void DisposeCore()
+    {
     }
 
     /// <summary>Throws <see cref="ObjectDisposedException"/> after <see cref="Dispose"/>.</summary>

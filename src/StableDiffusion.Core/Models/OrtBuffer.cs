@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 
@@ -132,6 +133,25 @@ internal sealed class OrtBuffer : IDisposable
             TensorPrimitives.ConvertToHalf(_single, MemoryMarshal.Cast<Float16, Half>(_half.AsSpan()));
         }
     }
+
+    /// <summary>The size of the graph-typed memory in bytes.</summary>
+    public long ByteLength => (long)Length * Type switch
+    {
+        TensorElementType.Float or TensorElementType.Int32 => 4,
+        TensorElementType.Float16 => 2,
+        TensorElementType.Int64 => 8,
+        _ => 1,
+    };
+
+    /// <summary>The address of the graph-typed memory (pinned for the buffer's lifetime), for device copies.</summary>
+    public unsafe void* NativeData => Type switch
+    {
+        TensorElementType.Float => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_single!)),
+        TensorElementType.Float16 => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_half!)),
+        TensorElementType.Int64 => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_int64!)),
+        TensorElementType.Int32 => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_int32!)),
+        _ => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_bool!)),
+    };
 
     public void Dispose() => Value.Dispose();
 

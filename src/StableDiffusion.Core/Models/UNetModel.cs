@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
+using StableDiffusion.Models.Cuda;
 
 namespace StableDiffusion.Models;
 
@@ -16,10 +17,29 @@ public sealed class UNetModel : OnnxModel
     private const string HiddenStatesName = "encoder_hidden_states";
     private readonly string _outputName;
     private readonly NodeMetadata _timestep;
+    private readonly int? _cudaDevice;
+    private readonly bool _cudaGraph;
+    private readonly SemaphoreSlim _graphLock = new(1, 1);
+    private UNetInvocation? _graphInvocation;
+    private long[]? _graphShape;
 
-    private UNetModel(InferenceSession session, string modelPath)
+    private UNetModel(InferenceSession session, string modelPath, SessionSettings settings)
         : base(session, ModelComponents.Unet, modelPath)
     {
+        string provider = SessionOptionsFactory.OrtName(settings.ExecutionProvider);
+        bool onCuda = provider is "CUDAExecutionProvider" or "TensorrtExecutionProvider";
+        _cudaGraph = onCuda && settings.ExecutionProvider.Options.TryGetValue("enable_cuda_graph", out string? graph) && graph is "1" or "true" or "True";
+        if (onCuda && (settings.IoBinding ?? true) && CudaRuntime.IsAvailable)
+        {
+            _cudaDevice = settings.ExecutionProvider.DeviceId;
+        }
+        else if (_cudaGraph)
+        {
+            session.Dispose();
+            throw new ModelLoadException(
+                "CUDA graphs (enable_cuda_graph) need the UNet bound in device memory: keep SessionSettings.IoBinding on and make sure the CUDA runtime (libcudart) can be loaded.", modelPath);
+        }
+
         try
         {
             NodeMetadata sample = RequireInput(SampleName, 4, TensorElementType.Float, TensorElementType.Float16);
@@ -62,15 +82,20 @@ public sealed class UNetModel : OnnxModel
     /// <summary>Whether the graph takes integer timesteps (early exports): fractional timesteps are then truncated, as diffusers' ONNX pipelines do.</summary>
     public bool HasIntegerTimestep => TimestepType is TensorElementType.Int64 or TensorElementType.Int32;
 
+    /// <summary>Whether each step copies only the latents to and from CUDA device memory (IOBinding).</summary>
+    public bool UsesDeviceBinding => _cudaDevice is not null;
+
+    /// <summary>Whether the UNet replays a captured CUDA graph (generations on one pipeline then take turns in the loop).</summary>
+    public bool UsesCudaGraph => _cudaGraph;
+
     /// <summary>Loads <c>unet/model.onnx</c>.</summary>
     /// <param name="modelPath">The graph file (external weights are found beside it).</param>
     /// <param name="settings">Session settings (CPU by default).</param>
     /// <exception cref="ModelLoadException">The file is missing, corrupt, or not a UNet.</exception>
-    public static UNetModel Load(string modelPath, SessionSettings? settings = null) =>
-        new(CreateSession(modelPath, ModelComponents.Unet, settings, null), modelPath);
+    public static UNetModel Load(string modelPath, SessionSettings? settings = null) => Load(modelPath, settings ?? new SessionSettings(), null);
 
     internal static UNetModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.Unet, settings, configure), modelPath);
+        new(CreateSession(modelPath, ModelComponents.Unet, settings, configure), modelPath, settings);
 
     /// <summary>Predicts the noise in <paramref name="sample"/> at <paramref name="timestep"/>.</summary>
     /// <param name="sample">The (scaled) latent input, [batch, channels, height, width].</param>
@@ -96,10 +121,11 @@ public sealed class UNetModel : OnnxModel
     }
 
     /// <summary>
-    /// Binds pinned input and output buffers of one shape once, so that each denoising step only writes the sample and
-    /// runs the graph, with no allocation.
+    /// Binds input and output buffers of one shape once, so that each denoising step only writes the sample and runs the
+    /// graph, with no allocation. With a CUDA graph the one bound invocation is shared, and this waits for its turn.
     /// </summary>
-    internal UNetInvocation CreateInvocation(int batch, int channels, int height, int width, ReadOnlySpan<float> encoderHiddenStates, int sequenceLength, int hiddenSize)
+    internal UNetInvocation CreateInvocation(int batch, int channels, int height, int width, ReadOnlySpan<float> encoderHiddenStates, int sequenceLength, int hiddenSize,
+        CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
         if (encoderHiddenStates.Length != batch * sequenceLength * hiddenSize)
@@ -107,11 +133,74 @@ public sealed class UNetModel : OnnxModel
             throw new ArgumentException($"Encoder hidden states of {encoderHiddenStates.Length} values do not match [{batch},{sequenceLength},{hiddenSize}].", nameof(encoderHiddenStates));
         }
 
-        long[] timestepShape = _timestep.Dimensions.Length == 0 ? [] : [FixedDimension(_timestep, 0) ?? batch];
-        return new UNetInvocation(this, _outputName, new OrtBuffer(SampleType, [batch, channels, height, width]),
-            new OrtBuffer(TimestepType, timestepShape),
-            CreateHiddenStates(encoderHiddenStates, [batch, sequenceLength, hiddenSize]),
-            new OrtBuffer(Session.OutputMetadata[_outputName].ElementDataType, [batch, 4, height, width]));
+        long[] sampleShape = [batch, channels, height, width];
+        long[] hiddenShape = [batch, sequenceLength, hiddenSize];
+        if (!_cudaGraph)
+        {
+            return Bind(sampleShape, hiddenShape, encoderHiddenStates);
+        }
+
+        // A captured graph replays fixed device addresses: one invocation serves every generation, one at a time.
+        _graphLock.Wait(cancellationToken);
+        try
+        {
+            _graphInvocation ??= Bind(sampleShape, hiddenShape, encoderHiddenStates);
+            _graphShape ??= sampleShape;
+            if (!_graphShape.SequenceEqual(sampleShape))
+            {
+                throw new ArgumentException(
+                    $"The UNet's CUDA graph was captured for samples [{string.Join(",", _graphShape)}]; a replay cannot take [{string.Join(",", sampleShape)}]. Use one shape per pipeline (StaticShapeOptions).");
+            }
+
+            var lease = new GraphLease(_graphInvocation, _graphLock);
+            lease.SetEncoderHiddenStates(encoderHiddenStates);
+            return lease;
+        }
+        catch
+        {
+            _graphLock.Release();
+            throw;
+        }
+    }
+
+    private UNetInvocation Bind(long[] sampleShape, long[] hiddenShape, ReadOnlySpan<float> encoderHiddenStates)
+    {
+        long[] timestepShape = _timestep.Dimensions.Length == 0 ? [] : [FixedDimension(_timestep, 0) ?? sampleShape[0]];
+        var sample = new OrtBuffer(SampleType, sampleShape);
+        var timestep = new OrtBuffer(TimestepType, timestepShape);
+        OrtBuffer hidden = CreateHiddenStates(encoderHiddenStates, hiddenShape);
+        var output = new OrtBuffer(Session.OutputMetadata[_outputName].ElementDataType, [sampleShape[0], 4, sampleShape[2], sampleShape[3]]);
+        return _cudaDevice is int device
+            ? new DeviceUNetInvocation(Session, device, _outputName, sample, timestep, hidden, output)
+            : new HostUNetInvocation(Session, _outputName, sample, timestep, hidden, output);
+    }
+
+    private protected override void DisposeCore()
+    {
+        _graphInvocation?.Dispose();
+        _graphLock.Dispose();
+    }
+
+    /// <summary>A turn on the shared CUDA-graph invocation; disposing it ends the turn, not the invocation.</summary>
+    private sealed class GraphLease(UNetInvocation inner, SemaphoreSlim gate) : UNetInvocation
+    {
+        private int _released;
+
+        public override Span<float> Sample => inner.Sample;
+
+        public override ReadOnlySpan<float> NoisePrediction => inner.NoisePrediction;
+
+        public override void SetEncoderHiddenStates(ReadOnlySpan<float> values) => inner.SetEncoderHiddenStates(values);
+
+        public override void Run(float timestep, RunOptions runOptions) => inner.Run(timestep, runOptions);
+
+        public override void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                gate.Release();
+            }
+        }
     }
 
     private OrtBuffer CreateHiddenStates(ReadOnlySpan<float> values, long[] shape)
@@ -122,11 +211,28 @@ public sealed class UNetModel : OnnxModel
     }
 }
 
-/// <summary>A UNet call of fixed shape with pinned buffers, reused for every step of one generation. Not thread-safe.</summary>
-internal sealed class UNetInvocation : IDisposable
+/// <summary>A UNet call of fixed shape whose buffers are bound once and reused for every step of a generation. Not thread-safe.</summary>
+internal abstract class UNetInvocation : IDisposable
+{
+    /// <summary>The sample input to fill before <see cref="Run"/>, [batch, channels, height, width].</summary>
+    public abstract Span<float> Sample { get; }
+
+    /// <summary>The prediction after <see cref="Run"/>, [batch, 4, height, width].</summary>
+    public abstract ReadOnlySpan<float> NoisePrediction { get; }
+
+    /// <summary>Replaces the prompt embeddings.</summary>
+    public abstract void SetEncoderHiddenStates(ReadOnlySpan<float> values);
+
+    public abstract void Run(float timestep, RunOptions runOptions);
+
+    public abstract void Dispose();
+}
+
+/// <summary>Pinned host buffers bound as OrtValues: ONNX Runtime copies them to the device (if any) inside each run.</summary>
+internal sealed class HostUNetInvocation : UNetInvocation
 {
     private static readonly string[] InputNames = ["sample", "timestep", "encoder_hidden_states"];
-    private readonly UNetModel _model;
+    private readonly InferenceSession _session;
     private readonly string[] _outputNames;
     private readonly OrtBuffer _sample;
     private readonly OrtBuffer _timestep;
@@ -136,9 +242,9 @@ internal sealed class UNetInvocation : IDisposable
     private readonly OrtValue[] _outputs;
     private readonly float[] _timestepValues;
 
-    internal UNetInvocation(UNetModel model, string outputName, OrtBuffer sample, OrtBuffer timestep, OrtBuffer hiddenStates, OrtBuffer output)
+    internal HostUNetInvocation(InferenceSession session, string outputName, OrtBuffer sample, OrtBuffer timestep, OrtBuffer hiddenStates, OrtBuffer output)
     {
-        _model = model;
+        _session = session;
         _outputNames = [outputName];
         _sample = sample;
         _timestep = timestep;
@@ -149,25 +255,22 @@ internal sealed class UNetInvocation : IDisposable
         _timestepValues = new float[timestep.Length];
     }
 
-    /// <summary>The sample input to fill before <see cref="Run"/>, [batch, channels, height, width].</summary>
-    public Span<float> Sample => _sample.Single;
+    public override Span<float> Sample => _sample.Single;
 
-    /// <summary>The prediction after <see cref="Run"/>, [batch, 4, height, width].</summary>
-    public ReadOnlySpan<float> NoisePrediction => _output.Single;
+    public override ReadOnlySpan<float> NoisePrediction => _output.Single;
 
-    /// <summary>Replaces the prompt embeddings (a step callback may change them).</summary>
-    public void SetEncoderHiddenStates(ReadOnlySpan<float> values) => _hiddenStates.Write(values);
+    public override void SetEncoderHiddenStates(ReadOnlySpan<float> values) => _hiddenStates.Write(values);
 
-    public void Run(float timestep, RunOptions runOptions)
+    public override void Run(float timestep, RunOptions runOptions)
     {
         _timestepValues.AsSpan().Fill(timestep);
         _timestep.Write(_timestepValues);
         _sample.Commit();
-        _model.Session.Run(runOptions, InputNames, _inputs, _outputNames, _outputs);
+        _session.Run(runOptions, InputNames, _inputs, _outputNames, _outputs);
         _output.Refresh();
     }
 
-    public void Dispose()
+    public override void Dispose()
     {
         _sample.Dispose();
         _timestep.Dispose();

@@ -106,6 +106,7 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline
 
         // 2. Call parameters.
         bool guided = request.GuidanceScale > 1;
+        RequestValidator.ValidateStaticShape(components, height, width, rows, guided);
         using var scope = new GenerationScope(progress, cancellationToken);
 
         // 3. Encode the prompts.

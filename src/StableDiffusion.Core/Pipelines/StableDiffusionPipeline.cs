@@ -96,6 +96,7 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline
 
         // 2. Call parameters: guidance is on only above 1, as in diffusers.
         bool guided = request.GuidanceScale > 1;
+        RequestValidator.ValidateStaticShape(components, height, width, rows, guided);
         using var scope = new GenerationScope(progress, cancellationToken);
 
         // 3. Encode the prompts.

@@ -17,6 +17,12 @@ public sealed record StableDiffusionPipelineOptions
     /// safety checker on the CPU while the UNet runs on CUDA.</summary>
     public IReadOnlyDictionary<string, SessionSettings> ComponentSessions { get; init; } = new Dictionary<string, SessionSettings>();
 
+    /// <summary>
+    /// Specialises the sessions for one image size and batch (fixed dimensions, and CUDA graphs when the UNet's CUDA
+    /// provider enables them); null (the default) keeps every shape possible.
+    /// </summary>
+    public StaticShapeOptions? StaticShape { get; init; }
+
     /// <summary>A last hook on each component's ONNX Runtime session options before its session is created.</summary>
     public Action<string, SessionOptions>? ConfigureSessionOptions { get; init; }
 

@@ -52,7 +52,7 @@ internal static partial class DenoisingLoop
         bool halfLatents = components.Unet.SampleType == TensorElementType.Float16;
 
         using UNetInvocation unet = components.Unet.CreateInvocation(batch, hooks.UNetChannels, latentHeight, latentWidth,
-            prompt.Embeddings, prompt.SequenceLength, prompt.HiddenSize);
+            prompt.Embeddings, prompt.SequenceLength, prompt.HiddenSize, scope.CancellationToken);
         var scaled = new float[batch * 4 * latentHeight * latentWidth];
         var guidedNoise = prompt.Guided ? new float[latentLength] : null;
         var stepOptions = new SchedulerStepOptions(generator, request.Eta);

@@ -136,6 +136,22 @@ internal static class RequestValidator
         }
     }
 
+    /// <summary>Checks a request against the shape the pipeline was specialised for, if any.</summary>
+    public static void ValidateStaticShape(StableDiffusionComponents components, int height, int width, int rows, bool guided)
+    {
+        if (components.Options.StaticShape is not { } shape)
+        {
+            return;
+        }
+
+        if (shape.Height != height || shape.Width != width || shape.ImagesPerCall != rows || shape.ClassifierFreeGuidance != guided)
+        {
+            throw new ArgumentException(
+                $"The pipeline was loaded with StaticShape {shape.Width}x{shape.Height}, {shape.ImagesPerCall} image(s) per call, guidance {(shape.ClassifierFreeGuidance ? "on" : "off")}; " +
+                $"this request needs {width}x{height}, {rows} image(s), guidance {(guided ? "on" : "off")}. Match the shape, or load a pipeline without StaticShape (or with this one).");
+        }
+    }
+
     /// <summary>Checks user latents: shape [rows, 4, height / 8, width / 8] and finite values.</summary>
     public static void ValidateLatents(Tensor<float> latents, int rows, int channels, int latentHeight, int latentWidth)
     {

@@ -1,0 +1,65 @@
+using System.Runtime.InteropServices;
+
+namespace StableDiffusion.Models.Cuda;
+
+/// <summary>
+/// The two CUDA runtime calls the device-resident UNet path needs: copying a step's sample into the bound device buffer
+/// and its prediction back. ONNX Runtime's managed API has no copy into an existing device tensor for providers appended
+/// the classic way, so the CUDA runtime that the CUDA provider itself loads is called directly.
+/// </summary>
+internal static unsafe class CudaRuntime
+{
+    private const int HostToDevice = 1;
+    private const int DeviceToHost = 2;
+
+    private static readonly Lazy<Functions?> Loaded = new(Load);
+
+    /// <summary>Whether the CUDA runtime library could be loaded.</summary>
+    public static bool IsAvailable => Loaded.Value is not null;
+
+    public static void CopyToDevice(int device, nint destination, void* source, long bytes) => Copy(device, destination, (nint)source, bytes, HostToDevice);
+
+    public static void CopyToHost(int device, void* destination, nint source, long bytes) => Copy(device, (nint)destination, source, bytes, DeviceToHost);
+
+    private static void Copy(int device, nint destination, nint source, long bytes, int kind)
+    {
+        Functions functions = Loaded.Value ?? throw new InvalidOperationException("The CUDA runtime library (libcudart) could not be loaded.");
+        Check(functions.SetDevice(device), "cudaSetDevice");
+        Check(functions.Memcpy(destination, source, (nuint)bytes, kind), "cudaMemcpy");
+    }
+
+    private static void Check(int error, string call)
+    {
+        if (error != 0)
+        {
+            throw new InvalidOperationException($"{call} failed with CUDA error {error}.");
+        }
+    }
+
+    private static Functions? Load()
+    {
+        string[] candidates = OperatingSystem.IsWindows()
+            ? ["cudart64_13.dll", "cudart64_12.dll", "cudart64_110.dll"]
+            : ["libcudart.so.13", "libcudart.so.12", "libcudart.so"];
+        foreach (string name in candidates)
+        {
+            if (NativeLibrary.TryLoad(name, out nint library)
+                && NativeLibrary.TryGetExport(library, "cudaMemcpy", out nint memcpy)
+                && NativeLibrary.TryGetExport(library, "cudaSetDevice", out nint setDevice))
+            {
+                return new Functions(
+                    (delegate* unmanaged<nint, nint, nuint, int, int>)memcpy,
+                    (delegate* unmanaged<int, int>)setDevice);
+            }
+        }
+
+        return null;
+    }
+
+    private sealed class Functions(delegate* unmanaged<nint, nint, nuint, int, int> memcpy, delegate* unmanaged<int, int> setDevice)
+    {
+        public int Memcpy(nint destination, nint source, nuint bytes, int kind) => memcpy(destination, source, bytes, kind);
+
+        public int SetDevice(int device) => setDevice(device);
+    }
+}
