@@ -3,6 +3,7 @@ using Xunit;
 
 namespace StableDiffusion.Safety.Tests.Preprocessing;
 
+[Trait("Area", "Safety")]
 public sealed class ClipImageProcessorConfigTests
 {
     private const string Source = "/models/sd15/feature_extractor/preprocessor_config.json";

@@ -6,6 +6,7 @@ using Xunit;
 
 namespace StableDiffusion.Safety.Tests.Preprocessing;
 
+[Trait("Area", "Safety")]
 public sealed class ClipImageProcessorTests
 {
     /// <summary>A processor whose output is the 8-bit level of each pixel: no resize, no rescale, no normalisation.</summary>

@@ -9,6 +9,7 @@ namespace StableDiffusion.Safety.Tests.Preprocessing;
 /// <c>Image.frombytes("RGB", (w, h), pixels).resize((ow, oh), filter).tobytes()</c> computed with Pillow 9.4 on the
 /// synthetic pixels of <see cref="Pixels"/> (integer arithmetic, so Python builds the same input).
 /// </summary>
+[Trait("Area", "Safety")]
 public sealed class PillowResizeTests
 {
     [Theory]

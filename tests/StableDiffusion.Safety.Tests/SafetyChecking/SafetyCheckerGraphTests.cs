@@ -11,6 +11,7 @@ namespace StableDiffusion.Safety.Tests.SafetyChecking;
 /// are not a safety checker's, and a slow graph to cancel inside a run. Their rule: an image is flagged when the mean
 /// of its CLIP input exceeds 0.5, which uniform gray 0.75 does (about 1.1) and 0.5 does not (about 0.14).
 /// </summary>
+[Trait("Area", "Safety")]
 public sealed class SafetyCheckerGraphTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;

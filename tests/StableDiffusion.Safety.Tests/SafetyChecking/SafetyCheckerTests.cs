@@ -12,6 +12,7 @@ namespace StableDiffusion.Safety.Tests.SafetyChecking;
 /// The checker on the tiny model's real safety checker graph (random weights, thresholds tuned so that some images are
 /// flagged): uniform gray at 0.5 and 0.25 passes, 0.75 and 1.0 are flagged.
 /// </summary>
+[Trait("Area", "Safety")]
 public sealed class SafetyCheckerTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
