@@ -294,7 +294,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
         try
         {
-            return new SafetyChecker(session, processor, ownsSession: true);
+            return new SafetyChecker(session, processor, ownsSession: true, modelPath: graph);
         }
         catch
         {
