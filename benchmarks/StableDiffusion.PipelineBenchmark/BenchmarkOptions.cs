@@ -1,0 +1,90 @@
+using System.Globalization;
+
+namespace StableDiffusion.Benchmarks;
+
+/// <summary>The command line of sdbench.</summary>
+internal sealed record BenchmarkOptions
+{
+    public const string Usage =
+        "usage: sdbench --model DIR [--provider cpu|cuda] [--device-id N] [--steps 50] [--size 512] [--batch 1] [--iterations 3] [--warmup 1] " +
+        "[--scheduler NAME] [--static] [--cuda-graph] [--no-iobinding] [--cudnn-search EXHAUSTIVE|HEURISTIC|DEFAULT] [--no-safety] " +
+        "[--bare-calls 30] [--label NAME] [--json PATH]";
+
+    public required string Model { get; init; }
+
+    public string Provider { get; init; } = "cpu";
+
+    public int DeviceId { get; init; }
+
+    public int Steps { get; init; } = 50;
+
+    public int Size { get; init; } = 512;
+
+    public int Batch { get; init; } = 1;
+
+    public int Iterations { get; init; } = 3;
+
+    public int Warmup { get; init; } = 1;
+
+    public string? Scheduler { get; init; }
+
+    public bool Static { get; init; }
+
+    public bool CudaGraph { get; init; }
+
+    public bool? IoBinding { get; init; }
+
+    public string CudnnSearch { get; init; } = "EXHAUSTIVE";
+
+    public bool SafetyChecker { get; init; } = true;
+
+    public int BareCalls { get; init; } = 30;
+
+    public string Label { get; init; } = "run";
+
+    public string? Json { get; init; }
+
+    public static BenchmarkOptions Parse(string[] args)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var flags = new HashSet<string>(StringComparer.Ordinal);
+        string[] flagNames = ["--static", "--cuda-graph", "--no-iobinding", "--no-safety"];
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (flagNames.Contains(args[i]))
+            {
+                flags.Add(args[i]);
+            }
+            else if (args[i].StartsWith("--", StringComparison.Ordinal) && i + 1 < args.Length)
+            {
+                values[args[i]] = args[++i];
+            }
+            else
+            {
+                throw new ArgumentException($"unexpected argument '{args[i]}'");
+            }
+        }
+
+        int Int(string name, int fallback) => values.TryGetValue(name, out string? v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+        return new BenchmarkOptions
+        {
+            Model = values.TryGetValue("--model", out string? model) ? model : throw new ArgumentException("--model is required"),
+            Provider = values.GetValueOrDefault("--provider", "cpu").ToLowerInvariant(),
+            DeviceId = Int("--device-id", 0),
+            Steps = Int("--steps", 50),
+            Size = Int("--size", 512),
+            Batch = Int("--batch", 1),
+            Iterations = Int("--iterations", 3),
+            Warmup = Int("--warmup", 1),
+            Scheduler = values.GetValueOrDefault("--scheduler"),
+            Static = flags.Contains("--static") || flags.Contains("--cuda-graph"),
+            CudaGraph = flags.Contains("--cuda-graph"),
+            IoBinding = flags.Contains("--no-iobinding") ? false : null,
+            CudnnSearch = values.GetValueOrDefault("--cudnn-search", "EXHAUSTIVE"),
+            SafetyChecker = !flags.Contains("--no-safety"),
+            BareCalls = Int("--bare-calls", 30),
+            Label = values.GetValueOrDefault("--label", "run"),
+            Json = values.GetValueOrDefault("--json"),
+        };
+    }
+}

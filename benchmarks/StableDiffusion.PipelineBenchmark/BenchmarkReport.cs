@@ -1,0 +1,105 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace StableDiffusion.Benchmarks;
+
+/// <summary>One generation's wall time and stages, in seconds.</summary>
+internal sealed record RunTimings(double Total, double PerImage, double PromptEncoding, double Denoising, double UNet, int UNetCalls, double Scheduler,
+    double Decoding, double SafetyChecking, double LoopOverhead);
+
+/// <summary>What sdbench measured, written as JSON.</summary>
+internal sealed class BenchmarkReport
+{
+    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
+
+    public string Label { get; init; } = "";
+
+    public string Model { get; init; } = "";
+
+    public string Provider { get; init; } = "";
+
+    public int Steps { get; init; }
+
+    public int Size { get; init; }
+
+    public int Batch { get; init; }
+
+    public bool StaticShape { get; init; }
+
+    public bool CudaGraph { get; init; }
+
+    public bool? IoBinding { get; init; }
+
+    public bool UNetDeviceBinding { get; set; }
+
+    public bool UNetCudaGraph { get; set; }
+
+    public string OrtVersion { get; init; } = "";
+
+    public string Date { get; init; } = "";
+
+    public string Machine { get; init; } = "";
+
+    public double LoadSeconds { get; set; }
+
+    public List<double> WarmupSeconds { get; } = [];
+
+    public List<RunTimings> Runs { get; } = [];
+
+    public double BareUNetMilliseconds { get; set; }
+
+    /// <summary>Medians over the timed runs.</summary>
+    public RunTimings? Median { get; private set; }
+
+    /// <summary>Median seconds per image.</summary>
+    public double SecondsPerImage { get; private set; }
+
+    /// <summary>What ONNX Runtime alone needs: UNet calls x its bare call time, plus the VAE decode.</summary>
+    public double OrtFloorSeconds { get; private set; }
+
+    /// <summary>Median total over <see cref="OrtFloorSeconds"/>: 1.0 means the pipeline adds nothing.</summary>
+    public double RatioToOrt { get; private set; }
+
+    public string? Error { get; set; }
+
+    public void Summarise()
+    {
+        static double Med(IEnumerable<double> values)
+        {
+            double[] sorted = [.. values.Order()];
+            return sorted[sorted.Length / 2];
+        }
+
+        Median = new RunTimings(Med(Runs.Select(r => r.Total)), Med(Runs.Select(r => r.PerImage)), Med(Runs.Select(r => r.PromptEncoding)),
+            Med(Runs.Select(r => r.Denoising)), Med(Runs.Select(r => r.UNet)), Runs[0].UNetCalls, Med(Runs.Select(r => r.Scheduler)),
+            Med(Runs.Select(r => r.Decoding)), Med(Runs.Select(r => r.SafetyChecking)), Med(Runs.Select(r => r.LoopOverhead)));
+        SecondsPerImage = Median.PerImage;
+        OrtFloorSeconds = (Median.UNetCalls * BareUNetMilliseconds / 1000) + Median.Decoding;
+        RatioToOrt = Median.Total / OrtFloorSeconds;
+    }
+
+    public string Table()
+    {
+        RunTimings m = Median!;
+        var text = new StringBuilder();
+        void Row(string what, double seconds) => text.AppendLine(CultureInfo.InvariantCulture, $"| {what,-34} | {seconds * 1000,10:0.0} ms |");
+        text.AppendLine(CultureInfo.InvariantCulture, $"[{Label}] {Provider}, {Size}x{Size}, batch {Batch}, {Steps} steps, static {StaticShape}, CUDA graph {UNetCudaGraph}, device binding {UNetDeviceBinding}, ORT {OrtVersion}");
+        text.AppendLine("| stage                              |       time |");
+        text.AppendLine("| ---------------------------------- | ---------: |");
+        Row("total per call (median)", m.Total);
+        Row("per image", m.PerImage);
+        Row("prompt encoding", m.PromptEncoding);
+        Row($"denoising ({m.UNetCalls} UNet calls)", m.Denoising);
+        Row("  inside the UNet", m.UNet);
+        Row("  UNet per call", m.UNet / m.UNetCalls);
+        Row("  scheduler", m.Scheduler);
+        Row("  rest of the loop (copies, guidance)", m.LoopOverhead);
+        Row("VAE decode", m.Decoding);
+        Row("safety checker", m.SafetyChecking);
+        Row("bare ORT UNet call", BareUNetMilliseconds / 1000);
+        Row("ORT floor (calls x bare + decode)", OrtFloorSeconds);
+        text.AppendLine(CultureInfo.InvariantCulture, $"ratio to ORT floor: {RatioToOrt:0.000}; load {LoadSeconds:0.00} s; warm-up {string.Join(", ", WarmupSeconds.Select(w => w.ToString("0.00", CultureInfo.InvariantCulture)))} s");
+        return text.ToString();
+    }
+}

@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.Benchmarks;
+using StableDiffusion.ExecutionProviders;
+using StableDiffusion.Pipelines;
+using StableDiffusion.Schedulers;
+
+// sdbench: one configuration per run. Loads the model, warms up, times whole generations and their stages, then times
+// ONNX Runtime's own UNet call on the same session (no pipeline around it), and prints and writes the comparison.
+BenchmarkOptions options;
+try
+{
+    options = BenchmarkOptions.Parse(args);
+}
+catch (ArgumentException ex)
+{
+    Console.Error.WriteLine($"error: {ex.Message}\n{BenchmarkOptions.Usage}");
+    return 2;
+}
+
+var report = new BenchmarkReport { Label = options.Label, Model = options.Model, Provider = options.Provider, Steps = options.Steps, Size = options.Size,
+    Batch = options.Batch, StaticShape = options.Static, CudaGraph = options.CudaGraph, IoBinding = options.IoBinding, OrtVersion = OrtEnv.Instance().GetVersionString(),
+    Date = DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture), Machine = $"{Environment.ProcessorCount} cores, {Environment.OSVersion}" };
+try
+{
+    ExecutionProvider provider = options.Provider == "cuda"
+        ? ExecutionProvider.Cuda(options.DeviceId, Cuda(options))
+        : ExecutionProvider.Cpu;
+    var pipelineOptions = new StableDiffusionPipelineOptions
+    {
+        Session = new SessionSettings { ExecutionProvider = provider, IoBinding = options.IoBinding },
+        StaticShape = options.Static ? new StaticShapeOptions { Height = options.Size, Width = options.Size, ImagesPerCall = options.Batch } : null,
+        ComponentSessions = options.CudaGraph
+            ? new Dictionary<string, SessionSettings>
+            {
+                ["unet"] = new() { ExecutionProvider = provider with { Options = new Dictionary<string, string>(provider.Options) { ["enable_cuda_graph"] = "1" } }, IoBinding = true },
+            }
+            : new Dictionary<string, SessionSettings>(),
+        EnableSafetyChecker = options.SafetyChecker,
+    };
+
+    var load = Stopwatch.StartNew();
+    using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(options.Model, pipelineOptions);
+    report.LoadSeconds = load.Elapsed.TotalSeconds;
+    report.UNetDeviceBinding = pipe.Unet.UsesDeviceBinding;
+    report.UNetCudaGraph = pipe.Unet.UsesCudaGraph;
+    Console.WriteLine($"[{options.Label}] loaded in {report.LoadSeconds:0.00} s (UNet {pipe.Unet.SampleType}, device binding {pipe.Unet.UsesDeviceBinding}, CUDA graph {pipe.Unet.UsesCudaGraph})");
+
+    IScheduler scheduler = options.Scheduler is { } name ? SchedulerFactory.Create(name, pipe.Scheduler.Config) : pipe.Scheduler;
+    var request = new TextToImageRequest("a photo of an astronaut riding a horse on mars")
+    {
+        Seed = 42, NumInferenceSteps = options.Steps, Height = options.Size, Width = options.Size, NumImagesPerPrompt = options.Batch, Scheduler = scheduler,
+    };
+
+    for (int i = 0; i < options.Warmup; i++)
+    {
+        var warm = Stopwatch.StartNew();
+        using GenerationResult result = await pipe.GenerateAsync(request);
+        report.WarmupSeconds.Add(warm.Elapsed.TotalSeconds);
+    }
+
+    for (int i = 0; i < options.Iterations; i++)
+    {
+        var timer = Stopwatch.StartNew();
+        using GenerationResult result = await pipe.GenerateAsync(request);
+        double total = timer.Elapsed.TotalSeconds;
+        GenerationTimings t = result.Timings;
+        report.Runs.Add(new RunTimings(total, total / options.Batch, t.PromptEncoding.TotalSeconds, t.Denoising.TotalSeconds, t.UNet.TotalSeconds, t.UNetCalls,
+            t.Scheduler.TotalSeconds, t.Decoding.TotalSeconds, t.SafetyChecking.TotalSeconds,
+            t.Denoising.TotalSeconds - t.UNet.TotalSeconds - t.Scheduler.TotalSeconds));
+        Console.WriteLine($"[{options.Label}] run {i + 1}: {total:0.000} s ({t.UNetCalls} UNet calls, {t.UNet.TotalMilliseconds / t.UNetCalls:0.00} ms each)");
+    }
+
+    report.BareUNetMilliseconds = BareUNet.Measure(pipe.Unet.Session, options, pipe.Unet.UsesCudaGraph);
+    report.Summarise();
+    Console.WriteLine(report.Table());
+}
+catch (Exception ex) when (ex is not OutOfMemoryException)
+{
+    report.Error = ex.ToString();
+    Console.Error.WriteLine($"[{options.Label}] failed: {ex}");
+}
+
+if (options.Json is { } json)
+{
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(json))!);
+    File.WriteAllText(json, JsonSerializer.Serialize(report, BenchmarkReport.JsonOptions));
+}
+
+return report.Error is null ? 0 : 1;
+
+static Dictionary<string, string> Cuda(BenchmarkOptions options) => new()
+{
+    ["cudnn_conv_algo_search"] = options.CudnnSearch,
+    ["cudnn_conv_use_max_workspace"] = "1",
+    ["do_copy_in_default_stream"] = "1",
+};

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (docs/performance.md, "Reproducing"). Stages:
+#   models  build the full-size random-weight SD 1.5 model in fp32, fp16, and fp16 with ONNX Runtime's fusions
+#   bench   run sdbench configurations, JSON into $OUT
+#   tests   run the CUDA provider tests
+set -euo pipefail
+stage=${1:?usage: device.sh models|bench CONFIG...|tests}; shift
+nv=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
+export LD_LIBRARY_PATH="/root/app:/usr/local/cuda-13.0/targets/x86_64-linux/lib:$nv/cu13/lib:$nv/cudnn/lib:$nv/cublas/lib:${LD_LIBRARY_PATH:-}"
+if [ ! -x /root/app/sdbench ]; then
+  [ "$(ls /root/up/part* | wc -l)" -gt 0 ] || { echo "no parts in /root/up: the machine is fresh, upload again"; exit 3; }
+  mkdir -p /root/app && cat /root/up/part* | /root/up/zstd -dc | tar -x -C /root/app
+fi
+case "$stage" in
+  models)
+    in=${INPUTS:-.device-upload/inputs}
+    mkdir -p /root/diffusers && /root/up/zstd -dc "$in/diffusers.tar.zst" | tar -x -C /root/diffusers
+    t0=$(date +%s)
+    DIFFUSERS_SRC=/root/diffusers python3 "$in/make_full_size_model.py" /root/m32 --tokenizer "$in/tokenizer" 2>&1 | grep -v Warning | tail -3
+    python3 eng/gpu/convert_fp16.py /root/m32 /root/m16 2>&1 | tail -6
+    python3 eng/gpu/optimize_unet.py /root/m32 /root/m16 /root/mopt 2>&1 | grep -E "fused|written|Error|error" | tail -5
+    du -sh /root/m32 /root/m16 /root/mopt; echo "models built in $(( $(date +%s) - t0 )) s"
+    ;;
+  bench)
+    for config in "$@"; do
+      IFS=: read -r label model extra <<<"$config"
+      # shellcheck disable=SC2086
+      /root/app/sdbench --provider cuda --model "/root/$model" --label "$label" --json "$OUT/$label.json" $extra 2>&1 | tail -22 || true
+    done
+    ;;
+  tests)
+    SD_CUDA_MODEL=/root/m16 /root/app/StableDiffusion.Core.Tests --filter-trait "Category=Gpu" 2>&1 | tail -25
+    ;;
+esac
