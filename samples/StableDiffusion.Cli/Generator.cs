@@ -108,13 +108,21 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
 
     private static IAnsiConsole CreateConsole(TextWriter writer)
     {
-        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(writer) });
-        if (!console.Profile.Out.IsTerminal)
+        var output = new AnsiConsoleOutput(writer);
+        if (output.IsTerminal)
         {
-            // Logs and pipes have no width: do not wrap messages at Spectre's default of 80 columns.
-            console.Profile.Width = 1000;
+            return AnsiConsole.Create(new AnsiConsoleSettings { Out = output });
         }
 
+        // Logs, pipes and files get plain text: no colours or cursor codes, and no wrapping at Spectre's default 80 columns.
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = output,
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        console.Profile.Width = 1000;
         return console;
     }
 
