@@ -17,23 +17,23 @@ internal sealed class CliCommand
     private static readonly string[] Providers = ["cpu", "cuda", "tensorrt", "directml", "coreml", "openvino", "rocm"];
 
     private readonly Argument<string?> _prompt = new("prompt") { Description = "What to draw (optional with --from-png).", Arity = ArgumentArity.ZeroOrOne };
-    private readonly Option<string?> _model = new("--model", "-m") { Description = $"A model folder in the diffusers ONNX layout, or a Hugging Face repository id [default: {HubClient.DefaultModelId}, downloaded into the Hugging Face cache on first use]" };
+    private readonly Option<string?> _model = new("--model", "-m") { HelpName = "folder|repo-id", Description = $"A model folder in the diffusers ONNX layout, or a Hugging Face repository id [default: {HubClient.DefaultModelId}, downloaded into the Hugging Face cache on first use]" };
     private readonly Option<string?> _revision = new("--revision") { Description = "Branch, tag or commit of a Hub model [default: main]" };
-    private readonly Option<string?> _negative = new("--negative-prompt", "-n") { Description = "What to steer away from" };
+    private readonly Option<string?> _negative = new("--negative-prompt", "-n") { HelpName = "text", Description = "What to steer away from" };
     private readonly Option<int?> _width = Number<int>("--width", ["-W"], "Image width in pixels, a multiple of 8 [default: the model's, 512 for SD 1.5]", MultipleOfEight);
     private readonly Option<int?> _height = Number<int>("--height", ["-H"], "Image height in pixels, a multiple of 8 [default: the model's, 512 for SD 1.5]", MultipleOfEight);
     private readonly Option<int?> _steps = Number<int>("--steps", ["-s"], "Denoising steps [default: 50]", AtLeastOne);
     private readonly Option<float?> _guidance = Number<float>("--guidance", ["--cfg-scale", "-g"], "Classifier-free guidance scale; 1 or less turns guidance off [default: 7.5]",
         g => float.IsFinite(g) ? null : "must be a finite number");
     private readonly Option<ulong?> _seed = Number<ulong>("--seed", [],  "Seed: gives the image diffusers gives with generator=torch.Generator(\"cpu\").manual_seed(SEED); with --count, image i uses SEED + i [default: random, printed and stored in the PNG]");
-    private readonly Option<string?> _scheduler = new("--scheduler", "--sampler") { Description = "Scheduler by web UI or diffusers name, e.g. \"Euler a\", \"DPM++ 2M Karras\", DDIM, UniPC, EulerDiscreteScheduler [default: the model's, PLMS for SD 1.5]" };
+    private readonly Option<string?> _scheduler = new("--scheduler", "--sampler") { HelpName = "name", Description = "Scheduler by web UI or diffusers name, e.g. \"Euler a\", \"DPM++ 2M Karras\", DDIM, UniPC, EulerDiscreteScheduler [default: the model's, PLMS for SD 1.5]" };
     private readonly Option<int?> _count = Number<int>("--count", ["-c"], "Images to generate, one seed each [default: 1]", AtLeastOne);
     private readonly Option<string> _provider = new("--provider", "-p") { Description = $"Execution provider: {string.Join(", ", Providers)} (GPU providers need their ONNX Runtime package; see docs/execution-providers.md)", DefaultValueFactory = _ => "cpu" };
     private readonly Option<int?> _deviceId = Number<int>("--device-id", [], "GPU index for cuda, tensorrt, directml and rocm [default: 0]", d => d >= 0 ? null : "must be 0 or more");
     private readonly Option<bool> _noSafetyChecker = new("--no-safety-checker") { Description = "Turn the safety checker off: images are not checked for NSFW content (a warning is printed; you take responsibility for the images)" };
-    private readonly Option<string?> _output = new("--output", "-o") { Description = "The PNG to write; with --count, -1, -2, ... are added before the extension [default: sdnet-SEED.png]" };
+    private readonly Option<string?> _output = new("--output", "-o") { HelpName = "file.png", Description = "The PNG to write; with --count, -1, -2, ... are added before the extension [default: sdnet-SEED.png]" };
     private readonly Option<bool> _overwrite = new("--overwrite") { Description = "Replace existing files instead of stopping" };
-    private readonly Option<string?> _fromPng = new("--from-png") { Description = "Regenerate from the parameters stored in a PNG written by sdnet or a Stable Diffusion web UI; options given here override them" };
+    private readonly Option<string?> _fromPng = new("--from-png") { HelpName = "file.png", Description = "Regenerate from the parameters stored in a PNG written by sdnet or a Stable Diffusion web UI; options given here override them" };
     private readonly Option<bool> _offline = new("--offline") { Description = "Use only the Hugging Face cache, never the network (like HF_HUB_OFFLINE=1)" };
     private readonly Option<bool> _verbose = new("--verbose", "-v") { Description = "Log what the SDK does, and show stack traces of unexpected errors" };
 
