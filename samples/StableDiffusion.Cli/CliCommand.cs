@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using System.Numerics;
 using StableDiffusion.Hub;
 
 namespace StableDiffusion.Cli;
@@ -13,41 +14,72 @@ internal sealed class CliCommand
     public const int UsageError = 2;
     public const int Cancelled = 130;
 
-    private readonly Argument<string?> _prompt = new("prompt") { Description = "What to draw.", Arity = ArgumentArity.ZeroOrOne };
-    private readonly Option<string> _model = new("--model", "-m") { Description = $"A model folder in the diffusers ONNX layout, or a Hugging Face repository id (default: {HubClient.DefaultModelId}, downloaded on first use)." };
-    private readonly Option<string?> _revision = new("--revision") { Description = "Branch, tag or commit of a Hub model (default: main)." };
-    private readonly Option<string?> _negative = new("--negative-prompt", "-n") { Description = "What to steer away from." };
-    private readonly Option<int?> _width = new("--width", "-W") { Description = "Image width in pixels, a multiple of 8 (default: the model's, 512 for SD 1.5)." };
-    private readonly Option<int?> _height = new("--height", "-H") { Description = "Image height in pixels, a multiple of 8 (default: the model's)." };
-    private readonly Option<int?> _steps = new("--steps", "-s") { Description = "Denoising steps (default 50)." };
-    private readonly Option<float?> _guidance = new("--guidance", "-g") { Description = "Classifier-free guidance scale (default 7.5; 1 turns guidance off)." };
-    private readonly Option<ulong?> _seed = new("--seed") { Description = "Seed: the same seed gives the image diffusers gives with torch.Generator(\"cpu\").manual_seed(seed). Random when omitted (and printed)." };
-    private readonly Option<string?> _scheduler = new("--scheduler") { Description = "Scheduler by name, e.g. \"Euler a\", \"DPM++ 2M Karras\", DDIM, PNDM (default: the model's)." };
-    private readonly Option<int?> _count = new("--count", "-c") { Description = "Images to generate (default 1)." };
-    private readonly Option<string> _provider = new("--provider") { Description = "Execution provider: cpu (default), cuda, tensorrt, directml, coreml, openvino, rocm.", DefaultValueFactory = _ => "cpu" };
-    private readonly Option<int> _deviceId = new("--device-id") { Description = "GPU index for GPU providers (default 0)." };
-    private readonly Option<bool> _noSafetyChecker = new("--no-safety-checker") { Description = "Turn the safety checker off (you take responsibility for the images; a warning is logged)." };
-    private readonly Option<string?> _output = new("--output", "-o") { Description = "The PNG to write (default: sdnet-SEED.png; with --count, -1, -2, ... are added)." };
-    private readonly Option<bool> _overwrite = new("--overwrite") { Description = "Replace existing output files instead of stopping." };
-    private readonly Option<string?> _fromPng = new("--from-png") { Description = "Regenerate from the parameters stored in a PNG written by this tool or a Stable Diffusion web UI; other options override them." };
-    private readonly Option<bool> _offline = new("--offline") { Description = "Use only the Hugging Face cache (like HF_HUB_OFFLINE=1)." };
-    private readonly Option<bool> _verbose = new("--verbose", "-v") { Description = "Log what the SDK does." };
+    private static readonly string[] Providers = ["cpu", "cuda", "tensorrt", "directml", "coreml", "openvino", "rocm"];
 
-    public async Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null)
+    private readonly Argument<string?> _prompt = new("prompt") { Description = "What to draw (optional with --from-png).", Arity = ArgumentArity.ZeroOrOne };
+    private readonly Option<string?> _model = new("--model", "-m") { HelpName = "folder|repo-id", Description = $"A model folder in the diffusers ONNX layout, or a Hugging Face repository id [default: {HubClient.DefaultModelId}, downloaded into the Hugging Face cache on first use]" };
+    private readonly Option<string?> _revision = new("--revision") { Description = "Branch, tag or commit of a Hub model [default: main]" };
+    private readonly Option<string?> _negative = new("--negative-prompt", "-n") { HelpName = "text", Description = "What to steer away from" };
+    private readonly Option<int?> _width = Number<int>("--width", ["-W"], "Image width in pixels, a multiple of 8 [default: the model's, 512 for SD 1.5]", MultipleOfEight);
+    private readonly Option<int?> _height = Number<int>("--height", ["-H"], "Image height in pixels, a multiple of 8 [default: the model's, 512 for SD 1.5]", MultipleOfEight);
+    private readonly Option<int?> _steps = Number<int>("--steps", ["-s"], "Denoising steps [default: 50]", AtLeastOne);
+    private readonly Option<float?> _guidance = Number<float>("--guidance", ["--cfg-scale", "-g"], "Classifier-free guidance scale; 1 or less turns guidance off [default: 7.5]",
+        g => float.IsFinite(g) ? null : "must be a finite number");
+    private readonly Option<ulong?> _seed = Number<ulong>("--seed", [],  "Seed: gives the image diffusers gives with generator=torch.Generator(\"cpu\").manual_seed(SEED); with --count, image i uses SEED + i [default: random, printed and stored in the PNG]");
+    private readonly Option<string?> _scheduler = new("--scheduler", "--sampler") { HelpName = "name", Description = "Scheduler by web UI or diffusers name, e.g. \"Euler a\", \"DPM++ 2M Karras\", DDIM, UniPC, EulerDiscreteScheduler [default: the model's, PLMS for SD 1.5]" };
+    private readonly Option<int?> _count = Number<int>("--count", ["-c"], "Images to generate, one seed each [default: 1]", AtLeastOne);
+    private readonly Option<string> _provider = new("--provider", "-p") { Description = $"Execution provider: {string.Join(", ", Providers)} (GPU providers need their ONNX Runtime package; see docs/execution-providers.md)", DefaultValueFactory = _ => "cpu" };
+    private readonly Option<int?> _deviceId = Number<int>("--device-id", [], "GPU index for cuda, tensorrt, directml and rocm [default: 0]", d => d >= 0 ? null : "must be 0 or more");
+    private readonly Option<bool> _noSafetyChecker = new("--no-safety-checker") { Description = "Turn the safety checker off: images are not checked for NSFW content (a warning is printed; you take responsibility for the images)" };
+    private readonly Option<string?> _output = new("--output", "-o") { HelpName = "file.png", Description = "The PNG to write; with --count, -1, -2, ... are added before the extension [default: sdnet-SEED.png]" };
+    private readonly Option<bool> _overwrite = new("--overwrite") { Description = "Replace existing files instead of stopping" };
+    private readonly Option<string?> _fromPng = new("--from-png") { HelpName = "file.png", Description = "Regenerate from the parameters stored in a PNG written by sdnet or a Stable Diffusion web UI; options given here override them" };
+    private readonly Option<bool> _offline = new("--offline") { Description = "Use only the Hugging Face cache, never the network (like HF_HUB_OFFLINE=1)" };
+    private readonly Option<bool> _verbose = new("--verbose", "-v") { Description = "Log what the SDK does, and show stack traces of unexpected errors" };
+
+    public CliCommand()
     {
-        var root = new RootCommand("Generate images with Stable Diffusion 1.x on ONNX Runtime, as diffusers would.")
+        _provider.Validators.Add(result =>
+        {
+            string provider = result.GetValue(_provider)!;
+            if (!Providers.Contains(provider, StringComparer.OrdinalIgnoreCase))
+            {
+                result.AddError($"Unknown --provider '{provider}'; use one of: {string.Join(", ", Providers)}.");
+            }
+        });
+    }
+
+    /// <summary>Parses <paramref name="args"/> and runs the generation.</summary>
+    /// <param name="args">The command line.</param>
+    /// <param name="output">Where the written files' paths go (default: standard output).</param>
+    /// <param name="error">Where progress, warnings, the timing summary and errors go (default: standard error).</param>
+    /// <param name="cancellationToken">Cancels like Ctrl+C does (which cancels too).</param>
+    /// <returns>The exit code: <see cref="Success"/>, <see cref="Failure"/>, <see cref="UsageError"/> or <see cref="Cancelled"/>.</returns>
+    public async Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null, CancellationToken cancellationToken = default)
+    {
+        var root = new RootCommand("""
+            Generate images with Stable Diffusion 1.x on ONNX Runtime: the same image as Hugging Face diffusers for the same settings.
+            Each PNG stores its settings in a "parameters" text chunk that Stable Diffusion web UIs read; --from-png reads them back.
+
+            Examples:
+              sdnet "a photo of an astronaut riding a horse on mars" --seed 42
+              sdnet "a watercolor fox" -n "blurry" --scheduler "DPM++ 2M Karras" --steps 25 -W 512 -H 768 -c 4
+              sdnet --from-png sdnet-42.png --steps 80 -o better.png
+
+            Exit codes: 0 done, 1 failed (model, download, provider, file), 2 bad command line, 130 cancelled (Ctrl+C).
+            """)
         {
             _prompt, _model, _revision, _negative, _width, _height, _steps, _guidance, _seed, _scheduler, _count, _provider, _deviceId,
             _noSafetyChecker, _output, _overwrite, _fromPng, _offline, _verbose,
         };
         output ??= Console.Out;
         error ??= Console.Error;
-        root.SetAction(async (parse, cancellationToken) =>
+        root.SetAction(async (parse, token) =>
         {
             CliSettings settings;
             try
             {
-                settings = Bind(parse);
+                settings = Bind(parse, error);
             }
             catch (CliUsageException ex)
             {
@@ -55,62 +87,100 @@ internal sealed class CliCommand
                 return UsageError;
             }
 
-            return await new Generator(settings, output, error).RunAsync(cancellationToken).ConfigureAwait(false);
+            return await new Generator(settings, output, error).RunAsync(token).ConfigureAwait(false);
         });
 
         ParseResult parsed = root.Parse(args);
-        if (parsed.Errors.Count > 0)
+        IEnumerable<string> errors = parsed.Errors.Select(e => e.Message);
+
+        // An unknown option would otherwise be taken for the prompt; a prompt that starts with '-' can follow "--".
+        if (parsed.GetValue(_prompt) is ['-', ..] unknown && !args.Contains("--"))
         {
-            foreach (ParseError parseError in parsed.Errors)
+            errors = errors.Prepend($"Unknown option '{unknown}'.");
+        }
+
+        if (errors.Any())
+        {
+            foreach (string message in errors)
             {
-                await error.WriteLineAsync($"error: {parseError.Message}").ConfigureAwait(false);
+                await error.WriteLineAsync($"error: {message}").ConfigureAwait(false);
             }
 
             await error.WriteLineAsync("Run 'sdnet --help' for the options.").ConfigureAwait(false);
             return UsageError;
         }
 
-        // Ctrl+C cancels the token; the generation stops within one model call.
-        return await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error }).ConfigureAwait(false);
+        // Ctrl+C (SIGINT) and SIGTERM cancel the token: the generation stops within one model call and nothing half-written
+        // is left. A model load that cannot stop is abandoned after the termination timeout, with exit code 130.
+        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        return await parsed.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }
 
-    private CliSettings Bind(ParseResult parse)
+    private static string? MultipleOfEight(int size) =>
+        size > 0 && size % 8 == 0 ? null : "must be a positive multiple of 8 (the VAE works on 8x8 pixel blocks)";
+
+    private static string? AtLeastOne(int value) => value >= 1 ? null : "must be at least 1";
+
+    /// <summary>A numeric option whose errors name the option and the value ("--steps must be at least 1, not 0").</summary>
+    private static Option<T?> Number<T>(string name, string[] aliases, string description, Func<T, string?>? check = null)
+        where T : struct, INumber<T> => new(name, aliases)
+        {
+            Description = description,
+            CustomParser = result =>
+            {
+                if (result.Tokens.Count == 0)
+                {
+                    return null; // the arity check reports the missing value
+                }
+
+                string text = result.Tokens[0].Value;
+                bool integral = typeof(T) != typeof(float) && typeof(T) != typeof(double);
+                if (!T.TryParse(text, integral ? NumberStyles.Integer : NumberStyles.Float, CultureInfo.InvariantCulture, out T value))
+                {
+                    result.AddError($"{name} takes {(integral ? "a whole number" : "a number")}, not '{text}'.");
+                    return null;
+                }
+
+                if (check?.Invoke(value) is { } problem)
+                {
+                    result.AddError($"{name} {problem}, not {text}.");
+                    return null;
+                }
+
+                return value;
+            },
+        };
+
+    private CliSettings Bind(ParseResult parse, TextWriter error)
     {
         GenerationParameters? fromPng = parse.GetValue(_fromPng) is { } png ? PngMetadata.Read(png) : null;
         string? prompt = parse.GetValue(_prompt) ?? fromPng?.Prompt;
-        if (string.IsNullOrEmpty(prompt))
+        if (string.IsNullOrWhiteSpace(prompt))
         {
-            throw new CliUsageException("give a prompt (or --from-png with a PNG that holds one).");
+            throw new CliUsageException("give a prompt, e.g. sdnet \"a photo of an astronaut riding a horse on mars\" (or --from-png with a PNG that holds one).");
         }
 
-        int count = parse.GetValue(_count) ?? 1;
-        if (count < 1)
+        string? scheduler = parse.GetValue(_scheduler) ?? fromPng?.Sampler;
+        if (scheduler is not null)
         {
-            throw new CliUsageException($"--count must be at least 1, not {count}.");
-        }
-
-        string provider = parse.GetValue(_provider)!;
-        string[] providers = ["cpu", "cuda", "tensorrt", "directml", "coreml", "openvino", "rocm"];
-        if (!providers.Contains(provider, StringComparer.OrdinalIgnoreCase))
-        {
-            throw new CliUsageException($"unknown --provider '{provider}'; use one of: {string.Join(", ", providers)}.");
+            SamplerNames.Validate(scheduler, parse.GetValue(_scheduler) is null ? $"--from-png: the sampler \"{scheduler}\"" : "--scheduler");
         }
 
         return new CliSettings
         {
             Prompt = prompt,
             NegativePrompt = parse.GetValue(_negative) ?? fromPng?.NegativePrompt,
-            Model = parse.GetValue(_model) ?? UsableModel(fromPng?.Model) ?? HubClient.DefaultModelId,
+            Model = parse.GetValue(_model) ?? ModelFromPng(fromPng, error) ?? HubClient.DefaultModelId,
             Revision = parse.GetValue(_revision),
             Width = parse.GetValue(_width) ?? (fromPng?.Width > 0 ? fromPng.Width : null),
             Height = parse.GetValue(_height) ?? (fromPng?.Height > 0 ? fromPng.Height : null),
             Steps = parse.GetValue(_steps) ?? fromPng?.Steps ?? 50,
             Guidance = parse.GetValue(_guidance) ?? fromPng?.CfgScale ?? 7.5f,
             Seed = parse.GetValue(_seed) ?? fromPng?.Seed,
-            Scheduler = parse.GetValue(_scheduler) ?? fromPng?.Sampler,
-            Count = count,
-            Provider = provider.ToLowerInvariant(),
-            DeviceId = parse.GetValue(_deviceId),
+            Scheduler = scheduler,
+            Count = parse.GetValue(_count) ?? 1,
+            Provider = parse.GetValue(_provider)!.ToLowerInvariant(),
+            DeviceId = parse.GetValue(_deviceId) ?? 0,
             SafetyChecker = !parse.GetValue(_noSafetyChecker),
             Output = parse.GetValue(_output),
             Overwrite = parse.GetValue(_overwrite),
@@ -119,9 +189,23 @@ internal sealed class CliCommand
         };
     }
 
-    // Web UIs record a model's display name; this tool records the folder or repository id it loaded, which can be reused.
-    private static string? UsableModel(string? model) =>
-        model is not null && (Directory.Exists(model) || model.Count(c => c == '/') == 1) ? model : null;
+    // sdnet records the folder or repository id it loaded, which can be loaded again; web UIs record a checkpoint's display
+    // name, which cannot: then the default model is used, and the user is told so.
+    private static string? ModelFromPng(GenerationParameters? fromPng, TextWriter error)
+    {
+        if (fromPng?.Model is not { } model)
+        {
+            return null;
+        }
+
+        if (Directory.Exists(model) || model.Count(c => c == '/') == 1)
+        {
+            return model;
+        }
+
+        error.WriteLine($"warning: the PNG names the model '{model}', which is neither a folder here nor a Hub repository id; using {HubClient.DefaultModelId} (pass --model to choose).");
+        return null;
+    }
 }
 
 /// <summary>What the command line asked for.</summary>

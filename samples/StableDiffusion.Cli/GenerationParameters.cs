@@ -115,7 +115,7 @@ internal sealed record GenerationParameters
             Prompt = string.Join('\n', prompt),
             NegativePrompt = negative.Count > 0 ? string.Join('\n', negative) : null,
             Steps = ParseInt(Take(settings, "Steps") ?? throw new FormatException("The parameters have no Steps."), "Steps"),
-            Sampler = Take(settings, "Sampler"),
+            Sampler = SamplerWithSchedule(Take(settings, "Sampler"), settings),
             CfgScale = Take(settings, "CFG scale") is { } cfg ? ParseFloat(cfg, "CFG scale") : 7.5f,
             Seed = Take(settings, "Seed") is { } seed ? ulong.TryParse(seed, CultureInfo.InvariantCulture, out ulong s) ? s : throw new FormatException($"Seed '{seed}' is not a whole number.") : null,
             Width = width,
@@ -165,6 +165,30 @@ internal sealed record GenerationParameters
         }
 
         return settings;
+    }
+
+    // Web UIs since AUTOMATIC1111 1.9 write the sigma schedule apart ("Sampler: DPM++ 2M, Schedule type: Karras"); the
+    // scheduler names here carry it ("DPM++ 2M Karras"). Other schedule types have no equivalent and stay in Extra.
+    private static string? SamplerWithSchedule(string? sampler, Dictionary<string, string> settings)
+    {
+        if (sampler is null || !settings.TryGetValue("Schedule type", out string? schedule))
+        {
+            return sampler;
+        }
+
+        if (schedule.Equals("Automatic", StringComparison.OrdinalIgnoreCase))
+        {
+            settings.Remove("Schedule type");
+            return sampler;
+        }
+
+        if (schedule.Equals("Karras", StringComparison.OrdinalIgnoreCase))
+        {
+            settings.Remove("Schedule type");
+            return sampler.EndsWith(" Karras", StringComparison.OrdinalIgnoreCase) ? sampler : $"{sampler} Karras";
+        }
+
+        return sampler;
     }
 
     private static string? Take(Dictionary<string, string> settings, string key) => settings.Remove(key, out string? value) ? value : null;

@@ -1,5 +1,6 @@
+using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
+using System.Reflection;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using StableDiffusion.ExecutionProviders;
@@ -7,86 +8,125 @@ using StableDiffusion.Hub;
 using StableDiffusion.Models;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Schedulers;
+using StableDiffusion.Tokenization;
 
 namespace StableDiffusion.Cli;
 
-/// <summary>Runs one command line: load (downloading if needed), generate with a live progress bar, write the PNGs, summarise.</summary>
+/// <summary>
+/// Runs one command line: load the model (downloading it if needed), generate each image under a live progress display,
+/// write each PNG as soon as it is ready, then summarise the time spent per stage.
+/// </summary>
+/// <remarks>Standard output gets the paths written, one per line, so the tool composes with other commands; progress,
+/// warnings, the summary and errors go to standard error.</remarks>
 internal sealed class Generator(CliSettings settings, TextWriter output, TextWriter error)
 {
-    private readonly IAnsiConsole _console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+    private static readonly string Version =
+        typeof(Generator).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    private readonly IAnsiConsole _console = CreateConsole(error);
 
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
-        // The seed is fixed up front so that the file names and the PNG metadata can name it.
-        ulong seed = settings.Seed ?? BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(sizeof(ulong)));
+        // The seed is fixed up front so that file names and metadata can name it. Random seeds stay below 2^32, as web
+        // UIs' do, so they are short to type and every UI accepts them.
+        ulong seed = settings.Seed ?? (ulong)Random.Shared.NextInt64(uint.MaxValue);
         IReadOnlyList<string> paths = OutputPaths(seed);
         if (!settings.Overwrite && paths.FirstOrDefault(File.Exists) is { } existing)
         {
-            await error.WriteLineAsync($"error: '{existing}' already exists; pass --overwrite to replace it or choose another --output.").ConfigureAwait(false);
+            await error.WriteLineAsync($"error: '{existing}' already exists; pass --overwrite to replace it, or choose another --output.").ConfigureAwait(false);
             return CliCommand.UsageError;
         }
 
-        using ILoggerFactory loggerFactory = LoggerFactory.Create(logging => logging
-            .AddSimpleConsole(console => console.SingleLine = true)
-            .SetMinimumLevel(settings.Verbose ? LogLevel.Information : LogLevel.Warning));
+        var written = new List<string>();
+        var timings = new List<GenerationTimings>();
+        // Warnings always show (turning the safety checker off is one); -v adds what the SDK does.
+        using var loggerFactory = LoggerFactory.Create(logging => logging
+            .SetMinimumLevel(LogLevel.Trace)
+            .AddProvider(new ConsoleLoggerProvider(_console, settings.Verbose ? LogLevel.Information : LogLevel.Warning)));
         try
         {
-            using StableDiffusionPipeline pipe = await LoadAsync(loggerFactory, cancellationToken).ConfigureAwait(false);
-            IScheduler scheduler = settings.Scheduler is { } name ? SchedulerFactory.Create(name, pipe.Scheduler.Config) : pipe.Scheduler;
-            var request = new TextToImageRequest(settings.Prompt)
+            TimeSpan loadTime = default;
+            await ProgressDisplay.RunAsync(_console, async progress =>
             {
-                NegativePrompt = settings.NegativePrompt,
-                Height = settings.Height,
-                Width = settings.Width,
-                NumInferenceSteps = settings.Steps,
-                GuidanceScale = settings.Guidance,
-                NumImagesPerPrompt = settings.Count,
-                Seed = seed,
-                Scheduler = scheduler,
-            };
+                long loadStart = Stopwatch.GetTimestamp();
+                using StableDiffusionPipeline pipe = await LoadAsync(progress, loggerFactory, cancellationToken).ConfigureAwait(false);
+                loadTime = Stopwatch.GetElapsedTime(loadStart);
+                IScheduler scheduler = settings.Scheduler is { } name ? SchedulerFactory.Create(name, pipe.Scheduler.Config) : pipe.Scheduler;
+                string sampler = SamplerNames.Of(scheduler);
+                for (int i = 0; i < settings.Count; i++)
+                {
+                    // One generation per image, each with its own seed: every PNG then holds the settings that reproduce it alone.
+                    ulong imageSeed = seed + (ulong)i;
+                    using GenerationResult result = await pipe.GenerateAsync(Request(scheduler, imageSeed), progress.Image(i, settings.Count), cancellationToken).ConfigureAwait(false);
+                    Write(result, Parameters(sampler, imageSeed, result), paths[i]);
+                    written.Add(paths[i]);
+                    timings.Add(result.Timings);
+                }
 
-            using GenerationResult result = await RunWithProgressAsync(
-                "Generating", progress => pipe.GenerateAsync(request, progress, cancellationToken)).ConfigureAwait(false);
-            var parameters = new GenerationParameters
-            {
-                Prompt = settings.Prompt,
-                NegativePrompt = settings.NegativePrompt,
-                Steps = settings.Steps,
-                Sampler = settings.Scheduler ?? scheduler.Config.ClassName,
-                CfgScale = settings.Guidance,
-                Seed = seed,
-                Width = result.Images[0].Width,
-                Height = result.Images[0].Height,
-                Model = settings.Model,
-            };
-            for (int i = 0; i < result.Images.Count; i++)
-            {
-                PngMetadata.Write(result.Images[i], parameters, paths[i], settings.Overwrite);
-                bool flagged = result.NsfwContentDetected?[i] == true;
-                _console.MarkupLine($"[green]Wrote[/] {Markup.Escape(paths[i])}{(flagged ? " [yellow](flagged by the safety checker: black)[/]" : string.Empty)}");
-            }
+                return true;
+            }).ConfigureAwait(false);
 
-            WriteSummary(result, seed);
+            WriteSummary(loadTime, timings, seed);
             return CliCommand.Success;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            await error.WriteLineAsync("Cancelled.").ConfigureAwait(false);
+            _console.MarkupLine("[yellow]Cancelled.[/]");
             return CliCommand.Cancelled;
         }
         catch (Exception ex) when (ex is SchedulerConfigException or ArgumentException or CliUsageException)
         {
-            await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            _console.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
             return CliCommand.UsageError;
         }
-        catch (Exception ex) when (ex is ModelLoadException or HubException or ExecutionProviderException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is ModelLoadException or HubException or ExecutionProviderException or TokenizerLoadException
+            or IOException or UnauthorizedAccessException)
         {
-            await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            _console.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
             return CliCommand.Failure;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Anything else is a bug here or in the SDK: say what it was, and show where with --verbose.
+            _console.MarkupLine($"[red]error:[/] unexpected {Markup.Escape(ex.GetType().Name)}: {Markup.Escape(ex.Message)}");
+            if (settings.Verbose)
+            {
+                _console.WriteException(ex);
+            }
+
+            return CliCommand.Failure;
+        }
+        finally
+        {
+            // Paths go out even when a later image failed or was cancelled: those files are complete.
+            foreach (string path in written)
+            {
+                await output.WriteLineAsync(path).ConfigureAwait(false);
+            }
         }
     }
 
-    private async Task<StableDiffusionPipeline> LoadAsync(ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    private static IAnsiConsole CreateConsole(TextWriter writer)
+    {
+        var output = new AnsiConsoleOutput(writer);
+        if (output.IsTerminal)
+        {
+            return AnsiConsole.Create(new AnsiConsoleSettings { Out = output });
+        }
+
+        // Logs, pipes and files get plain text: no colours or cursor codes, and no wrapping at Spectre's default 80 columns.
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = output,
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        console.Profile.Width = 1000;
+        return console;
+    }
+
+    private async Task<StableDiffusionPipeline> LoadAsync(IProgressReporter progress, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         ExecutionProvider provider = settings.Provider switch
         {
@@ -99,105 +139,93 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
             _ => ExecutionProvider.Cpu,
         };
         HubOptions hub = HubOptions.FromEnvironment();
-        return await RunWithProgressAsync("Loading", _ => StableDiffusionPipeline.FromPretrainedAsync(settings.Model, new StableDiffusionPipelineOptions
+        progress.Loading(settings.Model);
+        StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(settings.Model, new StableDiffusionPipelineOptions
         {
             Session = new SessionSettings { ExecutionProvider = provider },
             EnableSafetyChecker = settings.SafetyChecker,
             Revision = settings.Revision,
             Hub = settings.Offline ? hub with { Offline = true } : hub,
-            DownloadProgress = _download,
+            DownloadProgress = progress.Download,
             LoggerFactory = loggerFactory,
-        }, cancellationToken)).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+        progress.Loaded();
+        return pipe;
     }
 
-    private IProgress<HubDownloadProgress>? _download;
-
-    /// <summary>Runs <paramref name="work"/> under a live progress display: download bytes, then denoising steps.</summary>
-    private async Task<T> RunWithProgressAsync<T>(string title, Func<IProgress<GenerationProgress>, Task<T>> work)
+    private TextToImageRequest Request(IScheduler scheduler, ulong seed) => new(settings.Prompt)
     {
-        if (!_console.Profile.Capabilities.Interactive)
+        NegativePrompt = settings.NegativePrompt,
+        Height = settings.Height,
+        Width = settings.Width,
+        NumInferenceSteps = settings.Steps,
+        GuidanceScale = settings.Guidance,
+        Seed = seed,
+        Scheduler = scheduler,
+    };
+
+    private GenerationParameters Parameters(string sampler, ulong seed, GenerationResult result) => new()
+    {
+        Prompt = settings.Prompt,
+        NegativePrompt = settings.NegativePrompt,
+        Steps = settings.Steps,
+        Sampler = sampler,
+        CfgScale = settings.Guidance,
+        Seed = seed,
+        Width = result.Images[0].Width,
+        Height = result.Images[0].Height,
+        // A folder is recorded in full so that --from-png finds it from any working directory.
+        Model = Directory.Exists(settings.Model) ? Path.GetFullPath(settings.Model) : settings.Model,
+        Extra = new Dictionary<string, string> { ["Version"] = $"sdnet {Version}" },
+    };
+
+    private void Write(GenerationResult result, GenerationParameters parameters, string path)
+    {
+        PngMetadata.Write(result.Images[0], parameters, path, settings.Overwrite);
+        if (result.NsfwContentDetected?[0] == true)
         {
-            // Redirected output (logs, CI): plain lines at stage boundaries instead of a redrawn bar.
-            var stages = new Progress<GenerationProgress>(p =>
-            {
-                if (p.Stage != GenerationStage.Denoising || p.Step == 0 || p.Step == p.TotalSteps)
-                {
-                    output.WriteLine(p.Stage == GenerationStage.Denoising
-                        ? string.Create(CultureInfo.InvariantCulture, $"{title}: denoising {p.Step}/{p.TotalSteps}")
-                        : $"{title}: {p.Stage}");
-                }
-            });
-            _download = new Progress<HubDownloadProgress>(d => { });
-            return await work(stages).ConfigureAwait(false);
+            _console.MarkupLine($"[yellow]warning:[/] the safety checker flagged {Markup.Escape(path)}; it was written black.");
+        }
+    }
+
+    private void WriteSummary(TimeSpan loadTime, IReadOnlyList<GenerationTimings> timings, ulong seed)
+    {
+        TimeSpan Sum(Func<GenerationTimings, TimeSpan> stage) => timings.Aggregate(TimeSpan.Zero, (total, t) => total + stage(t));
+        int unetCalls = timings.Sum(t => t.UNetCalls);
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("stage").AddColumn(new TableColumn("time").RightAligned());
+        void Row(string stage, TimeSpan time) => table.AddRow(stage, time.TotalSeconds.ToString("0.000 s", CultureInfo.InvariantCulture));
+        Row("loading the model", loadTime);
+        Row("prompt encoding", Sum(t => t.PromptEncoding));
+        Row(string.Create(CultureInfo.InvariantCulture, $"denoising ({unetCalls} UNet calls)"), Sum(t => t.Denoising));
+        Row("  inside the UNet", Sum(t => t.UNet));
+        Row("  inside the scheduler", Sum(t => t.Scheduler));
+        Row("VAE decoding", Sum(t => t.Decoding));
+        if (settings.SafetyChecker)
+        {
+            Row("safety checker", Sum(t => t.SafetyChecking));
         }
 
-        T result = default!;
-        await _console.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-            .StartAsync(async context =>
-            {
-                ProgressTask? download = null;
-                ProgressTask steps = context.AddTask($"{title}", autoStart: true, maxValue: 1);
-                _download = new SynchronousProgress<HubDownloadProgress>(d =>
-                {
-                    download ??= context.AddTask("Downloading", maxValue: Math.Max(1, d.TotalBytes));
-                    download.MaxValue = Math.Max(1, d.TotalBytes);
-                    download.Value = d.BytesDownloaded;
-                    download.Description = $"Downloading {d.FilesCompleted}/{d.TotalFiles} files";
-                });
-                var progress = new SynchronousProgress<GenerationProgress>(p =>
-                {
-                    if (p.Stage == GenerationStage.Denoising && p.TotalSteps > 0)
-                    {
-                        steps.MaxValue = p.TotalSteps;
-                        steps.Value = p.Step;
-                        steps.Description = string.Create(CultureInfo.InvariantCulture, $"Denoising {p.Step}/{p.TotalSteps}");
-                    }
-                    else
-                    {
-                        steps.Description = p.Stage.ToString();
-                    }
-                });
-                result = await work(progress).ConfigureAwait(false);
-                steps.Value = steps.MaxValue;
-                steps.Description = title == "Loading" ? "Loaded" : "Done";
-            }).ConfigureAwait(false);
-        return result;
-    }
-
-    private void WriteSummary(GenerationResult result, ulong seed)
-    {
-        GenerationTimings t = result.Timings;
-        var table = new Table().AddColumn("stage").AddColumn(new TableColumn("time").RightAligned());
-        void Row(string stage, TimeSpan time) => table.AddRow(stage, time.TotalSeconds.ToString("0.000 s", CultureInfo.InvariantCulture));
-        Row("prompt encoding", t.PromptEncoding);
-        Row($"denoising ({t.UNetCalls} UNet calls)", t.Denoising);
-        Row("  inside the UNet", t.UNet);
-        Row("  inside the scheduler", t.Scheduler);
-        Row("VAE decoding", t.Decoding);
-        Row("safety checker", t.SafetyChecking);
-        Row("total", t.Total);
+        Row(timings.Count == 1 ? "generation" : string.Create(CultureInfo.InvariantCulture, $"generation ({timings.Count} images)"), Sum(t => t.Total));
         _console.Write(table);
-        _console.MarkupLineInterpolated($"Seed: [bold]{seed}[/]");
+        _console.MarkupLine(timings.Count == 1
+            ? string.Create(CultureInfo.InvariantCulture, $"Seed: [bold]{seed}[/]")
+            : string.Create(CultureInfo.InvariantCulture, $"Seeds: [bold]{seed}[/] to [bold]{seed + (ulong)timings.Count - 1}[/]"));
     }
 
     private IReadOnlyList<string> OutputPaths(ulong seed)
     {
-        string path = settings.Output ?? string.Create(CultureInfo.InvariantCulture, $"sdnet-{seed}.png");
-        if (settings.Count == 1)
+        if (settings.Output is null)
         {
-            return [path];
+            return [.. Enumerable.Range(0, settings.Count).Select(i => string.Create(CultureInfo.InvariantCulture, $"sdnet-{seed + (ulong)i}.png"))];
         }
 
-        string stem = Path.Combine(Path.GetDirectoryName(path) ?? string.Empty, Path.GetFileNameWithoutExtension(path));
-        string extension = Path.GetExtension(path) is { Length: > 0 } e ? e : ".png";
-        return [.. Enumerable.Range(1, settings.Count).Select(i => string.Create(CultureInfo.InvariantCulture, $"{stem}-{i}{extension}"))];
-    }
+        if (settings.Count == 1)
+        {
+            return [settings.Output];
+        }
 
-    /// <summary>Reports on the calling thread: the display is redrawn by Spectre's own loop.</summary>
-    private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
+        string stem = Path.Combine(Path.GetDirectoryName(settings.Output) ?? string.Empty, Path.GetFileNameWithoutExtension(settings.Output));
+        string extension = Path.GetExtension(settings.Output) is { Length: > 0 } e ? e : ".png";
+        return [.. Enumerable.Range(1, settings.Count).Select(i => string.Create(CultureInfo.InvariantCulture, $"{stem}-{i}{extension}"))];
     }
 }

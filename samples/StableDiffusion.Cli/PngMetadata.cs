@@ -26,7 +26,9 @@ internal static class PngMetadata
             throw new CliUsageException($"--from-png: '{path}' is not a PNG.");
         }
 
-        PngTextData? chunk = info.Metadata.GetPngMetadata().TextData.FirstOrDefault(t => t.Keyword == GenerationParameters.ChunkKeyword);
+        // PngTextData is a struct: FirstOrDefault would give an empty one, not null.
+        PngTextData? chunk = info.Metadata.GetPngMetadata().TextData
+            .Where(t => t.Keyword == GenerationParameters.ChunkKeyword).Select(t => (PngTextData?)t).FirstOrDefault();
         if (chunk is not { } text)
         {
             throw new CliUsageException($"--from-png: '{path}' has no \"{GenerationParameters.ChunkKeyword}\" text chunk (it was not written by a Stable Diffusion tool).");

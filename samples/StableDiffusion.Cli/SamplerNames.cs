@@ -1,0 +1,58 @@
+using StableDiffusion.Schedulers;
+
+namespace StableDiffusion.Cli;
+
+/// <summary>
+/// The name Stable Diffusion web UIs give a scheduler ("PLMS", "Euler a", "DPM++ 2M Karras"), so that the
+/// <c>parameters</c> a PNG carries read as those UIs write them and load back in them.
+/// </summary>
+internal static class SamplerNames
+{
+    private static readonly string[] UiNames = [.. SchedulerFactory.KnownNames.Except(SchedulerFactory.ClassNames, StringComparer.Ordinal)];
+
+    /// <summary>
+    /// The first UI name whose scheduler is the same as <paramref name="scheduler"/>: same class and same resolved options
+    /// (so a configuration that leaves <c>use_karras_sigmas</c> out is "Euler", not "Euler Karras"); the diffusers class
+    /// name when no UI name fits, as for a custom configuration.
+    /// </summary>
+    public static string Of(IScheduler scheduler)
+    {
+        SchedulerConfig config = scheduler.Config;
+        object? options = OptionsOf(scheduler);
+        if (options is null)
+        {
+            return config.ClassName;
+        }
+
+        foreach (string name in UiNames)
+        {
+            SchedulerConfig candidate = SchedulerFactory.ConfigFor(name, config);
+            if (candidate.ClassName == config.ClassName && options.Equals(OptionsOf(SchedulerFactory.FromConfig(candidate))))
+            {
+                return name;
+            }
+        }
+
+        return config.ClassName;
+    }
+
+    /// <summary>
+    /// Checks a scheduler name before anything is loaded, so a typo fails at once rather than after a download.
+    /// </summary>
+    /// <exception cref="CliUsageException">The name is unknown; the message lists the known names.</exception>
+    public static void Validate(string name, string source)
+    {
+        try
+        {
+            SchedulerFactory.ConfigFor(name, SchedulerConfig.Create(PndmScheduler.DiffusersName));
+        }
+        catch (SchedulerConfigException ex)
+        {
+            throw new CliUsageException($"{source}: {ex.Message}");
+        }
+    }
+
+    // Every scheduler class keeps its resolved options, a record with value equality, in a property named Options.
+    private static object? OptionsOf(IScheduler scheduler) =>
+        scheduler is DiffusionScheduler ? scheduler.GetType().GetProperty("Options")?.GetValue(scheduler) : null;
+}

@@ -1,0 +1,50 @@
+using StableDiffusion.Schedulers;
+using Xunit;
+
+namespace StableDiffusion.Cli.Tests;
+
+/// <summary>The web UI name written into the PNG for a scheduler.</summary>
+[Trait("Area", "Cli")]
+public sealed class SamplerNamesTests
+{
+    // Stable Diffusion 1.5's scheduler_config.json.
+    private static readonly SchedulerConfig StableDiffusion15 = SchedulerConfig.Parse("""
+        { "_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+          "clip_sample": false, "num_train_timesteps": 1000, "set_alpha_to_one": false, "skip_prk_steps": true,
+          "steps_offset": 1, "trained_betas": null }
+        """);
+
+    public static TheoryData<string> UiNames => [.. SchedulerFactory.KnownNames.Except(SchedulerFactory.ClassNames).Except(["PNDM"])];
+
+    [Fact]
+    public void TheModelsOwnScheduler_IsPlms()
+    {
+        Assert.Equal("PLMS", SamplerNames.Of(SchedulerFactory.FromConfig(StableDiffusion15)));
+    }
+
+    [Theory]
+    [MemberData(nameof(UiNames))]
+    public void EveryUiName_ComesBack(string name)
+    {
+        Assert.Equal(name, SamplerNames.Of(SchedulerFactory.Create(name, StableDiffusion15)));
+    }
+
+    [Theory]
+    [InlineData("EulerDiscreteScheduler", "Euler")]
+    [InlineData("euler a", "Euler a")]
+    [InlineData("DPMSolverMultistepScheduler", "DPM++ 2M")]
+    [InlineData("dpm++_2m_karras", "DPM++ 2M Karras")]
+    public void ClassNamesAndOtherSpellings_GetTheUiName(string asked, string written)
+    {
+        Assert.Equal(written, SamplerNames.Of(SchedulerFactory.Create(asked, StableDiffusion15)));
+    }
+
+    [Fact]
+    public void ACustomConfiguration_KeepsTheClassName()
+    {
+        // Third-order DPM-Solver has no web UI name.
+        SchedulerConfig config = StableDiffusion15.WithClassName("DPMSolverMultistepScheduler").With("solver_order", 3);
+
+        Assert.Equal("DPMSolverMultistepScheduler", SamplerNames.Of(SchedulerFactory.FromConfig(config)));
+    }
+}
