@@ -8,7 +8,7 @@ internal sealed record BenchmarkOptions
     public const string Usage =
         "usage: sdbench --model DIR [--provider cpu|cuda] [--device-id N] [--steps 50] [--size 512] [--batch 1] [--iterations 3] [--warmup 1] " +
         "[--scheduler NAME] [--static] [--cuda-graph] [--no-iobinding] [--cudnn-search EXHAUSTIVE|HEURISTIC|DEFAULT] [--no-safety] " +
-        "[--bare-calls 30] [--label NAME] [--json PATH]";
+        "[--bare-calls 30] [--sync] [--label NAME] [--json PATH]";
 
     public required string Model { get; init; }
 
@@ -40,6 +40,9 @@ internal sealed record BenchmarkOptions
 
     public int BareCalls { get; init; } = 30;
 
+    /// <summary>Generate on the calling thread (Generate) rather than a background one (GenerateAsync).</summary>
+    public bool Sync { get; init; }
+
     public string Label { get; init; } = "run";
 
     public string? Json { get; init; }
@@ -48,7 +51,7 @@ internal sealed record BenchmarkOptions
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var flags = new HashSet<string>(StringComparer.Ordinal);
-        string[] flagNames = ["--static", "--cuda-graph", "--no-iobinding", "--no-safety"];
+        string[] flagNames = ["--static", "--cuda-graph", "--no-iobinding", "--no-safety", "--sync"];
         for (int i = 0; i < args.Length; i++)
         {
             if (flagNames.Contains(args[i]))
@@ -82,6 +85,7 @@ internal sealed record BenchmarkOptions
             IoBinding = flags.Contains("--no-iobinding") ? false : null,
             CudnnSearch = values.GetValueOrDefault("--cudnn-search", "EXHAUSTIVE"),
             SafetyChecker = !flags.Contains("--no-safety"),
+            Sync = flags.Contains("--sync"),
             BareCalls = Int("--bare-calls", 30),
             Label = values.GetValueOrDefault("--label", "run"),
             Json = values.GetValueOrDefault("--json"),

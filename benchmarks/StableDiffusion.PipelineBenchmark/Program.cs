@@ -57,14 +57,14 @@ try
     for (int i = 0; i < options.Warmup; i++)
     {
         var warm = Stopwatch.StartNew();
-        using GenerationResult result = await pipe.GenerateAsync(request);
+        using GenerationResult result = options.Sync ? pipe.Generate(request) : await pipe.GenerateAsync(request);
         report.WarmupSeconds.Add(warm.Elapsed.TotalSeconds);
     }
 
     for (int i = 0; i < options.Iterations; i++)
     {
         var timer = Stopwatch.StartNew();
-        using GenerationResult result = await pipe.GenerateAsync(request);
+        using GenerationResult result = options.Sync ? pipe.Generate(request) : await pipe.GenerateAsync(request);
         double total = timer.Elapsed.TotalSeconds;
         GenerationTimings t = result.Timings;
         report.Runs.Add(new RunTimings(total, total / options.Batch, t.PromptEncoding.TotalSeconds, t.Denoising.TotalSeconds, t.UNet.TotalSeconds, t.UNetCalls,

@@ -21,6 +21,7 @@ public sealed class UNetModel : OnnxModel
     private readonly bool _cudaGraph;
     private readonly SemaphoreSlim _graphLock = new(1, 1);
     private UNetInvocation? _graphInvocation;
+    private GraphThread? _graphThread;
     private long[]? _graphShape;
 
     private UNetModel(InferenceSession session, string modelPath, SessionSettings settings)
@@ -152,7 +153,8 @@ public sealed class UNetModel : OnnxModel
                     $"The UNet's CUDA graph was captured for samples [{string.Join(",", _graphShape)}]; a replay cannot take [{string.Join(",", sampleShape)}]. Use one shape per pipeline (StaticShapeOptions).");
             }
 
-            var lease = new GraphLease(_graphInvocation, _graphLock);
+            _graphThread ??= new GraphThread();
+            var lease = new GraphLease(_graphInvocation, _graphLock, _graphThread);
             lease.SetEncoderHiddenStates(encoderHiddenStates);
             return lease;
         }
@@ -177,12 +179,13 @@ public sealed class UNetModel : OnnxModel
 
     private protected override void DisposeCore()
     {
+        _graphThread?.Dispose();
         _graphInvocation?.Dispose();
         _graphLock.Dispose();
     }
 
     /// <summary>A turn on the shared CUDA-graph invocation; disposing it ends the turn, not the invocation.</summary>
-    private sealed class GraphLease(UNetInvocation inner, SemaphoreSlim gate) : UNetInvocation
+    private sealed class GraphLease(UNetInvocation inner, SemaphoreSlim gate, GraphThread thread) : UNetInvocation
     {
         private int _released;
 
@@ -192,7 +195,7 @@ public sealed class UNetModel : OnnxModel
 
         public override void SetEncoderHiddenStates(ReadOnlySpan<float> values) => inner.SetEncoderHiddenStates(values);
 
-        public override void Run(float timestep, RunOptions runOptions) => inner.Run(timestep, runOptions);
+        public override void Run(float timestep, RunOptions runOptions) => thread.Invoke(() => inner.Run(timestep, runOptions));
 
         public override void Dispose()
         {
