@@ -18,7 +18,7 @@ case "$stage" in
     t0=$(date +%s)
     DIFFUSERS_SRC=/root/diffusers python3 "$in/make_full_size_model.py" /root/m32 --tokenizer "$in/tokenizer" 2>&1 | grep -v Warning | tail -3
     python3 eng/gpu/convert_fp16.py /root/m32 /root/m16 2>&1 | tail -6
-    python3 eng/gpu/optimize_unet.py /root/m32 /root/m16 /root/mopt 2>&1 | grep -E "fused|written|Error|error" | tail -5
+    python3 eng/gpu/optimize.py /root/m32 /root/mopt 2>&1 | grep -E "fused|failed|written|Error" | tail -8
     du -sh /root/m32 /root/m16 /root/mopt; echo "models built in $(( $(date +%s) - t0 )) s"
     ;;
   bench)

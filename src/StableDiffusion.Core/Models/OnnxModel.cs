@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
+using StableDiffusion.Models.Cuda;
 
 namespace StableDiffusion.Models;
 
@@ -16,11 +17,17 @@ public abstract class OnnxModel : IDisposable
 {
     private bool _disposed;
 
-    private protected OnnxModel(InferenceSession session, string component, string modelPath)
+    private protected OnnxModel(InferenceSession session, string component, string modelPath, SessionSettings? settings)
     {
         Session = session;
         Component = component;
         ModelPath = modelPath;
+        string provider = SessionOptionsFactory.OrtName((settings ?? new SessionSettings()).ExecutionProvider);
+        OnCuda = provider is "CUDAExecutionProvider" or "TensorrtExecutionProvider";
+        if (OnCuda)
+        {
+            DeviceThread = new DeviceThread($"StableDiffusion {component} (CUDA)");
+        }
     }
 
     /// <summary>The component name as in <c>model_index.json</c>, such as <c>unet</c>.</summary>
@@ -32,6 +39,15 @@ public abstract class OnnxModel : IDisposable
     /// <summary>The ONNX Runtime session, for advanced use (the model owns and disposes it).</summary>
     public InferenceSession Session { get; }
 
+    /// <summary>Whether the session runs on a CUDA-family provider.</summary>
+    private protected bool OnCuda { get; }
+
+    /// <summary>The thread that makes this model's calls when it runs on CUDA (see <see cref="Cuda.DeviceThread"/>); null otherwise.</summary>
+    private protected DeviceThread? DeviceThread { get; }
+
+    /// <summary>Runs a session call on the device thread when there is one, else on the calling thread.</summary>
+    private protected T OnDevice<T>(Func<T> call) => DeviceThread is null ? call() : DeviceThread.Invoke(call);
+
     /// <summary>Releases the native session.</summary>
     public void Dispose()
     {
@@ -39,6 +55,7 @@ public abstract class OnnxModel : IDisposable
         {
             _disposed = true;
             DisposeCore();
+            DeviceThread?.Dispose();
             Session.Dispose();
             GC.SuppressFinalize(this);
         }

@@ -15,8 +15,8 @@ public sealed class TextEncoderModel : OnnxModel
     private readonly TensorElementType _idsType;
     private readonly string _outputName;
 
-    private TextEncoderModel(InferenceSession session, string modelPath)
-        : base(session, ModelComponents.TextEncoder, modelPath)
+    private TextEncoderModel(InferenceSession session, string modelPath, SessionSettings? settings)
+        : base(session, ModelComponents.TextEncoder, modelPath, settings)
     {
         try
         {
@@ -40,10 +40,10 @@ public sealed class TextEncoderModel : OnnxModel
     /// <param name="settings">Session settings (CPU by default).</param>
     /// <exception cref="ModelLoadException">The file is missing, corrupt, or not a text encoder.</exception>
     public static TextEncoderModel Load(string modelPath, SessionSettings? settings = null) =>
-        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, null), modelPath);
+        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, null), modelPath, settings);
 
     internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure), modelPath);
+        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure), modelPath, settings);
 
     /// <summary>Encodes token ids, row-major [batch, sequenceLength].</summary>
     /// <param name="inputIds">The ids of every sequence, one after another.</param>
@@ -63,15 +63,18 @@ public sealed class TextEncoderModel : OnnxModel
         using var ids = new OrtBuffer(_idsType, [batch, sequenceLength]);
         ids.Write(inputIds);
         using var owned = runOptions is null ? new RunOptions() : null;
-        using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(runOptions ?? owned!, [InputName], [ids.Value], [_outputName]);
-        OrtValue hidden = outputs[0];
-        long[] shape = hidden.GetTensorTypeAndShape().Shape;
+        RunOptions options = runOptions ?? owned!;
+        (float[] values, long[] shape) = OnDevice(() =>
+        {
+            using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(options, [InputName], [ids.Value], [_outputName]);
+            return (ReadSingle(outputs[0]), outputs[0].GetTensorTypeAndShape().Shape);
+        });
         if (shape.Length != 3 || shape[0] != batch || shape[1] != sequenceLength)
         {
             throw new ModelLoadException(
                 $"The text encoder '{ModelPath}' returned shape [{string.Join(",", shape)}] for ids of shape [{batch},{sequenceLength}].", ModelPath);
         }
 
-        return Tensor.Create(ReadSingle(hidden), [batch, sequenceLength, (nint)shape[2]]);
+        return Tensor.Create(values, [batch, sequenceLength, (nint)shape[2]]);
     }
 }

@@ -21,14 +21,12 @@ public sealed class UNetModel : OnnxModel
     private readonly bool _cudaGraph;
     private readonly SemaphoreSlim _graphLock = new(1, 1);
     private UNetInvocation? _graphInvocation;
-    private GraphThread? _graphThread;
     private long[]? _graphShape;
 
     private UNetModel(InferenceSession session, string modelPath, SessionSettings settings)
-        : base(session, ModelComponents.Unet, modelPath)
+        : base(session, ModelComponents.Unet, modelPath, settings)
     {
-        string provider = SessionOptionsFactory.OrtName(settings.ExecutionProvider);
-        bool onCuda = provider is "CUDAExecutionProvider" or "TensorrtExecutionProvider";
+        bool onCuda = OnCuda;
         _cudaGraph = onCuda && settings.ExecutionProvider.Options.TryGetValue("enable_cuda_graph", out string? graph) && graph is "1" or "true" or "True";
         if (onCuda && (settings.IoBinding ?? true) && CudaRuntime.IsAvailable)
         {
@@ -153,8 +151,7 @@ public sealed class UNetModel : OnnxModel
                     $"The UNet's CUDA graph was captured for samples [{string.Join(",", _graphShape)}]; a replay cannot take [{string.Join(",", sampleShape)}]. Use one shape per pipeline (StaticShapeOptions).");
             }
 
-            _graphThread ??= new GraphThread();
-            var lease = new GraphLease(_graphInvocation, _graphLock, _graphThread);
+            var lease = new GraphLease(_graphInvocation, _graphLock);
             lease.SetEncoderHiddenStates(encoderHiddenStates);
             return lease;
         }
@@ -173,19 +170,18 @@ public sealed class UNetModel : OnnxModel
         OrtBuffer hidden = CreateHiddenStates(encoderHiddenStates, hiddenShape);
         var output = new OrtBuffer(Session.OutputMetadata[_outputName].ElementDataType, [sampleShape[0], 4, sampleShape[2], sampleShape[3]]);
         return _cudaDevice is int device
-            ? new DeviceUNetInvocation(Session, device, _outputName, sample, timestep, hidden, output)
-            : new HostUNetInvocation(Session, _outputName, sample, timestep, hidden, output);
+            ? new DeviceUNetInvocation(Session, device, DeviceThread, _outputName, sample, timestep, hidden, output)
+            : new HostUNetInvocation(Session, DeviceThread, _outputName, sample, timestep, hidden, output);
     }
 
     private protected override void DisposeCore()
     {
-        _graphThread?.Dispose();
         _graphInvocation?.Dispose();
         _graphLock.Dispose();
     }
 
     /// <summary>A turn on the shared CUDA-graph invocation; disposing it ends the turn, not the invocation.</summary>
-    private sealed class GraphLease(UNetInvocation inner, SemaphoreSlim gate, GraphThread thread) : UNetInvocation
+    private sealed class GraphLease(UNetInvocation inner, SemaphoreSlim gate) : UNetInvocation(null)
     {
         private int _released;
 
@@ -195,7 +191,7 @@ public sealed class UNetModel : OnnxModel
 
         public override void SetEncoderHiddenStates(ReadOnlySpan<float> values) => inner.SetEncoderHiddenStates(values);
 
-        public override void Run(float timestep, RunOptions runOptions) => thread.Invoke(() => inner.Run(timestep, runOptions));
+        public override void Run(float timestep, RunOptions runOptions) => inner.Run(timestep, runOptions);
 
         public override void Dispose()
         {
@@ -217,6 +213,17 @@ public sealed class UNetModel : OnnxModel
 /// <summary>A UNet call of fixed shape whose buffers are bound once and reused for every step of a generation. Not thread-safe.</summary>
 internal abstract class UNetInvocation : IDisposable
 {
+    private readonly DeviceThread? _thread;
+    private readonly Action? _runOnThread;
+    private float _pendingTimestep;
+    private RunOptions? _pendingOptions;
+
+    private protected UNetInvocation(DeviceThread? thread)
+    {
+        _thread = thread;
+        _runOnThread = thread is null ? null : () => RunCore(_pendingTimestep, _pendingOptions!);
+    }
+
     /// <summary>The sample input to fill before <see cref="Run"/>, [batch, channels, height, width].</summary>
     public abstract Span<float> Sample { get; }
 
@@ -226,9 +233,24 @@ internal abstract class UNetInvocation : IDisposable
     /// <summary>Replaces the prompt embeddings.</summary>
     public abstract void SetEncoderHiddenStates(ReadOnlySpan<float> values);
 
-    public abstract void Run(float timestep, RunOptions runOptions);
+    /// <summary>Runs the UNet at <paramref name="timestep"/>, on the device thread when the session is on CUDA.</summary>
+    public virtual void Run(float timestep, RunOptions runOptions)
+    {
+        if (_thread is null)
+        {
+            RunCore(timestep, runOptions);
+            return;
+        }
+
+        // A cached delegate and fields, so a step allocates nothing.
+        _pendingTimestep = timestep;
+        _pendingOptions = runOptions;
+        _thread.Invoke(_runOnThread!);
+    }
 
     public abstract void Dispose();
+
+    private protected virtual void RunCore(float timestep, RunOptions runOptions) => throw new NotSupportedException();
 }
 
 /// <summary>Pinned host buffers bound as OrtValues: ONNX Runtime copies them to the device (if any) inside each run.</summary>
@@ -245,7 +267,8 @@ internal sealed class HostUNetInvocation : UNetInvocation
     private readonly OrtValue[] _outputs;
     private readonly float[] _timestepValues;
 
-    internal HostUNetInvocation(InferenceSession session, string outputName, OrtBuffer sample, OrtBuffer timestep, OrtBuffer hiddenStates, OrtBuffer output)
+    internal HostUNetInvocation(InferenceSession session, DeviceThread? thread, string outputName, OrtBuffer sample, OrtBuffer timestep, OrtBuffer hiddenStates, OrtBuffer output)
+        : base(thread)
     {
         _session = session;
         _outputNames = [outputName];
@@ -264,7 +287,7 @@ internal sealed class HostUNetInvocation : UNetInvocation
 
     public override void SetEncoderHiddenStates(ReadOnlySpan<float> values) => _hiddenStates.Write(values);
 
-    public override void Run(float timestep, RunOptions runOptions)
+    private protected override void RunCore(float timestep, RunOptions runOptions)
     {
         _timestepValues.AsSpan().Fill(timestep);
         _timestep.Write(_timestepValues);

@@ -14,8 +14,8 @@ public sealed class VaeDecoderModel : OnnxModel
     private readonly TensorElementType _inputType;
     private readonly string _outputName;
 
-    private VaeDecoderModel(InferenceSession session, string modelPath)
-        : base(session, ModelComponents.VaeDecoder, modelPath)
+    private VaeDecoderModel(InferenceSession session, string modelPath, SessionSettings? settings)
+        : base(session, ModelComponents.VaeDecoder, modelPath, settings)
     {
         try
         {
@@ -35,10 +35,10 @@ public sealed class VaeDecoderModel : OnnxModel
     /// <param name="settings">Session settings (CPU by default).</param>
     /// <exception cref="ModelLoadException">The file is missing, corrupt, or not a VAE decoder.</exception>
     public static VaeDecoderModel Load(string modelPath, SessionSettings? settings = null) =>
-        new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, null), modelPath);
+        new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, null), modelPath, settings);
 
     internal static VaeDecoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, configure), modelPath);
+        new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, configure), modelPath, settings);
 
     /// <summary>Decodes latents, one image at a time as diffusers' ONNX pipeline does.</summary>
     /// <param name="latents">Scaled latents, [batch, 4, h, w].</param>
@@ -60,14 +60,20 @@ public sealed class VaeDecoderModel : OnnxModel
         long[] imageShape = [];
         using var owned = runOptions is null ? new RunOptions() : null;
         using var input = new OrtBuffer(_inputType, shape);
+        RunOptions options = runOptions ?? owned!;
         for (int i = 0; i < batch; i++)
         {
             input.Write(all.Slice(i * perImage, perImage));
-            using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(runOptions ?? owned!, [InputName], [input.Value], [_outputName]);
-            imageShape = outputs[0].GetTensorTypeAndShape().Shape;
-            int imageLength = checked((int)imageShape.Aggregate(1L, (a, b) => a * b));
-            images ??= new float[imageLength * batch];
-            ReadSingle(outputs[0], images.AsSpan(i * imageLength, imageLength));
+            int index = i;
+            imageShape = OnDevice(() =>
+            {
+                using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(options, [InputName], [input.Value], [_outputName]);
+                long[] shape = outputs[0].GetTensorTypeAndShape().Shape;
+                int imageLength = checked((int)shape.Aggregate(1L, (a, b) => a * b));
+                images ??= new float[imageLength * batch];
+                ReadSingle(outputs[0], images.AsSpan(index * imageLength, imageLength));
+                return shape;
+            });
         }
 
         return Tensor.Create(images!, [batch, (nint)imageShape[1], (nint)imageShape[2], (nint)imageShape[3]]);

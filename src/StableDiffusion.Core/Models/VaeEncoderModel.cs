@@ -21,8 +21,8 @@ public sealed class VaeEncoderModel : OnnxModel
     private readonly TensorElementType _inputType;
     private readonly string[] _outputNames;
 
-    private VaeEncoderModel(InferenceSession session, string modelPath, VaeEncoderOutputKind kind, string[] outputNames)
-        : base(session, ModelComponents.VaeEncoder, modelPath)
+    private VaeEncoderModel(InferenceSession session, string modelPath, VaeEncoderOutputKind kind, string[] outputNames, SessionSettings settings)
+        : base(session, ModelComponents.VaeEncoder, modelPath, settings)
     {
         try
         {
@@ -56,12 +56,12 @@ public sealed class VaeEncoderModel : OnnxModel
         InferenceSession session = CreateSession(modelPath, ModelComponents.VaeEncoder, settings, configure);
         if (session.OutputMetadata.ContainsKey(ParametersName))
         {
-            return new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentParameters, [ParametersName]);
+            return new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentParameters, [ParametersName], settings);
         }
 
         if (!session.OutputMetadata.ContainsKey(SampleName))
         {
-            return new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentSample, [session.OutputNames[0]]);
+            return new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentSample, [session.OutputNames[0]], settings);
         }
 
         session.Dispose();
@@ -70,10 +70,10 @@ public sealed class VaeEncoderModel : OnnxModel
         {
             byte[] edited = OnnxGraphSurgery.AddGraphOutputs(model, [mean, std]);
             return new VaeEncoderModel(CreateSession(modelPath, ModelComponents.VaeEncoder, settings, configure, edited), modelPath,
-                VaeEncoderOutputKind.LatentDistribution, [mean, std]);
+                VaeEncoderOutputKind.LatentDistribution, [mean, std], settings);
         }
 
-        return new VaeEncoderModel(CreateSession(modelPath, ModelComponents.VaeEncoder, settings, configure), modelPath, VaeEncoderOutputKind.LatentSample, [SampleName]);
+        return new VaeEncoderModel(CreateSession(modelPath, ModelComponents.VaeEncoder, settings, configure), modelPath, VaeEncoderOutputKind.LatentSample, [SampleName], settings);
     }
 
     /// <summary>Encodes one image to its latent distribution (not yet multiplied by the VAE scaling factor).</summary>
@@ -92,7 +92,16 @@ public sealed class VaeEncoderModel : OnnxModel
         using var input = new OrtBuffer(_inputType, [1, 3, image.Lengths[2], image.Lengths[3]]);
         input.Write(image.AsSpan());
         using var owned = runOptions is null ? new RunOptions() : null;
-        using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(runOptions ?? owned!, [InputName], [input.Value], _outputNames);
+        RunOptions options = runOptions ?? owned!;
+        return OnDevice(() =>
+        {
+            using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(options, [InputName], [input.Value], _outputNames);
+            return Read(outputs);
+        });
+    }
+
+    private LatentDistribution Read(IDisposableReadOnlyCollection<OrtValue> outputs)
+    {
         switch (OutputKind)
         {
             case VaeEncoderOutputKind.LatentParameters:

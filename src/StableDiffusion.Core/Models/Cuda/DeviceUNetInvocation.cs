@@ -25,7 +25,8 @@ internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
     private readonly float[] _timestepValues;
     private float? _boundTimestep;
 
-    public DeviceUNetInvocation(InferenceSession session, int deviceId, string outputName, OrtBuffer sample, OrtBuffer timestep, OrtBuffer hiddenStates, OrtBuffer output)
+    public DeviceUNetInvocation(InferenceSession session, int deviceId, DeviceThread? thread, string outputName, OrtBuffer sample, OrtBuffer timestep, OrtBuffer hiddenStates, OrtBuffer output)
+        : base(thread)
     {
         _session = session;
         _deviceId = deviceId;
@@ -58,7 +59,7 @@ internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
         CopyIn(_hiddenStates, _hiddenStatesDevice);
     }
 
-    public override void Run(float timestep, RunOptions runOptions)
+    private protected override void RunCore(float timestep, RunOptions runOptions)
     {
         if (_boundTimestep != timestep)
         {

@@ -57,6 +57,7 @@ internal static partial class DenoisingLoop
         var guidedNoise = prompt.Guided ? new float[latentLength] : null;
         var stepOptions = new SchedulerStepOptions(generator, request.Eta);
         var context = new StepEndContext(Tensor.Create(latents, latentShape), timesteps.Count);
+        Half[]? halfScratch = halfLatents ? new Half[latentLength] : null;
         bool warnedTruncation = false;
 
         for (int i = 0; i < timesteps.Count; i++)
@@ -108,7 +109,8 @@ internal static partial class DenoisingLoop
             if (halfLatents)
             {
                 // fp16 pipelines keep the latents in half precision between steps, as diffusers does.
-                RoundToHalf(latents.AsSpan(0, latentLength));
+                TensorPrimitives.ConvertToHalf(latents.AsSpan(0, latentLength), halfScratch);
+                TensorPrimitives.ConvertToSingle(halfScratch, latents.AsSpan(0, latentLength));
             }
 
             hooks.AfterStep(i, timesteps, latents.AsSpan(0, latentLength));
@@ -158,14 +160,6 @@ internal static partial class DenoisingLoop
         }
 
         return Math.Sqrt(sum / (values.Length - 1));
-    }
-
-    private static void RoundToHalf(Span<float> values)
-    {
-        foreach (ref float v in values)
-        {
-            v = (float)(Half)v;
-        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The UNet takes integer timesteps but the scheduler gives fractional ones (such as {Timestep}); they are truncated, as diffusers' ONNX pipelines do. Export the UNet with a float timestep for exact results.")]

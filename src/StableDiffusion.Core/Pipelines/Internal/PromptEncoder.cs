@@ -29,40 +29,58 @@ internal static partial class PromptEncoder
     private static EncodedPrompt EncodeCore(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)
     {
         int imagesPerPrompt = request.NumImagesPerPrompt;
-        (float[] positive, int batch, int sequence, int hidden) = request.PromptEmbeds is { } given
-            ? FromTensor(given)
-            : EncodeTexts(components, request.Prompts, scope, logger);
+        float[] positive;
+        float[]? negative = null;
+        int batch, sequence, hidden;
+        if (request.PromptEmbeds is { } given)
+        {
+            (positive, batch, sequence, hidden) = FromTensor(given);
+            if (guided)
+            {
+                (negative, _, _, _) = request.NegativePromptEmbeds is { } negativeGiven
+                    ? FromTensor(negativeGiven)
+                    : EncodeTexts(components, NegativeTexts(request, batch), scope, logger);
+            }
+        }
+        else if (guided && request.NegativePromptEmbeds is null)
+        {
+            // One text-encoder call for both halves ([negatives; prompts]): CLIP's causal attention keeps rows independent.
+            batch = request.Prompts.Count;
+            (float[] both, _, sequence, hidden) = EncodeTexts(components, [.. NegativeTexts(request, batch), .. request.Prompts], scope, logger);
+            int half = both.Length / 2;
+            negative = both[..half];
+            positive = both[half..];
+        }
+        else
+        {
+            (positive, batch, sequence, hidden) = EncodeTexts(components, request.Prompts, scope, logger);
+            if (guided)
+            {
+                (negative, _, _, _) = FromTensor(request.NegativePromptEmbeds!);
+            }
+        }
 
         int rows = batch * imagesPerPrompt;
         int rowLength = sequence * hidden;
+        if (negative is not null && negative.Length != positive.Length)
+        {
+            throw new ArgumentException($"The negative prompt embeddings have {negative.Length / rowLength} rows of [{sequence},{hidden}] but the prompts have {batch}.", nameof(request));
+        }
+
         var embeddings = new float[(guided ? 2 : 1) * rows * rowLength];
         int positiveOffset = guided ? rows * rowLength : 0;
         Repeat(positive, batch, rowLength, imagesPerPrompt, embeddings.AsSpan(positiveOffset, rows * rowLength));
-
-        if (guided)
+        if (negative is not null)
         {
-            float[] negative;
-            if (request.NegativePromptEmbeds is { } negativeGiven)
-            {
-                (negative, _, _, _) = FromTensor(negativeGiven);
-            }
-            else
-            {
-                IReadOnlyList<string> texts = request.NegativePrompts ?? Enumerable.Repeat(request.NegativePrompt ?? string.Empty, batch).ToArray();
-                (negative, _, int negativeSequence, int negativeHidden) = EncodeTexts(components, texts, scope, logger);
-                if (negativeSequence != sequence || negativeHidden != hidden)
-                {
-                    throw new ArgumentException(
-                        $"The negative prompt embeddings are [{batch},{negativeSequence},{negativeHidden}] but the prompt embeddings are [{batch},{sequence},{hidden}].",
-                        nameof(request));
-                }
-            }
-
             Repeat(negative, batch, rowLength, imagesPerPrompt, embeddings.AsSpan(0, rows * rowLength));
         }
 
         return new EncodedPrompt(embeddings, rows, sequence, hidden, guided);
     }
+
+    // diffusers: "" for each prompt without a negative prompt, the one negative prompt for each, or one per prompt.
+    private static IReadOnlyList<string> NegativeTexts(DiffusionRequest request, int batch) =>
+        request.NegativePrompts ?? Enumerable.Repeat(request.NegativePrompt ?? string.Empty, batch).ToArray();
 
     private static (float[] Values, int Batch, int Sequence, int Hidden) EncodeTexts(StableDiffusionComponents components, IReadOnlyList<string> texts, GenerationScope scope, ILogger logger)
     {

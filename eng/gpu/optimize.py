@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Applies ONNX Runtime's Stable Diffusion graph fusions (multi-head attention, GroupNorm, BiasSplitGelu, NHWC
-convolutions: the CUDA provider's fast kernels) to a float32 UNet and converts it to float16, into a copy of an fp16
-model folder. This is how users produce the fused model too (docs/performance.md). Runs on the GPU machine.
-Usage: optimize_unet.py FP32_DIR FP16_DIR OUT_DIR"""
+convolutions: the CUDA provider's fast kernels) to each component of a float32 model folder and converts them to float16.
+This is how users produce the fused model too (docs/performance.md). A component whose fusion fails is converted to
+float16 without it. Runs on the GPU machine.
+Usage: optimize.py FP32_DIR OUT_DIR"""
 import shutil
 import sys
 from pathlib import Path
@@ -39,14 +40,23 @@ def _patch_num_heads_for_numpy2():
 import onnxruntime.transformers.onnx_model_unet  # noqa: E402,F401  (loads the fusion modules to patch)
 _patch_num_heads_for_numpy2()
 
-fp32, fp16, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+fp32, out = Path(sys.argv[1]), Path(sys.argv[2])
 shutil.rmtree(out, ignore_errors=True)
-shutil.copytree(fp16, out, ignore=shutil.ignore_patterns("unet"))
-(out / "unet").mkdir()
-options = FusionOptions("unet")
-model = optimize_model(str(fp32 / "unet" / "model.onnx"), model_type="unet", num_heads=0, hidden_size=0,
-                       opt_level=0, optimization_options=options, use_gpu=True)
-print("fused operators:", model.get_fused_operator_statistics(), flush=True)
-model.convert_float_to_float16(keep_io_types=False, op_block_list=["RandomNormalLike", "Resize"])
-model.save_model_to_file(str(out / "unet" / "model.onnx"), use_external_data_format=True)
-print("optimized unet written to", out, flush=True)
+shutil.copytree(fp32, out, ignore=shutil.ignore_patterns("*.onnx", "*.pb", "*.data", "*.onnx_data"))
+model_types = {"unet": "unet", "text_encoder": "clip", "vae_decoder": "vae", "vae_encoder": "vae", "safety_checker": "clip"}
+for component, model_type in model_types.items():
+    source = fp32 / component / "model.onnx"
+    if not source.exists():
+        continue
+    try:
+        model = optimize_model(str(source), model_type=model_type, num_heads=0, hidden_size=0, opt_level=0,
+                               optimization_options=FusionOptions(model_type), use_gpu=True)
+        print(component, "fused:", {k: v for k, v in model.get_fused_operator_statistics().items() if v}, flush=True)
+    except Exception as error:  # noqa: BLE001 - a component the fusions cannot handle still gets fp16
+        print(component, "fusion failed, fp16 only:", repr(error)[:200], flush=True)
+        from onnxruntime.transformers.onnx_model import OnnxModel
+        import onnx
+        model = OnnxModel(onnx.load(str(source)))
+    model.convert_float_to_float16(keep_io_types=False, op_block_list=["RandomNormalLike", "Resize"])
+    model.save_model_to_file(str(out / component / "model.onnx"), use_external_data_format=(component == "unet"))
+print("optimized model written to", out, flush=True)
