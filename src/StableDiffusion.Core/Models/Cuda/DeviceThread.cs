@@ -47,7 +47,7 @@ internal sealed class DeviceThread : IDisposable
     public T Invoke<T>(Func<T> function)
     {
         T result = default!;
-        Invoke(() => result = function());
+        Invoke(() => { result = function(); });
         return result;
     }
 
