@@ -66,6 +66,8 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline
     /// <exception cref="ArgumentException">The request is invalid (the message names the setting).</exception>
     /// <exception cref="ModelLoadException">The model has no VAE encoder.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    /// <exception cref="ModelRunException">ONNX Runtime failed running a model: a size the UNet cannot take, not enough memory,
+    /// or model parts that do not fit together (the message names the component and what to try).</exception>
     public GenerationResult Generate(ImageToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         using StableDiffusionComponents components = AcquireComponents();

@@ -74,6 +74,8 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline
     /// <param name="cancellationToken">Stops the generation within one model call.</param>
     /// <exception cref="ArgumentException">The request is invalid (the message names the setting).</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    /// <exception cref="ModelRunException">ONNX Runtime failed running a model: a size the UNet cannot take, not enough memory,
+    /// or model parts that do not fit together (the message names the component and what to try).</exception>
     public GenerationResult Generate(TextToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         using StableDiffusionComponents components = AcquireComponents();

@@ -94,6 +94,8 @@ public sealed class BadModelFolderTests
             typeof(ModelLoadException), ["scheduler_config.json", "wobbly"]),
         ["scheduler configuration has no training steps"] = new(Tiny, f => f.EditJson("scheduler/scheduler_config.json", j => j["num_train_timesteps"] = -1),
             typeof(ModelLoadException), ["scheduler_config.json", "num_train_timesteps"]),
+        ["tokenizer pads to more tokens than the text encoder takes"] = new(Tiny, f => f.EditJson("tokenizer/tokenizer_config.json", j => j["model_max_length"] = 100),
+            typeof(ModelRunException), ["text_encoder", "model_max_length", "100"], Use: TextToImageAsync),
         ["unet configuration is not JSON"] = new(Tiny, f => f.Write("unet/config.json", "{\"sample_size\": "), typeof(ModelLoadException), ["unet/config.json", "not valid JSON"]),
     };
 

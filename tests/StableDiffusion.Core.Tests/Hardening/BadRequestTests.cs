@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using SixLabors.ImageSharp;
 using StableDiffusion.Core.Tests.EndToEnd.Support;
 using StableDiffusion.Core.Tests.Hardening.Support;
+using StableDiffusion.Models;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Randomness;
 using StableDiffusion.Schedulers;
@@ -29,6 +30,10 @@ public sealed class BadRequestTests(TinyPipelines pipelines)
         ["width int.MaxValue"] = TextToImage(Text with { Width = int.MaxValue }, typeof(ArgumentOutOfRangeException), "Width", "8192"),
         ["too many values for one call"] = TextToImage(Text with { Height = 8192, Width = 8192, NumImagesPerPrompt = 8 }, typeof(ArgumentException), "too large", "fewer or smaller"),
         ["images per prompt zero"] = TextToImage(Text with { NumImagesPerPrompt = 0 }, typeof(ArgumentOutOfRangeException), "NumImagesPerPrompt", "at least 1"),
+        ["size the UNet cannot take"] = TextToImage(Text with { Height = 72 }, typeof(ModelRunException), "unet", "64x72", "multiples of 64", "Height = 128"),
+        ["size beyond the memory"] = TextToImage(Text with { Height = 4096, Width = 4096, NumInferenceSteps = 1 }, typeof(ModelRunException), "unet", "out of memory"),
+
+        // Steps, guidance, eta.
         ["steps zero"] = TextToImage(Text with { NumInferenceSteps = 0 }, typeof(ArgumentOutOfRangeException), "NumInferenceSteps", "at least 1"),
         ["steps negative"] = TextToImage(Text with { NumInferenceSteps = -5 }, typeof(ArgumentOutOfRangeException), "NumInferenceSteps"),
         ["steps beyond the training steps"] = TextToImage(Text with { NumInferenceSteps = int.MaxValue }, typeof(ArgumentOutOfRangeException), "1000", "num_train_timesteps"),
