@@ -115,6 +115,12 @@ public sealed class BadModelFolderTests
         ["preprocessor configuration crops to nothing"] = new(Tiny, f => f.EditJson("feature_extractor/preprocessor_config.json", j => j["crop_size"] = 0),
             typeof(ModelLoadException), ["preprocessor_config.json", "crop_size"]),
         ["unet configuration is not JSON"] = new(Tiny, f => f.Write("unet/config.json", "{\"sample_size\": "), typeof(ModelLoadException), ["unet/config.json", "not valid JSON"]),
+        ["unet configuration sample size is zero"] = new(Tiny, f => f.Write("unet/config.json", """{"sample_size": 0}"""), typeof(ModelLoadException),
+            ["unet/config.json", "sample_size"]),
+        ["vae configuration has no blocks"] = new(Tiny, f => f.Write("vae_decoder/config.json", """{"block_out_channels": []}"""), typeof(ModelLoadException),
+            ["vae_decoder/config.json", "block_out_channels"]),
+        ["vae configuration scaling factor is text"] = new(Tiny, f => f.Write("vae_decoder/config.json", """{"scaling_factor": "0.18215"}"""), typeof(ModelLoadException),
+            ["vae_decoder/config.json", "scaling_factor"]),
     };
 
     private static string Tiny => Fixtures.TinyModel;
