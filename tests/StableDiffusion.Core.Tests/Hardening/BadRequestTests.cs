@@ -29,6 +29,8 @@ public sealed class BadRequestTests(TinyPipelines pipelines)
         ["height absurd"] = TextToImage(Text with { Height = 1_000_000 }, typeof(ArgumentOutOfRangeException), "Height", "8192"),
         ["width int.MaxValue"] = TextToImage(Text with { Width = int.MaxValue }, typeof(ArgumentOutOfRangeException), "Width", "8192"),
         ["too many values for one call"] = TextToImage(Text with { Height = 8192, Width = 8192, NumImagesPerPrompt = 8 }, typeof(ArgumentException), "too large", "fewer or smaller"),
+        ["images per prompt overflowing the image count"] = TextToImage(new TextToImageRequest(["a", "b"]) { NumImagesPerPrompt = int.MaxValue, Height = 64, Width = 64 },
+            typeof(ArgumentOutOfRangeException), "NumImagesPerPrompt", "4294967294 images", "at most 4096"),
         ["images per prompt zero"] = TextToImage(Text with { NumImagesPerPrompt = 0 }, typeof(ArgumentOutOfRangeException), "NumImagesPerPrompt", "at least 1"),
         ["size the UNet cannot take"] = TextToImage(Text with { Height = 72 }, typeof(ModelRunException), "unet", "64x72", "multiples of 64", "Height = 128"),
         ["size beyond the memory"] = TextToImage(Text with { Height = 4096, Width = 4096, NumInferenceSteps = 1 }, typeof(ModelRunException), "unet", "out of memory"),
