@@ -70,6 +70,7 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline
     /// or model parts that do not fit together (the message names the component and what to try).</exception>
     public GenerationResult Generate(ImageToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
         int scale = components.Configuration.VaeScaleFactor;
 

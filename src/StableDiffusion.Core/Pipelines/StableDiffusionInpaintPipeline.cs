@@ -73,6 +73,7 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline
     /// or model parts that do not fit together (the message names the component and what to try).</exception>
     public GenerationResult Generate(InpaintRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
         int scale = components.Configuration.VaeScaleFactor;
         int channels = components.UNetInChannels;

@@ -78,6 +78,7 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline
     /// or model parts that do not fit together (the message names the component and what to try).</exception>
     public GenerationResult Generate(TextToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
 
         // 0. Default height and width to the UNet's.

@@ -80,6 +80,9 @@ public sealed class BadRequestTests(TinyPipelines pipelines)
         ["negative prompt and negative prompts"] = TextToImage(Text with { NegativePrompt = "fog", NegativePrompts = ["fog"] }, typeof(ArgumentException), "NegativePrompt", "not both"),
         ["a null negative prompt"] = TextToImage(Text with { NegativePrompts = [null!] }, typeof(ArgumentException), "NegativePrompts contains null"),
         ["seed and generator"] = TextToImage(Text with { Generator = new TorchCpuGenerator(1) }, typeof(ArgumentException), "either Seed or Generator"),
+        ["no request"] = new((p, ct) => p.TextToImage.GenerateAsync(null!, ct), typeof(ArgumentNullException), "request"),
+
+        // The wrong pipeline for the model.
         ["inpainting model in the text-to-image pipeline"] = new(async (p, ct) =>
         {
             using var pipeline = StableDiffusionPipeline.FromPipe(p.Inpaint);
