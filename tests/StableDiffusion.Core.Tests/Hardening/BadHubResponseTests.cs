@@ -40,6 +40,10 @@ public sealed class BadHubResponseTests : IAsyncLifetime
         ["a component folder outside the cache"] = new(
             (_, repository) => repository.AddCommit(WithEvilComponent(), FakeModels.IsLfs, "main"),
             typeof(HubIntegrityException), "'../../escaped'", "Refused", "outside the cache folder"),
+        ["a redirect to a file URL"] = new(
+            (hub, _) => hub.Server.FailWith(r => r.Method == "GET" && !r.ToCdn && r.Path.EndsWith("/model_index.json", StringComparison.Ordinal), 1, 302,
+                ("Location", "file:///etc/passwd")),
+            typeof(HubIntegrityException), "model_index.json", "file:///etc/passwd", "HTTP(S) only"),
         ["a redirect loop"] = new(
             (hub, _) => hub.Server.FailWith(r => r.Method == "GET" && !r.ToCdn && r.Path.EndsWith("/model_index.json", StringComparison.Ordinal), int.MaxValue, 302,
                 ("Location", "/hardening/bad-hub/resolve/main/model_index.json")),
