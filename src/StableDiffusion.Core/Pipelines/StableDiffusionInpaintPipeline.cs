@@ -43,10 +43,11 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline
 
     /// <summary>An inpainting pipeline sharing another pipeline's loaded components and scheduler (diffusers' <c>from_pipe</c>).</summary>
     /// <param name="pipeline">The pipeline whose sessions to share.</param>
+    /// <exception cref="ObjectDisposedException"><paramref name="pipeline"/> was disposed.</exception>
     public static StableDiffusionInpaintPipeline FromPipe(DiffusionPipeline pipeline)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
-        return new StableDiffusionInpaintPipeline(pipeline.Components.AddReference(), CreateLogger<StableDiffusionInpaintPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
+        return new StableDiffusionInpaintPipeline(ShareComponents(pipeline), CreateLogger<StableDiffusionInpaintPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
     }
 
     /// <summary>Repaints the masked region of an image, on a background thread.</summary>

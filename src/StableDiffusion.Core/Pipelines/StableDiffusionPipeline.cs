@@ -48,10 +48,11 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline
 
     /// <summary>A text-to-image pipeline sharing another pipeline's loaded components and scheduler (diffusers' <c>from_pipe</c>).</summary>
     /// <param name="pipeline">The pipeline whose sessions to share.</param>
+    /// <exception cref="ObjectDisposedException"><paramref name="pipeline"/> was disposed.</exception>
     public static StableDiffusionPipeline FromPipe(DiffusionPipeline pipeline)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
-        return new StableDiffusionPipeline(pipeline.Components.AddReference(), CreateLogger<StableDiffusionPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
+        return new StableDiffusionPipeline(ShareComponents(pipeline), CreateLogger<StableDiffusionPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
     }
 
     /// <summary>Generates images from text (diffusers' <c>pipe(prompt, ...)</c>) on a background thread.</summary>
