@@ -26,7 +26,8 @@ public sealed class CancellationTests(TinyPipelines pipelines)
     [InlineData(CancellationPoint.Decoding, CancellationTiming.DuringModelCall)]
     public async Task CancellingAt_ThrowsOperationCanceledAndLeavesThePipelineCorrect(CancellationPoint point, CancellationTiming timing)
     {
-        CancellationDrill drill = await CreateDrillAsync();
+        using var picture = TestImages.Picture();
+        CancellationDrill drill = await CreateDrillAsync(picture);
 
         CancellationOutcome outcome = await drill.RunOnceAsync(point, new Random(1234), TestContext.Current.CancellationToken, timing);
 
@@ -37,7 +38,8 @@ public sealed class CancellationTests(TinyPipelines pipelines)
     [Fact]
     public async Task CancellingAtRandomPoints_TenTimes_NeverBreaksThePipeline()
     {
-        CancellationDrill drill = await CreateDrillAsync();
+        using var picture = TestImages.Picture();
+        CancellationDrill drill = await CreateDrillAsync(picture);
         var random = new Random(42);
         CancellationPoint[] points = Enum.GetValues<CancellationPoint>();
 
@@ -96,11 +98,7 @@ public sealed class CancellationTests(TinyPipelines pipelines)
         Assert.Empty(drill.CacheProblems());
     }
 
-    private Task<CancellationDrill> CreateDrillAsync()
-    {
-        using var picture = TestImages.Picture();
-        // The request keeps its own copy of the picture: the drill uses it after this method returns.
-        var request = new ImageToImageRequest("a lighthouse at dusk", picture.Clone()) { Seed = 21, NumInferenceSteps = 6, Strength = 0.8 };
-        return CancellationDrill.CreateAsync(pipelines.VariantsImageToImage, request, TestContext.Current.CancellationToken);
-    }
+    private Task<CancellationDrill> CreateDrillAsync(SixLabors.ImageSharp.Image picture) =>
+        CancellationDrill.CreateAsync(pipelines.VariantsImageToImage,
+            new ImageToImageRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 6, Strength = 0.8 }, TestContext.Current.CancellationToken);
 }
