@@ -189,6 +189,18 @@ internal sealed partial class HubTransport : IDisposable
     private async Task<HttpResponseMessage> SendAsync(
         HttpMethod method, Uri url, long offset, HubRequestContext context, bool retry, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        // A redirect may name any scheme; HttpClient would throw NotSupportedException for file:, ftp: and the like.
+        if (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps)
+        {
+            throw new HubIntegrityException(
+                $"Refused to fetch {context.Describe()} from '{Redact(url)}': the Hub and its storage hosts are reached over HTTP(S) only, so a redirect elsewhere is not followed. " +
+                "Check HF_ENDPOINT and any proxy, and report it to the repository owner if it persists.")
+            {
+                RepoId = context.RepoId,
+                FilePath = context.FilePath,
+            };
+        }
+
         int maxAttempts = retry ? _options.MaxRetries + 1 : 1;
         TimeSpan backoff = _options.InitialRetryDelay;
         for (int attempt = 1; ; attempt++)

@@ -13,6 +13,9 @@ namespace StableDiffusion.Loading;
 /// <param name="ScalingFactor">The VAE latent scaling factor (0.18215 for SD 1.x).</param>
 internal sealed record ModelConfiguration(int SampleSize, int VaeScaleFactor, float ScalingFactor)
 {
+    // More VAE blocks than this would make the scale factor overflow; real VAEs have 4.
+    private const int MaxVaeBlocks = 8;
+
     public int DefaultImageSize => SampleSize * VaeScaleFactor;
 
     public static ModelConfiguration Load(string modelPath)
@@ -20,26 +23,33 @@ internal sealed record ModelConfiguration(int SampleSize, int VaeScaleFactor, fl
         int sampleSize = 64;
         int scaleFactor = 8;
         float scaling = 0.18215f;
-        if (ReadConfig(modelPath, ModelComponents.Unet) is JsonElement unet && unet.TryGetProperty("sample_size", out JsonElement size) && size.TryGetInt32(out int s))
+        string unetPath = ConfigPath(modelPath, ModelComponents.Unet);
+        if (ReadConfig(unetPath) is JsonElement unet && unet.TryGetProperty("sample_size", out JsonElement size))
         {
-            sampleSize = s;
+            sampleSize = ReadSampleSize(size, unetPath);
         }
 
         foreach (string vae in new[] { ModelComponents.VaeDecoder, "vae" })
         {
-            if (ReadConfig(modelPath, vae) is not JsonElement config)
+            string path = ConfigPath(modelPath, vae);
+            if (ReadConfig(path) is not JsonElement config)
             {
                 continue;
             }
 
-            if (config.TryGetProperty("scaling_factor", out JsonElement factor) && factor.TryGetSingle(out float f))
+            if (config.TryGetProperty("scaling_factor", out JsonElement factor))
             {
-                scaling = f;
+                scaling = factor.ValueKind == JsonValueKind.Number && factor.TryGetSingle(out float f) && float.IsFinite(f) && f > 0
+                    ? f
+                    : throw Invalid(path, "scaling_factor", factor, "a positive number (0.18215 for SD 1.x)");
             }
 
-            if (config.TryGetProperty("block_out_channels", out JsonElement blocks) && blocks.ValueKind == JsonValueKind.Array)
+            if (config.TryGetProperty("block_out_channels", out JsonElement blocks))
             {
-                scaleFactor = 1 << (blocks.GetArrayLength() - 1);
+                // The VAE halves the resolution between consecutive blocks.
+                scaleFactor = blocks.ValueKind == JsonValueKind.Array && blocks.GetArrayLength() is >= 1 and <= MaxVaeBlocks
+                    ? 1 << (blocks.GetArrayLength() - 1)
+                    : throw Invalid(path, "block_out_channels", blocks, $"a list of 1 to {MaxVaeBlocks} channel counts ([128, 256, 512, 512] for SD 1.x)");
             }
 
             break;
@@ -48,9 +58,23 @@ internal sealed record ModelConfiguration(int SampleSize, int VaeScaleFactor, fl
         return new ModelConfiguration(sampleSize, scaleFactor, scaling);
     }
 
-    private static JsonElement? ReadConfig(string modelPath, string component)
+    private static string ConfigPath(string modelPath, string component) => Path.Combine(modelPath, component, "config.json");
+
+    // diffusers writes an integer; a list of equal sides is accepted too.
+    private static int ReadSampleSize(JsonElement size, string path)
     {
-        string path = Path.Combine(modelPath, component, "config.json");
+        JsonElement[] sides = size.ValueKind == JsonValueKind.Array ? [.. size.EnumerateArray()] : [size];
+        int[] values = [.. sides.Select(s => s.ValueKind == JsonValueKind.Number && s.TryGetInt32(out int v) && v > 0 ? v : 0)];
+        return values.Length > 0 && values[0] > 0 && values.All(v => v == values[0])
+            ? values[0]
+            : throw Invalid(path, "sample_size", size, "a positive integer, the latent size (64 for SD 1.x)");
+    }
+
+    private static ModelLoadException Invalid(string path, string key, JsonElement value, string expected) =>
+        new($"'{path}': \"{key}\" is {value.GetRawText()}; expected {expected}. Fix or delete the configuration file.", path);
+
+    private static JsonElement? ReadConfig(string path)
+    {
         if (!File.Exists(path))
         {
             return null;

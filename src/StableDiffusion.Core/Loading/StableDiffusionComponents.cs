@@ -158,7 +158,16 @@ internal sealed partial class StableDiffusionComponents : IDisposable
                 $"The model '{modelPath}' has a safety checker but no {ModelComponents.FeatureExtractor}/preprocessor_config.json, which says how to prepare its input.", modelPath);
         }
 
-        ClipTokenizer tokenizer = ClipTokenizer.FromFolder(tokenizerFolder);
+        ClipTokenizer tokenizer;
+        try
+        {
+            tokenizer = ClipTokenizer.FromFolder(tokenizerFolder);
+        }
+        catch (TokenizerLoadException ex)
+        {
+            throw new ModelLoadException($"The tokenizer of '{modelPath}' cannot be loaded: {ex.Message}", ex.FilePath ?? tokenizerFolder, ex);
+        }
+
         IScheduler scheduler = LoadScheduler(schedulerConfigPath, logger);
         ModelConfiguration configuration = ModelConfiguration.Load(modelPath);
         SessionSettings Settings(string component) => SettingsFor(component, options, configuration, index);
@@ -279,7 +288,16 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     private static SafetyChecker LoadSafetyChecker(string graph, string preprocessorPath, StableDiffusionPipelineOptions options)
     {
         SessionSettings settings = options.SessionFor(ModelComponents.SafetyChecker);
-        ClipImageProcessor processor = ClipImageProcessor.Load(preprocessorPath);
+        ClipImageProcessor processor;
+        try
+        {
+            processor = ClipImageProcessor.Load(preprocessorPath);
+        }
+        catch (PreprocessorConfigException ex)
+        {
+            throw new ModelLoadException($"The safety checker's image pre-processing configuration cannot be used: {ex.Message}", preprocessorPath, ex);
+        }
+
         using SessionOptions sessionOptions = SessionOptionsFactory.Create(settings, ModelComponents.SafetyChecker);
         options.ConfigureSessionOptions?.Invoke(ModelComponents.SafetyChecker, sessionOptions);
         InferenceSession session;
@@ -295,6 +313,11 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         try
         {
             return new SafetyChecker(session, processor, ownsSession: true, modelPath: graph);
+        }
+        catch (SafetyCheckerModelException ex)
+        {
+            session.Dispose();
+            throw new ModelLoadException($"The safety checker '{graph}' cannot be used: {ex.Message}", graph, ex);
         }
         catch
         {

@@ -112,5 +112,13 @@ public abstract class DiffusionPipeline : IDisposable
         return Components.AddReference();
     }
 
+    /// <summary>Takes a reference on the components for a pipeline made with <c>FromPipe</c>; refused once this one is disposed,
+    /// even while other pipelines still share the sessions.</summary>
+    private protected static StableDiffusionComponents ShareComponents(DiffusionPipeline pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        return pipeline.AcquireComponents();
+    }
+
     private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 }

@@ -40,10 +40,11 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline
 
     /// <summary>An image-to-image pipeline sharing another pipeline's loaded components and scheduler (diffusers' <c>from_pipe</c>).</summary>
     /// <param name="pipeline">The pipeline whose sessions to share.</param>
+    /// <exception cref="ObjectDisposedException"><paramref name="pipeline"/> was disposed.</exception>
     public static StableDiffusionImg2ImgPipeline FromPipe(DiffusionPipeline pipeline)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
-        return new StableDiffusionImg2ImgPipeline(pipeline.Components.AddReference(), CreateLogger<StableDiffusionImg2ImgPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
+        return new StableDiffusionImg2ImgPipeline(ShareComponents(pipeline), CreateLogger<StableDiffusionImg2ImgPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
     }
 
     /// <summary>Changes an image as the prompt says, on a background thread.</summary>
@@ -66,8 +67,11 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline
     /// <exception cref="ArgumentException">The request is invalid (the message names the setting).</exception>
     /// <exception cref="ModelLoadException">The model has no VAE encoder.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    /// <exception cref="ModelRunException">ONNX Runtime failed running a model: a size the UNet cannot take, not enough memory,
+    /// or model parts that do not fit together (the message names the component and what to try).</exception>
     public GenerationResult Generate(ImageToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
         int scale = components.Configuration.VaeScaleFactor;
 

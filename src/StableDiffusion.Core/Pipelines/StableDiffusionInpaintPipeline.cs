@@ -43,10 +43,11 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline
 
     /// <summary>An inpainting pipeline sharing another pipeline's loaded components and scheduler (diffusers' <c>from_pipe</c>).</summary>
     /// <param name="pipeline">The pipeline whose sessions to share.</param>
+    /// <exception cref="ObjectDisposedException"><paramref name="pipeline"/> was disposed.</exception>
     public static StableDiffusionInpaintPipeline FromPipe(DiffusionPipeline pipeline)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
-        return new StableDiffusionInpaintPipeline(pipeline.Components.AddReference(), CreateLogger<StableDiffusionInpaintPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
+        return new StableDiffusionInpaintPipeline(ShareComponents(pipeline), CreateLogger<StableDiffusionInpaintPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
     }
 
     /// <summary>Repaints the masked region of an image, on a background thread.</summary>
@@ -69,8 +70,11 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline
     /// <exception cref="ArgumentException">The request is invalid (the message names the setting).</exception>
     /// <exception cref="ModelLoadException">The model has no VAE encoder.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    /// <exception cref="ModelRunException">ONNX Runtime failed running a model: a size the UNet cannot take, not enough memory,
+    /// or model parts that do not fit together (the message names the component and what to try).</exception>
     public GenerationResult Generate(InpaintRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
         int scale = components.Configuration.VaeScaleFactor;
         int channels = components.UNetInChannels;

@@ -48,10 +48,11 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline
 
     /// <summary>A text-to-image pipeline sharing another pipeline's loaded components and scheduler (diffusers' <c>from_pipe</c>).</summary>
     /// <param name="pipeline">The pipeline whose sessions to share.</param>
+    /// <exception cref="ObjectDisposedException"><paramref name="pipeline"/> was disposed.</exception>
     public static StableDiffusionPipeline FromPipe(DiffusionPipeline pipeline)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
-        return new StableDiffusionPipeline(pipeline.Components.AddReference(), CreateLogger<StableDiffusionPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
+        return new StableDiffusionPipeline(ShareComponents(pipeline), CreateLogger<StableDiffusionPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
     }
 
     /// <summary>Generates images from text (diffusers' <c>pipe(prompt, ...)</c>) on a background thread.</summary>
@@ -74,8 +75,11 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline
     /// <param name="cancellationToken">Stops the generation within one model call.</param>
     /// <exception cref="ArgumentException">The request is invalid (the message names the setting).</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    /// <exception cref="ModelRunException">ONNX Runtime failed running a model: a size the UNet cannot take, not enough memory,
+    /// or model parts that do not fit together (the message names the component and what to try).</exception>
     public GenerationResult Generate(TextToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
 
         // 0. Default height and width to the UNet's.

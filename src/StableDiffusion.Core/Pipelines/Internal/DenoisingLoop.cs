@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.Loading;
 using StableDiffusion.Models;
 using StableDiffusion.Schedulers;
@@ -37,8 +38,21 @@ internal static partial class DenoisingLoop
         {
             RunCore(components, scheduler, timesteps, prompt, latents, latentHeight, latentWidth, request, generator, hooks, scope, logger);
             return true;
-        }, t => scope.Denoising = t);
+        }, t => scope.Denoising = t, error => UNetFailure(components, prompt.UNetBatch, hooks.UNetChannels, latentHeight, latentWidth, error));
     }
+
+    private static ModelRunException UNetFailure(StableDiffusionComponents components, int batch, int channels, int latentHeight, int latentWidth, OnnxRuntimeException error)
+    {
+        int scale = components.Configuration.VaeScaleFactor;
+        string inputs = $"latents [{batch}, {channels}, {latentHeight}, {latentWidth}] (a {latentWidth * scale}x{latentHeight * scale} image)";
+        // Exports traced at 512x512 upsample by fixed factors: their skip connections only line up for latents divisible by 8.
+        string? hint = latentHeight % 8 == 0 && latentWidth % 8 == 0
+            ? null
+            : $"UNet exports usually need the height and width to be multiples of {8 * scale}: try Height = {RoundUp(latentHeight, 8) * scale} and Width = {RoundUp(latentWidth, 8) * scale}.";
+        return ModelRunException.For(components.Unet, inputs, error, hint);
+    }
+
+    private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
 
     private static void RunCore(StableDiffusionComponents components, IScheduler scheduler, IReadOnlyList<float> timesteps, EncodedPrompt prompt,
         float[] latents, int latentHeight, int latentWidth, DiffusionRequest request, INoiseGenerator generator, DenoisingHooks hooks,

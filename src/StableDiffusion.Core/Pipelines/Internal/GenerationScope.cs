@@ -44,8 +44,11 @@ internal sealed class GenerationScope : IDisposable
     public void Report(GenerationStage stage, int step = 0, int totalSteps = 0) =>
         _progress?.Report(new GenerationProgress(stage, step, totalSteps, Elapsed));
 
-    /// <summary>Runs one stage, timing it and mapping a terminated run to cancellation.</summary>
-    public T Stage<T>(Func<T> work, Action<TimeSpan> record)
+    /// <summary>
+    /// Runs one stage, timing it, mapping a terminated run to cancellation and any other ONNX Runtime failure to
+    /// <paramref name="failure"/>'s exception (a <see cref="Models.ModelRunException"/> naming the model and its inputs).
+    /// </summary>
+    public T Stage<T>(Func<T> work, Action<TimeSpan> record, Func<OnnxRuntimeException, Exception>? failure = null)
     {
         CancellationToken.ThrowIfCancellationRequested();
         long start = Stopwatch.GetTimestamp();
@@ -56,6 +59,10 @@ internal sealed class GenerationScope : IDisposable
         catch (OnnxRuntimeException) when (CancellationToken.IsCancellationRequested)
         {
             throw new OperationCanceledException("The generation was cancelled.", CancellationToken);
+        }
+        catch (OnnxRuntimeException error) when (failure is not null)
+        {
+            throw failure(error);
         }
         finally
         {

@@ -32,7 +32,7 @@ internal static partial class ImageLatents
 
             TensorPrimitives.Multiply(latents, components.Configuration.ScalingFactor, latents);
             return latents;
-        }, t => scope.ImageEncoding += t);
+        }, t => scope.ImageEncoding += t, error => ModelRunException.For(components.VaeEncoder, $"a {width}x{height} image", error));
     }
 
     /// <summary>One image's latents repeated for every row of the batch.</summary>

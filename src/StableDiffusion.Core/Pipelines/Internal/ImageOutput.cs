@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using StableDiffusion.Loading;
+using StableDiffusion.Models;
 
 namespace StableDiffusion.Pipelines.Internal;
 
@@ -13,7 +14,8 @@ internal static class ImageOutput
         EncodedPrompt prompt, ulong? seed, GenerationScope scope)
     {
         scope.Report(GenerationStage.Decoding);
-        Tensor<float> images = scope.Stage(() => Decode(components, latents, rows, latentHeight, latentWidth, scope), t => scope.Decoding = t);
+        Tensor<float> images = scope.Stage(() => Decode(components, latents, rows, latentHeight, latentWidth, scope), t => scope.Decoding = t,
+            error => ModelRunException.For(components.VaeDecoder, $"latents [{rows}, 4, {latentHeight}, {latentWidth}]", error));
         scope.Report(GenerationStage.SafetyChecking);
         IReadOnlyList<bool>? flags = scope.Stage(() => CheckSafety(components, images, scope), t => scope.SafetyChecking = t);
         var result = new GenerationResult(ToImages(images), images, flags,

@@ -1,6 +1,8 @@
 using System.Numerics.Tensors;
 using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.Loading;
+using StableDiffusion.Models;
 
 namespace StableDiffusion.Pipelines.Internal;
 
@@ -20,10 +22,22 @@ internal sealed record EncodedPrompt(float[] Embeddings, int Rows, int SequenceL
 /// <summary>diffusers' <c>encode_prompt</c>: tokenize, encode, repeat per image, and add the unconditional half for guidance.</summary>
 internal static partial class PromptEncoder
 {
+    // The positions of every Stable Diffusion 1.x and 2.x text encoder.
+    private const int ClipSequenceLength = 77;
+
     public static EncodedPrompt Encode(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.EncodingPrompt);
-        return scope.Stage(() => EncodeCore(components, request, guided, scope, logger), t => scope.PromptEncoding = t);
+        return scope.Stage(() => EncodeCore(components, request, guided, scope, logger), t => scope.PromptEncoding = t, error => TextEncoderFailure(components, error));
+    }
+
+    private static ModelRunException TextEncoderFailure(StableDiffusionComponents components, OnnxRuntimeException error)
+    {
+        int length = components.Tokenizer.ModelMaxLength;
+        string? hint = length == ClipSequenceLength
+            ? null
+            : $"The tokenizer pads every prompt to {length} tokens (tokenizer/tokenizer_config.json, model_max_length) but Stable Diffusion's CLIP text encoders take {ClipSequenceLength}: the tokenizer does not belong to this text encoder.";
+        return ModelRunException.For(components.TextEncoder, $"token ids of {length} tokens per prompt", error, hint);
     }
 
     private static EncodedPrompt EncodeCore(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)

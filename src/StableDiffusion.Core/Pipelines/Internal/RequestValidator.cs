@@ -12,6 +12,9 @@ internal static class RequestValidator
     /// <summary>The largest number of image values (batch x 3 x height x width) one call may produce.</summary>
     public const long MaxImageValues = 1L << 30;
 
+    /// <summary>The largest number of images (prompts x images per prompt) one call may produce.</summary>
+    public const int MaxImagesPerCall = 4096;
+
     /// <summary>Checks what every pipeline shares and returns the number of prompts (the batch before images per prompt).</summary>
     public static int ValidateCommon(DiffusionRequest request, StableDiffusionComponents components)
     {
@@ -103,6 +106,13 @@ internal static class RequestValidator
         if (request.NumImagesPerPrompt < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(request), request.NumImagesPerPrompt, "NumImagesPerPrompt must be at least 1.");
+        }
+
+        // Checked here, in 64 bits, so that the image count (prompts x images per prompt) cannot overflow where it is used.
+        if ((long)batch * request.NumImagesPerPrompt > MaxImagesPerCall)
+        {
+            throw new ArgumentOutOfRangeException(nameof(request), request.NumImagesPerPrompt,
+                $"NumImagesPerPrompt {request.NumImagesPerPrompt} x {batch} prompt(s) is {(long)batch * request.NumImagesPerPrompt} images; one call makes at most {MaxImagesPerCall}. Make several calls.");
         }
 
         if (request.Seed is not null && request.Generator is not null)

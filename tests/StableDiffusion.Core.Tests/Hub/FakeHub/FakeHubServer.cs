@@ -109,6 +109,10 @@ public sealed class FakeHubServer : IAsyncDisposable
     /// <summary>Delays the answer to the next <paramref name="times"/> matching requests (for timeouts and lock tests).</summary>
     public void Delay(Func<RecordedRequest, bool> match, TimeSpan delay, int times = 1) => AddFault(new Fault(match, times, FaultKind.Delay) { Wait = delay });
 
+    /// <summary>Sends bodies in chunks of <paramref name="chunkBytes"/> with a pause after each (a slow link), for the next <paramref name="times"/> matching requests.</summary>
+    public void Throttle(Func<RecordedRequest, bool> match, int chunkBytes, TimeSpan pause, int times = int.MaxValue) =>
+        AddFault(new Fault(match, times, FaultKind.Throttle) { ChunkBytes = chunkBytes, Wait = pause });
+
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();
@@ -336,6 +340,25 @@ public sealed class FakeHubServer : IAsyncDisposable
             return;
         }
 
+        if (TakeFault(request, FaultKind.Throttle) is { } throttle)
+        {
+            try
+            {
+                for (int offset = 0; offset < body.Length; offset += throttle.ChunkBytes)
+                {
+                    await context.Response.Body.WriteAsync(body.AsMemory(offset, Math.Min(throttle.ChunkBytes, body.Length - offset)), context.RequestAborted);
+                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                    await Task.Delay(throttle.Wait, context.RequestAborted);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // The client went away (a cancelled download).
+            }
+
+            return;
+        }
+
         await context.Response.Body.WriteAsync(body);
     }
 
@@ -388,6 +411,7 @@ public sealed class FakeHubServer : IAsyncDisposable
         IgnoreRange,
         Corrupt,
         Delay,
+        Throttle,
     }
 
     private sealed class Fault(Func<RecordedRequest, bool> match, int times, FaultKind kind)
@@ -405,5 +429,7 @@ public sealed class FakeHubServer : IAsyncDisposable
         public long DropAfter { get; init; }
 
         public TimeSpan Wait { get; init; }
+
+        public int ChunkBytes { get; init; }
     }
 }
