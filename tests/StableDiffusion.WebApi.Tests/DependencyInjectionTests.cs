@@ -16,12 +16,6 @@ namespace StableDiffusion.WebApi.Tests;
 [Trait("Area", "DependencyInjection")]
 public sealed class DependencyInjectionTests
 {
-    // Library defect, reported to the lead: SessionSettings.ExecutionProvider defaults to the shared ExecutionProvider.Cpu
-    // instance and the configuration binder binds into existing instances, so binding any component's provider changes
-    // the static and every other component's provider. Until it is fixed, the tests below that bind providers start from
-    // fresh instances, and the per-component test waits for the fix (it runs as soon as the default is not shared).
-    public static bool ProviderDefaultsAreNotShared => !ReferenceEquals(new SessionSettings().ExecutionProvider, ExecutionProvider.Cpu);
-
     [Fact]
     public void Options_BindFromConfiguration()
     {
@@ -59,8 +53,8 @@ public sealed class DependencyInjectionTests
         Assert.Equal(("CPU", 0), (ExecutionProvider.Cpu.Name, ExecutionProvider.Cpu.DeviceId));
     }
 
-    [Fact(Skip = "Waits for the library fix: binding one component's execution provider changes the shared ExecutionProvider.Cpu.",
-        SkipUnless = nameof(ProviderDefaultsAreNotShared))]
+    // The configuration binder writes into the instances it finds: provider defaults must not be shared between settings.
+    [Fact]
     public void PerComponentProviders_BindFromConfiguration()
     {
         IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>

@@ -25,7 +25,8 @@ public sealed record ExecutionProvider
     public IReadOnlyDictionary<string, string> Options { get; init; } = new Dictionary<string, string>();
 
     /// <summary>The CPU provider (the default).</summary>
-    public static ExecutionProvider Cpu { get; } = new();
+    /// <remarks>A new instance each time: configuration binding writes into the instances it finds, which must not be shared.</remarks>
+    public static ExecutionProvider Cpu => new();
 
     /// <summary>NVIDIA CUDA (package <c>Microsoft.ML.OnnxRuntime.Gpu</c>).</summary>
     /// <param name="deviceId">The GPU index.</param>

@@ -7,7 +7,7 @@ namespace StableDiffusion.ExecutionProviders;
 public sealed record SessionSettings
 {
     /// <summary>The execution provider; CPU by default.</summary>
-    public ExecutionProvider ExecutionProvider { get; init; } = ExecutionProvider.Cpu;
+    public ExecutionProvider ExecutionProvider { get; init; } = new();
 
     /// <summary>Threads used inside one operator (ONNX Runtime's default: one per physical core).</summary>
     public int? IntraOpNumThreads { get; init; }
