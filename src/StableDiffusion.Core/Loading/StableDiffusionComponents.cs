@@ -31,6 +31,11 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         Unet = unet;
         VaeDecoder = vaeDecoder;
         SafetyChecker = safetyChecker;
+        if (safetyChecker is not null && SessionOptionsFactory.OrtName(options.SessionFor(ModelComponents.SafetyChecker).ExecutionProvider) is "CUDAExecutionProvider" or "TensorrtExecutionProvider")
+        {
+            SafetyThread = new Models.Cuda.DeviceThread("StableDiffusion safety_checker (CUDA)");
+        }
+
         Tokenizer = tokenizer;
         Scheduler = scheduler;
         Configuration = configuration;
@@ -54,6 +59,9 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     public VaeDecoderModel VaeDecoder { get; }
 
     public SafetyChecker? SafetyChecker { get; }
+
+    /// <summary>The thread that makes the safety checker's calls when it runs on CUDA (its state is per thread); null otherwise.</summary>
+    public Models.Cuda.DeviceThread? SafetyThread { get; }
 
     public ClipTokenizer Tokenizer { get; }
 
@@ -107,6 +115,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         TextEncoder.Dispose();
         Unet.Dispose();
         VaeDecoder.Dispose();
+        SafetyThread?.Dispose();
         SafetyChecker?.Dispose();
         if (_vaeEncoder.IsValueCreated)
         {

@@ -68,7 +68,9 @@ internal static class ImageOutput
             return null;
         }
 
-        var result = checker.Check(images, scope.CancellationToken);
+        var result = components.SafetyThread is { } thread
+            ? thread.Invoke(() => checker.Check(images, scope.CancellationToken))
+            : checker.Check(images, scope.CancellationToken);
         result.Images.AsSpan().CopyTo(images.AsSpan());
         return result.HasNsfwConcepts;
     }
