@@ -40,7 +40,7 @@ public sealed class VaeDecoderModel : OnnxModel
     internal static VaeDecoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
         new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, configure), modelPath, settings);
 
-    /// <summary>Decodes latents, one image at a time as diffusers' ONNX pipeline does.</summary>
+    /// <summary>Decodes latents in one call (as diffusers' PyTorch pipeline does; a convolutional decoder treats each image alone).</summary>
     /// <param name="latents">Scaled latents, [batch, 4, h, w].</param>
     /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>
     /// <returns>Images [batch, 3, H, W] in about [-1, 1].</returns>
@@ -52,30 +52,15 @@ public sealed class VaeDecoderModel : OnnxModel
             throw new ArgumentException("Expected latents [batch, channels, height, width].", nameof(latents));
         }
 
-        int batch = (int)latents.Lengths[0];
-        long[] shape = [1, latents.Lengths[1], latents.Lengths[2], latents.Lengths[3]];
-        ReadOnlySpan<float> all = latents.AsSpan();
-        int perImage = all.Length / batch;
-        float[]? images = null;
-        long[] imageShape = [];
+        using var input = new OrtBuffer(_inputType, [latents.Lengths[0], latents.Lengths[1], latents.Lengths[2], latents.Lengths[3]]);
+        input.Write(latents.AsSpan());
         using var owned = runOptions is null ? new RunOptions() : null;
-        using var input = new OrtBuffer(_inputType, shape);
         RunOptions options = runOptions ?? owned!;
-        for (int i = 0; i < batch; i++)
+        (float[] images, long[] shape) = OnDevice(() =>
         {
-            input.Write(all.Slice(i * perImage, perImage));
-            int index = i;
-            imageShape = OnDevice(() =>
-            {
-                using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(options, [InputName], [input.Value], [_outputName]);
-                long[] shape = outputs[0].GetTensorTypeAndShape().Shape;
-                int imageLength = checked((int)shape.Aggregate(1L, (a, b) => a * b));
-                images ??= new float[imageLength * batch];
-                ReadSingle(outputs[0], images.AsSpan(index * imageLength, imageLength));
-                return shape;
-            });
-        }
-
-        return Tensor.Create(images!, [batch, (nint)imageShape[1], (nint)imageShape[2], (nint)imageShape[3]]);
+            using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(options, [InputName], [input.Value], [_outputName]);
+            return (ReadSingle(outputs[0]), outputs[0].GetTensorTypeAndShape().Shape);
+        });
+        return Tensor.Create(images, shape.Select(d => (nint)d).ToArray());
     }
 }

@@ -32,7 +32,7 @@ public sealed record StaticShapeOptions
         },
         Models.ModelComponents.VaeDecoder => new Dictionary<string, long>
         {
-            ["batch"] = 1, ["channels"] = 4, ["height"] = Height / vaeScaleFactor, ["width"] = Width / vaeScaleFactor,
+            ["batch"] = ImagesPerCall, ["channels"] = 4, ["height"] = Height / vaeScaleFactor, ["width"] = Width / vaeScaleFactor,
         },
         Models.ModelComponents.VaeEncoder => new Dictionary<string, long>
         {
