@@ -30,6 +30,8 @@ internal static class SessionOptionsFactory
             options.GraphOptimizationLevel = settings.GraphOptimizationLevel;
             options.EnableCpuMemArena = settings.EnableMemoryArena;
             options.EnableMemoryPattern = settings.EnableMemoryPattern;
+            options.AddSessionConfigEntry("session.intra_op.allow_spinning", settings.AllowSpinning ? "1" : "0");
+            options.AddSessionConfigEntry("session.inter_op.allow_spinning", settings.AllowSpinning ? "1" : "0");
             if (settings.IntraOpNumThreads is int intra)
             {
                 options.IntraOpNumThreads = intra;

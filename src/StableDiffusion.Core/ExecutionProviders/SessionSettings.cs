@@ -18,6 +18,13 @@ public sealed record SessionSettings
     /// <summary>Graph optimisation level (all optimisations by default).</summary>
     public GraphOptimizationLevel GraphOptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 
+    /// <summary>
+    /// Whether ONNX Runtime's intra-op threads spin between calls (its own default) instead of sleeping. Off by default:
+    /// a pipeline holds several sessions, and the idle threads of one spinning while another runs slowed the tiny model's
+    /// UNet calls from 1.2 to 2.4 ms on two cores (docs/performance.md); off also frees the CPU for the host application.
+    /// </summary>
+    public bool AllowSpinning { get; init; }
+
     /// <summary>Whether the CPU memory arena is used (faster; keeps memory allocated between runs).</summary>
     public bool EnableMemoryArena { get; init; } = true;
 
