@@ -35,6 +35,10 @@ internal sealed class CliCommand
     private readonly Option<bool> _overwrite = new("--overwrite") { Description = "Replace existing files instead of stopping" };
     private readonly Option<string?> _fromPng = new("--from-png") { HelpName = "file.png", Description = "Regenerate from the parameters stored in a PNG written by sdnet or a Stable Diffusion web UI; options given here override them" };
     private readonly Option<bool> _offline = new("--offline") { Description = "Use only the Hugging Face cache, never the network (like HF_HUB_OFFLINE=1)" };
+    private readonly Option<string?> _initImage = new("--init-image", "-i") { HelpName = "file", Description = "Change this image instead of starting from noise (image-to-image); with --mask, repaint part of it (inpainting)" };
+    private readonly Option<double?> _strength = Number<double>("--strength", [], "With --init-image: how much to change it, from 0 (keep) to 1 (replace) [default: 0.8; 1 with --mask]",
+        s => s is >= 0 and <= 1 ? null : "must be between 0 and 1");
+    private readonly Option<string?> _mask = new("--mask") { HelpName = "file", Description = "With --init-image: the region to repaint, white over black, the image's size (inpainting)" };
     private readonly Option<bool> _verbose = new("--verbose", "-v") { Description = "Log what the SDK does, and show stack traces of unexpected errors" };
 
     public CliCommand()
@@ -65,12 +69,14 @@ internal sealed class CliCommand
               sdnet "a photo of an astronaut riding a horse on mars" --seed 42
               sdnet "a watercolor fox" -n "blurry" --scheduler "DPM++ 2M Karras" --steps 25 -W 512 -H 768 -c 4
               sdnet --from-png sdnet-42.png --steps 80 -o better.png
+              sdnet "a watercolor painting" --init-image photo.jpg --strength 0.6
+              sdnet "a red sofa" --init-image room.png --mask sofa-mask.png
 
             Exit codes: 0 done, 1 failed (model, download, provider, file), 2 bad command line, 130 cancelled (Ctrl+C).
             """)
         {
             _prompt, _model, _revision, _negative, _width, _height, _steps, _guidance, _seed, _scheduler, _count, _provider, _deviceId,
-            _noSafetyChecker, _output, _overwrite, _fromPng, _offline, _verbose,
+            _noSafetyChecker, _output, _overwrite, _fromPng, _initImage, _strength, _mask, _offline, _verbose,
         };
         output ??= Console.Out;
         error ??= Console.Error;
@@ -166,9 +172,32 @@ internal sealed class CliCommand
             SamplerNames.Validate(scheduler, parse.GetValue(_scheduler) is null ? $"--from-png: the sampler \"{scheduler}\"" : "--scheduler");
         }
 
+        string? initImage = parse.GetValue(_initImage);
+        string? mask = parse.GetValue(_mask);
+        if (initImage is null && (mask is not null || parse.GetValue(_strength) is not null))
+        {
+            throw new CliUsageException("--mask and --strength need --init-image, the image to change.");
+        }
+
+        foreach (string? file in new[] { initImage, mask })
+        {
+            if (file is not null && !File.Exists(file))
+            {
+                throw new CliUsageException($"'{file}' does not exist.");
+            }
+        }
+
+        if (initImage is not null && mask is null && (parse.GetValue(_width) is not null || parse.GetValue(_height) is not null))
+        {
+            throw new CliUsageException("--width and --height do not apply to image-to-image: the output has the input image's size, rounded down to a multiple of 8.");
+        }
+
         return new CliSettings
         {
             Prompt = prompt,
+            InitImage = initImage,
+            Mask = mask,
+            Strength = parse.GetValue(_strength) ?? (initImage is null ? null : fromPng?.DenoisingStrength) ?? (mask is null ? 0.8 : 1.0),
             NegativePrompt = parse.GetValue(_negative) ?? fromPng?.NegativePrompt,
             Model = parse.GetValue(_model) ?? ModelFromPng(fromPng, error) ?? HubClient.DefaultModelId,
             Revision = parse.GetValue(_revision),
@@ -212,6 +241,15 @@ internal sealed class CliCommand
 internal sealed record CliSettings
 {
     public required string Prompt { get; init; }
+
+    /// <summary>The image to change (image-to-image, or inpainting with <see cref="Mask"/>); null for text-to-image.</summary>
+    public string? InitImage { get; init; }
+
+    /// <summary>The region of <see cref="InitImage"/> to repaint.</summary>
+    public string? Mask { get; init; }
+
+    /// <summary>How much to change <see cref="InitImage"/>, in [0, 1].</summary>
+    public double Strength { get; init; } = 0.8;
 
     public string? NegativePrompt { get; init; }
 

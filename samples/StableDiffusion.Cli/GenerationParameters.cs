@@ -34,7 +34,7 @@ internal sealed record GenerationParameters
 
     public string? Model { get; init; }
 
-    public float? DenoisingStrength { get; init; }
+    public double? DenoisingStrength { get; init; }
 
     /// <summary>Settings this tool does not use, kept so a round trip loses nothing.</summary>
     public IReadOnlyDictionary<string, string> Extra { get; init; } = new Dictionary<string, string>();
@@ -65,7 +65,7 @@ internal sealed record GenerationParameters
             fields.Add(("Model", Model));
         }
 
-        if (DenoisingStrength is float strength)
+        if (DenoisingStrength is double strength)
         {
             fields.Add(("Denoising strength", Invariant(strength)));
         }
@@ -121,7 +121,7 @@ internal sealed record GenerationParameters
             Width = width,
             Height = height,
             Model = Take(settings, "Model"),
-            DenoisingStrength = Take(settings, "Denoising strength") is { } strength ? ParseFloat(strength, "Denoising strength") : null,
+            DenoisingStrength = Take(settings, "Denoising strength") is { } strength ? ParseDouble(strength, "Denoising strength") : null,
             Extra = settings,
         };
     }
@@ -198,6 +198,10 @@ internal sealed record GenerationParameters
 
     private static float ParseFloat(string value, string key) =>
         float.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out float result) ? result : throw new FormatException($"{key} '{value}' is not a number.");
+
+    // Strength stays in double precision: int(steps * strength) must see 0.7, not 0.699999988.
+    private static double ParseDouble(string value, string key) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double result) ? result : throw new FormatException($"{key} '{value}' is not a number.");
 
     private static string Invariant(IFormattable value) => value.ToString(null, CultureInfo.InvariantCulture);
 

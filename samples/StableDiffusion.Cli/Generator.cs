@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
 using Microsoft.Extensions.Logging;
+using SixLabors.ImageSharp;
 using Spectre.Console;
 using StableDiffusion.ExecutionProviders;
 using StableDiffusion.Hub;
@@ -49,7 +50,9 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
             await ProgressDisplay.RunAsync(_console, async progress =>
             {
                 long loadStart = Stopwatch.GetTimestamp();
-                using StableDiffusionPipeline pipe = await LoadAsync(progress, loggerFactory, cancellationToken).ConfigureAwait(false);
+                using Image? initImage = settings.InitImage is { } imagePath ? LoadImage(imagePath, "--init-image") : null;
+                using Image? mask = settings.Mask is { } maskPath ? LoadImage(maskPath, "--mask") : null;
+                using DiffusionPipeline pipe = await LoadAsync(progress, loggerFactory, cancellationToken).ConfigureAwait(false);
                 loadTime = Stopwatch.GetElapsedTime(loadStart);
                 IScheduler scheduler = settings.Scheduler is { } name ? SchedulerFactory.Create(name, pipe.Scheduler.Config) : pipe.Scheduler;
                 string sampler = SamplerNames.Of(scheduler);
@@ -57,7 +60,23 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
                 {
                     // One generation per image, each with its own seed: every PNG then holds the settings that reproduce it alone.
                     ulong imageSeed = seed + (ulong)i;
-                    using GenerationResult result = await pipe.GenerateAsync(Request(scheduler, imageSeed), progress.Image(i, settings.Count), cancellationToken).ConfigureAwait(false);
+                    IProgress<GenerationProgress> imageProgress = progress.Image(i, settings.Count);
+                    using GenerationResult result = pipe switch
+                    {
+                        StableDiffusionInpaintPipeline inpaint => await inpaint.GenerateAsync(Apply(new InpaintRequest(settings.Prompt, initImage!, mask!)
+                        {
+                            Strength = settings.Strength, Height = settings.Height, Width = settings.Width,
+                        }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
+                        StableDiffusionImg2ImgPipeline img2img => await img2img.GenerateAsync(Apply(new ImageToImageRequest(settings.Prompt, initImage!)
+                        {
+                            Strength = settings.Strength,
+                        }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
+                        StableDiffusionPipeline text => await text.GenerateAsync(Apply(new TextToImageRequest(settings.Prompt)
+                        {
+                            Height = settings.Height, Width = settings.Width,
+                        }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
+                        _ => throw new InvalidOperationException($"Unexpected pipeline {pipe.GetType().Name}."),
+                    };
                     Write(result, Parameters(sampler, imageSeed, result), paths[i]);
                     written.Add(paths[i]);
                     timings.Add(result.Timings);
@@ -126,7 +145,7 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
         return console;
     }
 
-    private async Task<StableDiffusionPipeline> LoadAsync(IProgressReporter progress, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    private async Task<DiffusionPipeline> LoadAsync(IProgressReporter progress, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         ExecutionProvider provider = settings.Provider switch
         {
@@ -140,7 +159,7 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
         };
         HubOptions hub = HubOptions.FromEnvironment();
         progress.Loading(settings.Model);
-        StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(settings.Model, new StableDiffusionPipelineOptions
+        var options = new StableDiffusionPipelineOptions
         {
             Session = new SessionSettings { ExecutionProvider = provider },
             EnableSafetyChecker = settings.SafetyChecker,
@@ -148,21 +167,37 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
             Hub = settings.Offline ? hub with { Offline = true } : hub,
             DownloadProgress = progress.Download,
             LoggerFactory = loggerFactory,
-        }, cancellationToken).ConfigureAwait(false);
+        };
+        DiffusionPipeline pipe = (settings.InitImage, settings.Mask) switch
+        {
+            (null, _) => await StableDiffusionPipeline.FromPretrainedAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
+            (_, null) => await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
+            _ => await StableDiffusionInpaintPipeline.FromPretrainedAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
+        };
         progress.Loaded();
         return pipe;
     }
 
-    private TextToImageRequest Request(IScheduler scheduler, ulong seed) => new(settings.Prompt)
+    private T Apply<T>(T request, IScheduler scheduler, ulong seed) where T : DiffusionRequest => request with
     {
         NegativePrompt = settings.NegativePrompt,
-        Height = settings.Height,
-        Width = settings.Width,
         NumInferenceSteps = settings.Steps,
         GuidanceScale = settings.Guidance,
         Seed = seed,
         Scheduler = scheduler,
     };
+
+    private static Image LoadImage(string path, string option)
+    {
+        try
+        {
+            return Image.Load(path);
+        }
+        catch (Exception ex) when (ex is UnknownImageFormatException or InvalidImageContentException or NotSupportedException)
+        {
+            throw new CliUsageException($"{option}: '{path}' is not an image this tool can read ({ex.Message}).");
+        }
+    }
 
     private GenerationParameters Parameters(string sampler, ulong seed, GenerationResult result) => new()
     {
@@ -176,6 +211,7 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
         Height = result.Images[0].Height,
         // A folder is recorded in full so that --from-png finds it from any working directory.
         Model = Directory.Exists(settings.Model) ? Path.GetFullPath(settings.Model) : settings.Model,
+        DenoisingStrength = settings.InitImage is null ? null : settings.Strength,
         Extra = new Dictionary<string, string> { ["Version"] = $"sdnet {Version}" },
     };
 
