@@ -53,27 +53,32 @@ public sealed class VaeEncoderModel : OnnxModel
 
     internal static VaeEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure)
     {
-        InferenceSession session = CreateSession(modelPath, ModelComponents.VaeEncoder, settings, configure);
-        if (session.OutputMetadata.ContainsKey(ParametersName))
+        // Read the graph once: if it samples internally, expose its distribution before the one session is created.
+        byte[]? edited = null;
+        string[]? distribution = null;
+        if (File.Exists(modelPath))
         {
-            return new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentParameters, [ParametersName], settings);
+            try
+            {
+                byte[] model = File.ReadAllBytes(modelPath);
+                if (OnnxGraphSurgery.FindSampledLatentDistribution(model, SampleName) is (string mean, string std))
+                {
+                    edited = OnnxGraphSurgery.AddGraphOutputs(model, [mean, std]);
+                    distribution = [mean, std];
+                }
+            }
+            catch (InvalidDataException)
+            {
+                // Not a well-formed graph: creating the session reports it with the file's name.
+            }
         }
 
-        if (!session.OutputMetadata.ContainsKey(SampleName))
-        {
-            return new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentSample, [session.OutputNames[0]], settings);
-        }
-
-        session.Dispose();
-        byte[] model = File.ReadAllBytes(modelPath);
-        if (OnnxGraphSurgery.FindSampledLatentDistribution(model, SampleName) is (string mean, string std))
-        {
-            byte[] edited = OnnxGraphSurgery.AddGraphOutputs(model, [mean, std]);
-            return new VaeEncoderModel(CreateSession(modelPath, ModelComponents.VaeEncoder, settings, configure, edited), modelPath,
-                VaeEncoderOutputKind.LatentDistribution, [mean, std], settings);
-        }
-
-        return new VaeEncoderModel(CreateSession(modelPath, ModelComponents.VaeEncoder, settings, configure), modelPath, VaeEncoderOutputKind.LatentSample, [SampleName], settings);
+        InferenceSession session = CreateSession(modelPath, ModelComponents.VaeEncoder, settings, configure, edited);
+        return distribution is not null
+            ? new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentDistribution, distribution, settings)
+            : session.OutputMetadata.ContainsKey(ParametersName)
+                ? new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentParameters, [ParametersName], settings)
+                : new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentSample, [session.OutputMetadata.ContainsKey(SampleName) ? SampleName : session.OutputNames[0]], settings);
     }
 
     /// <summary>Encodes one image to its latent distribution (not yet multiplied by the VAE scaling factor).</summary>
