@@ -1,5 +1,4 @@
-using System.Text;
-
+using StableDiffusion.Models;
 namespace StableDiffusion.Hub;
 
 /// <summary>
@@ -35,12 +34,7 @@ internal static class OnnxExternalData
 
     private const int DataLocationExternal = 1;
     private const int MaxGraphDepth = 64;
-    private const int MaxStringBytes = 64 * 1024;
 
-    private const int WireVarint = 0;
-    private const int WireFixed64 = 1;
-    private const int WireLengthDelimited = 2;
-    private const int WireFixed32 = 5;
 
     /// <summary>Reads the distinct external-data locations of the model in <paramref name="stream"/>, in order of appearance.</summary>
     /// <param name="stream">A readable, seekable stream positioned at the start of an ONNX <c>ModelProto</c>.</param>
@@ -52,11 +46,11 @@ internal static class OnnxExternalData
             throw new ArgumentException("The ONNX model stream must be seekable.", nameof(stream));
         }
 
-        var reader = new Reader(stream);
+        var reader = new ProtobufReader(stream);
         var locations = new List<string>();
         reader.ForEachField(stream.Length, (field, wireType) =>
         {
-            if (field == ModelGraph && wireType == WireLengthDelimited)
+            if (field == ModelGraph && wireType == ProtobufReader.LengthDelimited)
             {
                 ReadGraph(reader, reader.ReadMessageEnd(), 0, locations);
                 return true;
@@ -68,7 +62,7 @@ internal static class OnnxExternalData
         return locations;
     }
 
-    private static void ReadGraph(Reader reader, long end, int depth, List<string> locations)
+    private static void ReadGraph(ProtobufReader reader, long end, int depth, List<string> locations)
     {
         if (depth > MaxGraphDepth)
         {
@@ -77,7 +71,7 @@ internal static class OnnxExternalData
 
         reader.ForEachField(end, (field, wireType) =>
         {
-            if (wireType != WireLengthDelimited)
+            if (wireType != ProtobufReader.LengthDelimited)
             {
                 return false;
             }
@@ -99,10 +93,10 @@ internal static class OnnxExternalData
         });
     }
 
-    private static void ReadNode(Reader reader, long end, int depth, List<string> locations) =>
+    private static void ReadNode(ProtobufReader reader, long end, int depth, List<string> locations) =>
         reader.ForEachField(end, (field, wireType) =>
         {
-            if (field == NodeAttribute && wireType == WireLengthDelimited)
+            if (field == NodeAttribute && wireType == ProtobufReader.LengthDelimited)
             {
                 ReadAttribute(reader, reader.ReadMessageEnd(), depth, locations);
                 return true;
@@ -111,10 +105,10 @@ internal static class OnnxExternalData
             return false;
         });
 
-    private static void ReadAttribute(Reader reader, long end, int depth, List<string> locations) =>
+    private static void ReadAttribute(ProtobufReader reader, long end, int depth, List<string> locations) =>
         reader.ForEachField(end, (field, wireType) =>
         {
-            if (wireType != WireLengthDelimited)
+            if (wireType != ProtobufReader.LengthDelimited)
             {
                 return false;
             }
@@ -135,10 +129,10 @@ internal static class OnnxExternalData
             }
         });
 
-    private static void ReadSparseTensor(Reader reader, long end, List<string> locations) =>
+    private static void ReadSparseTensor(ProtobufReader reader, long end, List<string> locations) =>
         reader.ForEachField(end, (field, wireType) =>
         {
-            if (field is SparseValues or SparseIndices && wireType == WireLengthDelimited)
+            if (field is SparseValues or SparseIndices && wireType == ProtobufReader.LengthDelimited)
             {
                 ReadTensor(reader, reader.ReadMessageEnd(), locations);
                 return true;
@@ -147,19 +141,19 @@ internal static class OnnxExternalData
             return false;
         });
 
-    private static void ReadTensor(Reader reader, long end, List<string> locations)
+    private static void ReadTensor(ProtobufReader reader, long end, List<string> locations)
     {
         string? location = null;
         bool external = false;
         reader.ForEachField(end, (field, wireType) =>
         {
-            if (field == TensorDataLocation && wireType == WireVarint)
+            if (field == TensorDataLocation && wireType == ProtobufReader.Varint)
             {
                 external = reader.ReadVarint() == DataLocationExternal;
                 return true;
             }
 
-            if (field == TensorExternalData && wireType == WireLengthDelimited)
+            if (field == TensorExternalData && wireType == ProtobufReader.LengthDelimited)
             {
                 (string? key, string? value) = ReadEntry(reader, reader.ReadMessageEnd());
                 if (key == "location")
@@ -187,13 +181,13 @@ internal static class OnnxExternalData
         }
     }
 
-    private static (string? Key, string? Value) ReadEntry(Reader reader, long end)
+    private static (string? Key, string? Value) ReadEntry(ProtobufReader reader, long end)
     {
         string? key = null;
         string? value = null;
         reader.ForEachField(end, (field, wireType) =>
         {
-            if (wireType != WireLengthDelimited || field is not (EntryKey or EntryValue))
+            if (wireType != ProtobufReader.LengthDelimited || field is not (EntryKey or EntryValue))
             {
                 return false;
             }
@@ -212,113 +206,5 @@ internal static class OnnxExternalData
         });
 
         return (key, value);
-    }
-
-    /// <summary>Protobuf wire-format primitives over a seekable stream, bounded by the enclosing message's end.</summary>
-    private sealed class Reader(Stream stream)
-    {
-        /// <summary>
-        /// Visits each field until <paramref name="end"/>; <paramref name="visit"/> consumes the field's value and returns
-        /// <see langword="true"/>, or returns <see langword="false"/> to have it skipped.
-        /// </summary>
-        public void ForEachField(long end, Func<int, int, bool> visit)
-        {
-            while (stream.Position < end)
-            {
-                ulong tag = ReadVarint();
-                int field = checked((int)(tag >> 3));
-                int wireType = (int)(tag & 7);
-                if (field == 0)
-                {
-                    throw Malformed("field number 0");
-                }
-
-                if (!visit(field, wireType))
-                {
-                    Skip(wireType, end);
-                }
-
-                if (stream.Position > end)
-                {
-                    throw Malformed("a field runs past the end of its message");
-                }
-            }
-        }
-
-        /// <summary>Reads a length prefix and returns where that embedded message ends.</summary>
-        public long ReadMessageEnd()
-        {
-            ulong length = ReadVarint();
-            long end = stream.Position + (long)Math.Min(length, long.MaxValue / 2);
-            if (end > stream.Length)
-            {
-                throw Malformed("a message runs past the end of the file");
-            }
-
-            return end;
-        }
-
-        public string ReadString()
-        {
-            long end = ReadMessageEnd();
-            long length = end - stream.Position;
-            if (length > MaxStringBytes)
-            {
-                throw Malformed($"a string of {length} bytes");
-            }
-
-            byte[] bytes = new byte[length];
-            stream.ReadExactly(bytes);
-            return Encoding.UTF8.GetString(bytes);
-        }
-
-        public ulong ReadVarint()
-        {
-            ulong result = 0;
-            for (int shift = 0; shift < 64; shift += 7)
-            {
-                int b = stream.ReadByte();
-                if (b < 0)
-                {
-                    throw Malformed("the file ends inside a number");
-                }
-
-                result |= (ulong)(b & 0x7F) << shift;
-                if ((b & 0x80) == 0)
-                {
-                    return result;
-                }
-            }
-
-            throw Malformed("a number longer than 10 bytes");
-        }
-
-        private void Skip(int wireType, long end)
-        {
-            long next = wireType switch
-            {
-                WireVarint => -1,
-                WireFixed64 => stream.Position + 8,
-                WireLengthDelimited => ReadMessageEnd(),
-                WireFixed32 => stream.Position + 4,
-                _ => throw Malformed($"unsupported wire type {wireType}"),
-            };
-
-            if (wireType == WireVarint)
-            {
-                ReadVarint();
-                return;
-            }
-
-            if (next > end)
-            {
-                throw Malformed("a field runs past the end of its message");
-            }
-
-            stream.Position = next;
-        }
-
-        private static InvalidDataException Malformed(string what) =>
-            new($"The file is not a valid ONNX model: {what}.");
     }
 }

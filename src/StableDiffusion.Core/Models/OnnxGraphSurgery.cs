@@ -64,39 +64,23 @@ internal static class OnnxGraphSurgery
         return null;
     }
 
-    /// <summary>The model with the named tensors added to the main graph's outputs (their types are inferred by ONNX Runtime).</summary>
+    /// <summary>
+    /// The model with the named tensors added to the main graph's outputs (ONNX Runtime infers their types). A second
+    /// <c>graph</c> field appended to the model is merged into the first by every protobuf parser (a repeated occurrence of a
+    /// singular message field merges), so the original bytes stay untouched.
+    /// </summary>
     public static byte[] AddGraphOutputs(byte[] model, IEnumerable<string> tensorNames)
     {
-        var extra = new MemoryStream();
+        var outputs = new MemoryStream();
         foreach (string name in tensorNames)
         {
-            byte[] valueInfo = LengthDelimited(ValueInfoName, Encoding.UTF8.GetBytes(name));
-            extra.Write(LengthDelimited(GraphOutput, valueInfo));
+            WriteLengthDelimited(outputs, GraphOutput, LengthDelimited(ValueInfoName, Encoding.UTF8.GetBytes(name)));
         }
 
-        var result = new MemoryStream(model.Length + (int)extra.Length + 16);
-        bool found = false;
-        var reader = new WireReader(model);
-        while (reader.Position < model.Length)
-        {
-            int start = reader.Position;
-            (int field, int wireType) = reader.ReadTag();
-            if (field == ModelGraph && wireType == 2 && !found)
-            {
-                (int graphStart, int graphLength) = reader.ReadLengthDelimited();
-                var graph = new byte[graphLength + extra.Length];
-                model.AsSpan(graphStart, graphLength).CopyTo(graph);
-                extra.ToArray().CopyTo(graph, graphLength);
-                result.Write(LengthDelimited(ModelGraph, graph));
-                found = true;
-                continue;
-            }
-
-            reader.Skip(wireType);
-            result.Write(model, start, reader.Position - start);
-        }
-
-        return found ? result.ToArray() : throw new InvalidDataException("The ONNX model has no graph.");
+        var result = new MemoryStream(model.Length + (int)outputs.Length + 16);
+        result.Write(model);
+        WriteLengthDelimited(result, ModelGraph, outputs.ToArray());
+        return result.ToArray();
     }
 
     private static bool IsRandomNormal(string tensor, Dictionary<string, Node> producers)
@@ -123,70 +107,73 @@ internal static class OnnxGraphSurgery
     private static List<Node> ReadNodes(byte[] model)
     {
         var nodes = new List<Node>();
-        var reader = new WireReader(model);
-        while (reader.Position < model.Length)
+        using var stream = new MemoryStream(model, writable: false);
+        var reader = new ProtobufReader(stream);
+        reader.ForEachField(model.Length, (field, wireType) =>
         {
-            (int field, int wireType) = reader.ReadTag();
-            if (field != ModelGraph || wireType != 2)
+            if (field != ModelGraph || wireType != ProtobufReader.LengthDelimited)
             {
-                reader.Skip(wireType);
-                continue;
+                return false;
             }
 
-            (int graphStart, int graphLength) = reader.ReadLengthDelimited();
-            var graph = new WireReader(model, graphStart, graphStart + graphLength);
-            while (graph.Position < graphStart + graphLength)
+            reader.ForEachField(reader.ReadMessageEnd(), (graphField, graphWire) =>
             {
-                (int graphField, int graphWire) = graph.ReadTag();
-                if (graphField != GraphNode || graphWire != 2)
+                if (graphField != GraphNode || graphWire != ProtobufReader.LengthDelimited)
                 {
-                    graph.Skip(graphWire);
-                    continue;
+                    return false;
                 }
 
-                (int nodeStart, int nodeLength) = graph.ReadLengthDelimited();
-                nodes.Add(ReadNode(model, nodeStart, nodeLength));
-            }
-        }
-
+                nodes.Add(ReadNode(reader, reader.ReadMessageEnd()));
+                return true;
+            });
+            return true;
+        });
         return nodes;
     }
 
-    private static Node ReadNode(byte[] model, int start, int length)
+    private static Node ReadNode(ProtobufReader reader, long end)
     {
         var inputs = new List<string>();
         var outputs = new List<string>();
         string opType = string.Empty;
-        var reader = new WireReader(model, start, start + length);
-        while (reader.Position < start + length)
+        reader.ForEachField(end, (field, wireType) =>
         {
-            (int field, int wireType) = reader.ReadTag();
-            if (wireType == 2 && field is NodeInput or NodeOutput or NodeOpType)
+            if (wireType != ProtobufReader.LengthDelimited || field is not (NodeInput or NodeOutput or NodeOpType))
             {
-                (int s, int l) = reader.ReadLengthDelimited();
-                string text = Encoding.UTF8.GetString(model, s, l);
-                (field == NodeInput ? inputs : field == NodeOutput ? outputs : null)?.Add(text);
-                if (field == NodeOpType)
-                {
-                    opType = text;
-                }
+                return false;
             }
-            else
-            {
-                reader.Skip(wireType);
-            }
-        }
 
+            string text = reader.ReadString();
+            switch (field)
+            {
+                case NodeInput:
+                    inputs.Add(text);
+                    break;
+                case NodeOutput:
+                    outputs.Add(text);
+                    break;
+                default:
+                    opType = text;
+                    break;
+            }
+
+            return true;
+        });
         return new Node(opType, [.. inputs], [.. outputs]);
     }
 
     private static byte[] LengthDelimited(int field, byte[] payload)
     {
         var stream = new MemoryStream(payload.Length + 12);
-        WriteVarint(stream, ((ulong)field << 3) | 2);
+        WriteLengthDelimited(stream, field, payload);
+        return stream.ToArray();
+    }
+
+    private static void WriteLengthDelimited(Stream stream, int field, byte[] payload)
+    {
+        WriteVarint(stream, ((ulong)field << 3) | ProtobufReader.LengthDelimited);
         WriteVarint(stream, (ulong)payload.Length);
         stream.Write(payload);
-        return stream.ToArray();
     }
 
     private static void WriteVarint(Stream stream, ulong value)
@@ -198,81 +185,5 @@ internal static class OnnxGraphSurgery
         }
 
         stream.WriteByte((byte)value);
-    }
-
-    private sealed class WireReader(byte[] data, int position, int end)
-    {
-        public WireReader(byte[] data)
-            : this(data, 0, data.Length)
-        {
-        }
-
-        public int Position { get; private set; } = position;
-
-        public (int Field, int WireType) ReadTag()
-        {
-            ulong tag = ReadVarint();
-            return ((int)(tag >> 3), (int)(tag & 7));
-        }
-
-        public (int Start, int Length) ReadLengthDelimited()
-        {
-            int length = checked((int)ReadVarint());
-            int start = Position;
-            Advance(length);
-            return (start, length);
-        }
-
-        public void Skip(int wireType)
-        {
-            switch (wireType)
-            {
-                case 0:
-                    ReadVarint();
-                    break;
-                case 1:
-                    Advance(8);
-                    break;
-                case 2:
-                    ReadLengthDelimited();
-                    break;
-                case 5:
-                    Advance(4);
-                    break;
-                default:
-                    throw new InvalidDataException($"Unsupported protobuf wire type {wireType} at byte {Position}.");
-            }
-        }
-
-        private ulong ReadVarint()
-        {
-            ulong result = 0;
-            for (int shift = 0; shift < 64; shift += 7)
-            {
-                if (Position >= end)
-                {
-                    throw new InvalidDataException("The ONNX protobuf ends inside a number.");
-                }
-
-                byte b = data[Position++];
-                result |= (ulong)(b & 0x7f) << shift;
-                if (b < 0x80)
-                {
-                    return result;
-                }
-            }
-
-            throw new InvalidDataException("An ONNX protobuf number is too long.");
-        }
-
-        private void Advance(int count)
-        {
-            if (count < 0 || Position + count > end)
-            {
-                throw new InvalidDataException("The ONNX protobuf is truncated.");
-            }
-
-            Position += count;
-        }
     }
 }
