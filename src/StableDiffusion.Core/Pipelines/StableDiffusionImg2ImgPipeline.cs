@@ -17,7 +17,7 @@ namespace StableDiffusion.Pipelines;
 /// using var result = await pipe.GenerateAsync(new ImageToImageRequest("a watercolour painting", photo) { Strength = 0.6, Seed = 42 });
 /// </code>
 /// </example>
-public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline
+public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<ImageToImageRequest>
 {
     private StableDiffusionImg2ImgPipeline(StableDiffusionComponents components, ILogger logger)
         : base(components, logger)
@@ -47,29 +47,10 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline
         return new StableDiffusionImg2ImgPipeline(ShareComponents(pipeline), CreateLogger<StableDiffusionImg2ImgPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
     }
 
-    /// <summary>Changes an image as the prompt says, on a background thread.</summary>
-    /// <param name="request">The image, prompts, strength and generation settings.</param>
-    /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    public Task<GenerationResult> GenerateAsync(ImageToImageRequest request, CancellationToken cancellationToken = default) =>
-        GenerateAsync(request, null, cancellationToken);
-
-    /// <summary>Changes an image as the prompt says, on a background thread, reporting progress.</summary>
-    /// <param name="request">The image, prompts, strength and generation settings.</param>
-    /// <param name="progress">Receives a report per stage and per denoising step.</param>
-    /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    public Task<GenerationResult> GenerateAsync(ImageToImageRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken = default) =>
-        RunAsync(() => Generate(request, progress, cancellationToken), cancellationToken);
-
-    /// <summary>Changes an image as the prompt says, on the calling thread.</summary>
-    /// <param name="request">The image, prompts, strength and generation settings.</param>
-    /// <param name="progress">Receives a report per stage and per denoising step.</param>
-    /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    /// <exception cref="ArgumentException">The request is invalid (the message names the setting).</exception>
+    /// <inheritdoc />
+    /// <remarks>Changes an image as the prompt says, on the calling thread.</remarks>
     /// <exception cref="ModelLoadException">The model has no VAE encoder.</exception>
-    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
-    /// <exception cref="ModelRunException">ONNX Runtime failed running a model: a size the UNet cannot take, not enough memory,
-    /// or model parts that do not fit together (the message names the component and what to try).</exception>
-    public GenerationResult Generate(ImageToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
+    public override GenerationResult Generate(ImageToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();

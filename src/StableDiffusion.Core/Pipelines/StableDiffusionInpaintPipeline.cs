@@ -20,7 +20,7 @@ namespace StableDiffusion.Pipelines;
 /// using var result = await pipe.GenerateAsync(new InpaintRequest("a red sofa", photo, mask) { Seed = 42 });
 /// </code>
 /// </example>
-public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline
+public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRequest>
 {
     private StableDiffusionInpaintPipeline(StableDiffusionComponents components, ILogger logger)
         : base(components, logger)
@@ -50,29 +50,10 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline
         return new StableDiffusionInpaintPipeline(ShareComponents(pipeline), CreateLogger<StableDiffusionInpaintPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
     }
 
-    /// <summary>Repaints the masked region of an image, on a background thread.</summary>
-    /// <param name="request">The image, mask, prompts, strength and generation settings.</param>
-    /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    public Task<GenerationResult> GenerateAsync(InpaintRequest request, CancellationToken cancellationToken = default) =>
-        GenerateAsync(request, null, cancellationToken);
-
-    /// <summary>Repaints the masked region of an image, on a background thread, reporting progress.</summary>
-    /// <param name="request">The image, mask, prompts, strength and generation settings.</param>
-    /// <param name="progress">Receives a report per stage and per denoising step.</param>
-    /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    public Task<GenerationResult> GenerateAsync(InpaintRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken = default) =>
-        RunAsync(() => Generate(request, progress, cancellationToken), cancellationToken);
-
-    /// <summary>Repaints the masked region of an image, on the calling thread.</summary>
-    /// <param name="request">The image, mask, prompts, strength and generation settings.</param>
-    /// <param name="progress">Receives a report per stage and per denoising step.</param>
-    /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    /// <exception cref="ArgumentException">The request is invalid (the message names the setting).</exception>
+    /// <inheritdoc />
+    /// <remarks>Repaints the masked region of an image, on the calling thread.</remarks>
     /// <exception cref="ModelLoadException">The model has no VAE encoder.</exception>
-    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
-    /// <exception cref="ModelRunException">ONNX Runtime failed running a model: a size the UNet cannot take, not enough memory,
-    /// or model parts that do not fit together (the message names the component and what to try).</exception>
-    public GenerationResult Generate(InpaintRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
+    public override GenerationResult Generate(InpaintRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();

@@ -19,7 +19,7 @@ namespace StableDiffusion.Pipelines;
 /// </code>
 /// </example>
 /// <remarks>Load once and reuse: each component's ONNX Runtime session is created once. Safe to call from several threads at once.</remarks>
-public sealed class StableDiffusionPipeline : DiffusionPipeline
+public sealed class StableDiffusionPipeline : DiffusionPipeline<TextToImageRequest>
 {
     private StableDiffusionPipeline(StableDiffusionComponents components, ILogger logger)
         : base(components, logger)
@@ -55,29 +55,9 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline
         return new StableDiffusionPipeline(ShareComponents(pipeline), CreateLogger<StableDiffusionPipeline>(pipeline.Components.Options)) { Scheduler = pipeline.Scheduler };
     }
 
-    /// <summary>Generates images from text (diffusers' <c>pipe(prompt, ...)</c>) on a background thread.</summary>
-    /// <param name="request">Prompts and generation settings.</param>
-    /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    /// <returns>The images, flags, tensors and timings; dispose it when done with the images.</returns>
-    public Task<GenerationResult> GenerateAsync(TextToImageRequest request, CancellationToken cancellationToken = default) =>
-        GenerateAsync(request, null, cancellationToken);
-
-    /// <summary>Generates images from text on a background thread, reporting progress.</summary>
-    /// <param name="request">Prompts and generation settings.</param>
-    /// <param name="progress">Receives a report per stage and per denoising step.</param>
-    /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    public Task<GenerationResult> GenerateAsync(TextToImageRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken = default) =>
-        RunAsync(() => Generate(request, progress, cancellationToken), cancellationToken);
-
-    /// <summary>Generates images from text on the calling thread.</summary>
-    /// <param name="request">Prompts and generation settings.</param>
-    /// <param name="progress">Receives a report per stage and per denoising step.</param>
-    /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    /// <exception cref="ArgumentException">The request is invalid (the message names the setting).</exception>
-    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
-    /// <exception cref="ModelRunException">ONNX Runtime failed running a model: a size the UNet cannot take, not enough memory,
-    /// or model parts that do not fit together (the message names the component and what to try).</exception>
-    public GenerationResult Generate(TextToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
+    /// <inheritdoc />
+    /// <remarks>Generates images from text on the calling thread.</remarks>
+    public override GenerationResult Generate(TextToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
