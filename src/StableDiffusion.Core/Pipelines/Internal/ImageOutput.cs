@@ -82,14 +82,13 @@ internal static class ImageOutput
         ReadOnlySpan<float> values = images.AsSpan();
         var result = new List<Image<Rgb24>>(batch);
         var bytes = new byte[height * width * 3];
+        var scaled = new float[bytes.Length];
         for (int b = 0; b < batch; b++)
         {
-            ReadOnlySpan<float> image = values.Slice(b * bytes.Length, bytes.Length);
-            for (int i = 0; i < bytes.Length; i++)
-            {
-                bytes[i] = (byte)MathF.Round(image[i] * 255f, MidpointRounding.ToEven);
-            }
-
+            // round(x * 255), rounding half to even as numpy does, then to bytes (the values are within [0, 255]).
+            TensorPrimitives.Multiply(values.Slice(b * bytes.Length, bytes.Length), 255f, scaled);
+            TensorPrimitives.Round(scaled, scaled);
+            TensorPrimitives.ConvertTruncating<float, byte>(scaled, bytes);
             result.Add(Image.LoadPixelData<Rgb24>(bytes, width, height));
         }
 
