@@ -3,8 +3,8 @@ using System.Runtime.InteropServices;
 namespace StableDiffusion.Models.Cuda;
 
 /// <summary>
-/// The two CUDA runtime calls the device-resident UNet path needs: copying a step's sample into the bound device buffer
-/// and its prediction back. ONNX Runtime's managed API has no copy into an existing device tensor for providers appended
+/// The few CUDA runtime calls the device-resident UNet path needs: copying a step's sample into the bound device buffer
+/// and its prediction back, from page-locked host memory. ONNX Runtime's managed API has no copy into an existing device tensor for providers appended
 /// the classic way, so the CUDA runtime that the CUDA provider itself loads is called directly.
 /// </summary>
 internal static unsafe class CudaRuntime
@@ -20,6 +20,13 @@ internal static unsafe class CudaRuntime
     public static void CopyToDevice(int device, nint destination, void* source, long bytes) => Copy(device, destination, (nint)source, bytes, HostToDevice);
 
     public static void CopyToHost(int device, void* destination, nint source, long bytes) => Copy(device, (nint)destination, source, bytes, DeviceToHost);
+
+    /// <summary>Page-locks host memory (which must not move: the buffers live on the pinned object heap) so copies to and
+    /// from it go straight to the device; false where the driver refuses, and copies then simply take the staged path.</summary>
+    public static bool TryRegisterHost(void* memory, long bytes) => Loaded.Value is { } f && f.HostRegister((nint)memory, (nuint)bytes, 0) == 0;
+
+    /// <summary>Undoes <see cref="TryRegisterHost"/>.</summary>
+    public static void UnregisterHost(void* memory) => Loaded.Value?.HostUnregister((nint)memory);
 
     private static void Copy(int device, nint destination, nint source, long bytes, int kind)
     {
@@ -45,21 +52,33 @@ internal static unsafe class CudaRuntime
         {
             if (NativeLibrary.TryLoad(name, out nint library)
                 && NativeLibrary.TryGetExport(library, "cudaMemcpy", out nint memcpy)
-                && NativeLibrary.TryGetExport(library, "cudaSetDevice", out nint setDevice))
+                && NativeLibrary.TryGetExport(library, "cudaSetDevice", out nint setDevice)
+                && NativeLibrary.TryGetExport(library, "cudaHostRegister", out nint hostRegister)
+                && NativeLibrary.TryGetExport(library, "cudaHostUnregister", out nint hostUnregister))
             {
                 return new Functions(
                     (delegate* unmanaged<nint, nint, nuint, int, int>)memcpy,
-                    (delegate* unmanaged<int, int>)setDevice);
+                    (delegate* unmanaged<int, int>)setDevice,
+                    (delegate* unmanaged<nint, nuint, uint, int>)hostRegister,
+                    (delegate* unmanaged<nint, int>)hostUnregister);
             }
         }
 
         return null;
     }
 
-    private sealed class Functions(delegate* unmanaged<nint, nint, nuint, int, int> memcpy, delegate* unmanaged<int, int> setDevice)
+    private sealed class Functions(
+        delegate* unmanaged<nint, nint, nuint, int, int> memcpy,
+        delegate* unmanaged<int, int> setDevice,
+        delegate* unmanaged<nint, nuint, uint, int> hostRegister,
+        delegate* unmanaged<nint, int> hostUnregister)
     {
         public int Memcpy(nint destination, nint source, nuint bytes, int kind) => memcpy(destination, source, bytes, kind);
 
         public int SetDevice(int device) => setDevice(device);
+
+        public int HostRegister(nint memory, nuint bytes, uint flags) => hostRegister(memory, bytes, flags);
+
+        public int HostUnregister(nint memory) => hostUnregister(memory);
     }
 }

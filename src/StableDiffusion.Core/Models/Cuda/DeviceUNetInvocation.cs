@@ -24,6 +24,7 @@ internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
     private readonly OrtIoBinding _binding;
     private readonly float[] _timestepValues;
     private float? _boundTimestep;
+    private readonly List<OrtBuffer> _registered = [];
 
     public DeviceUNetInvocation(InferenceSession session, int deviceId, DeviceThread? thread, string outputName, OrtBuffer sample, OrtBuffer timestep, OrtBuffer hiddenStates, OrtBuffer output)
         : base(thread)
@@ -47,6 +48,13 @@ internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
         _binding.BindInput("encoder_hidden_states", hiddenStates.Type, hiddenStates.Shape, _hiddenStatesDevice);
         _binding.BindOutput(outputName, output.Type, output.Shape, _outputDevice);
         CopyIn(_hiddenStates, _hiddenStatesDevice);
+        foreach (OrtBuffer buffer in new[] { sample, output })
+        {
+            if (CudaRuntime.TryRegisterHost(buffer.NativeData, buffer.ByteLength))
+            {
+                _registered.Add(buffer);
+            }
+        }
     }
 
     public override Span<float> Sample => _sample.Single;
@@ -79,6 +87,11 @@ internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
 
     public override void Dispose()
     {
+        foreach (OrtBuffer buffer in _registered)
+        {
+            CudaRuntime.UnregisterHost(buffer.NativeData);
+        }
+
         _binding.Dispose();
         _sampleDevice.Dispose();
         _timestepDevice.Dispose();

@@ -16,8 +16,11 @@ internal class DenoisingHooks
     /// <summary>The UNet's input channels (4, or 9 for inpainting UNets).</summary>
     public virtual int UNetChannels => 4;
 
-    /// <summary>Builds the UNet sample from the scaled latent input [batch, 4, h, w] (the default passes it through).</summary>
-    public virtual void ComposeInput(ReadOnlySpan<float> scaledInput, Span<float> unetSample) => scaledInput.CopyTo(unetSample);
+    /// <summary>Whether <see cref="ComposeInput"/> builds the UNet sample; otherwise the scaled latents are the sample.</summary>
+    public virtual bool ComposesInput => false;
+
+    /// <summary>Builds the UNet sample from the scaled latent input [batch, 4, h, w].</summary>
+    public virtual void ComposeInput(ReadOnlySpan<float> scaledInput, Span<float> unetSample) => throw new NotSupportedException();
 
     /// <summary>Runs after each scheduler step on the latents [rows, 4, h, w].</summary>
     public virtual void AfterStep(int index, IReadOnlyList<float> timesteps, Span<float> latents)
@@ -67,7 +70,8 @@ internal static partial class DenoisingLoop
 
         using UNetInvocation unet = components.Unet.CreateInvocation(batch, hooks.UNetChannels, latentHeight, latentWidth,
             prompt.Embeddings, prompt.SequenceLength, prompt.HiddenSize, scope.CancellationToken);
-        var scaled = new float[batch * 4 * latentHeight * latentWidth];
+        // The scaled latents go straight into the UNet's input unless the pipeline adds channels (inpainting UNets).
+        float[]? staging = hooks.ComposesInput ? new float[batch * 4 * latentHeight * latentWidth] : null;
         var guidedNoise = prompt.Guided ? new float[latentLength] : null;
         var stepOptions = new SchedulerStepOptions(generator, request.Eta);
         var context = new StepEndContext(Tensor.Create(latents, latentShape), timesteps.Count);
@@ -86,16 +90,20 @@ internal static partial class DenoisingLoop
 
             // Expand the latents for guidance ([latents, latents]) and scale them for the model.
             long schedulerStart = Stopwatch.GetTimestamp();
+            Span<float> scaled = staging ?? unet.Sample;
             latents.AsSpan(0, latentLength).CopyTo(scaled);
             if (prompt.Guided)
             {
-                latents.AsSpan(0, latentLength).CopyTo(scaled.AsSpan(latentLength));
+                latents.AsSpan(0, latentLength).CopyTo(scaled[latentLength..]);
             }
 
-            var scaledSpan = new TensorSpan<float>(scaled, inputShape);
+            var scaledSpan = new TensorSpan<float>(scaled[..(batch * 4 * latentHeight * latentWidth)], inputShape);
             scheduler.ScaleModelInput(scaledSpan, t, scaledSpan);
             scope.AddSchedulerTime(schedulerStart);
-            hooks.ComposeInput(scaled, unet.Sample);
+            if (staging is not null)
+            {
+                hooks.ComposeInput(staging, unet.Sample);
+            }
 
             scope.RunUNet(options => unet.Run(t, options));
 

@@ -11,6 +11,8 @@ internal sealed class InpaintUNetInput(float[] mask, float[] maskedImageLatents,
 {
     public override int UNetChannels => 9;
 
+    public override bool ComposesInput => true;
+
     public override void ComposeInput(ReadOnlySpan<float> scaledInput, Span<float> unetSample)
     {
         int batch = scaledInput.Length / (4 * latentPlane);
