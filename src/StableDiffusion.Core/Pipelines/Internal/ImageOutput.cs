@@ -37,22 +37,23 @@ internal static class ImageOutput
     public static Tensor<float> ToNhwcUnitRange(Tensor<float> nchw)
     {
         int batch = (int)nchw.Lengths[0], channels = (int)nchw.Lengths[1], height = (int)nchw.Lengths[2], width = (int)nchw.Lengths[3];
-        ReadOnlySpan<float> source = nchw.AsSpan();
-        var nhwc = new float[source.Length];
+        var unit = new float[nchw.FlattenedLength];
+        TensorPrimitives.Multiply(nchw.AsSpan(), 0.5f, unit);
+        TensorPrimitives.Add(unit, 0.5f, unit);
+        TensorPrimitives.Clamp(unit, 0f, 1f, unit);
+        var nhwc = new float[unit.Length];
         int plane = height * width;
-        var unit = new float[plane];
         for (int b = 0; b < batch; b++)
         {
+            // Vectorised scaling over the whole batch above; only the channel interleave stays scalar.
+            ReadOnlySpan<float> image = unit.AsSpan(b * plane * channels, plane * channels);
+            Span<float> destination = nhwc.AsSpan(b * plane * channels, plane * channels);
             for (int c = 0; c < channels; c++)
             {
-                ReadOnlySpan<float> channel = source.Slice(((b * channels) + c) * plane, plane);
-                TensorPrimitives.Multiply(channel, 0.5f, unit);
-                TensorPrimitives.Add(unit, 0.5f, unit);
-                TensorPrimitives.Clamp(unit, 0f, 1f, unit);
-                Span<float> destination = nhwc.AsSpan(b * plane * channels);
-                for (int p = 0; p < plane; p++)
+                ReadOnlySpan<float> source = image.Slice(c * plane, plane);
+                for (int p = 0, o = c; p < source.Length; p++, o += channels)
                 {
-                    destination[(p * channels) + c] = unit[p];
+                    destination[o] = source[p];
                 }
             }
         }
