@@ -9,20 +9,25 @@ for p in "${pkgs[@]}"; do ids+=("$(sed -E 's/\.[0-9]+\.[0-9]+\.[0-9]+(-[^.]+)?\.
 if [ "${ids[*]}" != "${expected[*]}" ]; then
   echo "expected exactly the packages ${expected[*]}, got: ${pkgs[*]}" >&2; exit 1
 fi
+# Every listing is read whole into a variable before grep looks at it: with pipefail, `producer | grep -q` fails at
+# random when grep stops reading at its first match and the producer dies of SIGPIPE.
 nuspec() { unzip -p "$dir/$1".*.nupkg "$1.nuspec"; }
-deps() { nuspec "$1" | grep -o '<dependency id="[^"]*"' | sed 's/<dependency id="//;s/"//' | sort -u | tr '\n' ' '; }
+deps() { local spec; spec=$(nuspec "$1"); grep -o '<dependency id="[^"]*"' <<<"$spec" | sed 's/<dependency id="//;s/"//' | sort -u | tr '\n' ' '; }
 for id in "${expected[@]}"; do
-  unzip -l "$dir/$id".*.nupkg | grep -q ' README.md$' || { echo "$id has no README.md" >&2; exit 1; }
-  nuspec "$id" | grep -q '<license type="expression">' || { echo "$id has no licence expression" >&2; exit 1; }
-  nuspec "$id" | grep -q '<repository ' || { echo "$id has no repository metadata" >&2; exit 1; }
+  files=$(unzip -Z1 "$dir/$id".*.nupkg)
+  spec=$(nuspec "$id")
+  grep -qx 'README.md' <<<"$files" || { echo "$id has no README.md" >&2; exit 1; }
+  grep -q '<license type="expression">' <<<"$spec" || { echo "$id has no licence expression" >&2; exit 1; }
+  grep -q '<repository ' <<<"$spec" || { echo "$id has no repository metadata" >&2; exit 1; }
   echo "$id depends on: $(deps "$id")"
 done
-deps StableDiffusion.Schedulers | grep -q 'StableDiffusion\.' && { echo "Schedulers must not depend on another SDK package" >&2; exit 1; }
-deps StableDiffusion.Safety | grep -q 'StableDiffusion.Core' && { echo "Safety must not depend on Core" >&2; exit 1; }
+schedulers=$(deps StableDiffusion.Schedulers); safety=$(deps StableDiffusion.Safety); core=$(deps StableDiffusion.Core)
+grep -q 'StableDiffusion\.' <<<"$schedulers" && { echo "Schedulers must not depend on another SDK package" >&2; exit 1; }
+grep -q 'StableDiffusion.Core' <<<"$safety" && { echo "Safety must not depend on Core" >&2; exit 1; }
 for d in StableDiffusion.Schedulers StableDiffusion.Safety Microsoft.ML.OnnxRuntime.Managed; do
-  deps StableDiffusion.Core | grep -qw "$d" || { echo "Core must depend on $d" >&2; exit 1; }
+  grep -qw "$d" <<<"$core" || { echo "Core must depend on $d" >&2; exit 1; }
 done
 for id in "${expected[@]}"; do
-  deps "$id" | grep -Eq 'Microsoft\.ML\.OnnxRuntime( |$)|OnnxRuntime\.Gpu' && { echo "$id must reference only the managed ONNX Runtime package" >&2; exit 1; }
+  grep -Eq 'Microsoft\.ML\.OnnxRuntime( |$)|OnnxRuntime\.Gpu' <<<"$(deps "$id")" && { echo "$id must reference only the managed ONNX Runtime package" >&2; exit 1; }
 done
 echo "packages OK: ${pkgs[*]}"
