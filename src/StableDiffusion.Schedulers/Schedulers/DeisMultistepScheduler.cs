@@ -97,7 +97,7 @@ public sealed class DeisMultistepScheduler : DiffusionScheduler
         bool lowerOrderSecond = index == count - 2 && Options.LowerOrderFinal && count < 15;
 
         // DEIS works on ε, recomputed from the (optionally thresholded) x₀.
-        float[] converted = RotateHistory(sample.Length);
+        float[] converted = ModelOutputHistory.Rotate(_modelOutputs, ref _storedOutputs, sample.Length);
         DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index]);
         if (Options.PredictionType == PredictionType.Epsilon && !Options.Thresholding)
         {
@@ -165,15 +165,6 @@ public sealed class DeisMultistepScheduler : DiffusionScheduler
         float numerator = t * (logC * (logD - logT + 1f) - logD * logT + logD + logT * logT - 2f * logT + 2f);
         float denominator = (logB - logC) * (logB - logD);
         return numerator / denominator;
-    }
-
-    private float[] RotateHistory(int length)
-    {
-        float[] oldest = _modelOutputs[0] is { } buffer && buffer.Length == length ? buffer : new float[length];
-        Array.Copy(_modelOutputs, 1, _modelOutputs, 0, _modelOutputs.Length - 1);
-        _modelOutputs[^1] = oldest;
-        _storedOutputs = Math.Min(_storedOutputs + 1, _modelOutputs.Length);
-        return oldest;
     }
 
     /// <summary>x₀ = (x − σ·ε)/α, then ε = (x − α·x₀)/σ, in one pass as diffusers' two float32 steps round.</summary>

@@ -131,7 +131,7 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
         bool lowerOrderSecond = index == count - 2 && Options.LowerOrderFinal && count < 15;
 
         // The converted output joins the history; the oldest buffer is reused for it.
-        float[] converted = RotateHistory(sample.Length);
+        float[] converted = ModelOutputHistory.Rotate(_modelOutputs, ref _storedOutputs, sample.Length);
         DpmSolverModelOutput.Convert(
             Options.AlgorithmType, Options.PredictionType, DpmSolverMath.At(_sigmas[index]), sample, modelOutput, converted,
             Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, batchSize, ref _scratch);
@@ -215,15 +215,6 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
         }
 
         return options;
-    }
-
-    private float[] RotateHistory(int length)
-    {
-        float[] oldest = _modelOutputs[0] is { } buffer && buffer.Length == length ? buffer : new float[length];
-        Array.Copy(_modelOutputs, 1, _modelOutputs, 0, _modelOutputs.Length - 1);
-        _modelOutputs[^1] = oldest;
-        _storedOutputs = Math.Min(_storedOutputs + 1, _modelOutputs.Length);
-        return oldest;
     }
 
     /// <summary>

@@ -124,7 +124,7 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
         int count = TimestepArray.Length;
         int index = StepIndexForStep(timestep, count, lastIfMissing: true);
 
-        float[] converted = RotateHistory(sample.Length);
+        float[] converted = ModelOutputHistory.Rotate(_modelOutputs, ref _storedOutputs, sample.Length);
         DpmSolverModelOutput.Convert(
             Options.AlgorithmType, Options.PredictionType, DpmSolverMath.At(_sigmas[index]), sample, modelOutput, converted,
             Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, batchSize, ref _scratch);
@@ -240,15 +240,6 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
         }
 
         return [.. orders];
-    }
-
-    private float[] RotateHistory(int length)
-    {
-        float[] oldest = _modelOutputs[0] is { } buffer && buffer.Length == length ? buffer : new float[length];
-        Array.Copy(_modelOutputs, 1, _modelOutputs, 0, _modelOutputs.Length - 1);
-        _modelOutputs[^1] = oldest;
-        _storedOutputs = Math.Min(_storedOutputs + 1, _modelOutputs.Length);
-        return oldest;
     }
 
     /// <summary>

@@ -104,7 +104,7 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
         bool useCorrector = index > 0 && !Options.DisableCorrector.Contains(index - 1) && _hasLastSample;
 
         // The converted output goes into the spare slot; the history (oldest first) stays as it was for the corrector.
-        float[] converted = _modelOutputs[0] is { } spare && spare.Length == length ? spare : new float[length];
+        float[] converted = ModelOutputHistory.Oldest(_modelOutputs, length);
         ConvertModelOutput(DpmSolverMath.At(_sigmas[index]), sample, modelOutput, converted, batchSize);
 
         float[] lastSample = Buffer(ref _lastSample, length);
@@ -118,9 +118,7 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
             sample.CopyTo(lastSample);
         }
 
-        // Shift the history and append the new output.
-        Array.Copy(_modelOutputs, 1, _modelOutputs, 0, _modelOutputs.Length - 1);
-        _modelOutputs[^1] = converted;
+        ModelOutputHistory.Append(_modelOutputs, converted);
         _storedOutputs = Math.Min(_storedOutputs + 1, Options.SolverOrder);
 
         int thisOrder = Options.LowerOrderFinal ? Math.Min(Options.SolverOrder, count - index) : Options.SolverOrder;
