@@ -118,8 +118,9 @@ public sealed class DeisMultistepScheduler : DiffusionScheduler
         float[] m0 = _modelOutputs[^1]!;
         if (Options.SolverOrder == 1 || _lowerOrderNums < 1 || lowerOrderFinal)
         {
-            float h = t.Lambda - s0.Lambda;
-            Elementwise.LinearCombination(t.Alpha / s0.Alpha, sample, -(t.Sigma * (MathF.Exp(h) - 1f)), m0, prevSample);
+            // DEIS's first order is DPM-Solver's on ε.
+            DpmSolverMath.Coefficients c = DpmSolverMath.FirstOrder(DpmSolverAlgorithmType.DpmSolver, t, s0);
+            Elementwise.LinearCombination(c.X, sample, c.D0, m0, prevSample);
         }
         else if (Options.SolverOrder == 2 || _lowerOrderNums < 2 || lowerOrderSecond)
         {
