@@ -90,15 +90,7 @@ public sealed class DdimScheduler : DiffusionScheduler
         if (Options.PredictionType != PredictionType.Epsilon)
         {
             float[] epsilonBuffer = Buffer(ref _epsilon, length);
-            if (Options.PredictionType == PredictionType.Sample)
-            {
-                Elementwise.Apply(new Prediction.SubtractScaledThenDivide(sqrtAlphaProd, sqrtBetaProd), sample, originalSample, epsilonBuffer);
-            }
-            else
-            {
-                Elementwise.LinearCombination(sqrtAlphaProd, modelOutput, sqrtBetaProd, sample, epsilonBuffer);
-            }
-
+            Prediction.VpEpsilon(Options.PredictionType, sqrtAlphaProd, sqrtBetaProd, sample, modelOutput, epsilonBuffer);
             epsilon = epsilonBuffer;
         }
 
