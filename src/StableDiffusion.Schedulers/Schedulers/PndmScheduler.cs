@@ -31,9 +31,7 @@ public sealed class PndmScheduler : DiffusionScheduler
     private readonly List<float[]> _ets = [];
     private readonly Stack<float[]> _freeEts = new();
     private float[]? _curModelOutput;
-    private bool _hasCurModelOutput;
     private float[]? _curSample;
-    private bool _hasCurSample;
     private float[]? _combined;
 
     /// <summary>Creates the scheduler from options (diffusers' defaults when null).</summary>
@@ -127,8 +125,6 @@ public sealed class PndmScheduler : DiffusionScheduler
 
         _ets.Clear();
         _counter = 0;
-        _hasCurModelOutput = false;
-        _hasCurSample = false;
     }
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
@@ -162,29 +158,28 @@ public sealed class PndmScheduler : DiffusionScheduler
         int prevTimestep = timestep - diffToPrev;
         int stepTimestep = _prkTimesteps[_counter / 4 * 4];
         float[] curModelOutput = Buffer(ref _curModelOutput, length);
+        float[] curSample = Buffer(ref _curSample, length);
         ReadOnlySpan<float> output = modelOutput;
 
+        // Each block of four starts afresh (diffusers resets its sum to 0 after the fourth), from the sample it started at.
         switch (_counter % 4)
         {
             case 0:
-                Accumulate(curModelOutput, (float)(1.0 / 6), modelOutput);
+                TensorPrimitives.Multiply(modelOutput, (float)(1.0 / 6), curModelOutput);
                 PushEt(modelOutput);
-                sample.CopyTo(Buffer(ref _curSample, length));
-                _hasCurSample = true;
+                sample.CopyTo(curSample);
                 break;
             case 1:
             case 2:
-                Accumulate(curModelOutput, (float)(1.0 / 3), modelOutput);
+                Elementwise.LinearCombination(1f, curModelOutput, (float)(1.0 / 3), modelOutput, curModelOutput);
                 break;
             default:
                 float[] combined = Buffer(ref _combined, length);
                 Elementwise.LinearCombination(1f, curModelOutput, (float)(1.0 / 6), modelOutput, combined);
-                _hasCurModelOutput = false;
                 output = combined;
                 break;
         }
 
-        ReadOnlySpan<float> curSample = _hasCurSample ? _curSample : sample;
         PreviousSample(curSample, stepTimestep, prevTimestep, output, prevSample);
     }
 
@@ -222,14 +217,12 @@ public sealed class PndmScheduler : DiffusionScheduler
         {
             output = modelOutput;
             sample.CopyTo(Buffer(ref _curSample, length));
-            _hasCurSample = true;
         }
         else if (count == 1 && _counter == 1)
         {
             Elementwise.Apply(new Average(), modelOutput, _ets[^1], combined);
             output = combined;
             from = _curSample;
-            _hasCurSample = false;
         }
         else if (count == 2)
         {
@@ -275,19 +268,6 @@ public sealed class PndmScheduler : DiffusionScheduler
         float[] buffer = _freeEts.TryPop(out float[]? free) && free.Length == modelOutput.Length ? free : new float[modelOutput.Length];
         modelOutput.CopyTo(buffer);
         _ets.Add(buffer);
-    }
-
-    private void Accumulate(float[] sum, float weight, ReadOnlySpan<float> modelOutput)
-    {
-        if (_hasCurModelOutput)
-        {
-            Elementwise.LinearCombination(1f, sum, weight, modelOutput, sum);
-        }
-        else
-        {
-            TensorPrimitives.Multiply(modelOutput, weight, sum);
-            _hasCurModelOutput = true;
-        }
     }
 
     /// <summary><c>c·x − (d·ε) / denominator</c>.</summary>
