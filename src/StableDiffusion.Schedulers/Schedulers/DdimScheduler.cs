@@ -95,14 +95,8 @@ public sealed class DdimScheduler : DiffusionScheduler
         }
 
         // 2. Keep it in range.
-        if (Options.Thresholding)
-        {
-            SampleClipping.Threshold(originalSample, batchSize, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Buffer(ref _scratch, length));
-        }
-        else if (Options.ClipSample)
-        {
-            SampleClipping.Clip(originalSample, (float)Options.ClipSampleRange);
-        }
+        KeepInRange(
+            originalSample, batchSize, Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Options.ClipSample, Options.ClipSampleRange, ref _scratch);
 
         // 3. σ_t = η·sqrt(variance), formula (16) of the DDIM paper.
         float betaProdPrev = 1f - alphaProdPrev;

@@ -82,14 +82,8 @@ public sealed class DdpmScheduler : DiffusionScheduler, ICustomTimestepsSchedule
         // 1. The predicted original sample, kept in range.
         float[] originalSample = Buffer(ref _originalSample, length);
         Prediction.DiscreteOriginalSample(Options.PredictionType, MathF.Sqrt(alphaProd), MathF.Sqrt(betaProd), sample, modelOutput, originalSample);
-        if (Options.Thresholding)
-        {
-            SampleClipping.Threshold(originalSample, batchSize, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Buffer(ref _scratch, length));
-        }
-        else if (Options.ClipSample)
-        {
-            SampleClipping.Clip(originalSample, (float)Options.ClipSampleRange);
-        }
+        KeepInRange(
+            originalSample, batchSize, Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Options.ClipSample, Options.ClipSampleRange, ref _scratch);
 
         // 2. The posterior mean, formula (7) of the DDPM paper.
         float originalCoefficient = MathF.Sqrt(alphaProdPrev) * currentBeta / betaProd;

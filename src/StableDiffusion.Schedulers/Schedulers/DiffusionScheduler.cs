@@ -364,6 +364,23 @@ public abstract class DiffusionScheduler : IScheduler
         }
     }
 
+    /// <summary>
+    /// Keeps a predicted x₀ in range as DDIM, DDPM and LCM do: dynamic thresholding when <paramref name="thresholding"/>
+    /// is on, else clamping to ±<paramref name="clipSampleRange"/> when <paramref name="clipSample"/> is on.
+    /// </summary>
+    private protected static void KeepInRange(
+        Span<float> originalSample, int batchSize, bool thresholding, double ratio, double sampleMaxValue, bool clipSample, double clipSampleRange, ref float[]? scratch)
+    {
+        if (thresholding)
+        {
+            SampleClipping.Threshold(originalSample, batchSize, ratio, sampleMaxValue, Buffer(ref scratch, originalSample.Length));
+        }
+        else if (clipSample)
+        {
+            SampleClipping.Clip(originalSample, (float)clipSampleRange);
+        }
+    }
+
     /// <summary><c>√ᾱ·x₀ + √(1 − ᾱ)·ε</c> at a training timestep (add_noise of the DDPM family).</summary>
     private protected void AddNoiseAtTrainingTimestep(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination)
     {

@@ -121,14 +121,8 @@ public sealed class LcmScheduler : DiffusionScheduler, ICustomTimestepsScheduler
         int length = sample.Length;
         float[] originalSample = Buffer(ref _originalSample, length);
         Prediction.DiscreteOriginalSample(Options.PredictionType, MathF.Sqrt(alphaProd), MathF.Sqrt(betaProd), sample, modelOutput, originalSample);
-        if (Options.Thresholding)
-        {
-            SampleClipping.Threshold(originalSample, batchSize, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Buffer(ref _scratch, length));
-        }
-        else if (Options.ClipSample)
-        {
-            SampleClipping.Clip(originalSample, (float)Options.ClipSampleRange);
-        }
+        KeepInRange(
+            originalSample, batchSize, Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Options.ClipSample, Options.ClipSampleRange, ref _scratch);
 
         if (index == NumInferenceSteps - 1)
         {
