@@ -149,11 +149,8 @@ public sealed class DeisMultistepScheduler : DiffusionScheduler
         AdvanceStepIndex();
     }
 
-    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination)
-    {
-        DpmSolverMath.Point point = DpmSolverMath.At(_sigmas[AddNoiseIndex(timestep, lastIfMissing: true)]);
-        Elementwise.LinearCombination(point.Alpha, originalSamples, point.Sigma, noise, destination);
-    }
+    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
+        AddNoiseVariancePreserving(_sigmas, originalSamples, noise, timestep, destination);
 
     // The antiderivative of the second-order log-ρ Lagrange basis (diffusers' ind_fn), in float32 as numpy evaluates it.
     private static float Integral2(float t, float b, float c) =>

@@ -388,6 +388,20 @@ public abstract class DiffusionScheduler : IScheduler
         Elementwise.LinearCombination(MathF.Sqrt(alphaProd), originalSamples, MathF.Sqrt(1f - alphaProd), noise, destination);
     }
 
+    /// <summary><c>x₀ + σ·ε</c> at the add_noise sigma of a k-diffusion schedule (Euler, Heun, LMS, KDPM2).</summary>
+    private protected void AddNoiseAtSigma(float[] sigmas, ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
+        Elementwise.LinearCombination(1f, originalSamples, sigmas[AddNoiseIndex(timestep, lastIfMissing: false)], noise, destination);
+
+    /// <summary>
+    /// <c>α·x₀ + σ_t·ε</c> at the add_noise sigma of a DPM-Solver-family schedule, α and σ_t being the sigma's
+    /// variance-preserving counterparts (a timestep missing from the schedule means the last sigma).
+    /// </summary>
+    private protected void AddNoiseVariancePreserving(float[] sigmas, ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination)
+    {
+        DpmSolverMath.Point point = DpmSolverMath.At(sigmas[AddNoiseIndex(timestep, lastIfMissing: true)]);
+        Elementwise.LinearCombination(point.Alpha, originalSamples, point.Sigma, noise, destination);
+    }
+
     /// <summary>
     /// The sigma index add_noise uses (diffusers' sigma schedulers): the timestep's position unless a begin index is set,
     /// else the current step index or the begin index.

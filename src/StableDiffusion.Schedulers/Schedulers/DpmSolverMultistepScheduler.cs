@@ -181,11 +181,8 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
         AdvanceStepIndex();
     }
 
-    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination)
-    {
-        DpmSolverMath.Point point = DpmSolverMath.At(_sigmas[AddNoiseIndex(timestep, lastIfMissing: true)]);
-        Elementwise.LinearCombination(point.Alpha, originalSamples, point.Sigma, noise, destination);
-    }
+    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
+        AddNoiseVariancePreserving(_sigmas, originalSamples, noise, timestep, destination);
 
     /// <summary>
     /// How many training timesteps at the noisy end have a log-SNR below <paramref name="lambdaMinClipped"/>

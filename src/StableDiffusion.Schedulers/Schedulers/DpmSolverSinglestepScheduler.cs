@@ -186,11 +186,8 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
         AdvanceStepIndex();
     }
 
-    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination)
-    {
-        DpmSolverMath.Point point = DpmSolverMath.At(_sigmas[AddNoiseIndex(timestep, lastIfMissing: true)]);
-        Elementwise.LinearCombination(point.Alpha, originalSamples, point.Sigma, noise, destination);
-    }
+    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
+        AddNoiseVariancePreserving(_sigmas, originalSamples, noise, timestep, destination);
 
     // diffusers' get_order_list: the order of each step, cycling 1, 2(, 3) so that each higher-order update closes a block.
     private int[] OrderList(int steps)

@@ -92,7 +92,7 @@ public sealed class EulerAncestralDiscreteScheduler : DiffusionScheduler
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        Elementwise.LinearCombination(1f, originalSamples, _sigmas[AddNoiseIndex(timestep, lastIfMissing: false)], noise, destination);
+        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
 
     /// <summary>d = (x − x₀)/σ; (x + d·dt) + z·σ_up.</summary>
     private readonly struct AncestralStep(float sigma, float dt, float sigmaUp) : IElementwiseOp3

@@ -180,7 +180,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        Elementwise.LinearCombination(1f, originalSamples, _sigmas[AddNoiseIndex(timestep, lastIfMissing: false)], noise, destination);
+        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
 
     /// <summary>x₀ = x − σ̂·ε; d = (x − x₀)/σ̂; x + d·dt, in diffusers' float32 order.</summary>
     private readonly struct EulerEpsilonStep(float sigmaHat, float dt) : IElementwiseOp2

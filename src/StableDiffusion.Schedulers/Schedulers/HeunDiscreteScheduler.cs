@@ -145,7 +145,7 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        Elementwise.LinearCombination(1f, originalSamples, _sigmas[AddNoiseIndex(timestep, lastIfMissing: false)], noise, destination);
+        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
 
     // [s0, s1, s1, s2, s2, …, s_{N−1}, s_{N−1}, 0]: the interior sigmas twice, then the final zero.
     private static float[] Interleave(double[] sigmas)

@@ -119,7 +119,7 @@ public sealed class KDpm2AncestralDiscreteScheduler : DiffusionScheduler
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        Elementwise.LinearCombination(1f, originalSamples, _schedule.Sigmas[AddNoiseIndex(timestep, lastIfMissing: false)], noise, destination);
+        AddNoiseAtSigma(_schedule.Sigmas, originalSamples, noise, timestep, destination);
 
     /// <summary>d = (x − x₀)/σ_interpol; (x_first + d·dt) + z·σ_up.</summary>
     private readonly struct AncestralSecondOrderStep(float sigmaInterpol, float dt, float sigmaUp) : IElementwiseOp4

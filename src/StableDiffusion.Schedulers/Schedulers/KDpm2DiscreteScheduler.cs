@@ -114,5 +114,5 @@ public sealed class KDpm2DiscreteScheduler : DiffusionScheduler
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        Elementwise.LinearCombination(1f, originalSamples, _schedule.Sigmas[AddNoiseIndex(timestep, lastIfMissing: false)], noise, destination);
+        AddNoiseAtSigma(_schedule.Sigmas, originalSamples, noise, timestep, destination);
 }

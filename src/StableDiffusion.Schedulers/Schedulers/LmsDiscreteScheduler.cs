@@ -151,7 +151,7 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        Elementwise.LinearCombination(1f, originalSamples, _sigmas[AddNoiseIndex(timestep, lastIfMissing: false)], noise, destination);
+        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
 
     // ∫ from σ_t to σ_{t+1} of the Lagrange basis polynomial of node t − k over the nodes t, t − 1, …, t − order + 1.
     private double Coefficient(int order, int t, int k)

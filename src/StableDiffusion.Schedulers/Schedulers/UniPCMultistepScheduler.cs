@@ -134,11 +134,8 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
         AdvanceStepIndex();
     }
 
-    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination)
-    {
-        DpmSolverMath.Point point = DpmSolverMath.At(_sigmas[AddNoiseIndex(timestep, lastIfMissing: true)]);
-        Elementwise.LinearCombination(point.Alpha, originalSamples, point.Sigma, noise, destination);
-    }
+    private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
+        AddNoiseVariancePreserving(_sigmas, originalSamples, noise, timestep, destination);
 
     // x₀ (predict_x0) or ε from the model output.
     private void ConvertModelOutput(DpmSolverMath.Point point, ReadOnlySpan<float> sample, ReadOnlySpan<float> modelOutput, Span<float> destination, int batchSize)
