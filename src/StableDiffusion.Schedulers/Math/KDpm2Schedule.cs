@@ -38,7 +38,7 @@ internal sealed class KDpm2Schedule
         NoiseSchedule noise, TimestepSpacing spacing, int stepsOffset, int steps, SigmaSpacing sigmaSpacing, double? sigmaMin, double? sigmaMax, bool ancestral)
     {
         // Karras timesteps are rounded here, unlike Euler's.
-        (double[] baseTimesteps, double[] baseSigmas) = SigmaSchedules.KDiffusion(
+        (float[] baseTimesteps, double[] baseSigmas) = SigmaSchedules.KDiffusion(
             noise, spacing, stepsOffset, steps, sigmaSpacing, sigmaMin, sigmaMax, roundRespacedTimesteps: sigmaSpacing == SigmaSpacing.Karras);
 
         int n = baseSigmas.Length;
@@ -72,11 +72,11 @@ internal sealed class KDpm2Schedule
         // Midpoint timesteps come from the midpoint sigmas; the ancestral variant uses i₀…i_{N−2}, the other i₁…i_{N−1}.
         int firstMidpoint = ancestral ? 0 : 1;
         var timesteps = new float[2 * n - 1];
-        timesteps[0] = (float)baseTimesteps[0];
+        timesteps[0] = baseTimesteps[0];
         for (int k = 1; k < n; k++)
         {
             timesteps[2 * k - 1] = (float)SigmaSchedules.SigmaToTimestep(interpol[k - 1 + firstMidpoint], noise.LogSigmas);
-            timesteps[2 * k] = (float)baseTimesteps[k];
+            timesteps[2 * k] = baseTimesteps[k];
         }
 
         return new KDpm2Schedule(timesteps, Repeat(sigmas), Repeat(interpol), ancestral ? Repeat(up) : [], ancestral ? Repeat(down) : []);

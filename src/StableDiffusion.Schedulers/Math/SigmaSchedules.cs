@@ -33,7 +33,8 @@ internal static class SigmaSchedules
     /// <summary>
     /// The timesteps and sigmas of the k-diffusion schedulers (Euler, Euler ancestral, LMS, Heun, KDPM2): timesteps from
     /// the spacing, sigmas interpolated from the training table, then optionally respaced (Karras, exponential, beta)
-    /// with the timesteps mapped back from the new sigmas. The final sigma is not appended.
+    /// with the timesteps mapped back from the new sigmas (narrowed to float32, as the schedulers hold them). The final
+    /// sigma is not appended.
     /// </summary>
     /// <param name="noise">The training noise schedule.</param>
     /// <param name="spacing">The timestep spacing.</param>
@@ -43,18 +44,18 @@ internal static class SigmaSchedules
     /// <param name="sigmaMin">The configured smallest sigma of respaced schedules, or null for the interpolated one.</param>
     /// <param name="sigmaMax">The configured largest sigma of respaced schedules, or null for the interpolated one.</param>
     /// <param name="roundRespacedTimesteps">Whether respaced timesteps are rounded (KDPM2 rounds its Karras timesteps).</param>
-    public static (double[] Timesteps, double[] Sigmas) KDiffusion(
+    public static (float[] Timesteps, double[] Sigmas) KDiffusion(
         NoiseSchedule noise, TimestepSpacing spacing, int stepsOffset, int steps, SigmaSpacing sigmaSpacing, double? sigmaMin, double? sigmaMax, bool roundRespacedTimesteps = false)
     {
         float[] timesteps = TimestepSchedules.Continuous(spacing, noise.Length, steps, stepsOffset);
         double[] sigmas = Interpolate(timesteps, noise.Sigmas);
         if (sigmaSpacing == SigmaSpacing.Interpolated)
         {
-            return (timesteps.Select(t => (double)t).ToArray(), sigmas);
+            return (timesteps, sigmas);
         }
 
         double[] spaced = Space(sigmaSpacing, sigmaMin ?? sigmas[^1], sigmaMax ?? sigmas[0], steps);
-        return (ToTimesteps(spaced, noise.LogSigmas, roundRespacedTimesteps), spaced);
+        return (ToTimesteps(spaced, noise.LogSigmas, roundRespacedTimesteps).Select(t => (float)t).ToArray(), spaced);
     }
 
     /// <summary>The timesteps of sigmas (<see cref="SigmaToTimestep"/>), rounded half to even when asked.</summary>

@@ -62,10 +62,10 @@ public sealed class EulerAncestralDiscreteScheduler : DiffusionScheduler
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        (double[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
+        (float[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, SigmaSpacing.Interpolated, null, null);
         _sigmas = [.. sigmas.Select(s => (float)s), 0f];
-        return timesteps.Select(t => (float)t).ToArray();
+        return timesteps;
     }
 
     private protected override void ResetState()

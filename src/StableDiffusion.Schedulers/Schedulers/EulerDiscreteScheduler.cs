@@ -107,16 +107,16 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
         SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
-        double[] timesteps;
+        float[] timesteps;
         double[] sigmas;
         if (Options.InterpolationType == InterpolationType.LogLinear)
         {
-            timesteps = TimestepSchedules.Continuous(Options.TimestepSpacing, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset).Select(t => (double)t).ToArray();
+            timesteps = TimestepSchedules.Continuous(Options.TimestepSpacing, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset);
             sigmas = LogLinearSigmas(numInferenceSteps);
             if (spacing != SigmaSpacing.Interpolated)
             {
                 sigmas = SigmaSchedules.Space(spacing, Options.SigmaMin ?? sigmas[^1], Options.SigmaMax ?? sigmas[0], numInferenceSteps);
-                timesteps = SigmaSchedules.ToTimesteps(sigmas, Noise.LogSigmas, round: false);
+                timesteps = SigmaSchedules.ToTimesteps(sigmas, Noise.LogSigmas, round: false).Select(t => (float)t).ToArray();
             }
         }
         else
@@ -125,7 +125,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
         }
 
         _sigmas = [.. sigmas.Select(s => (float)s), FinalSigma];
-        return ContinuousTimesteps ? _sigmas[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray() : timesteps.Select(t => (float)t).ToArray();
+        return ContinuousTimesteps ? _sigmas[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray() : timesteps;
     }
 
     // diffusers spaces N + 1 sigmas evenly in log σ here (float32 torch), and appends the final sigma as well.

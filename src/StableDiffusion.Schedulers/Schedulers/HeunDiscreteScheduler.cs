@@ -79,26 +79,26 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
         float[] custom = CustomList(timesteps, nameof(timesteps));
         RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
         double[] sigmas = SigmaSchedules.Interpolate(custom, Noise.Sigmas);
-        InstallTimesteps(Interleaved(custom.Select(t => (double)t).ToArray(), sigmas), custom.Length);
+        InstallTimesteps(Interleaved(custom, sigmas), custom.Length);
     }
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
         SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
-        (double[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
+        (float[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing, Options.SigmaMin, Options.SigmaMax);
         return Interleaved(timesteps, sigmas);
     }
 
     // Sets the interleaved sigmas and returns [t0, t1, t1, t2, t2, …]: every timestep after the first is evaluated twice.
-    private float[] Interleaved(double[] timesteps, double[] sigmas)
+    private float[] Interleaved(float[] timesteps, double[] sigmas)
     {
         _sigmas = Interleave(sigmas);
         var result = new float[2 * timesteps.Length - 1];
-        result[0] = (float)timesteps[0];
+        result[0] = timesteps[0];
         for (int i = 1; i < timesteps.Length; i++)
         {
-            result[2 * i - 1] = result[2 * i] = (float)timesteps[i];
+            result[2 * i - 1] = result[2 * i] = timesteps[i];
         }
 
         return result;

@@ -74,11 +74,11 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
         SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
         // diffusers' LMS takes Karras bounds from the interpolated sigmas only; exponential and beta read sigma_min/max.
         bool configuredBounds = spacing != SigmaSpacing.Karras;
-        (double[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
+        (float[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing,
             configuredBounds ? Options.SigmaMin : null, configuredBounds ? Options.SigmaMax : null);
         _sigmas = [.. sigmas.Select(s => (float)s), 0f];
-        return timesteps.Select(t => (float)t).ToArray();
+        return timesteps;
     }
 
     private protected override void ResetState()
