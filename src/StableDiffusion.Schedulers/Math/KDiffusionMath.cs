@@ -21,6 +21,22 @@ internal static class KDiffusionMath
     public static void ScaleModelInput(ReadOnlySpan<float> sample, float sigma, Span<float> destination) =>
         TensorPrimitives.Divide(sample, MathF.Sqrt(sigma * sigma + 1f), destination);
 
+    /// <summary>
+    /// [v₀, v₁, v₁, …, v_{n−1}, v_{n−1}], torch's <c>cat([v[:1], v[1:].repeat_interleave(2)])</c>: the layout of the
+    /// second-order schedulers, which visit every point after the first twice.
+    /// </summary>
+    public static float[] RepeatAfterFirst(ReadOnlySpan<float> values)
+    {
+        var result = new float[2 * values.Length - 1];
+        result[0] = values[0];
+        for (int i = 1; i < values.Length; i++)
+        {
+            result[2 * i - 1] = result[2 * i] = values[i];
+        }
+
+        return result;
+    }
+
     /// <summary>d = (x − x₀)/σ; x + d·dt.</summary>
     internal readonly struct EulerFromOriginal(float sigma, float dt) : IElementwiseOp2
     {

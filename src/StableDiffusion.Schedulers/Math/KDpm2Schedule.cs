@@ -91,18 +91,7 @@ internal sealed class KDpm2Schedule
     }
 
     // cat([x[:1], x[1:].repeat_interleave(2), x[-1:]]).
-    private static float[] Repeat(float[] values)
-    {
-        var result = new float[2 * values.Length];
-        result[0] = values[0];
-        for (int i = 1; i < values.Length; i++)
-        {
-            result[2 * i - 1] = result[2 * i] = values[i];
-        }
-
-        result[^1] = values[^1];
-        return result;
-    }
+    private static float[] Repeat(float[] values) => [.. KDiffusionMath.RepeatAfterFirst(values), values[^1]];
 
     /// <summary>d = (x − x₀)/σ_interpol; x_first + d·dt.</summary>
     internal readonly struct SecondOrderStep(float sigmaInterpol, float dt) : IElementwiseOp3

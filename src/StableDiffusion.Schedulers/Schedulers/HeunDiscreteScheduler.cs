@@ -35,7 +35,7 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
     {
         Options = options;
         // diffusers sets a schedule of all training timesteps at construction.
-        _sigmas = Interleave(Noise.Sigmas.Reverse().Select(s => (double)s).ToArray());
+        _sigmas = Interleave(Noise.Sigmas.Reverse());
     }
 
     /// <summary>The options this scheduler was built with.</summary>
@@ -93,15 +93,8 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
     // Sets the interleaved sigmas and returns [t0, t1, t1, t2, t2, …]: every timestep after the first is evaluated twice.
     private float[] Interleaved(float[] timesteps, double[] sigmas)
     {
-        _sigmas = Interleave(sigmas);
-        var result = new float[2 * timesteps.Length - 1];
-        result[0] = timesteps[0];
-        for (int i = 1; i < timesteps.Length; i++)
-        {
-            result[2 * i - 1] = result[2 * i] = timesteps[i];
-        }
-
-        return result;
+        _sigmas = Interleave(sigmas.Select(s => (float)s));
+        return KDiffusionMath.RepeatAfterFirst(timesteps);
     }
 
     private protected override void ResetState() => _dt = null;
@@ -148,18 +141,7 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
         AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
 
     // [s0, s1, s1, s2, s2, …, s_{N−1}, s_{N−1}, 0]: the interior sigmas twice, then the final zero.
-    private static float[] Interleave(double[] sigmas)
-    {
-        var result = new float[2 * sigmas.Length];
-        result[0] = (float)sigmas[0];
-        for (int i = 1; i < sigmas.Length; i++)
-        {
-            result[2 * i - 1] = result[2 * i] = (float)sigmas[i];
-        }
-
-        result[^1] = 0f;
-        return result;
-    }
+    private static float[] Interleave(IEnumerable<float> sigmas) => [.. KDiffusionMath.RepeatAfterFirst([.. sigmas]), 0f];
 
     private readonly struct Slope(float sigma) : IElementwiseOp2
     {
