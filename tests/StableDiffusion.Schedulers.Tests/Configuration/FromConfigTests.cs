@@ -71,7 +71,11 @@ public sealed class FromConfigTests
 
         var euler = EulerDiscreteScheduler.FromConfig(config);
 
-        Assert.NotNull(euler);
+        // Kept as given for a scheduler that does read them.
+        Assert.True(euler.Config.TryGetValue("variance_type", out var varianceType));
+        Assert.Equal("learned_range", varianceType!.GetValue<string>());
+        Assert.True(euler.Config.TryGetValue("solver_order", out var solverOrder));
+        Assert.Equal("three", solverOrder!.GetValue<string>());
     }
 
     [Fact]

@@ -177,8 +177,11 @@ public sealed class ValidationTests
         Assert.Contains("SetTimesteps", ex.Message, StringComparison.Ordinal);
     }
 
+    // DDIM and DDPM step by timestep value rather than by position (see the next test).
+    public static TheoryData<string> PositionalUiNames => [.. TestConfigs.UiNames.Select(row => row.Data).Except(["DDIM", "DDPM"])];
+
     [Theory]
-    [MemberData(nameof(TestConfigs.UiNames), MemberType = typeof(TestConfigs))]
+    [MemberData(nameof(PositionalUiNames))]
     public void Step_PastTheLastTimestep_Throws(string name)
     {
         DiffusionScheduler scheduler = SchedulerFactory.Create(name, TestConfigs.StableDiffusion15);
@@ -190,14 +193,31 @@ public sealed class ValidationTests
             scheduler.Step(Span(sample), t, Span(sample), Tensor(sample), options);
         }
 
-        if (scheduler is DdimScheduler or DdpmScheduler)
-        {
-            // These step by timestep, not by position, as diffusers' do; another pass over the schedule is allowed.
-            return;
-        }
-
         var ex = Assert.Throws<InvalidOperationException>(() => scheduler.Step(Span(sample), scheduler.Timesteps[^1], Span(sample), Tensor(sample), options));
         Assert.Contains("SetTimesteps", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("DDIM")]
+    [InlineData("DDPM")]
+    public void Step_PastTheLastTimestep_RepeatsTheLastStep_ForSchedulersSteppingByTimestep(string name)
+    {
+        // These step by timestep, not by position, as diffusers' do: a further step at a timestep of the schedule is
+        // allowed and, with the same input and noise, gives what that step gave before.
+        DiffusionScheduler scheduler = SchedulerFactory.Create(name, TestConfigs.StableDiffusion15);
+        scheduler.SetTimesteps(4);
+        float[] sample = Enumerable.Range(0, 256).Select(i => i / 256f).ToArray();
+        float[] output = sample.Select(v => v * 0.3f).ToArray();
+        var last = new float[256];
+        foreach (float t in scheduler.Timesteps)
+        {
+            scheduler.Step(Span(output), t, Span(sample), Tensor(last), new SchedulerStepOptions(new CountingGenerator()));
+        }
+
+        var extra = new float[256];
+        scheduler.Step(Span(output), scheduler.Timesteps[^1], Span(sample), Tensor(extra), new SchedulerStepOptions(new CountingGenerator()));
+
+        Assert.Equal(last, extra);
     }
 
     [Fact]
