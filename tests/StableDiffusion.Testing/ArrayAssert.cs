@@ -10,13 +10,15 @@ public static class ArrayAssert
     /// <param name="actual">The values under test.</param>
     /// <param name="tolerance">The largest allowed absolute difference.</param>
     /// <param name="what">What the arrays are, for the message.</param>
-    public static void Close(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tolerance, string what)
+    /// <returns>The largest absolute difference.</returns>
+    public static double Close(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tolerance, string what)
     {
         Assert.True(expected.Length == actual.Length, $"{what}: expected {expected.Length} elements, got {actual.Length}.");
         (double worst, int at) = MaxAbsDifference(expected, actual);
         TestContext.Current.TestOutputHelper?.WriteLine($"{what}: max |got - ref| = {worst:G3} (tolerance {tolerance:G3})");
         Assert.True(worst <= tolerance,
             $"{what}: max |got - ref| = {worst:G6} at index {at} (got {actual[at]:G9}, ref {expected[at]:G9}) exceeds {tolerance:G3}.");
+        return worst;
     }
 
     /// <summary>Asserts max |actual - expected| &lt;= relative * max(1, max |expected|), the scheduler parity rule.</summary>
@@ -24,7 +26,8 @@ public static class ArrayAssert
     /// <param name="actual">The values under test.</param>
     /// <param name="relative">The relative tolerance.</param>
     /// <param name="what">What the arrays are, for the message.</param>
-    public static void CloseRelative(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double relative, string what)
+    /// <returns>The largest absolute difference relative to max(1, max |expected|).</returns>
+    public static double CloseRelative(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double relative, string what)
     {
         double scale = 1;
         foreach (float e in expected)
@@ -32,7 +35,7 @@ public static class ArrayAssert
             scale = Math.Max(scale, Math.Abs(e));
         }
 
-        Close(expected, actual, relative * scale, what);
+        return Close(expected, actual, relative * scale, what) / scale;
     }
 
     /// <summary>The largest absolute difference and its index (NaN counts as infinitely different).</summary>

@@ -53,7 +53,7 @@ public sealed class SigmaScheduleTests
     {
         double[] sigmas = SigmaSchedules.Exponential(0.1, 10, 5);
 
-        Assert.Equal([10, Math.Sqrt(10), 1, Math.Sqrt(0.1), 0.1], sigmas.Select(s => Math.Round(s, 10)).ToArray(), new RoundedComparer());
+        Assert.Equal([10, Math.Sqrt(10), 1, Math.Sqrt(0.1), 0.1], sigmas.Select(s => Math.Round(s, 10)), (x, y) => Math.Abs(x - y) < 1e-9);
     }
 
     [Fact]
@@ -99,12 +99,5 @@ public sealed class SigmaScheduleTests
 
         Assert.All(noise.Betas, b => Assert.InRange(b, 0f, 0.999f));
         Assert.True(noise.AlphasCumprod.Zip(noise.AlphasCumprod.Skip(1)).All(p => p.Second <= p.First));
-    }
-
-    private sealed class RoundedComparer : IEqualityComparer<double>
-    {
-        public bool Equals(double x, double y) => Math.Abs(x - y) < 1e-9;
-
-        public int GetHashCode(double obj) => 0;
     }
 }

@@ -106,14 +106,7 @@ public sealed class SchedulerParityTests
 
         public void Check(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
         {
-            ArrayAssert.CloseRelative(expected, actual, Tolerance, what);
-            double scale = 1;
-            foreach (float e in expected)
-            {
-                scale = Math.Max(scale, Math.Abs(e));
-            }
-
-            double relative = ArrayAssert.MaxAbsDifference(expected, actual).Max / scale;
+            double relative = ArrayAssert.CloseRelative(expected, actual, Tolerance, what);
             if (relative >= Value)
             {
                 Value = relative;

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using StableDiffusion.Testing;
 using Xunit;
 
 namespace StableDiffusion.Schedulers.Tests.Schedulers;
@@ -81,7 +82,7 @@ public sealed class CustomTimestepsTests
         fromSigmas.SetSigmas([.. fromCount.Sigmas]);
 
         Assert.Equal(fromCount.Sigmas, fromSigmas.Sigmas);
-        Assert.Equal(fromCount.Timesteps.ToArray(), fromSigmas.Timesteps.ToArray(), new Tolerance(1e-3f));
+        ArrayAssert.Close([.. fromCount.Timesteps], [.. fromSigmas.Timesteps], 1e-3, "timesteps");
         AssertSameTrajectory(fromCount, fromSigmas);
     }
 
@@ -177,11 +178,4 @@ public sealed class CustomTimestepsTests
     }
 
     private static ReadOnlyTensorSpan<float> Span(float[] values) => new(values, Shape);
-
-    private sealed class Tolerance(float tolerance) : IEqualityComparer<float>
-    {
-        public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;
-
-        public int GetHashCode(float obj) => 0;
-    }
 }
