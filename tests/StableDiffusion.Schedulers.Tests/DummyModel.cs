@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace StableDiffusion.Schedulers.Tests;
 
 /// <summary>
@@ -13,6 +15,19 @@ internal static class DummyModel
         for (int i = 0; i < x.Length; i++)
         {
             output[i] = 0.2f * x[i] * cosine + 0.3f * MathF.Sin(x[i]) + offset;
+        }
+    }
+
+    /// <summary>A pipeline's denoising loop over the scheduler's timesteps with this model, in place on <paramref name="sample"/>.</summary>
+    public static void Denoise(IScheduler scheduler, float[] sample, nint[] shape, SchedulerStepOptions? options = null)
+    {
+        var input = new float[sample.Length];
+        var output = new float[sample.Length];
+        foreach (float t in scheduler.Timesteps)
+        {
+            scheduler.ScaleModelInput(new ReadOnlyTensorSpan<float>(sample, shape), t, new TensorSpan<float>(input, shape));
+            Evaluate(input, t, output);
+            scheduler.Step(new ReadOnlyTensorSpan<float>(output, shape), t, new ReadOnlyTensorSpan<float>(sample, shape), new TensorSpan<float>(sample, shape), options);
         }
     }
 }

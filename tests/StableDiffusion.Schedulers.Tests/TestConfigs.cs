@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Xunit;
 
 namespace StableDiffusion.Schedulers.Tests;
@@ -23,6 +24,18 @@ internal static class TestConfigs
         """;
 
     public static SchedulerConfig StableDiffusion15 => SchedulerConfig.Parse(StableDiffusion15Json, "sd15/scheduler_config.json");
+
+    /// <summary>Stable Diffusion 1.5's configuration for <paramref name="className"/>, with the keys of a JSON object set on top.</summary>
+    public static SchedulerConfig StableDiffusion15With(string className, string overridesJson)
+    {
+        SchedulerConfig config = StableDiffusion15.WithClassName(className);
+        foreach (var (key, value) in (JsonObject)JsonNode.Parse(overridesJson)!)
+        {
+            config = config.With(key, value);
+        }
+
+        return config;
+    }
 
     /// <summary>The UI names of the factory, each built from Stable Diffusion 1.5's configuration.</summary>
     public static TheoryData<string> UiNames =>

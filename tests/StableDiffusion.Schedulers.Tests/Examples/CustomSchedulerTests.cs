@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using StableDiffusion.Testing;
 using Xunit;
 
@@ -23,23 +22,14 @@ public sealed class CustomSchedulerTests
         Assert.Equal(10, custom.Timesteps.Count);
     }
 
-    // A pipeline's loop, written against the interface only.
+    // A pipeline's loop (DummyModel.Denoise is written against the interface only).
     private static float[] Denoise(IScheduler template)
     {
         IScheduler scheduler = template.Clone();
         scheduler.SetTimesteps(10);
-        nint[] shape = [1, 4, 8, 8];
         var random = new Random(3);
         float[] latents = Enumerable.Range(0, 256).Select(_ => (float)(random.NextDouble() - 0.5) * scheduler.InitNoiseSigma).ToArray();
-        var input = new float[256];
-        var output = new float[256];
-        foreach (float t in scheduler.Timesteps)
-        {
-            scheduler.ScaleModelInput(new ReadOnlyTensorSpan<float>(latents, shape), t, new TensorSpan<float>(input, shape));
-            DummyModel.Evaluate(input, t, output);
-            scheduler.Step(new ReadOnlyTensorSpan<float>(output, shape), t, new ReadOnlyTensorSpan<float>(latents, shape), new TensorSpan<float>(latents, shape));
-        }
-
+        DummyModel.Denoise(scheduler, latents, [1, 4, 8, 8]);
         return latents;
     }
 }

@@ -143,16 +143,8 @@ public sealed class CustomTimestepsTests
         Assert.Throws<ArgumentException>(() => euler.SetSigmas([14.6f, -1f]));
     }
 
-    private static DiffusionScheduler Build(string className, string overrides)
-    {
-        SchedulerConfig config = TestConfigs.StableDiffusion15.WithClassName(className);
-        foreach (var (key, value) in (System.Text.Json.Nodes.JsonObject)System.Text.Json.Nodes.JsonNode.Parse(overrides)!)
-        {
-            config = config.With(key, value);
-        }
-
-        return SchedulerFactory.FromConfig(config);
-    }
+    private static DiffusionScheduler Build(string className, string overrides) =>
+        SchedulerFactory.FromConfig(TestConfigs.StableDiffusion15With(className, overrides));
 
     private static void AssertSameTrajectory(IScheduler first, IScheduler second)
     {
@@ -164,16 +156,7 @@ public sealed class CustomTimestepsTests
     private static float[] Run(IScheduler scheduler)
     {
         float[] sample = Enumerable.Range(0, 256).Select(i => (i % 13 - 6) / 6f * scheduler.InitNoiseSigma).ToArray();
-        var input = new float[256];
-        var output = new float[256];
-        var options = new SchedulerStepOptions(new CountingGenerator());
-        foreach (float t in scheduler.Timesteps)
-        {
-            scheduler.ScaleModelInput(Span(sample), t, new TensorSpan<float>(input, Shape));
-            DummyModel.Evaluate(input, t, output);
-            scheduler.Step(Span(output), t, Span(sample), new TensorSpan<float>(sample, Shape), options);
-        }
-
+        DummyModel.Denoise(scheduler, sample, Shape, new SchedulerStepOptions(new CountingGenerator()));
         return sample;
     }
 
