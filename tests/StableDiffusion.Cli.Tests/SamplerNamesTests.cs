@@ -1,4 +1,5 @@
 using StableDiffusion.Schedulers;
+using StableDiffusion.Testing;
 using Xunit;
 
 namespace StableDiffusion.Cli.Tests;
@@ -7,12 +8,7 @@ namespace StableDiffusion.Cli.Tests;
 [Trait("Area", "Cli")]
 public sealed class SamplerNamesTests
 {
-    // Stable Diffusion 1.5's scheduler_config.json.
-    private static readonly SchedulerConfig StableDiffusion15 = SchedulerConfig.Parse("""
-        { "_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
-          "clip_sample": false, "num_train_timesteps": 1000, "set_alpha_to_one": false, "skip_prk_steps": true,
-          "steps_offset": 1, "trained_betas": null }
-        """);
+    private static readonly SchedulerConfig StableDiffusion15 = SchedulerConfig.Parse(SchedulerConfigJson.StableDiffusion15);
 
     public static TheoryData<string> UiNames => [.. SchedulerFactory.KnownNames.Except(SchedulerFactory.ClassNames).Except(["PNDM"])];
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using StableDiffusion.Testing;
 using Xunit;
 
 namespace StableDiffusion.Schedulers.Tests;
@@ -6,24 +7,8 @@ namespace StableDiffusion.Schedulers.Tests;
 /// <summary>Scheduler configurations the tests start from.</summary>
 internal static class TestConfigs
 {
-    /// <summary>Stable Diffusion 1.5's scheduler/scheduler_config.json (as published, diffusers 0.6 era: no timestep_spacing).</summary>
-    public const string StableDiffusion15Json = """
-        {
-          "_class_name": "PNDMScheduler",
-          "_diffusers_version": "0.6.0",
-          "beta_end": 0.012,
-          "beta_schedule": "scaled_linear",
-          "beta_start": 0.00085,
-          "num_train_timesteps": 1000,
-          "set_alpha_to_one": false,
-          "skip_prk_steps": true,
-          "steps_offset": 1,
-          "trained_betas": null,
-          "clip_sample": false
-        }
-        """;
-
-    public static SchedulerConfig StableDiffusion15 => SchedulerConfig.Parse(StableDiffusion15Json, "sd15/scheduler_config.json");
+    /// <summary>Stable Diffusion 1.5's scheduler/scheduler_config.json.</summary>
+    public static SchedulerConfig StableDiffusion15 => SchedulerConfig.Parse(SchedulerConfigJson.StableDiffusion15, "sd15/scheduler_config.json");
 
     /// <summary>Stable Diffusion 1.5's configuration for <paramref name="className"/>, with the keys of a JSON object set on top.</summary>
     public static SchedulerConfig StableDiffusion15With(string className, string overridesJson)

@@ -1,24 +1,12 @@
 using StableDiffusion.Schedulers;
+using StableDiffusion.Testing;
 using Xunit;
 
 namespace StableDiffusion.Schedulers.Tests.Configuration;
 
 public sealed class SchedulerConfigTests
 {
-    private const string Sd15 = """
-        {
-          "_class_name": "PNDMScheduler",
-          "_diffusers_version": "0.40.0.dev0",
-          "beta_end": 0.012,
-          "beta_schedule": "scaled_linear",
-          "beta_start": 0.00085,
-          "num_train_timesteps": 1000,
-          "set_alpha_to_one": false,
-          "skip_prk_steps": true,
-          "steps_offset": 1,
-          "trained_betas": null
-        }
-        """;
+    private const string Sd15 = SchedulerConfigJson.StableDiffusion15;
 
     [Fact]
     public void Parse_ReadsClassNameAndExplicitKeysOnly()
