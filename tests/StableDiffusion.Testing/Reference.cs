@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Xunit;
 
 namespace StableDiffusion.Testing;
@@ -68,6 +69,23 @@ public static class Reference
         Cases(section).FirstOrDefault(c => c.TryGetProperty("name", out JsonElement n) && n.GetString() == name) is { ValueKind: JsonValueKind.Object } found
             ? found
             : throw new KeyNotFoundException($"reference.json has no case '{name}' in section '{section}'.");
+
+    /// <summary>
+    /// The configuration a scheduler entry of the reference was built from, as JSON: diffusers'
+    /// <c>cls.from_config({**base_config, **overrides})</c> with <c>_class_name</c> naming <c>cls</c>.
+    /// </summary>
+    /// <param name="entry">A case of <c>schedulers.cases</c> or a value of <c>schedulers.by_key</c> (it has <c>class</c> and <c>overrides</c>).</param>
+    public static string SchedulerConfigOf(JsonElement entry)
+    {
+        var config = (JsonObject)JsonNode.Parse(Root.GetProperty("schedulers").GetProperty("base_config").GetRawText())!;
+        foreach (JsonProperty p in entry.GetProperty("overrides").EnumerateObject())
+        {
+            config[p.Name] = JsonNode.Parse(p.Value.GetRawText());
+        }
+
+        config["_class_name"] = entry.GetProperty("class").GetString();
+        return config.ToJsonString();
+    }
 
     /// <summary>
     /// Theory rows, one per case name of <paramref name="section"/>. Without the reference the single row is skipped

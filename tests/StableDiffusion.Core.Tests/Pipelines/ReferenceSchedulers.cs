@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using StableDiffusion.Schedulers;
 using StableDiffusion.Testing;
 
@@ -10,19 +9,7 @@ internal static class ReferenceSchedulers
 {
     public static IScheduler Create(string key)
     {
-        JsonElement schedulers = Reference.Root.GetProperty("schedulers");
-        JsonElement entry = schedulers.GetProperty("by_key").GetProperty(key);
-        var config = new JsonObject { ["_class_name"] = entry.GetProperty("class").GetString() };
-        foreach (JsonProperty p in schedulers.GetProperty("base_config").EnumerateObject())
-        {
-            config[p.Name] = JsonNode.Parse(p.Value.GetRawText());
-        }
-
-        foreach (JsonProperty p in entry.GetProperty("overrides").EnumerateObject())
-        {
-            config[p.Name] = JsonNode.Parse(p.Value.GetRawText());
-        }
-
-        return SchedulerFactory.FromConfig(SchedulerConfig.Parse(config.ToJsonString(), $"reference scheduler '{key}'"));
+        JsonElement entry = Reference.Root.GetProperty("schedulers").GetProperty("by_key").GetProperty(key);
+        return SchedulerFactory.FromConfig(SchedulerConfig.Parse(Reference.SchedulerConfigOf(entry), $"reference scheduler '{key}'"));
     }
 }

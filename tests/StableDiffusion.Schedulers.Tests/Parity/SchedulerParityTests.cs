@@ -1,6 +1,5 @@
 using System.Numerics.Tensors;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using StableDiffusion.Randomness;
 using StableDiffusion.Testing;
 using Xunit;
@@ -29,7 +28,7 @@ public sealed class SchedulerParityTests
         var worst = new WorstError();
 
         // cls.from_config({**base_config, **overrides}); set_timesteps(steps).
-        DiffusionScheduler scheduler = SchedulerFactory.FromConfig(CaseConfig(section, testCase, name));
+        DiffusionScheduler scheduler = SchedulerFactory.FromConfig(SchedulerConfig.Parse(Reference.SchedulerConfigOf(testCase), $"reference case {name}"));
         Assert.Equal(testCase.GetProperty("class").GetString(), scheduler.ClassName);
         scheduler.SetTimesteps(testCase.GetProperty("steps").GetInt32());
 
@@ -68,18 +67,6 @@ public sealed class SchedulerParityTests
         }
 
         TestContext.Current.TestOutputHelper?.WriteLine($"{name}: worst max|got - ref| / max(1, max|ref|) = {worst.Value:E2} ({worst.Where})");
-    }
-
-    private static SchedulerConfig CaseConfig(JsonElement section, JsonElement testCase, string name)
-    {
-        var config = (JsonObject)JsonNode.Parse(section.GetProperty("base_config").GetRawText())!;
-        foreach (JsonProperty entry in testCase.GetProperty("overrides").EnumerateObject())
-        {
-            config[entry.Name] = JsonNode.Parse(entry.Value.GetRawText());
-        }
-
-        config["_class_name"] = testCase.GetProperty("class").GetString();
-        return SchedulerConfig.Parse(config.ToJsonString(), $"reference case {name}");
     }
 
     // The case's step arguments; stochastic cases draw from one torch CPU generator seeded 77 for the whole trajectory.
