@@ -37,16 +37,12 @@ internal static class ImageOutput
     public static Tensor<float> ToNhwcUnitRange(Tensor<float> nchw)
     {
         int batch = (int)nchw.Lengths[0], channels = (int)nchw.Lengths[1], height = (int)nchw.Lengths[2], width = (int)nchw.Lengths[3];
-        var unit = new float[nchw.FlattenedLength];
-        TensorPrimitives.Multiply(nchw.AsSpan(), 0.5f, unit);
-        TensorPrimitives.Add(unit, 0.5f, unit);
-        TensorPrimitives.Clamp(unit, 0f, 1f, unit);
-        var nhwc = new float[unit.Length];
+        ReadOnlySpan<float> values = nchw.AsSpan();
+        var nhwc = new float[values.Length];
         int plane = height * width;
         for (int b = 0; b < batch; b++)
         {
-            // Vectorised scaling over the whole batch above; only the channel interleave stays scalar.
-            ReadOnlySpan<float> image = unit.AsSpan(b * plane * channels, plane * channels);
+            ReadOnlySpan<float> image = values.Slice(b * plane * channels, plane * channels);
             Span<float> destination = nhwc.AsSpan(b * plane * channels, plane * channels);
             for (int c = 0; c < channels; c++)
             {
@@ -58,6 +54,10 @@ internal static class ImageOutput
             }
         }
 
+        // Element-wise, so scaling after the interleave gives the same values, vectorised over the whole batch in place.
+        TensorPrimitives.Multiply(nhwc, 0.5f, nhwc);
+        TensorPrimitives.Add(nhwc, 0.5f, nhwc);
+        TensorPrimitives.Clamp(nhwc, 0f, 1f, nhwc);
         return Tensor.Create(nhwc, [batch, height, width, channels]);
     }
 
