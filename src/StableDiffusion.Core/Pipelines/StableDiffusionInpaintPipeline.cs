@@ -145,8 +145,9 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
         }
         else
         {
-            // diffusers encodes the masked image for ordinary UNets too (it draws from the generator, so it is kept for parity).
-            _ = ImageLatents.Encode(components, MaskImage(image, mask), height, width, generator, scope, Logger);
+            // diffusers also encodes the masked image for ordinary UNets and discards it: only its draw from the generator
+            // matters for parity, and it is as long as the image's (same encoder, same size).
+            ImageLatents.SkipEncode(components, imageLatents!.Length / rows, generator);
             hooks = new InpaintBlending(scheduler, imageLatents!, noise, maskLatents, rows, latentHeight, latentWidth);
         }
 
