@@ -112,25 +112,24 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
             ? ImageLatents.Repeat(ImageLatents.Encode(components, image, height, width, generator, scope, Logger), rows)
             : null;
         float[] noise;
-        float[] latents;
-        if (request.Latents is null)
+        if (request.Latents is { } given)
         {
-            noise = InitialNoise.Draw(generator, latentLength, components);
-            latents = new float[latentLength];
-            if (fullStrength)
-            {
-                TensorPrimitives.Multiply(noise, scheduler.InitNoiseSigma, latents);
-            }
-            else
-            {
-                scheduler.AddNoise(new(imageLatents!, shape), new(noise, shape), timesteps[0], new(latents, shape));
-            }
+            noise = new float[latentLength];
+            given.FlattenTo(noise);
         }
         else
         {
-            noise = new float[latentLength];
-            request.Latents.FlattenTo(noise);
-            latents = new float[latentLength];
+            noise = InitialNoise.Draw(generator, latentLength, components);
+        }
+
+        // Given latents, like full strength, start from the noise alone.
+        var latents = new float[latentLength];
+        if (request.Latents is null && !fullStrength)
+        {
+            scheduler.AddNoise(new(imageLatents!, shape), new(noise, shape), timesteps[0], new(latents, shape));
+        }
+        else
+        {
             TensorPrimitives.Multiply(noise, scheduler.InitNoiseSigma, latents);
         }
 
