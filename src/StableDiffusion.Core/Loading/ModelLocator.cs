@@ -8,7 +8,7 @@ namespace StableDiffusion.Loading;
 /// <summary>Turns what a user passes to <c>FromPretrained</c> (a local folder or a Hub repository id) into a local folder.</summary>
 internal static partial class ModelLocator
 {
-    public static async Task<string> ResolveAsync(string modelIdOrPath, StableDiffusionPipelineOptions options, ILoggerFactory? loggerFactory, ILogger logger, CancellationToken cancellationToken)
+    public static async Task<string> ResolveAsync(string modelIdOrPath, StableDiffusionPipelineOptions options, ILogger logger, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrPath);
         if (Directory.Exists(modelIdOrPath))
@@ -24,7 +24,7 @@ internal static partial class ModelLocator
         }
 
         LogFromHub(logger, modelIdOrPath, options.Revision ?? HubClient.DefaultRevision);
-        using var client = new HubClient(options.Hub ?? HubOptions.FromEnvironment(), handler: null, loggerFactory?.CreateLogger<HubClient>());
+        using var client = new HubClient(options.Hub ?? HubOptions.FromEnvironment(), handler: null, options.LoggerFactory?.CreateLogger<HubClient>());
         try
         {
             return await client.DownloadStableDiffusionAsync(modelIdOrPath, options.Revision, options.DownloadProgress, cancellationToken).ConfigureAwait(false);

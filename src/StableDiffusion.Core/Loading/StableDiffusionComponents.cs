@@ -31,7 +31,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         Unet = unet;
         VaeDecoder = vaeDecoder;
         SafetyChecker = safetyChecker;
-        if (safetyChecker is not null && SessionOptionsFactory.OrtName(options.SessionFor(ModelComponents.SafetyChecker).ExecutionProvider) is "CUDAExecutionProvider" or "TensorrtExecutionProvider")
+        if (safetyChecker is not null && Models.Cuda.DeviceThread.IsCudaFamily(options.SessionFor(ModelComponents.SafetyChecker).ExecutionProvider))
         {
             SafetyThread = new Models.Cuda.DeviceThread("StableDiffusion safety_checker (CUDA)");
         }
@@ -70,7 +70,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     public ModelConfiguration Configuration { get; }
 
     /// <summary>The UNet's input channels: the graph's when fixed, else 9 for an inpainting pipeline's model and 4 otherwise.</summary>
-    public int UNetInChannels => Unet.InChannels ?? (Index.ClassName.Contains("Inpaint", StringComparison.Ordinal) ? 9 : 4);
+    public int UNetInChannels => Unet.InChannels ?? ChannelsByClassName(Index);
 
     /// <summary>Throws unless the UNet takes plain 4-channel latents (text-to-image and image-to-image).</summary>
     public void RequireLatentUNet(string pipeline)
@@ -224,8 +224,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
             return settings;
         }
 
-        int unetChannels = index.ClassName.Contains("Inpaint", StringComparison.Ordinal) ? 9 : 4;
-        var dimensions = new Dictionary<string, long>(shape.DimensionsFor(component, configuration.VaeScaleFactor, unetChannels));
+        var dimensions = new Dictionary<string, long>(shape.DimensionsFor(component, configuration.VaeScaleFactor, ChannelsByClassName(index)));
         foreach (var (name, size) in settings.FreeDimensionOverrides)
         {
             dimensions[name] = size; // What the caller fixed explicitly wins.
@@ -233,6 +232,9 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
         return settings with { FreeDimensionOverrides = dimensions };
     }
+
+    /// <summary>The UNet's input channels as the pipeline class implies: 9 for inpainting pipelines, else 4.</summary>
+    private static int ChannelsByClassName(ModelIndex index) => index.ClassName.Contains("Inpaint", StringComparison.Ordinal) ? 9 : 4;
 
     private static void RequireOnnxLayout(string modelPath)
     {

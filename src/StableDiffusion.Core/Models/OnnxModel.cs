@@ -22,8 +22,7 @@ public abstract class OnnxModel : IDisposable
         Session = session;
         Component = component;
         ModelPath = modelPath;
-        string provider = SessionOptionsFactory.OrtName((settings ?? new SessionSettings()).ExecutionProvider);
-        OnCuda = provider is "CUDAExecutionProvider" or "TensorrtExecutionProvider";
+        OnCuda = DeviceThread.IsCudaFamily((settings ?? new SessionSettings()).ExecutionProvider);
         if (OnCuda)
         {
             DeviceThread = new DeviceThread($"StableDiffusion {component} (CUDA)");

@@ -16,7 +16,6 @@ internal sealed class OrtBuffer : IDisposable
     private readonly Float16[]? _half;
     private readonly long[]? _int64;
     private readonly int[]? _int32;
-    private readonly bool[]? _bool;
 
     public OrtBuffer(TensorElementType type, long[] shape)
     {
@@ -42,10 +41,6 @@ internal sealed class OrtBuffer : IDisposable
                 _int32 = GC.AllocateArray<int>(Length, pinned: true);
                 Value = Create(_int32);
                 break;
-            case TensorElementType.Bool:
-                _bool = GC.AllocateArray<bool>(Length, pinned: true);
-                Value = Create(_bool);
-                break;
             default:
                 throw new NotSupportedException($"Element type {type} is not used by Stable Diffusion graphs.");
         }
@@ -61,9 +56,6 @@ internal sealed class OrtBuffer : IDisposable
 
     /// <summary>The single-precision view of a Float or Float16 buffer.</summary>
     public Span<float> Single => _single ?? throw new InvalidOperationException($"A {Type} buffer has no single-precision view.");
-
-    /// <summary>The values of a Bool buffer.</summary>
-    public ReadOnlySpan<bool> Bool => _bool ?? throw new InvalidOperationException($"A {Type} buffer holds no booleans.");
 
     /// <summary>Writes single-precision values, converting to the graph's type (Int64 truncates toward zero, as numpy's cast does).</summary>
     public void Write(ReadOnlySpan<float> values)
@@ -137,10 +129,9 @@ internal sealed class OrtBuffer : IDisposable
     /// <summary>The size of the graph-typed memory in bytes.</summary>
     public long ByteLength => (long)Length * Type switch
     {
-        TensorElementType.Float or TensorElementType.Int32 => 4,
         TensorElementType.Float16 => 2,
         TensorElementType.Int64 => 8,
-        _ => 1,
+        _ => 4, // Float or Int32: the constructor takes no other type.
     };
 
     /// <summary>The address of the graph-typed memory (pinned for the buffer's lifetime), for device copies.</summary>
@@ -149,8 +140,7 @@ internal sealed class OrtBuffer : IDisposable
         TensorElementType.Float => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_single!)),
         TensorElementType.Float16 => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_half!)),
         TensorElementType.Int64 => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_int64!)),
-        TensorElementType.Int32 => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_int32!)),
-        _ => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_bool!)),
+        _ => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_int32!)), // Int32: the constructor takes no other type.
     };
 
     public void Dispose() => Value.Dispose();

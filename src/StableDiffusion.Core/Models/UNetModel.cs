@@ -81,9 +81,6 @@ public sealed class UNetModel : OnnxModel
     /// <summary>Whether the graph takes integer timesteps (early exports): fractional timesteps are then truncated, as diffusers' ONNX pipelines do.</summary>
     public bool HasIntegerTimestep => TimestepType is TensorElementType.Int64 or TensorElementType.Int32;
 
-    /// <summary>The thread the denoising loop runs on when the UNet is on CUDA; null otherwise.</summary>
-    internal DeviceThread? LoopThread => DeviceThread;
-
     /// <summary>Whether each step copies only the latents to and from CUDA device memory (IOBinding).</summary>
     public bool UsesDeviceBinding => _cudaDevice is not null;
 

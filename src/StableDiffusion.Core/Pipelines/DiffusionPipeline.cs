@@ -80,7 +80,7 @@ public abstract class DiffusionPipeline : IDisposable
     {
         options ??= new StableDiffusionPipelineOptions();
         ILogger logger = CreateLogger<TPipeline>(options);
-        string folder = await ModelLocator.ResolveAsync(modelIdOrPath, options, options.LoggerFactory, logger, cancellationToken).ConfigureAwait(false);
+        string folder = await ModelLocator.ResolveAsync(modelIdOrPath, options, logger, cancellationToken).ConfigureAwait(false);
         return await Task.Factory.StartNew(
             () => create(StableDiffusionComponents.Load(folder, options, logger, cancellationToken), logger),
             cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
@@ -92,9 +92,8 @@ public abstract class DiffusionPipeline : IDisposable
     {
         options ??= new StableDiffusionPipelineOptions();
         ILogger logger = CreateLogger<TPipeline>(options);
-        string folder = Directory.Exists(modelIdOrPath)
-            ? modelIdOrPath
-            : ModelLocator.ResolveAsync(modelIdOrPath, options, options.LoggerFactory, logger, cancellationToken).GetAwaiter().GetResult();
+        // A folder resolves synchronously; only a Hub download blocks here.
+        string folder = ModelLocator.ResolveAsync(modelIdOrPath, options, logger, cancellationToken).GetAwaiter().GetResult();
         return create(StableDiffusionComponents.Load(folder, options, logger, cancellationToken), logger);
     }
 

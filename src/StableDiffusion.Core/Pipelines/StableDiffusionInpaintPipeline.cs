@@ -112,25 +112,24 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
             ? ImageLatents.Repeat(ImageLatents.Encode(components, image, height, width, generator, scope, Logger), rows)
             : null;
         float[] noise;
-        float[] latents;
-        if (request.Latents is null)
+        if (request.Latents is { } given)
         {
-            noise = InitialNoise.Draw(generator, latentLength, components);
-            latents = new float[latentLength];
-            if (fullStrength)
-            {
-                TensorPrimitives.Multiply(noise, scheduler.InitNoiseSigma, latents);
-            }
-            else
-            {
-                scheduler.AddNoise(new(imageLatents!, shape), new(noise, shape), timesteps[0], new(latents, shape));
-            }
+            noise = new float[latentLength];
+            given.FlattenTo(noise);
         }
         else
         {
-            noise = new float[latentLength];
-            request.Latents.FlattenTo(noise);
-            latents = new float[latentLength];
+            noise = InitialNoise.Draw(generator, latentLength, components);
+        }
+
+        // Given latents, like full strength, start from the noise alone.
+        var latents = new float[latentLength];
+        if (request.Latents is null && !fullStrength)
+        {
+            scheduler.AddNoise(new(imageLatents!, shape), new(noise, shape), timesteps[0], new(latents, shape));
+        }
+        else
+        {
             TensorPrimitives.Multiply(noise, scheduler.InitNoiseSigma, latents);
         }
 
@@ -145,8 +144,9 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
         }
         else
         {
-            // diffusers encodes the masked image for ordinary UNets too (it draws from the generator, so it is kept for parity).
-            _ = ImageLatents.Encode(components, MaskImage(image, mask), height, width, generator, scope, Logger);
+            // diffusers also encodes the masked image for ordinary UNets and discards it: only its draw from the generator
+            // matters for parity, and it is as long as the image's (same encoder, same size).
+            ImageLatents.SkipEncode(components, imageLatents!.Length / rows, generator);
             hooks = new InpaintBlending(scheduler, imageLatents!, noise, maskLatents, rows, latentHeight, latentWidth);
         }
 

@@ -145,7 +145,7 @@ public sealed class SafetyChecker : IDisposable
     public SafetyCheckerResult Check(ReadOnlyTensorSpan<float> images, CancellationToken cancellationToken = default)
     {
         (int batch, int height, int width) = Validate(images);
-        return CheckValidated(images.AsSpan(), batch, height, width, cancellationToken);
+        return CheckCopy(images.AsSpan(), batch, height, width, cancellationToken);
     }
 
     /// <summary>
@@ -161,7 +161,7 @@ public sealed class SafetyChecker : IDisposable
     {
         ArgumentNullException.ThrowIfNull(images);
         (int batch, int height, int width) = Validate(images);
-        return Task.Run(() => CheckValidated(images.AsSpan(), batch, height, width, cancellationToken), cancellationToken);
+        return Task.Run(() => CheckCopy(images.AsSpan(), batch, height, width, cancellationToken), cancellationToken);
     }
 
     /// <summary>Checks one 8-bit RGB picture, for use of this package on its own. The picture is not modified.</summary>
@@ -180,10 +180,11 @@ public sealed class SafetyChecker : IDisposable
         image.CopyPixelDataTo(pixels);
 
         // level / 255 quantises back to the same level in numpy_to_pil, so the CLIP input is the picture's own.
+        // The values are this call's own, so the check runs on them in place.
         float[] values = new float[pixels.Length];
         TensorPrimitives.ConvertTruncating<byte, float>(pixels, values);
         TensorPrimitives.Divide(values, 255f, values);
-        return CheckValidated(values, 1, image.Height, image.Width, cancellationToken).HasNsfwConcepts[0];
+        return CheckInPlace(values, 1, image.Height, image.Width, cancellationToken)[0];
     }
 
     /// <summary>Disposes the session if this checker owns it. Must not run while a check is in progress.</summary>
@@ -204,7 +205,16 @@ public sealed class SafetyChecker : IDisposable
         return (batch, height, width);
     }
 
-    private SafetyCheckerResult CheckValidated(ReadOnlySpan<float> images, int batch, int height, int width, CancellationToken cancellationToken)
+    /// <summary>Checks a copy of the caller's images, which are never modified.</summary>
+    private SafetyCheckerResult CheckCopy(ReadOnlySpan<float> images, int batch, int height, int width, CancellationToken cancellationToken)
+    {
+        float[] output = images.ToArray();
+        bool[] flags = CheckInPlace(output, batch, height, width, cancellationToken);
+        return new SafetyCheckerResult(Tensor.Create(output, [batch, height, width, 3]), flags);
+    }
+
+    /// <summary>Checks validated images [batch, height, width, 3], blacking out the flagged ones in place.</summary>
+    private bool[] CheckInPlace(Memory<float> images, int batch, int height, int width, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         ImageSize clipSize = FeatureExtractor.GetOutputSize(height, width);
@@ -212,7 +222,6 @@ public sealed class SafetyChecker : IDisposable
         int clipLength = 3 * clipSize.Height * clipSize.Width;
         long[] imageShape = [1, height, width, 3];
         long[] clipShape = [1, 3, clipSize.Height, clipSize.Width];
-        float[] output = images.ToArray();
         var flags = new bool[batch];
 
         // diffusers runs the graph image by image; so does this, pre-processing each image just before its run.
@@ -227,7 +236,7 @@ public sealed class SafetyChecker : IDisposable
             for (int i = 0; i < batch; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                Memory<float> image = output.AsMemory(i * imageLength, imageLength);
+                Memory<float> image = images.Slice(i * imageLength, imageLength);
                 FeatureExtractor.PreprocessValidated(image.Span, 1, height, width, clipInput.AsSpan(0, clipLength));
                 try
                 {
@@ -253,7 +262,7 @@ public sealed class SafetyChecker : IDisposable
             ArrayPool<float>.Shared.Return(clipInput);
         }
 
-        return new SafetyCheckerResult(Tensor.Create(output, [batch, height, width, 3]), flags);
+        return flags;
     }
 
     private bool Run(RunOptions runOptions, OrtValue[] inputs, int index, CancellationToken cancellationToken)

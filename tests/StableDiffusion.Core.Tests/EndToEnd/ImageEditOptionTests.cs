@@ -4,6 +4,7 @@ using StableDiffusion.Core.Tests.EndToEnd.Support;
 using StableDiffusion.Core.Tests.Hardening.Drills;
 using StableDiffusion.Core.Tests.Hub.FakeHub;
 using StableDiffusion.Pipelines;
+using StableDiffusion.Randomness;
 using StableDiffusion.Schedulers;
 using Xunit;
 
@@ -141,6 +142,26 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
     }
 
     [Fact]
+    public async Task Inpaint_WithAnOrdinaryUNet_DrawsFromTheGeneratorAsDiffusers()
+    {
+        // diffusers samples the image's latents, then the noise, then the masked image's latents (discarded for an ordinary
+        // UNet); DDIM draws nothing more. Both encoder exports sample with the call's generator.
+        using var diffusersExport = StableDiffusionInpaintPipeline.FromPipe(pipelines.ImageToImage);
+        foreach (StableDiffusionInpaintPipeline pipe in new[] { pipelines.LatentInpaint, diffusersExport })
+        {
+            var generator = new RecordingGenerator(new TorchCpuGenerator(3));
+            IScheduler ddim = SchedulerFactory.Create("DDIM", pipe.Scheduler.Config);
+
+            using GenerationResult result = await pipe.GenerateAsync(new InpaintRequest("a red door", _picture, _mask)
+            {
+                Generator = generator, NumInferenceSteps = 2, Strength = 0.75, NumImagesPerPrompt = 2, Scheduler = ddim,
+            }, Ct);
+
+            Assert.Equal([(typeof(float), 4 * 8 * 8), (typeof(float), 2 * 4 * 8 * 8), (typeof(float), 4 * 8 * 8)], generator.Draws);
+        }
+    }
+
+    [Fact]
     public async Task Inpaint_MaskGreyLevels_AreBinarisedAtHalf()
     {
         using Image<L8> dark = TestImages.Mask(inside: 127), black = TestImages.Mask(inside: 0), light = TestImages.Mask(inside: 128);
@@ -167,5 +188,29 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
 
         Assert.Equal((64, 64), (rounded.Images[0].Width, rounded.Images[0].Height));
         Assert.Equal((32, 32), (smaller.Images[0].Width, smaller.Images[0].Height));
+    }
+
+    /// <summary>Records the element type and length of every draw.</summary>
+    private sealed class RecordingGenerator(INoiseGenerator inner) : INoiseGenerator
+    {
+        public List<(Type Type, int Length)> Draws { get; } = [];
+
+        public void FillStandardNormal(Span<float> destination)
+        {
+            Draws.Add((typeof(float), destination.Length));
+            inner.FillStandardNormal(destination);
+        }
+
+        public void FillStandardNormal(Span<double> destination)
+        {
+            Draws.Add((typeof(double), destination.Length));
+            inner.FillStandardNormal(destination);
+        }
+
+        public void FillStandardNormal(Span<Half> destination)
+        {
+            Draws.Add((typeof(Half), destination.Length));
+            inner.FillStandardNormal(destination);
+        }
     }
 }

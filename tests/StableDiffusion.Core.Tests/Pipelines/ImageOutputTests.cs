@@ -31,6 +31,26 @@ public sealed class ImageOutputTests
     }
 
     [Fact]
+    public void ToImages_RoundsExactHalvesToEven()
+    {
+        // Values whose float32 product with 255 is exactly k + 0.5: numpy's round takes the even level.
+        (float Value, float Product, byte Level)[] ties =
+        [
+            (0.0019607844f, 0.5f, 0), (0.005882353f, 1.5f, 2), (0.009803922f, 2.5f, 2), (0.01372549f, 3.5f, 4),
+            (0.49607843f, 126.5f, 126), (0.5f, 127.5f, 128), (0.50392157f, 128.5f, 128), (0.50784314f, 129.5f, 130),
+            (0.99019605f, 252.5f, 252), (0.9941176f, 253.5f, 254), (0.9980392f, 254.5f, 254), (0.021568628f, 5.5f, 6),
+        ];
+        Assert.All(ties, t => Assert.Equal(t.Product, t.Value * 255f));
+
+        using var image = ImageOutput.ToImages(Tensor.Create(ties.Select(t => t.Value).ToArray(), [1, 1, 4, 3]))[0];
+
+        for (int x = 0; x < 4; x++)
+        {
+            Assert.Equal(new Rgb24(ties[3 * x].Level, ties[(3 * x) + 1].Level, ties[(3 * x) + 2].Level), image[x, 0]);
+        }
+    }
+
+    [Fact]
     public void ToNhwcUnitRange_MapsMinusOneToOneOntoZeroToOne_AndClamps()
     {
         float[] nchw = [-1f, 0f, 1f, 3f, /* green */ -3f, 0.5f, -0.5f, 1f, /* blue */ 0f, 0f, 0f, 0f];

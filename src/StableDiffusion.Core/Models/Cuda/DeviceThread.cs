@@ -1,3 +1,5 @@
+using StableDiffusion.ExecutionProviders;
+
 namespace StableDiffusion.Models.Cuda;
 
 /// <summary>
@@ -20,6 +22,10 @@ internal sealed class DeviceThread : IDisposable
         _thread = new Thread(Loop) { IsBackground = true, Name = name };
         _thread.Start();
     }
+
+    /// <summary>Whether sessions on <paramref name="provider"/> run on CUDA (the CUDA and TensorRT providers), whose state is per calling thread.</summary>
+    public static bool IsCudaFamily(ExecutionProvider provider) =>
+        SessionOptionsFactory.OrtName(provider) is "CUDAExecutionProvider" or "TensorrtExecutionProvider";
 
     /// <summary>Runs <paramref name="action"/> on the device thread and waits for it; concurrent callers take turns.</summary>
     public void Invoke(Action action)

@@ -105,7 +105,7 @@ internal static partial class DenoisingLoop
                 hooks.ComposeInput(staging, unet.Sample);
             }
 
-            scope.RunUNet(options => unet.Run(t, options));
+            scope.RunUNet(unet, t);
 
             // Guidance: uncond + g * (text - uncond), optionally rescaled.
             ReadOnlySpan<float> prediction = unet.NoisePrediction;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.Models;
 
 namespace StableDiffusion.Pipelines.Internal;
 
@@ -70,17 +71,13 @@ internal sealed class GenerationScope : IDisposable
         }
     }
 
-    /// <summary>Runs one UNet call, timed.</summary>
-    public void RunUNet(Action<RunOptions> run)
+    /// <summary>Runs one UNet call, timed; called within the denoising <see cref="Stage{T}"/>, which maps a terminated run to cancellation.</summary>
+    public void RunUNet(UNetInvocation unet, float timestep)
     {
         long start = Stopwatch.GetTimestamp();
         try
         {
-            run(RunOptions);
-        }
-        catch (OnnxRuntimeException) when (CancellationToken.IsCancellationRequested)
-        {
-            throw new OperationCanceledException("The generation was cancelled.", CancellationToken);
+            unet.Run(timestep, RunOptions);
         }
         finally
         {

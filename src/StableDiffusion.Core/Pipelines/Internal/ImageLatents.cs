@@ -35,6 +35,19 @@ internal static partial class ImageLatents
         }, t => scope.ImageEncoding += t, error => ModelRunException.For(components.VaeEncoder, $"a {width}x{height} image", error));
     }
 
+    /// <summary>
+    /// Advances the generator exactly as <see cref="Encode"/> would for an image whose latents have <paramref name="latentLength"/>
+    /// values, without running the encoder: the same draw when the encoder's distribution is sampled here, none otherwise.
+    /// </summary>
+    public static void SkipEncode(StableDiffusionComponents components, int latentLength, INoiseGenerator generator)
+    {
+        // Encode draws only when the encoder gives a standard deviation, which every kind but LatentSample does.
+        if (components.VaeEncoder.OutputKind != VaeEncoderOutputKind.LatentSample)
+        {
+            _ = InitialNoise.Draw(generator, latentLength, components);
+        }
+    }
+
     /// <summary>One image's latents repeated for every row of the batch.</summary>
     public static float[] Repeat(float[] latents, int rows)
     {

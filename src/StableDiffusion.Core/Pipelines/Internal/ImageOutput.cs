@@ -14,10 +14,10 @@ internal static class ImageOutput
         EncodedPrompt prompt, ulong? seed, GenerationScope scope)
     {
         scope.Report(GenerationStage.Decoding);
-        Tensor<float> images = scope.Stage(() => Decode(components, latents, rows, latentHeight, latentWidth, scope), t => scope.Decoding = t,
+        Tensor<float> decoded = scope.Stage(() => Decode(components, latents, rows, latentHeight, latentWidth, scope), t => scope.Decoding = t,
             error => ModelRunException.For(components.VaeDecoder, $"latents [{rows}, 4, {latentHeight}, {latentWidth}]", error));
         scope.Report(GenerationStage.SafetyChecking);
-        IReadOnlyList<bool>? flags = scope.Stage(() => CheckSafety(components, images, scope), t => scope.SafetyChecking = t);
+        (Tensor<float> images, IReadOnlyList<bool>? flags) = scope.Stage(() => CheckSafety(components, decoded, scope), t => scope.SafetyChecking = t);
         var result = new GenerationResult(ToImages(images), images, flags,
             Tensor.Create(latents, [rows, 4, latentHeight, latentWidth]), prompt.ToTensor(), seed, scope.Timings());
         scope.Report(GenerationStage.Completed);
@@ -37,16 +37,12 @@ internal static class ImageOutput
     public static Tensor<float> ToNhwcUnitRange(Tensor<float> nchw)
     {
         int batch = (int)nchw.Lengths[0], channels = (int)nchw.Lengths[1], height = (int)nchw.Lengths[2], width = (int)nchw.Lengths[3];
-        var unit = new float[nchw.FlattenedLength];
-        TensorPrimitives.Multiply(nchw.AsSpan(), 0.5f, unit);
-        TensorPrimitives.Add(unit, 0.5f, unit);
-        TensorPrimitives.Clamp(unit, 0f, 1f, unit);
-        var nhwc = new float[unit.Length];
+        ReadOnlySpan<float> values = nchw.AsSpan();
+        var nhwc = new float[values.Length];
         int plane = height * width;
         for (int b = 0; b < batch; b++)
         {
-            // Vectorised scaling over the whole batch above; only the channel interleave stays scalar.
-            ReadOnlySpan<float> image = unit.AsSpan(b * plane * channels, plane * channels);
+            ReadOnlySpan<float> image = values.Slice(b * plane * channels, plane * channels);
             Span<float> destination = nhwc.AsSpan(b * plane * channels, plane * channels);
             for (int c = 0; c < channels; c++)
             {
@@ -58,22 +54,28 @@ internal static class ImageOutput
             }
         }
 
+        // Element-wise, so scaling after the interleave gives the same values, vectorised over the whole batch in place.
+        TensorPrimitives.Multiply(nhwc, 0.5f, nhwc);
+        TensorPrimitives.Add(nhwc, 0.5f, nhwc);
+        TensorPrimitives.Clamp(nhwc, 0f, 1f, nhwc);
         return Tensor.Create(nhwc, [batch, height, width, channels]);
     }
 
-    /// <summary>Runs the safety checker, blacking out flagged images in place; null flags when the checker is off.</summary>
-    public static IReadOnlyList<bool>? CheckSafety(StableDiffusionComponents components, Tensor<float> images, GenerationScope scope)
+    /// <summary>
+    /// Runs the safety checker: the images with flagged ones blacked out (the checker's copy, used as is rather than copied
+    /// back) and the flags; the images unchanged and null flags when the checker is off.
+    /// </summary>
+    public static (Tensor<float> Images, IReadOnlyList<bool>? Flags) CheckSafety(StableDiffusionComponents components, Tensor<float> images, GenerationScope scope)
     {
         if (components.SafetyChecker is not { } checker)
         {
-            return null;
+            return (images, null);
         }
 
         var result = components.SafetyThread is { } thread
             ? thread.Invoke(() => checker.Check(images, scope.CancellationToken))
             : checker.Check(images, scope.CancellationToken);
-        result.Images.AsSpan().CopyTo(images.AsSpan());
-        return result.HasNsfwConcepts;
+        return (result.Images, result.HasNsfwConcepts);
     }
 
     /// <summary>NHWC floats in [0, 1] to RGB images: <c>round(x * 255)</c> with numpy's round-half-to-even.</summary>
