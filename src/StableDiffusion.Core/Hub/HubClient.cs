@@ -108,7 +108,9 @@ public sealed class HubClient : IDisposable
         string modelIndex = await EnsureFileAsync(session, modelIndexEntry, announced: false, cancellationToken).ConfigureAwait(false);
         IReadOnlyList<StableDiffusionFiles.Component> components = StableDiffusionFiles.ReadComponents(repoId, modelIndex);
         IReadOnlyList<string> selected = StableDiffusionFiles.Select(repoId, session.Revision, tree.Keys, components);
-        await EnsureFilesAsync(session, [.. selected.Select(path => tree[path])], cancellationToken).ConfigureAwait(false);
+        // model_index.json is in place already.
+        await EnsureFilesAsync(session, [.. selected.Where(path => path != StableDiffusionFiles.ModelIndex).Select(path => tree[path])], cancellationToken)
+            .ConfigureAwait(false);
 
         var externalData = new List<RepoFileEntry>();
         foreach (StableDiffusionFiles.Component component in components.Where(c => c.IsOnnx))
