@@ -57,18 +57,28 @@ internal static class SessionOptionsFactory
         }
     }
 
-    /// <summary>ONNX Runtime's name for a provider given by our name or its own.</summary>
-    public static string OrtName(ExecutionProvider provider) =>
-        Known.TryGetValue(provider.Name, out ProviderInfo? info) ? info.OrtName : provider.Name;
+    /// <summary>ONNX Runtime's name for a provider given by our name or its own, in any case (as typed when unknown).</summary>
+    public static string OrtName(ExecutionProvider provider) => Resolve(provider.Name).OrtName;
+
+    /// <summary>
+    /// ONNX Runtime's name and, for a known provider, its package: <paramref name="name"/> is one of our names or ONNX
+    /// Runtime's, in any case; an unknown name is returned as typed.
+    /// </summary>
+    private static (string OrtName, ProviderInfo? Info) Resolve(string name)
+    {
+        if (Known.TryGetValue(name, out ProviderInfo? info)
+            || (info = Known.Values.FirstOrDefault(k => string.Equals(k.OrtName, name, StringComparison.OrdinalIgnoreCase))) is not null)
+        {
+            return (info.OrtName, info);
+        }
+
+        return (name, null);
+    }
 
     private static void AppendProvider(SessionOptions options, ExecutionProvider provider, string component)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(provider.Name, nameof(provider));
-        string name = provider.Name.EndsWith("ExecutionProvider", StringComparison.OrdinalIgnoreCase)
-            ? Known.FirstOrDefault(k => string.Equals(k.Value.OrtName, provider.Name, StringComparison.OrdinalIgnoreCase)).Key ?? provider.Name
-            : provider.Name;
-        Known.TryGetValue(name, out ProviderInfo? info);
-        string ortName = info?.OrtName ?? name;
+        (string ortName, ProviderInfo? info) = Resolve(provider.Name);
 
         string[] available = OrtEnv.Instance().GetAvailableProviders();
         if (!available.Contains(ortName, StringComparer.OrdinalIgnoreCase))

@@ -108,7 +108,9 @@ public sealed class HubClient : IDisposable
         string modelIndex = await EnsureFileAsync(session, modelIndexEntry, announced: false, cancellationToken).ConfigureAwait(false);
         IReadOnlyList<StableDiffusionFiles.Component> components = StableDiffusionFiles.ReadComponents(repoId, modelIndex);
         IReadOnlyList<string> selected = StableDiffusionFiles.Select(repoId, session.Revision, tree.Keys, components);
-        await EnsureFilesAsync(session, [.. selected.Select(path => tree[path])], cancellationToken).ConfigureAwait(false);
+        // model_index.json is in place already.
+        await EnsureFilesAsync(session, [.. selected.Where(path => path != StableDiffusionFiles.ModelIndex).Select(path => tree[path])], cancellationToken)
+            .ConfigureAwait(false);
 
         var externalData = new List<RepoFileEntry>();
         foreach (StableDiffusionFiles.Component component in components.Where(c => c.IsOnnx))
@@ -193,9 +195,7 @@ public sealed class HubClient : IDisposable
     public async Task<string> DownloadFileAsync(
         string repoId, string filePath, string? revision = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        RepoNames.ValidateRepoId(repoId);
-        revision ??= DefaultRevision;
-        RepoNames.ValidateRevision(revision);
+        revision = ValidRevision(repoId, revision);
         ArgumentException.ThrowIfNullOrEmpty(filePath);
         if (!RepoNames.IsSafeRelativePath(filePath))
         {
@@ -247,9 +247,7 @@ public sealed class HubClient : IDisposable
     /// </summary>
     private async Task<Session> OpenSessionAsync(string repoId, string? revision, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken)
     {
-        RepoNames.ValidateRepoId(repoId);
-        revision ??= DefaultRevision;
-        RepoNames.ValidateRevision(revision);
+        revision = ValidRevision(repoId, revision);
         var cache = new RepoCache(Options.CacheDirectory, repoId, _logger);
         var tracker = new ProgressTracker(repoId, progress);
         // A commit never moves: no need to ask the Hub what it points to.
@@ -548,6 +546,15 @@ public sealed class HubClient : IDisposable
 
     private static string Describe(List<string> missing) =>
         missing.Count <= 10 ? string.Join(", ", missing) : string.Join(", ", missing.Take(10)) + $" and {missing.Count - 10} more";
+
+    /// <summary>Checks <paramref name="repoId"/> and the revision, and returns the revision (<c>main</c> for <see langword="null"/>).</summary>
+    private static string ValidRevision(string repoId, string? revision)
+    {
+        RepoNames.ValidateRepoId(repoId);
+        revision ??= DefaultRevision;
+        RepoNames.ValidateRevision(revision);
+        return revision;
+    }
 
     private static string RefName(string revision) => "refs/" + revision;
 

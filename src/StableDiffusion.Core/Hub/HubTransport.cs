@@ -301,7 +301,7 @@ internal sealed partial class HubTransport : IDisposable
         string said = serverMessage is null ? "" : $" The Hub said: \"{serverMessage}\".";
         bool tokenSent = _options.Token is not null && IsEndpoint(url);
         string tokenHelp = TokenHelp(tokenSent);
-        string repoPage = $"{_options.Endpoint.AbsoluteUri.TrimEnd('/')}/{context.RepoId}";
+        string repoPage = $"{RepoNames.EndpointBase(_options.Endpoint)}/{context.RepoId}";
 
         if (code == "RevisionNotFound")
         {
@@ -401,7 +401,7 @@ internal sealed partial class HubTransport : IDisposable
         ? "The token that was sent has no access to it: check its account and permissions."
         : $"No token was sent: set HF_TOKEN to an access token from {TokenSettingsPage()}, or log in with 'hf auth login' (it writes the token file $HF_HOME/token).";
 
-    private string TokenSettingsPage() => $"{_options.Endpoint.AbsoluteUri.TrimEnd('/')}/settings/tokens";
+    private string TokenSettingsPage() => $"{RepoNames.EndpointBase(_options.Endpoint)}/settings/tokens";
 
     private static HubIntegrityException TooManyRedirects(HubRequestContext context, Uri url) =>
         new($"More than {MaxRedirects} redirects for {context.Describe()} (last: {Redact(url)}).") { RepoId = context.RepoId, FilePath = context.FilePath };

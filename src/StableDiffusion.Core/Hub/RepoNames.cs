@@ -78,17 +78,18 @@ internal static partial class RepoNames
 
     /// <summary><c>{endpoint}/{repo}/resolve/{revision}/{path}</c>: the revision fully escaped, the path with its <c>/</c> kept.</summary>
     public static Uri ResolveUrl(Uri endpoint, string repoId, string revision, string path) =>
-        new($"{Base(endpoint)}/{repoId}/resolve/{Uri.EscapeDataString(revision)}/{EscapePath(path)}");
+        new($"{EndpointBase(endpoint)}/{repoId}/resolve/{Uri.EscapeDataString(revision)}/{EscapePath(path)}");
 
     /// <summary><c>{endpoint}/api/models/{repo}/revision/{revision}</c>: the repository's commit for a branch or tag.</summary>
     public static Uri RevisionUrl(Uri endpoint, string repoId, string revision) =>
-        new($"{Base(endpoint)}/api/models/{repoId}/revision/{Uri.EscapeDataString(revision)}");
+        new($"{EndpointBase(endpoint)}/api/models/{repoId}/revision/{Uri.EscapeDataString(revision)}");
 
     /// <summary><c>{endpoint}/api/models/{repo}/tree/{commit}?recursive=true&amp;expand=false</c>: every file at a commit.</summary>
     public static Uri TreeUrl(Uri endpoint, string repoId, string commit) =>
-        new($"{Base(endpoint)}/api/models/{repoId}/tree/{Uri.EscapeDataString(commit)}?recursive=true&expand=false");
+        new($"{EndpointBase(endpoint)}/api/models/{repoId}/tree/{Uri.EscapeDataString(commit)}?recursive=true&expand=false");
 
-    private static string Base(Uri endpoint) => endpoint.AbsoluteUri.TrimEnd('/');
+    /// <summary>The endpoint without its trailing <c>/</c>, for appending <c>/</c>-led paths.</summary>
+    public static string EndpointBase(Uri endpoint) => endpoint.AbsoluteUri.TrimEnd('/');
 
     private static string EscapePath(string path) => string.Join('/', path.Split('/').Select(Uri.EscapeDataString));
 

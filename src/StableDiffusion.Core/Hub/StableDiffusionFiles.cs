@@ -12,7 +12,7 @@ namespace StableDiffusion.Hub;
 internal static class StableDiffusionFiles
 {
     /// <summary>The pipeline description at the repository root.</summary>
-    public const string ModelIndex = "model_index.json";
+    public const string ModelIndex = Loading.ModelIndex.FileName;
 
     /// <summary>The graph file of an ONNX component.</summary>
     public const string GraphFileName = "model.onnx";

@@ -1,3 +1,4 @@
+using System.Numerics;
 using StableDiffusion.Schedulers;
 
 namespace StableDiffusion.Randomness;
@@ -66,10 +67,10 @@ public sealed class TorchCudaGenerator : INoiseGenerator
     public ulong Seed { get; }
 
     /// <inheritdoc />
-    public void FillStandardNormal(Span<float> destination) => FillSinglePrecision(destination, static v => v);
+    public void FillStandardNormal(Span<float> destination) => FillSinglePrecision(destination);
 
     /// <inheritdoc />
-    public void FillStandardNormal(Span<Half> destination) => FillSinglePrecision(destination, static v => (Half)v);
+    public void FillStandardNormal(Span<Half> destination) => FillSinglePrecision(destination);
 
     /// <inheritdoc />
     public void FillStandardNormal(Span<double> destination)
@@ -98,7 +99,9 @@ public sealed class TorchCudaGenerator : INoiseGenerator
         }
     }
 
-    private void FillSinglePrecision<T>(Span<T> destination, Func<float, T> convert)
+    // Half precision is the single-precision value rounded to half (CreateTruncating from float is the (Half) cast).
+    private void FillSinglePrecision<T>(Span<T> destination)
+        where T : INumberBase<T>
     {
         // curand_normal4: one 4-word block gives four values, for elements one grid stride apart.
         (long threads, int rounds, ulong startBlock) = Plan(destination.Length, valuesPerCall: 4);
@@ -115,23 +118,23 @@ public sealed class TorchCudaGenerator : INoiseGenerator
 
                 Philox4x32.Block bits = Philox4x32.Generate(counter, Seed);
                 (float n0, float n1) = BoxMullerSingle(bits.X, bits.Y);
-                destination[(int)first] = convert(n0);
+                destination[(int)first] = T.CreateTruncating(n0);
                 if (first + threads >= destination.Length)
                 {
                     continue;
                 }
 
-                destination[(int)(first + threads)] = convert(n1);
+                destination[(int)(first + threads)] = T.CreateTruncating(n1);
                 if (first + (2 * threads) >= destination.Length)
                 {
                     continue;
                 }
 
                 (float n2, float n3) = BoxMullerSingle(bits.Z, bits.W);
-                destination[(int)(first + (2 * threads))] = convert(n2);
+                destination[(int)(first + (2 * threads))] = T.CreateTruncating(n2);
                 if (first + (3 * threads) < destination.Length)
                 {
-                    destination[(int)(first + (3 * threads))] = convert(n3);
+                    destination[(int)(first + (3 * threads))] = T.CreateTruncating(n3);
                 }
             }
         }

@@ -248,7 +248,7 @@ internal sealed class ClipTokenizerFiles
         {
             lines = File.ReadAllLines(path);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new TokenizerLoadException(path, $"could not be read: {e.Message}", e);
         }
@@ -419,11 +419,7 @@ internal sealed class ClipTokenizerFiles
         {
             throw new TokenizerLoadException(path, $"is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {e.Message}", e);
         }
-        catch (IOException e)
-        {
-            throw new TokenizerLoadException(path, $"could not be read: {e.Message}", e);
-        }
-        catch (UnauthorizedAccessException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new TokenizerLoadException(path, $"could not be read: {e.Message}", e);
         }

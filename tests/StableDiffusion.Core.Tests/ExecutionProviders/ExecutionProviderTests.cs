@@ -26,6 +26,23 @@ public sealed class ExecutionProviderTests
         Assert.Contains(package, ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("CUDA", "CUDAExecutionProvider")]
+    [InlineData("cuda", "CUDAExecutionProvider")]
+    [InlineData("CUDAExecutionProvider", "CUDAExecutionProvider")]
+    [InlineData("cudaexecutionprovider", "CUDAExecutionProvider")]
+    [InlineData("cudaExecutionProvider", "CUDAExecutionProvider")]
+    [InlineData("TENSORRTEXECUTIONPROVIDER", "TensorrtExecutionProvider")]
+    [InlineData("dml", "DmlExecutionProvider")]
+    [InlineData("dmlexecutionprovider", "DmlExecutionProvider")]
+    [InlineData("rocmExecutionProvider", "ROCMExecutionProvider")]
+    [InlineData("MyExecutionProvider", "MyExecutionProvider")]
+    public void OrtName_GivesOnnxRuntimesNameForOursOrItsOwnInAnyCase(string name, string ortName)
+    {
+        // The pipeline compares this name with "CUDAExecutionProvider" to choose the CUDA device thread and IOBinding.
+        Assert.Equal(ortName, SessionOptionsFactory.OrtName(new ExecutionProvider { Name = name }));
+    }
+
     [Fact]
     public async Task StaticShape_RunsItsShapeAndRejectsOthers()
     {

@@ -174,6 +174,22 @@ public sealed class ClipTokenizerLoadingTests
     }
 
     [Fact]
+    public void UnreadableMerges_IsReportedWithTheFile()
+    {
+        using var folder = new TemporaryFolder();
+        folder.Write("vocab.json", MiniVocabulary);
+        folder.Write("merges.txt", MiniMerges);
+        string merges = folder.PathOf("merges.txt");
+        Assert.SkipUnless(MakeUnreadable(merges), "No way to make a file unreadable to this process here.");
+
+        TokenizerLoadException error = Assert.Throws<TokenizerLoadException>(() => ClipTokenizer.FromFolder(folder.Path));
+
+        Assert.Equal(merges, error.FilePath);
+        Assert.Contains("could not be read", error.Message, StringComparison.Ordinal);
+        Assert.IsType<UnauthorizedAccessException>(error.InnerException);
+    }
+
+    [Fact]
     public void MissingFolder_IsReported()
     {
         string missing = Path.Combine(Path.GetTempPath(), $"no-such-tokenizer-{Guid.NewGuid():N}");
@@ -188,6 +204,47 @@ public sealed class ClipTokenizerLoadingTests
     public void EmptyFolderArgument_IsRejected()
     {
         Assert.Throws<ArgumentException>(() => ClipTokenizer.FromFolder(string.Empty));
+    }
+
+    /// <summary>
+    /// Makes <paramref name="path"/> unreadable: chmod 000, or, where that does not stop this process (root reads any file),
+    /// replaces it with a link to a write-only sysfs attribute, which the kernel refuses to open for reading even to root.
+    /// </summary>
+    private static bool MakeUnreadable(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return false;
+        }
+
+        File.SetUnixFileMode(path, UnixFileMode.None);
+        if (!CanRead(path))
+        {
+            return true;
+        }
+
+        const string WriteOnly = "/sys/bus/platform/uevent";
+        if (!File.Exists(WriteOnly) || CanRead(WriteOnly))
+        {
+            return false;
+        }
+
+        File.Delete(path);
+        File.CreateSymbolicLink(path, WriteOnly);
+        return true;
+    }
+
+    private static bool CanRead(string path)
+    {
+        try
+        {
+            File.OpenRead(path).Dispose();
+            return true;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 
     private sealed class TemporaryFolder : IDisposable
