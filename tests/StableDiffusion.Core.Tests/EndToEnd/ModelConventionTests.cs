@@ -23,7 +23,7 @@ public sealed class ModelConventionTests
     private const int F32 = OnnxGraphBuilder.Float;
     private const int F16 = OnnxGraphBuilder.Float16;
     private const int I64 = OnnxGraphBuilder.Int64;
-    private const int I32 = ConventionGraphs.Int32;
+    private const int I32 = OnnxGraphBuilder.Int32;
 
     private static readonly TextToImageRequest Castle = new("a castle on a hill") { Seed = 3, NumInferenceSteps = 4, Height = 64, Width = 64 };
 
