@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Numerics.Tensors;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -141,7 +142,8 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
             pipeline.Dispose();
         }
 
-        Assert.Throws<ObjectDisposedException>(() => text.Unet.Predict(Zeros(1, 4, 8, 8), 1f, Zeros(1, 77, 32), Zeros(1, 4, 8, 8)));
+        Assert.Throws<ObjectDisposedException>(() => text.Unet.Predict(
+            Tensor.CreateFromShape<float>([1, 4, 8, 8]), 1f, Tensor.CreateFromShape<float>([1, 77, 32]), Tensor.CreateFromShape<float>([1, 4, 8, 8])));
     }
 
     [Fact]
@@ -189,7 +191,4 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
         Assert.Throws<ObjectDisposedException>(() => pipeline.Generate(Castle, cancellationToken: Ct));
         await Assert.ThrowsAsync<ObjectDisposedException>(() => provider.GetPipelineAsync(Ct));
     }
-
-    private static System.Numerics.Tensors.Tensor<float> Zeros(params nint[] shape) =>
-        System.Numerics.Tensors.Tensor.Create(new float[shape.Aggregate((nint)1, (a, b) => a * b)], shape);
 }
