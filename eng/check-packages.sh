@@ -11,23 +11,25 @@ if [ "${ids[*]}" != "${expected[*]}" ]; then
 fi
 # Every listing is read whole into a variable before grep looks at it: with pipefail, `producer | grep -q` fails at
 # random when grep stops reading at its first match and the producer dies of SIGPIPE.
-nuspec() { unzip -p "$dir/$1".*.nupkg "$1.nuspec"; }
-deps() { local spec; spec=$(nuspec "$1"); grep -o '<dependency id="[^"]*"' <<<"$spec" | sed 's/<dependency id="//;s/"//' | sort -u | tr '\n' ' '; }
+# The dependency ids of a nuspec's text, sorted, space-separated.
+dependency_ids() { grep -o '<dependency id="[^"]*"' <<<"$1" | sed 's/<dependency id="//;s/"//' | sort -u | tr '\n' ' '; }
+declare -A deps
 for id in "${expected[@]}"; do
   files=$(unzip -Z1 "$dir/$id".*.nupkg)
-  spec=$(nuspec "$id")
+  spec=$(unzip -p "$dir/$id".*.nupkg "$id.nuspec")
   grep -qx 'README.md' <<<"$files" || { echo "$id has no README.md" >&2; exit 1; }
   grep -q '<license type="expression">' <<<"$spec" || { echo "$id has no licence expression" >&2; exit 1; }
   grep -q '<repository ' <<<"$spec" || { echo "$id has no repository metadata" >&2; exit 1; }
-  echo "$id depends on: $(deps "$id")"
+  deps[$id]=$(dependency_ids "$spec")
+  echo "$id depends on: ${deps[$id]}"
 done
-schedulers=$(deps StableDiffusion.Schedulers); safety=$(deps StableDiffusion.Safety); core=$(deps StableDiffusion.Core)
+schedulers=${deps[StableDiffusion.Schedulers]}; safety=${deps[StableDiffusion.Safety]}; core=${deps[StableDiffusion.Core]}
 grep -q 'StableDiffusion\.' <<<"$schedulers" && { echo "Schedulers must not depend on another SDK package" >&2; exit 1; }
 grep -q 'StableDiffusion.Core' <<<"$safety" && { echo "Safety must not depend on Core" >&2; exit 1; }
 for d in StableDiffusion.Schedulers StableDiffusion.Safety Microsoft.ML.OnnxRuntime.Managed; do
   grep -qw "$d" <<<"$core" || { echo "Core must depend on $d" >&2; exit 1; }
 done
 for id in "${expected[@]}"; do
-  grep -Eq 'Microsoft\.ML\.OnnxRuntime( |$)|OnnxRuntime\.Gpu' <<<"$(deps "$id")" && { echo "$id must reference only the managed ONNX Runtime package" >&2; exit 1; }
+  grep -Eq 'Microsoft\.ML\.OnnxRuntime( |$)|OnnxRuntime\.Gpu' <<<"${deps[$id]}" && { echo "$id must reference only the managed ONNX Runtime package" >&2; exit 1; }
 done
 echo "packages OK: ${pkgs[*]}"

@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgdir=$(cd "${1:?usage: package-smoke-test.sh PACKAGE_DIR}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
-version=$(ls "$pkgdir"/StableDiffusion.Core.*.nupkg | grep -v snupkg | sed -E 's/.*StableDiffusion\.Core\.(.*)\.nupkg/\1/')
+version=$(ls "$pkgdir"/StableDiffusion.Core.*.nupkg | sed -E 's/.*StableDiffusion\.Core\.(.*)\.nupkg/\1/')
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # A package of the same version restored earlier would shadow the new build.

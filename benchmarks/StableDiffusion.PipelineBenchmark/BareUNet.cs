@@ -70,8 +70,7 @@ internal static class BareUNet
             }
         }
 
-        times.Sort();
-        return times[times.Count / 2];
+        return BenchmarkReport.MedianOf(times);
     }
 
     private static OrtValue Random(TensorElementTypeAlias type, long[] shape, Random random, float scale, float offset = 0f)

@@ -65,18 +65,21 @@ internal sealed class BenchmarkReport
 
     public void Summarise()
     {
-        static double Med(IEnumerable<double> values)
-        {
-            double[] sorted = [.. values.Order()];
-            return sorted[sorted.Length / 2];
-        }
-
-        Median = new RunTimings(Med(Runs.Select(r => r.Total)), Med(Runs.Select(r => r.PerImage)), Med(Runs.Select(r => r.PromptEncoding)),
-            Med(Runs.Select(r => r.Denoising)), Med(Runs.Select(r => r.UNet)), Runs[0].UNetCalls, Med(Runs.Select(r => r.Scheduler)),
-            Med(Runs.Select(r => r.Decoding)), Med(Runs.Select(r => r.SafetyChecking)), Med(Runs.Select(r => r.LoopOverhead)));
+        Median = new RunTimings(
+            MedianOf(Runs.Select(r => r.Total)), MedianOf(Runs.Select(r => r.PerImage)), MedianOf(Runs.Select(r => r.PromptEncoding)),
+            MedianOf(Runs.Select(r => r.Denoising)), MedianOf(Runs.Select(r => r.UNet)), Runs[0].UNetCalls,
+            MedianOf(Runs.Select(r => r.Scheduler)), MedianOf(Runs.Select(r => r.Decoding)), MedianOf(Runs.Select(r => r.SafetyChecking)),
+            MedianOf(Runs.Select(r => r.LoopOverhead)));
         SecondsPerImage = Median.PerImage;
         OrtFloorSeconds = (Median.UNetCalls * BareUNetMilliseconds / 1000) + Median.Decoding;
         RatioToOrt = Median.Total / OrtFloorSeconds;
+    }
+
+    /// <summary>The middle value once sorted (the upper one of the two middles for an even count).</summary>
+    public static double MedianOf(IEnumerable<double> values)
+    {
+        double[] sorted = [.. values.Order()];
+        return sorted[sorted.Length / 2];
     }
 
     public string Table()

@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 from onnxruntime.transformers.fusion_options import FusionOptions
+from onnxruntime.transformers.onnx_model import OnnxModel
 from onnxruntime.transformers.optimizer import optimize_model
+
+from convert_fp16 import save_fp16  # same folder: sys.path[0] is this script's folder
 
 
 def _patch_num_heads_for_numpy2():
@@ -54,9 +58,6 @@ for component, model_type in model_types.items():
         print(component, "fused:", {k: v for k, v in model.get_fused_operator_statistics().items() if v}, flush=True)
     except Exception as error:  # noqa: BLE001 - a component the fusions cannot handle still gets fp16
         print(component, "fusion failed, fp16 only:", repr(error)[:200], flush=True)
-        from onnxruntime.transformers.onnx_model import OnnxModel
-        import onnx
         model = OnnxModel(onnx.load(str(source)))
-    model.convert_float_to_float16(keep_io_types=False, op_block_list=["RandomNormalLike", "Resize"])
-    model.save_model_to_file(str(out / component / "model.onnx"), use_external_data_format=(component == "unet"))
+    save_fp16(model, component, out / component / "model.onnx")
 print("optimized model written to", out, flush=True)

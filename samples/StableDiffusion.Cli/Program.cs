@@ -1,4 +1,3 @@
-using System.CommandLine;
 using StableDiffusion.Cli;
 
 // sdnet: generate images with Stable Diffusion from the command line. `sdnet --help` lists the options.

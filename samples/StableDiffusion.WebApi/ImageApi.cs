@@ -99,8 +99,7 @@ internal static partial class ImageApi
             using IDisposable slot = await slots.EnterAsync(cancellationToken).ConfigureAwait(false);
 
             long start = Stopwatch.GetTimestamp();
-            LogGenerating(logger, request.Prompt!, request.Steps ?? 50, request.Seed);
-            using GenerationResult result = await pipe.GenerateAsync(new TextToImageRequest(request.Prompt!)
+            var generation = new TextToImageRequest(request.Prompt!)
             {
                 NegativePrompt = request.NegativePrompt,
                 NumInferenceSteps = request.Steps ?? 50,
@@ -109,7 +108,9 @@ internal static partial class ImageApi
                 Width = request.Width,
                 Height = request.Height,
                 Scheduler = scheduler,
-            }, cancellationToken).ConfigureAwait(false);
+            };
+            LogGenerating(logger, request.Prompt!, generation.NumInferenceSteps, request.Seed);
+            using GenerationResult result = await pipe.GenerateAsync(generation, cancellationToken).ConfigureAwait(false);
 
             bool? flagged = result.NsfwContentDetected?[0];
             LogGenerated(logger, result.Seed ?? 0, Stopwatch.GetElapsedTime(start).TotalSeconds, flagged == true);

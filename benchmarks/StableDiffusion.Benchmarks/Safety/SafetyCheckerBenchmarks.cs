@@ -25,7 +25,7 @@ public class SafetyCheckerBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        string fixtures = Environment.GetEnvironmentVariable("SD_FIXTURES") ?? Path.Combine(FindRepositoryRoot(), "..", "shared", "fixtures");
+        string fixtures = BenchmarkFixtures.Folder;
         string model = Path.Combine(fixtures, "tiny-sd-onnx");
         string config = Path.Combine(model, "feature_extractor", "preprocessor_config.json");
         _torchvision = ClipImageProcessor.Load(config);
@@ -69,18 +69,5 @@ public class SafetyCheckerBenchmarks
         using var runOptions = new RunOptions();
         using var outputs = _session.Run(runOptions, [SafetyChecker.ClipInputName, SafetyChecker.ImagesInputName], [clip, images], [SafetyChecker.HasNsfwConceptsName]);
         return outputs[0].GetTensorDataAsSpan<bool>()[0];
-    }
-
-    private static string FindRepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "StableDiffusion.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Run the benchmarks from the repository.");
     }
 }

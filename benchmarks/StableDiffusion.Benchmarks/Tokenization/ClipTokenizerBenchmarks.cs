@@ -25,7 +25,7 @@ public class ClipTokenizerBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        string fixtures = Environment.GetEnvironmentVariable("SD_FIXTURES") ?? Path.Combine(FindRepositoryRoot(), "..", "shared", "fixtures");
+        string fixtures = BenchmarkFixtures.Folder;
         _folder = Path.Combine(fixtures, "tiny-sd-onnx", "tokenizer");
         _tokenizer = ClipTokenizer.FromFolder(_folder);
         _longPrompt = string.Concat(Enumerable.Repeat("lorem ipsum dolor sit amet, consectetur adipiscing elit ", 200))[..10_000];
@@ -47,17 +47,4 @@ public class ClipTokenizerBenchmarks
 
     [Benchmark]
     public ClipTokenizer LoadFromFolder() => ClipTokenizer.FromFolder(_folder);
-
-    private static string FindRepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "StableDiffusion.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Run the benchmarks from the repository (no StableDiffusion.sln found above the binaries).");
-    }
 }

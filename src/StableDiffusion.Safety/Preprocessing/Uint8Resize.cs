@@ -38,8 +38,6 @@ internal sealed class Uint8Resize
     {
         InHeight = inHeight;
         InWidth = inWidth;
-        OutHeight = outHeight;
-        OutWidth = outWidth;
         if (inHeight == outHeight && inWidth == outWidth)
         {
             return; // Both return the image unchanged.
@@ -69,10 +67,6 @@ internal sealed class Uint8Resize
     public int InHeight { get; }
 
     public int InWidth { get; }
-
-    public int OutHeight { get; }
-
-    public int OutWidth { get; }
 
     /// <summary>
     /// Writes rows [<paramref name="y0"/>, <paramref name="y1"/>) and columns [<paramref name="x0"/>, <paramref name="x1"/>)

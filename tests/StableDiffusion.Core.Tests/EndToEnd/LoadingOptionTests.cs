@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Numerics.Tensors;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -6,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.Core.Tests.EndToEnd.Support;
+using StableDiffusion.Core.Tests.Hardening.Drills;
 using StableDiffusion.Core.Tests.Pipelines;
 using StableDiffusion.DependencyInjection;
 using StableDiffusion.ExecutionProviders;
@@ -51,11 +53,11 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
         Assert.Contains("safety checker is disabled", warning.Message, StringComparison.Ordinal);
         Assert.Null(withoutChecker.SafetyChecker);
         Assert.Equal([true], checkedResult.NsfwContentDetected!);
-        Assert.All(Pixels(checkedResult), v => Assert.Equal(0f, v));
+        Assert.All(GenerationBytes.Flatten(checkedResult.ImageTensor), v => Assert.Equal(0f, v));
         Assert.Null(uncheckedResult.NsfwContentDetected);
-        Assert.Contains(Pixels(uncheckedResult), v => v > 0f);
+        Assert.Contains(GenerationBytes.Flatten(uncheckedResult.ImageTensor), v => v > 0f);
         Assert.Equal([false], checkedCastle.NsfwContentDetected!);
-        Assert.Equal(Pixels(checkedCastle), Pixels(uncheckedCastle));
+        Assert.Equal(GenerationBytes.Flatten(checkedCastle.ImageTensor), GenerationBytes.Flatten(uncheckedCastle.ImageTensor));
     }
 
     [Fact]
@@ -140,7 +142,8 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
             pipeline.Dispose();
         }
 
-        Assert.Throws<ObjectDisposedException>(() => text.Unet.Predict(Zeros(1, 4, 8, 8), 1f, Zeros(1, 77, 32), Zeros(1, 4, 8, 8)));
+        Assert.Throws<ObjectDisposedException>(() => text.Unet.Predict(
+            Tensor.CreateFromShape<float>([1, 4, 8, 8]), 1f, Tensor.CreateFromShape<float>([1, 77, 32]), Tensor.CreateFromShape<float>([1, 4, 8, 8])));
     }
 
     [Fact]
@@ -182,15 +185,10 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
 
             using GenerationResult viaContainer = await pipeline.GenerateAsync(Castle, Ct);
             using GenerationResult direct = await pipelines.TextToImage.GenerateAsync(Castle, Ct);
-            Assert.Equal(Pixels(direct), Pixels(viaContainer));
+            Assert.Equal(GenerationBytes.Flatten(direct.ImageTensor), GenerationBytes.Flatten(viaContainer.ImageTensor));
         }
 
         Assert.Throws<ObjectDisposedException>(() => pipeline.Generate(Castle, cancellationToken: Ct));
         await Assert.ThrowsAsync<ObjectDisposedException>(() => provider.GetPipelineAsync(Ct));
     }
-
-    private static float[] Pixels(GenerationResult result) => Hardening.Drills.GenerationBytes.Flatten(result.ImageTensor);
-
-    private static System.Numerics.Tensors.Tensor<float> Zeros(params nint[] shape) =>
-        System.Numerics.Tensors.Tensor.Create(new float[shape.Aggregate((nint)1, (a, b) => a * b)], shape);
 }

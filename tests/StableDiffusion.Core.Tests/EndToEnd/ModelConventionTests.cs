@@ -23,7 +23,7 @@ public sealed class ModelConventionTests
     private const int F32 = OnnxGraphBuilder.Float;
     private const int F16 = OnnxGraphBuilder.Float16;
     private const int I64 = OnnxGraphBuilder.Int64;
-    private const int I32 = ConventionGraphs.Int32;
+    private const int I32 = OnnxGraphBuilder.Int32;
 
     private static readonly TextToImageRequest Castle = new("a castle on a hill") { Seed = 3, NumInferenceSteps = 4, Height = 64, Width = 64 };
 
@@ -70,7 +70,7 @@ public sealed class ModelConventionTests
         using GenerationResult expected = await GenerateAsync(reference, Castle);
         using GenerationResult actual = await GenerateAsync(timestepless, Castle);
 
-        (double difference, _) = ArrayAssert.MaxAbsDifference(Flatten(expected.Latents), Flatten(actual.Latents));
+        (double difference, _) = ArrayAssert.MaxAbsDifference(GenerationBytes.Flatten(expected.Latents), GenerationBytes.Flatten(actual.Latents));
         Assert.True(difference > 0.1, $"A UNet that ignores the timestep should give other latents, but they differ by at most {difference:G3}.");
     }
 
@@ -89,8 +89,8 @@ public sealed class ModelConventionTests
 
         // Embeddings, UNet inputs and outputs and the decoded image each round to float16 (relative error 2^-11): the
         // embeddings (below 0.5) by at most half an ulp, the latents (measured: 2.4 ulps) and images (1 ulp) by a few.
-        ArrayAssert.Close(Flatten(expected.PromptEmbeds), Flatten(actual.PromptEmbeds), 1.25e-4, "prompt embeddings");
-        ArrayAssert.CloseRelative(Flatten(expected.Latents), Flatten(actual.Latents), 5e-3, "final latents");
+        ArrayAssert.Close(GenerationBytes.Flatten(expected.PromptEmbeds), GenerationBytes.Flatten(actual.PromptEmbeds), 1.25e-4, "prompt embeddings");
+        ArrayAssert.CloseRelative(GenerationBytes.Flatten(expected.Latents), GenerationBytes.Flatten(actual.Latents), 5e-3, "final latents");
         ResultAssert.Close(expected, actual, 2e-3, "images");
     }
 
@@ -110,7 +110,7 @@ public sealed class ModelConventionTests
 
         // The image rounds to float16 on the way in; the strength-0.5 denoising then dilutes the difference (measured:
         // 3e-5 in latents of 27).
-        ArrayAssert.CloseRelative(Flatten(expected.Latents), Flatten(actual.Latents), 1e-4, "final latents");
+        ArrayAssert.CloseRelative(GenerationBytes.Flatten(expected.Latents), GenerationBytes.Flatten(actual.Latents), 1e-4, "final latents");
         ResultAssert.Close(expected, actual, 1e-4, "images");
     }
 
@@ -133,6 +133,4 @@ public sealed class ModelConventionTests
         using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(model.Path, WithoutSafetyChecker, Ct);
         return await pipe.GenerateAsync(request, Ct);
     }
-
-    private static float[] Flatten(Tensor<float> tensor) => GenerationBytes.Flatten(tensor);
 }

@@ -298,8 +298,7 @@ public sealed class TextToImageOptionTests(TinyPipelines pipelines)
             {
                 if (s.StepIndex == 1)
                 {
-                    var latents = new float[s.Latents.FlattenedLength];
-                    s.Latents.FlattenTo(latents);
+                    float[] latents = GenerationBytes.Flatten(s.Latents);
                     Tensor.Create(latents.Select(v => v * 0.5f).ToArray(), s.Latents.Lengths).CopyTo(s.Latents);
                 }
             },
@@ -328,8 +327,7 @@ public sealed class TextToImageOptionTests(TinyPipelines pipelines)
                 calls++;
                 if (s.StepIndex == 1)
                 {
-                    atInterrupt = new float[s.Latents.FlattenedLength];
-                    s.Latents.FlattenTo(atInterrupt);
+                    atInterrupt = GenerationBytes.Flatten(s.Latents);
                     s.Interrupt = true;
                 }
             },

@@ -17,8 +17,6 @@ public sealed class DisposalTests(TinyPipelines pipelines)
 {
     private static readonly TextToImageRequest Request = new("a lighthouse") { Seed = 2, NumInferenceSteps = 4, Height = 64, Width = 64 };
 
-    private static Tensor<float> Zeros(params nint[] shape) => Tensor.Create(new float[shape.Aggregate((nint)1, (a, b) => a * b)], shape);
-
     [Fact]
     public async Task Disposing_ReleasesEverySessionItCreated()
     {
@@ -41,10 +39,11 @@ public sealed class DisposalTests(TinyPipelines pipelines)
         // diffusers' VAE encoder export is opened twice (once to read its outputs, once with its distribution exposed).
         Assert.Equal(["text_encoder", "unet", "vae_decoder", "safety_checker", "vae_encoder"], created.Distinct());
         Assert.Throws<ObjectDisposedException>(() => text.TextEncoder.Encode(new int[77], 1));
-        Assert.Throws<ObjectDisposedException>(() => text.Unet.Predict(Zeros(1, 4, 8, 8), 1f, Zeros(1, 77, 32), Zeros(1, 4, 8, 8)));
-        Assert.Throws<ObjectDisposedException>(() => text.VaeDecoder.Decode(Zeros(1, 4, 8, 8)));
-        Assert.Throws<ObjectDisposedException>(() => edit.Components.VaeEncoder.Encode(Zeros(1, 3, 64, 64)));
-        Assert.Throws<ObjectDisposedException>(() => checker.Check(Zeros(1, 64, 64, 3), ct));
+        Assert.Throws<ObjectDisposedException>(() => text.Unet.Predict(
+            Tensor.CreateFromShape<float>([1, 4, 8, 8]), 1f, Tensor.CreateFromShape<float>([1, 77, 32]), Tensor.CreateFromShape<float>([1, 4, 8, 8])));
+        Assert.Throws<ObjectDisposedException>(() => text.VaeDecoder.Decode(Tensor.CreateFromShape<float>([1, 4, 8, 8])));
+        Assert.Throws<ObjectDisposedException>(() => edit.Components.VaeEncoder.Encode(Tensor.CreateFromShape<float>([1, 3, 64, 64])));
+        Assert.Throws<ObjectDisposedException>(() => checker.Check(Tensor.CreateFromShape<float>([1, 64, 64, 3]), ct));
         Assert.Equal(4, models.Distinct().Count());
     }
 
@@ -108,10 +107,10 @@ public sealed class DisposalTests(TinyPipelines pipelines)
 
         Assert.Throws<ObjectDisposedException>(() => pipeline.Generate(Request, cancellationToken: ct));
         // The generation in flight still holds the sessions.
-        Assert.Equal([1, 3, 64, 64], pipeline.VaeDecoder.Decode(Zeros(1, 4, 8, 8)).Lengths.ToArray());
+        Assert.Equal([1, 3, 64, 64], pipeline.VaeDecoder.Decode(Tensor.CreateFromShape<float>([1, 4, 8, 8])).Lengths.ToArray());
         resume.Release();
         using GenerationResult result = await running.WaitAsync(TimeSpan.FromMinutes(1), ct);
         ResultAssert.Identical(expected, result, "the generation that outlived Dispose");
-        Assert.Throws<ObjectDisposedException>(() => pipeline.VaeDecoder.Decode(Zeros(1, 4, 8, 8)));
+        Assert.Throws<ObjectDisposedException>(() => pipeline.VaeDecoder.Decode(Tensor.CreateFromShape<float>([1, 4, 8, 8])));
     }
 }

@@ -137,9 +137,6 @@ public sealed class PillowResizeTests
     {
         // level / 255 quantises back to the same level, so the processor sees exactly these pixels.
         float[] values = [.. pixels.Select(b => b / 255f)];
-        Tensor<float> output = processor.Preprocess(Tensor.Create(values, [1, height, width, 3]));
-        var result = new float[output.FlattenedLength];
-        output.FlattenTo(result);
-        return result;
+        return ClipImageProcessorTests.Flatten(processor.Preprocess(Tensor.Create(values, [1, height, width, 3])));
     }
 }

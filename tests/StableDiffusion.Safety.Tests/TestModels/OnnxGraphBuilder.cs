@@ -9,6 +9,7 @@ namespace StableDiffusion.Safety.Tests.TestModels;
 internal sealed class OnnxGraphBuilder
 {
     public const int Float = 1;
+    public const int Int32 = 6;
     public const int Int64 = 7;
     public const int Bool = 9;
     public const int Float16 = 10;

@@ -10,9 +10,6 @@ namespace StableDiffusion.Core.Tests.EndToEnd.Support;
 /// </summary>
 internal static class ConventionGraphs
 {
-    /// <summary>ONNX TensorProto.DataType INT32.</summary>
-    public const int Int32 = 6;
-
     /// <summary>Prompt embeddings [batch, 77, 32]: each token id times 1e-5, repeated over 32 features.</summary>
     public static byte[] TextEncoder(int idsType, int embeddingsType) => new OnnxGraphBuilder()
         .Input("input_ids", idsType, ["batch", 77])

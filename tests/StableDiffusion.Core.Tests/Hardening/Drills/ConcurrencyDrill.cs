@@ -9,14 +9,7 @@ namespace StableDiffusion.Core.Tests.Hardening.Drills;
 /// <param name="Mismatches">How many concurrent results were not byte-identical to their sequential twin.</param>
 /// <param name="Sequential">The time of the one-by-one runs.</param>
 /// <param name="Concurrent">The time of the concurrent runs.</param>
-public sealed record ConcurrencyOutcome(int Concurrency, int Mismatches, TimeSpan Sequential, TimeSpan Concurrent)
-{
-    /// <summary>Images per second, one by one.</summary>
-    public double SequentialImagesPerSecond => Concurrency / Sequential.TotalSeconds;
-
-    /// <summary>Images per second, all at once.</summary>
-    public double ConcurrentImagesPerSecond => Concurrency / Concurrent.TotalSeconds;
-}
+public sealed record ConcurrencyOutcome(int Concurrency, int Mismatches, TimeSpan Sequential, TimeSpan Concurrent);
 
 /// <summary>
 /// Runs N generations at once on one pipeline and checks each against the same request run alone: a pipeline shared by

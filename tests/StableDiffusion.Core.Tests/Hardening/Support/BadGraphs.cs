@@ -35,11 +35,11 @@ internal static class BadGraphs
     public static byte[] TextEncoderWithFloatIds() => TextEncoder(OnnxGraphBuilder.Float, hidden: 32);
 
     /// <summary>A text encoder whose embeddings are <paramref name="hidden"/> wide (the tiny UNet expects 32).</summary>
-    public static byte[] TextEncoderWithHiddenSize(int hidden) => TextEncoder(Int32, hidden);
+    public static byte[] TextEncoderWithHiddenSize(int hidden) => TextEncoder(OnnxGraphBuilder.Int32, hidden);
 
     /// <summary>A VAE decoder taking int32 latents.</summary>
     public static byte[] VaeDecoderWithIntegerLatents() => new OnnxGraphBuilder()
-        .Input("latent_sample", Int32, ["batch", 4, "height", "width"])
+        .Input("latent_sample", OnnxGraphBuilder.Int32, ["batch", 4, "height", "width"])
         .Int64Initializer("upscale", [4], [1, 1, 8, 8])
         .Node("Cast", ["latent_sample"], ["latents"], ("to", (long)OnnxGraphBuilder.Float))
         .Node("Tile", ["latents", "upscale"], ["sample"])
@@ -53,9 +53,6 @@ internal static class BadGraphs
         .Node("ReduceSum", ["latent_sample", "axes"], ["sample"], ("keepdims", 0L))
         .Output("sample", OnnxGraphBuilder.Float, ["batch", "height", "width"])
         .Build();
-
-    // ONNX TensorProto.DataType INT32.
-    private const int Int32 = 6;
 
     // ids [batch, 77] -> float, unsqueezed and expanded to [batch, 77, hidden].
     private static byte[] TextEncoder(int idsType, int hidden) => new OnnxGraphBuilder()
