@@ -29,6 +29,7 @@ case "$stage" in
     done
     ;;
   tests)
-    SD_CUDA_MODEL=/root/m16 /root/app/StableDiffusion.Core.Tests --filter-trait "Category=Gpu" 2>&1 | tail -25
+    # The published test executable runs xunit's own runner, whose filter option is -trait (not dotnet test's --filter-trait).
+    SD_CUDA_MODEL=${SD_CUDA_MODEL:-/root/m16} /root/app/StableDiffusion.Core.Tests -trait "Category=Gpu" 2>&1 | tail -25
     ;;
 esac
