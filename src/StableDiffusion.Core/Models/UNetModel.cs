@@ -78,7 +78,11 @@ public sealed class UNetModel : OnnxModel
     /// <summary>The element type of the timestep input.</summary>
     public TensorElementType TimestepType => _timestep.ElementDataType;
 
-    /// <summary>Whether the graph takes integer timesteps (early exports): fractional timesteps are then truncated, as diffusers' ONNX pipelines do.</summary>
+    /// <summary>
+    /// Whether the graph takes integer timesteps: fractional timesteps are then truncated, as diffusers' ONNX pipelines do.
+    /// Exports that only cast their integer timestep to float are loaded retyped to float, so this is true only for graphs
+    /// that use the timestep as an integer.
+    /// </summary>
     public bool HasIntegerTimestep => TimestepType is TensorElementType.Int64 or TensorElementType.Int32;
 
     /// <summary>Whether each step copies only the latents to and from CUDA device memory (IOBinding).</summary>
@@ -94,7 +98,24 @@ public sealed class UNetModel : OnnxModel
     public static UNetModel Load(string modelPath, SessionSettings? settings = null) => Load(modelPath, settings ?? new SessionSettings(), null);
 
     internal static UNetModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.Unet, settings, configure), modelPath, settings);
+        new(CreateSession(modelPath, ModelComponents.Unet, settings, configure, FloatTimestepGraph(modelPath)), modelPath, settings);
+
+    /// <summary>
+    /// An export with an integer timestep input that it only casts to float, retyped to take float timesteps: the
+    /// fractional timesteps of Euler-type schedules then reach the UNet whole, as in diffusers' PyTorch pipelines, instead of
+    /// truncated. Null when the graph needs no edit (or cannot take one).
+    /// </summary>
+    private static byte[]? FloatTimestepGraph(string modelPath)
+    {
+        try
+        {
+            return File.Exists(modelPath) ? OnnxGraphSurgery.RetypeIntegerInputToFloat(modelPath, TimestepName) : null;
+        }
+        catch (InvalidDataException)
+        {
+            return null; // Not a well-formed graph: creating the session reports it with the file's name.
+        }
+    }
 
     /// <summary>Predicts the noise in <paramref name="sample"/> at <paramref name="timestep"/>.</summary>
     /// <param name="sample">The (scaled) latent input, [batch, channels, height, width].</param>

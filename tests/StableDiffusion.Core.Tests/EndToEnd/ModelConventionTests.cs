@@ -6,6 +6,7 @@ using StableDiffusion.Core.Tests.Hardening.Drills;
 using StableDiffusion.Core.Tests.Hardening.Support;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Randomness;
+using StableDiffusion.Schedulers;
 using StableDiffusion.Safety.Tests.TestModels;
 using StableDiffusion.Testing;
 using Xunit;
@@ -56,6 +57,48 @@ public sealed class ModelConventionTests
 
         // PNDM's timesteps are integers below 1000, exact in every one of these types.
         ResultAssert.Identical(expected, actual, $"timestep {convention} vs float32 [1]");
+    }
+
+    [Theory]
+    [InlineData(I64)]
+    [InlineData(I32)]
+    public async Task IntegerTimestepUNet_TakesFractionalTimesteps_AsTheFloat32GraphDoes(int timestepType)
+    {
+        // Euler's linspace timesteps for 7 steps are fractional (832.5, 666, 499.5, ...): diffusers' PyTorch UNet embeds them
+        // whole, so an export whose integer timestep is only cast to float is loaded to take them whole too.
+        using ModelFolderCopy reference = Model(F32, F32, F32, [1]);
+        using ModelFolderCopy integer = Model(F32, F32, timestepType, ["batch"]);
+        TextToImageRequest request = Castle with { NumInferenceSteps = 7, Scheduler = Euler };
+
+        using StableDiffusionPipeline integerPipe = await StableDiffusionPipeline.FromPretrainedAsync(integer.Path, WithoutSafetyChecker, Ct);
+        using GenerationResult expected = await GenerateAsync(reference, request);
+        using GenerationResult actual = await integerPipe.GenerateAsync(request, Ct);
+
+        IScheduler schedule = Euler;
+        schedule.SetTimesteps(7);
+        Assert.Contains(schedule.Timesteps, t => t != MathF.Truncate(t));
+        Assert.Equal(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, integerPipe.Unet.TimestepType);
+        Assert.False(integerPipe.Unet.HasIntegerTimestep);
+        ResultAssert.Identical(expected, actual, "integer timestep graph vs float32 graph, fractional timesteps");
+    }
+
+    [Fact]
+    public async Task IntegerTimestepReadAsInteger_StaysInteger_AndFractionalTimestepsAreTruncated()
+    {
+        // A graph that also reads its int64 timestep as an integer cannot be retyped: it keeps integer timesteps, which
+        // truncate fractional ones (diffusers' ONNX pipelines do the same), so its image differs from the float graph's.
+        using ModelFolderCopy reference = Model(F32, F32, F32, [1]);
+        using ModelFolderCopy integer = Model(F32, F32, I64, ["batch"]);
+        integer.Write("unet/model.onnx", ConventionGraphs.UNet(F32, I64, ["batch"], readsTimestepAsIs: true));
+        TextToImageRequest request = Castle with { NumInferenceSteps = 7, Scheduler = Euler };
+
+        using StableDiffusionPipeline integerPipe = await StableDiffusionPipeline.FromPretrainedAsync(integer.Path, WithoutSafetyChecker, Ct);
+        using GenerationResult expected = await GenerateAsync(reference, request);
+        using GenerationResult actual = await integerPipe.GenerateAsync(request, Ct);
+
+        Assert.True(integerPipe.Unet.HasIntegerTimestep);
+        (double difference, _) = ArrayAssert.MaxAbsDifference(GenerationBytes.Flatten(expected.Latents), GenerationBytes.Flatten(actual.Latents));
+        Assert.True(difference > 0, "Truncated timesteps should give other latents than whole ones.");
     }
 
     [Fact]
@@ -115,6 +158,8 @@ public sealed class ModelConventionTests
     }
 
     private static StableDiffusionPipelineOptions WithoutSafetyChecker => new() { EnableSafetyChecker = false };
+
+    private static IScheduler Euler => SchedulerFactory.Create("Euler", SchedulerConfig.Parse(SchedulerConfigJson.StableDiffusion15, "SD 1.5"));
 
     /// <summary>The tiny fixture's tokenizer and scheduler with stand-in graphs in the given conventions.</summary>
     private static ModelFolderCopy Model(int embeddingsType, int tensorType, int timestepType, object[] timestepDimensions, int? encoderType = null)

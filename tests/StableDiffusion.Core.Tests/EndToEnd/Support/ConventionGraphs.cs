@@ -29,8 +29,26 @@ internal static class ConventionGraphs
     /// timestep of another row, or swapped prompt rows all change the result. Only element-wise operations, so that the
     /// result does not depend on how ONNX Runtime orders a reduction (which can vary with buffer alignment).
     /// </summary>
-    public static byte[] UNet(int tensorType, int timestepType, object[] timestepDimensions, float timestepWeight = 0.001f) => new OnnxGraphBuilder()
-        .Input("sample", tensorType, ["batch", 4, "height", "width"])
+    /// <param name="tensorType">The element type of the sample, embeddings and output.</param>
+    /// <param name="timestepType">The element type of the timestep input.</param>
+    /// <param name="timestepDimensions">The timestep's shape.</param>
+    /// <param name="timestepWeight">How much the timestep adds to the prediction.</param>
+    /// <param name="readsTimestepAsIs">
+    /// Whether a node besides the Cast reads the timestep input in its own type (as a graph needing an integer timestep
+    /// would), so the SDK cannot retype an integer input to float.
+    /// </param>
+    public static byte[] UNet(int tensorType, int timestepType, object[] timestepDimensions, float timestepWeight = 0.001f, bool readsTimestepAsIs = false)
+    {
+        OnnxGraphBuilder graph = new OnnxGraphBuilder().Input("sample", tensorType, ["batch", 4, "height", "width"]);
+        if (readsTimestepAsIs)
+        {
+            graph = graph.Node("Identity", ["timestep"], ["timestep_as_is"]).Output("timestep_as_is", timestepType, timestepDimensions);
+        }
+
+        return UNetBody(graph, tensorType, timestepType, timestepDimensions, timestepWeight);
+    }
+
+    private static byte[] UNetBody(OnnxGraphBuilder graph, int tensorType, int timestepType, object[] timestepDimensions, float timestepWeight) => graph
         .Input("timestep", timestepType, timestepDimensions)
         .Input("encoder_hidden_states", tensorType, ["batch", 77, 32])
         .Int64Initializer("per_row", [4], [-1, 1, 1, 1])
