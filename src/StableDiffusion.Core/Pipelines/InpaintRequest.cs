@@ -52,11 +52,13 @@ public sealed record InpaintRequest : DiffusionRequest
     /// <summary>How much to change the masked region, in [0, 1] (default 1: start from pure noise there).</summary>
     public double Strength { get; init; } = 1.0;
 
-    /// <summary>The output height, a multiple of 8 (default: the image's height rounded down to a multiple of 8; the image
-    /// and mask are resized to it).</summary>
+    /// <summary>
+    /// The output height, a multiple of 8 (default: the model's default size, 512 for SD 1.5, as in diffusers; the image
+    /// and mask are resized to it, so set it to the image's height to keep the image's proportions).
+    /// </summary>
     public int? Height { get; init; }
 
-    /// <summary>The output width, a multiple of 8 (default: the image's width rounded down to a multiple of 8).</summary>
+    /// <summary>The output width, a multiple of 8 (default: the model's default size, 512 for SD 1.5, as in diffusers).</summary>
     public int? Width { get; init; }
 
     /// <summary>Whether the image and mask may be resized to the output size (default); when false a size that needs resizing is rejected.</summary>

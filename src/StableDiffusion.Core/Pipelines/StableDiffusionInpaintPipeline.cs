@@ -64,7 +64,8 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
             throw new InvalidOperationException($"The UNet of '{components.ModelPath}' has {channels} input channels; inpainting needs 4 (latents) or 9 (latents, mask, masked image).");
         }
 
-        // 0-1. Default the size to the image's, check inputs, preprocess the image and mask (diffusers' image and mask processors).
+        // 0-1. Default the size to the UNet's (as diffusers does: the image and mask are resized to it), check inputs, preprocess
+        // the image and mask (diffusers' image and mask processors).
         int batch = RequestValidator.ValidateCommon(request, components);
         StrengthSchedule.Validate(request.Strength);
         ArgumentNullException.ThrowIfNull(request.Image, nameof(request.Image));
@@ -76,7 +77,8 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
                 nameof(request.MaskImage));
         }
 
-        (int height, int width) = ImagePreprocessor.TargetSize(request.Image, request.Height, request.Width, scale, nameof(request.Image));
+        (int height, int width) = ImagePreprocessor.TargetSize(request.Image, request.Height ?? components.Configuration.DefaultImageSize,
+            request.Width ?? components.Configuration.DefaultImageSize, scale, nameof(request.Image));
         int rows = batch * request.NumImagesPerPrompt;
         RequestValidator.ValidateSize(height, width, rows, scale);
         int latentHeight = height / scale, latentWidth = width / scale, plane = latentHeight * latentWidth;
