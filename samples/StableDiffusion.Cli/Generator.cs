@@ -65,7 +65,11 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
                     {
                         StableDiffusionInpaintPipeline inpaint => await inpaint.GenerateAsync(Apply(new InpaintRequest(settings.Prompt, initImage!, mask!)
                         {
-                            Strength = settings.Strength, Height = settings.Height, Width = settings.Width,
+                            // Keep the picture's size, rounded down to a multiple of 8, as web UIs do (the library
+                            // follows diffusers, whose inpainting default is the model's 512).
+                            Strength = settings.Strength,
+                            Height = settings.Height ?? initImage!.Height / 8 * 8,
+                            Width = settings.Width ?? initImage!.Width / 8 * 8,
                         }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
                         StableDiffusionImg2ImgPipeline img2img => await img2img.GenerateAsync(Apply(new ImageToImageRequest(settings.Prompt, initImage!)
                         {

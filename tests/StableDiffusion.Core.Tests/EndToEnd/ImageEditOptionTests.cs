@@ -110,7 +110,7 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
 
         using GenerationResult result = await pipelines.Inpaint.GenerateAsync(new InpaintRequest("a red door", _picture, _mask)
         {
-            Seed = 1, NumInferenceSteps = 10, Strength = strength, Scheduler = ddim,
+            Seed = 1, NumInferenceSteps = 10, Strength = strength, Scheduler = ddim, Height = 64, Width = 64,
         }, Ct);
 
         Assert.Equal(unetCalls, result.Timings.UNetCalls);
@@ -120,7 +120,7 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
     [Fact]
     public async Task Inpaint_WithAnOrdinaryUNet_KeepsTheImagesLatentsOutsideTheMask()
     {
-        var request = new InpaintRequest("a red door", _picture, _mask) { Seed = 4, NumInferenceSteps = 4, Strength = 0.75 };
+        var request = new InpaintRequest("a red door", _picture, _mask) { Seed = 4, NumInferenceSteps = 4, Strength = 0.75, Height = 64, Width = 64 };
 
         using GenerationResult door = await pipelines.LatentInpaint.GenerateAsync(request, Ct);
         using GenerationResult window = await pipelines.LatentInpaint.GenerateAsync(request with { Prompts = ["a round window"] }, Ct);
@@ -154,7 +154,7 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
 
             using GenerationResult result = await pipe.GenerateAsync(new InpaintRequest("a red door", _picture, _mask)
             {
-                Generator = generator, NumInferenceSteps = 2, Strength = 0.75, NumImagesPerPrompt = 2, Scheduler = ddim,
+                Generator = generator, NumInferenceSteps = 2, Strength = 0.75, NumImagesPerPrompt = 2, Scheduler = ddim, Height = 64, Width = 64,
             }, Ct);
 
             Assert.Equal([(typeof(float), 4 * 8 * 8), (typeof(float), 2 * 4 * 8 * 8), (typeof(float), 4 * 8 * 8)], generator.Draws);
@@ -165,7 +165,7 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
     public async Task Inpaint_MaskGreyLevels_AreBinarisedAtHalf()
     {
         using Image<L8> dark = TestImages.Mask(inside: 127), black = TestImages.Mask(inside: 0), light = TestImages.Mask(inside: 128);
-        var request = new InpaintRequest("a red door", _picture, _mask) { Seed = 5, NumInferenceSteps = 2 };
+        var request = new InpaintRequest("a red door", _picture, _mask) { Seed = 5, NumInferenceSteps = 2, Height = 64, Width = 64 };
 
         using GenerationResult white = await pipelines.Inpaint.GenerateAsync(request, Ct);
         using GenerationResult grey128 = await pipelines.Inpaint.GenerateAsync(request with { MaskImage = light }, Ct);
@@ -178,16 +178,19 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
     }
 
     [Fact]
-    public async Task Inpaint_OutputSize_IsTheImagesRoundedDown_OrTheOneAskedFor()
+    public async Task Inpaint_OutputSize_IsTheModelsDefault_OrTheOneAskedFor()
     {
+        // diffusers' inpainting pipeline makes images of the UNet's default size whatever the image's (resizing the image
+        // and mask to it), unlike image-to-image, which keeps the image's size rounded down to a multiple of 8.
         using Image<Rgb24> wide = TestImages.Picture(70, 66);
         using Image<L8> wideMask = TestImages.Mask(70, 66);
 
-        using GenerationResult rounded = await pipelines.Inpaint.GenerateAsync(new InpaintRequest("a red door", wide, wideMask) { Seed = 1, NumInferenceSteps = 2 }, Ct);
-        using GenerationResult smaller = await pipelines.Inpaint.GenerateAsync(new InpaintRequest("a red door", _picture, _mask) { Seed = 1, NumInferenceSteps = 2, Height = 32, Width = 32 }, Ct);
+        using GenerationResult byDefault = await pipelines.Inpaint.GenerateAsync(new InpaintRequest("a red door", wide, wideMask) { Seed = 1, NumInferenceSteps = 2 }, Ct);
+        using GenerationResult asked = await pipelines.Inpaint.GenerateAsync(new InpaintRequest("a red door", wide, wideMask) { Seed = 1, NumInferenceSteps = 2, Height = 48, Width = 80 }, Ct);
 
-        Assert.Equal((64, 64), (rounded.Images[0].Width, rounded.Images[0].Height));
-        Assert.Equal((32, 32), (smaller.Images[0].Width, smaller.Images[0].Height));
+        int size = pipelines.Inpaint.DefaultImageSize;
+        Assert.Equal((size, size), (byDefault.Images[0].Width, byDefault.Images[0].Height));
+        Assert.Equal((80, 48), (asked.Images[0].Width, asked.Images[0].Height));
     }
 
     /// <summary>Records the element type and length of every draw.</summary>

@@ -30,13 +30,13 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
     [Fact]
     public async Task SafetyCheckerOff_LogsAWarning_ReportsNoFlags_AndBlacksNothingOut()
     {
-        Reference.Require();
+        Reference.Published.Require();
         using var logs = new FakeLoggerProvider();
         using var loggerFactory = LoggerFactory.Create(builder => builder.AddProvider(logs));
         using StableDiffusionPipeline withoutChecker = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel,
             new StableDiffusionPipelineOptions { EnableSafetyChecker = false, LoggerFactory = loggerFactory }, Ct);
         // A reference case the tiny checker flags (astronaut_euler: flagged in diffusers too).
-        JsonElement flaggedCase = Reference.Case("pipeline", "astronaut_euler");
+        JsonElement flaggedCase = Reference.Published.Case("pipeline", "astronaut_euler");
         Assert.True(flaggedCase.GetProperty("torch_nsfw")[0].GetBoolean());
         var flagged = new TextToImageRequest(flaggedCase.GetProperty("prompt").GetString()!)
         {
@@ -128,7 +128,7 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
             {
                 StableDiffusionPipeline t => await t.GenerateAsync(Castle, Ct),
                 StableDiffusionImg2ImgPipeline e => await e.GenerateAsync(new ImageToImageRequest("a castle", picture) { Seed = 1, NumInferenceSteps = 2 }, Ct),
-                StableDiffusionInpaintPipeline i => await i.GenerateAsync(new InpaintRequest("a castle", picture, mask) { Seed = 1, NumInferenceSteps = 2 }, Ct),
+                StableDiffusionInpaintPipeline i => await i.GenerateAsync(new InpaintRequest("a castle", picture, mask) { Seed = 1, NumInferenceSteps = 2, Height = 64, Width = 64 }, Ct),
                 _ => throw new InvalidOperationException(),
             };
             if (alive is StableDiffusionPipeline)

@@ -179,7 +179,7 @@ public sealed class BadRequestTests(TinyPipelines pipelines)
         {
             using Image picture = TestImages.Picture();
             using Image mask = TestImages.Mask();
-            InpaintRequest request = change(new InpaintRequest("a lighthouse", picture, mask) { Seed = 1, NumInferenceSteps = 4 });
+            InpaintRequest request = change(new InpaintRequest("a lighthouse", picture, mask) { Seed = 1, NumInferenceSteps = 4, Height = 64, Width = 64 });
             try
             {
                 using GenerationResult result = await p.Inpaint.GenerateAsync(request, ct);

@@ -58,7 +58,7 @@ public sealed class DisposalTests(TinyPipelines pipelines)
         using var picture = TestImages.Picture();
         using var mask = TestImages.Mask();
         var editRequest = new ImageToImageRequest("a lighthouse", picture) { NumInferenceSteps = 2 };
-        var inpaintRequest = new InpaintRequest("a lighthouse", picture, mask) { NumInferenceSteps = 2 };
+        var inpaintRequest = new InpaintRequest("a lighthouse", picture, mask) { NumInferenceSteps = 2, Height = 64, Width = 64 };
 
         // The text-to-image pipeline goes first while the others still hold the shared sessions: it must refuse work anyway.
         foreach (DiffusionPipeline disposed in new DiffusionPipeline[] { text, edit, inpaint })

@@ -15,7 +15,8 @@ internal static class ImagePreprocessor
     {
         int h = height ?? image.Height - (image.Height % scale);
         int w = width ?? image.Width - (image.Width % scale);
-        if (h < scale || w < scale)
+        // An image smaller than one latent pixel holds nothing to start from, whatever size it would be resized to.
+        if (image.Height < scale || image.Width < scale || h < scale || w < scale)
         {
             throw new ArgumentException($"{name} is {image.Width}x{image.Height} pixels; it must be at least {scale}x{scale}.", name);
         }
