@@ -1,3 +1,4 @@
+using System.Text.Json;
 using StableDiffusion.Testing;
 using Xunit;
 
@@ -21,14 +22,31 @@ public sealed class ReferenceFixtureTests
     [Fact]
     public void ReferenceArrays_MatchTheShapesTheirCasesDescribe()
     {
-        Reference.Require();
+        Reference.Published.Require();
 
-        NpyArray x0 = Reference.Array("sched/x0");
+        NpyArray x0 = Reference.Published.Array("sched/x0");
         Assert.Equal([1, 4, 8, 8], x0.Shape);
         Assert.Equal(256, x0.ToSingle().Length);
 
-        NpyArray image = Reference.Array("edit/image_64x64");
+        NpyArray image = Reference.Published.Array("edit/image_64x64");
         Assert.Equal("|u1", image.DType);
         Assert.Equal([64, 64, 3], image.Shape);
+    }
+
+    /// <summary>The sections some parity test reads: a reference with another section holds cases nothing would check.</summary>
+    private static readonly string[] CheckedSections = ["about", "versions", "tokenizer", "rng", "schedulers", "pipeline", "safety_preprocessing", "edit"];
+
+    public static IEnumerable<TheoryDataRow<string>> Sets() =>
+        Reference.IsAvailable ? [.. Reference.Sets.Select(s => new TheoryDataRow<string>(s.Label))] : Reference.CaseNames("pipeline");
+
+    [Theory]
+    [MemberData(nameof(Sets))]
+    [Trait("Category", "Parity")]
+    public void EverySection_IsOneAParityTestChecks(string label)
+    {
+        Reference.Require();
+        JsonElement root = Reference.Sets.Single(s => s.Label == label).Root;
+
+        Reference.RequireKnownFields(root, $"{label}: reference.json", CheckedSections);
     }
 }

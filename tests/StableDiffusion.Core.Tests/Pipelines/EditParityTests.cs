@@ -8,101 +8,105 @@ using Xunit;
 
 namespace StableDiffusion.Core.Tests.Pipelines;
 
-/// <summary>Every image-to-image and inpainting case of reference.json, through the public API: same images, flags and timesteps as diffusers.</summary>
+/// <summary>Every image-to-image and inpainting case of every reference, through the public API: same images, flags and timesteps as diffusers.</summary>
 [Trait("Category", "Parity")]
 [Trait("Area", "Edit")]
 public sealed class EditParityTests
 {
+    private static readonly string[] SectionFields = ["note", "cases", "variants_check"];
+    private static readonly string[] CaseFields =
+        [.. ReferenceCases.CallFields, "kind", "strength", "image", "mask", "unet", "timesteps_run", "model", "torch_model", "torch_unet", "height", "width"];
+
     public static IEnumerable<TheoryDataRow<string>> Cases() => Reference.CaseNames("edit");
+
+    public static IEnumerable<TheoryDataRow<string>> VariantsChecks() =>
+        Reference.IsAvailable
+            ? [.. Reference.Sets.Where(s => s.Root.TryGetProperty("edit", out JsonElement e) && e.TryGetProperty("variants_check", out _)).Select(s => new TheoryDataRow<string>(s.Label))]
+            : Reference.CaseNames("edit");
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public async Task Case_MatchesDiffusers(string name)
+    public async Task Case_MatchesDiffusers(string id)
     {
-        Reference.Require();
-        JsonElement c = Reference.Case("edit", name);
-        string modelPath = Reference.ResolvePath(c.GetProperty("model").GetString()!);
-        using Image<Rgb24> image = ReferenceImage(c.GetProperty("image").GetString()!);
+        (ReferenceSet set, JsonElement c) = Reference.Case("edit", id);
+        Reference.RequireKnownFields(set.Root.GetProperty("edit"), $"{set.Label}: edit", SectionFields);
+        Reference.RequireKnownFields(c, id, CaseFields);
         var seen = new List<float>();
-        Action<StepEndContext> record = step => seen.Add(step.Timestep);
-        string prompt = c.GetProperty("prompt").GetString()!;
-        ulong seed = c.GetProperty("seed").GetUInt64();
-        int steps = c.GetProperty("steps").GetInt32();
-        float guidance = c.GetProperty("guidance").GetSingle();
-        double strength = c.GetProperty("strength").GetDouble();
-        int imagesPerPrompt = c.GetProperty("num_images_per_prompt").GetInt32();
-        var scheduler = ReferenceSchedulers.Create(c.GetProperty("scheduler").GetString()!);
-        CancellationToken ct = TestContext.Current.CancellationToken;
 
-        GenerationResult result;
-        switch (c.GetProperty("kind").GetString())
-        {
-            case "img2img":
-            {
-                using var pipe = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
-                result = await pipe.GenerateAsync(new ImageToImageRequest(prompt, image)
-                {
-                    Strength = strength, Seed = seed, NumInferenceSteps = steps, GuidanceScale = guidance,
-                    NumImagesPerPrompt = imagesPerPrompt, Scheduler = scheduler, OnStepEnd = record,
-                }, ct);
-                break;
-            }
+        using GenerationResult result = await RunAsync(set, c, set.ResolvePath(c.GetProperty("model").GetString()!), step => seen.Add(step.Timestep));
 
-            case "inpaint":
-            {
-                using Image<L8> mask = ReferenceMask(c.GetProperty("mask").GetString()!);
-                using var pipe = await StableDiffusionInpaintPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
-                Assert.Equal(c.GetProperty("unet").GetInt32(), pipe.Unet.InChannels ?? 4);
-                result = await pipe.GenerateAsync(new InpaintRequest(prompt, image, mask)
-                {
-                    Strength = strength, Seed = seed, NumInferenceSteps = steps, GuidanceScale = guidance,
-                    NumImagesPerPrompt = imagesPerPrompt, Scheduler = scheduler, OnStepEnd = record,
-                }, ct);
-                break;
-            }
-
-            default:
-                throw new InvalidOperationException($"Unknown edit case kind '{c.GetProperty("kind").GetString()}' in case {name}.");
-        }
-
-        using (result)
-        {
-            Assert.Equal(c.GetProperty("timesteps_run").EnumerateArray().Select(t => t.GetSingle()), seen);
-            ArrayAssert.Close(Reference.Array($"edit/{name}/torch_images").ToSingle(), result.ImageTensor.AsSpan(), 1e-4, $"{name}: images");
-            Assert.Equal(c.GetProperty("torch_nsfw").EnumerateArray().Select(f => f.GetBoolean()), result.NsfwContentDetected!);
-        }
+        ReferenceCases.AssertTimesteps(c.GetProperty("timesteps_run"), seen, id);
+        ReferenceCases.AssertMatches(set, $"edit/{c.GetProperty("name").GetString()}/torch_images", c, result, id);
     }
 
-    [Fact]
-    public async Task VariantsModel_WithTheReferenceLatents_MatchesDiffusers()
+    [Theory]
+    [MemberData(nameof(VariantsChecks))]
+    public async Task VariantsModel_WithTheReferenceLatents_MatchesDiffusers(string label)
     {
         Reference.Require();
-        JsonElement check = Reference.Root.GetProperty("edit").GetProperty("variants_check");
-        string modelPath = Reference.ResolvePath(check.GetProperty("model").GetString()!);
+        ReferenceSet set = Reference.Sets.Single(s => s.Label == label);
+        JsonElement check = set.Root.GetProperty("edit").GetProperty("variants_check");
+        Reference.RequireKnownFields(check, $"{label}: edit.variants_check", "model", "torch_model", "note", "prompt", "scheduler", "steps", "init_latents", "torch_images");
+        string modelPath = set.ResolvePath(check.GetProperty("model").GetString()!);
         using var pipe = await StableDiffusionPipeline.FromPretrainedAsync(modelPath, cancellationToken: TestContext.Current.CancellationToken);
-        NpyArray latents = Reference.Array(check.GetProperty("init_latents").GetString()!);
+        NpyArray latents = set.Array(check.GetProperty("init_latents").GetString()!);
 
         using GenerationResult result = await pipe.GenerateAsync(new TextToImageRequest(check.GetProperty("prompt").GetString()!)
         {
-            Scheduler = ReferenceSchedulers.Create(check.GetProperty("scheduler").GetString()!),
+            Scheduler = ReferenceSchedulers.Create(set, check.GetProperty("scheduler").GetString()!),
             NumInferenceSteps = check.GetProperty("steps").GetInt32(),
             Latents = Tensor.Create(latents.ToSingle(), latents.Shape.Select(d => (nint)d).ToArray()),
             Height = latents.Shape[2] * 8,
             Width = latents.Shape[3] * 8,
         }, TestContext.Current.CancellationToken);
 
-        ArrayAssert.Close(Reference.Array(check.GetProperty("torch_images").GetString()!).ToSingle(), result.ImageTensor.AsSpan(), 1e-4, "variants: images");
+        ArrayAssert.Close(set.Array(check.GetProperty("torch_images").GetString()!).ToSingle(), result.ImageTensor.AsSpan(), 1e-4, $"{label}: variants: images");
     }
 
-    internal static Image<Rgb24> ReferenceImage(string name)
+    /// <summary>Runs an edit case of a reference on the model at <paramref name="modelPath"/> through the public API.</summary>
+    internal static async Task<GenerationResult> RunAsync(ReferenceSet set, JsonElement c, string modelPath, Action<StepEndContext>? onStepEnd)
     {
-        NpyArray array = Reference.Array(name);
+        using Image<Rgb24> image = ReferenceImage(set, c.GetProperty("image").GetString()!);
+        IReadOnlyList<string> prompts = ReferenceCases.Prompts(c);
+        double strength = c.GetProperty("strength").GetDouble();
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        switch (c.GetProperty("kind").GetString())
+        {
+            case "img2img":
+            {
+                using var pipe = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
+                var request = ReferenceCases.WithCallSettings(new ImageToImageRequest(prompts, image) { Strength = strength }, set, c, onStepEnd);
+                return await pipe.GenerateAsync(request, ct);
+            }
+
+            case "inpaint":
+            {
+                using Image<L8> mask = ReferenceMask(set, c.GetProperty("mask").GetString()!);
+                using var pipe = await StableDiffusionInpaintPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
+                if (c.TryGetProperty("unet", out JsonElement channels))
+                {
+                    Assert.Equal(channels.GetInt32(), pipe.Unet.InChannels ?? 4);
+                }
+
+                (int height, int width) = ReferenceCases.DiffusersDefaultSize(set, c);
+                var request = ReferenceCases.WithCallSettings(new InpaintRequest(prompts, image, mask) { Strength = strength, Height = height, Width = width }, set, c, onStepEnd);
+                return await pipe.GenerateAsync(request, ct);
+            }
+
+            default:
+                throw new InvalidOperationException($"Unknown edit case kind '{c.GetProperty("kind").GetString()}' in case {c.GetProperty("name").GetString()}.");
+        }
+    }
+
+    internal static Image<Rgb24> ReferenceImage(ReferenceSet set, string name)
+    {
+        NpyArray array = set.Array(name);
         return Image.LoadPixelData<Rgb24>(array.ToBytes(), array.Shape[1], array.Shape[0]);
     }
 
-    internal static Image<L8> ReferenceMask(string name)
+    internal static Image<L8> ReferenceMask(ReferenceSet set, string name)
     {
-        NpyArray array = Reference.Array(name);
+        NpyArray array = set.Array(name);
         return Image.LoadPixelData<L8>(array.ToBytes(), array.Shape[1], array.Shape[0]);
     }
 }

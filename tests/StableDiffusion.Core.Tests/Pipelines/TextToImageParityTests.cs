@@ -5,56 +5,52 @@ using Xunit;
 
 namespace StableDiffusion.Core.Tests.Pipelines;
 
-/// <summary>Every pipeline case of reference.json, run through the public API: same images, flags and embeddings as diffusers.</summary>
+/// <summary>Every text-to-image case of every reference, run through the public API: same images, flags and embeddings as diffusers.</summary>
 [Trait("Category", "Parity")]
 [Trait("Area", "Pipeline")]
 public sealed class TextToImageParityTests
 {
+    private static readonly string[] SectionFields = ["model", "torch_model", "note", "cases"];
+    private static readonly string[] CaseFields = [.. ReferenceCases.CallFields, "height", "width", "timesteps", "onnx_nsfw", "torch_vs_onnx_maxabs"];
+
     public static IEnumerable<TheoryDataRow<string>> Cases() => Reference.CaseNames("pipeline");
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public async Task Case_MatchesDiffusers(string name)
+    public async Task Case_MatchesDiffusers(string id)
     {
-        Reference.Require();
-        JsonElement c = Reference.Case("pipeline", name);
-        string modelPath = Reference.ResolvePath(Reference.Root.GetProperty("pipeline").GetProperty("model").GetString()!);
-        using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(modelPath, cancellationToken: TestContext.Current.CancellationToken);
-
-        JsonElement prompt = c.GetProperty("prompt");
-        TextToImageRequest request = prompt.ValueKind == JsonValueKind.Array
-            ? new TextToImageRequest(prompt.EnumerateArray().Select(p => p.GetString()!).ToArray())
-            : new TextToImageRequest(prompt.GetString()!);
+        (ReferenceSet set, JsonElement c) = Reference.Case("pipeline", id);
+        Reference.RequireKnownFields(set.Root.GetProperty("pipeline"), $"{set.Label}: pipeline", SectionFields);
+        Reference.RequireKnownFields(c, id, CaseFields);
+        using StableDiffusionPipeline pipe = await LoadAsync(set);
         var seen = new List<float>();
-        request = request with
-        {
-            NegativePrompt = c.TryGetProperty("negative_prompt", out JsonElement negative) ? negative.GetString() : null,
-            Seed = c.GetProperty("seed").GetUInt64(),
-            NumInferenceSteps = c.GetProperty("steps").GetInt32(),
-            GuidanceScale = c.GetProperty("guidance").GetSingle(),
-            GuidanceRescale = c.TryGetProperty("guidance_rescale", out JsonElement rescale) ? rescale.GetSingle() : 0f,
-            Eta = c.TryGetProperty("eta", out JsonElement eta) ? eta.GetSingle() : 0f,
-            Height = c.GetProperty("height").GetInt32(),
-            Width = c.GetProperty("width").GetInt32(),
-            NumImagesPerPrompt = c.GetProperty("num_images_per_prompt").GetInt32(),
-            Scheduler = ReferenceSchedulers.Create(c.GetProperty("scheduler").GetString()!),
-            OnStepEnd = step => seen.Add(step.Timestep),
-        };
+        TextToImageRequest request = Request(set, c, step => seen.Add(step.Timestep));
 
         using GenerationResult result = await pipe.GenerateAsync(request, TestContext.Current.CancellationToken);
 
-        Assert.Equal(c.GetProperty("timesteps").EnumerateArray().Select(t => t.GetSingle()), seen);
-        ArrayAssert.Close(Reference.Array($"pipe/{name}/torch_images").ToSingle(), result.ImageTensor.AsSpan(), 1e-4, $"{name}: images");
-        Assert.Equal(c.GetProperty("torch_nsfw").EnumerateArray().Select(f => f.GetBoolean()), result.NsfwContentDetected!);
+        ReferenceCases.AssertTimesteps(c.GetProperty("timesteps"), seen, id);
+        string arrays = $"pipe/{c.GetProperty("name").GetString()}";
+        ReferenceCases.AssertMatches(set, $"{arrays}/torch_images", c, result, id);
 
         float[] embeds = result.PromptEmbeds.AsSpan().ToArray();
-        float[] expectedPositive = Reference.Array($"pipe/{name}/prompt_embeds").ToSingle();
+        float[] expectedPositive = set.Array($"{arrays}/prompt_embeds").ToSingle();
         bool guided = request.GuidanceScale > 1;
-        ArrayAssert.Close(expectedPositive, embeds.AsSpan(guided ? expectedPositive.Length : 0, expectedPositive.Length), 1e-5, $"{name}: prompt embeds");
+        ArrayAssert.Close(expectedPositive, embeds.AsSpan(guided ? expectedPositive.Length : 0, expectedPositive.Length), 1e-5, $"{id}: prompt embeds");
         if (guided)
         {
-            float[] expectedNegative = Reference.Array($"pipe/{name}/negative_prompt_embeds").ToSingle();
-            ArrayAssert.Close(expectedNegative, embeds.AsSpan(0, expectedNegative.Length), 1e-5, $"{name}: negative prompt embeds");
+            float[] expectedNegative = set.Array($"{arrays}/negative_prompt_embeds").ToSingle();
+            ArrayAssert.Close(expectedNegative, embeds.AsSpan(0, expectedNegative.Length), 1e-5, $"{id}: negative prompt embeds");
         }
     }
+
+    private static Task<StableDiffusionPipeline> LoadAsync(ReferenceSet set) =>
+        StableDiffusionPipeline.FromPretrainedAsync(set.ResolvePath(set.Root.GetProperty("pipeline").GetProperty("model").GetString()!),
+            cancellationToken: TestContext.Current.CancellationToken);
+
+    private static TextToImageRequest Request(ReferenceSet set, JsonElement c, Action<StepEndContext> onStepEnd) =>
+        ReferenceCases.WithCallSettings(new TextToImageRequest(ReferenceCases.Prompts(c)), set, c, onStepEnd) with
+        {
+            Height = c.GetProperty("height").GetInt32(),
+            Width = c.GetProperty("width").GetInt32(),
+        };
 }

@@ -6,7 +6,7 @@ using Xunit;
 
 namespace StableDiffusion.Core.Tests.Randomness;
 
-/// <summary>Every <c>rng</c> case of reference.json: one generator per case, one draw per listed shape, in order.</summary>
+/// <summary>Every <c>rng</c> case of every reference: one generator per case, one draw per listed shape, in order.</summary>
 public sealed class RngParityTests
 {
     // torch's vectorised CPU math and the GPU's __sincosf differ from exact math by an ulp or two (issue 4's target).
@@ -20,8 +20,8 @@ public sealed class RngParityTests
     [Trait("Area", "Rng")]
     public void Draws_MatchTorch(string name)
     {
-        Reference.Require();
-        JsonElement rngCase = Reference.Case("rng", name);
+        (ReferenceSet set, JsonElement rngCase) = Reference.Case("rng", name);
+        Reference.RequireKnownFields(rngCase, name, "name", "seed", "device", "dtype", "shapes", "arrays");
         string device = rngCase.GetProperty("device").GetString()!;
         string dtype = rngCase.GetProperty("dtype").GetString()!;
         ulong seed = rngCase.GetProperty("seed").GetUInt64();
@@ -38,7 +38,7 @@ public sealed class RngParityTests
         for (int draw = 0; draw < arrays.Length; draw++)
         {
             int count = shapes[draw].EnumerateArray().Aggregate(1, (product, dimension) => product * dimension.GetInt32());
-            float[] expected = Reference.Array(arrays[draw]).ToSingle();
+            float[] expected = set.Array(arrays[draw]).ToSingle();
             Assert.Equal(count, expected.Length);
             string what = $"{name} draw {draw} ({dtype}, {count} values)";
             switch (dtype)

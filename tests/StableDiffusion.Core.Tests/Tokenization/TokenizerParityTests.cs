@@ -5,20 +5,22 @@ using Xunit;
 
 namespace StableDiffusion.Core.Tests.Tokenization;
 
-/// <summary>Every <c>tokenizer</c> case of reference.json, through both file forms of the fixture's tokenizer.</summary>
+/// <summary>Every <c>tokenizer</c> case of every reference, through both file forms of the fixture's tokenizer.</summary>
 public sealed class TokenizerParityTests
 {
-    public static IEnumerable<TheoryDataRow<int>> Cases() => Reference.CaseIndexes("tokenizer");
+    public static IEnumerable<TheoryDataRow<string>> Cases() => Reference.CaseNames("tokenizer");
 
     [Theory]
     [MemberData(nameof(Cases))]
     [Trait("Category", "Parity")]
     [Trait("Area", "Tokenizer")]
-    public void Encode_MatchesTransformers(int index)
+    public void Encode_MatchesTransformers(string id)
     {
-        Reference.Require();
         Fixtures.Require();
-        JsonElement tokenizerCase = Reference.Cases("tokenizer").ElementAt(index);
+        (ReferenceSet set, JsonElement tokenizerCase) = Reference.Case("tokenizer", id);
+        Reference.RequireKnownFields(set.Root.GetProperty("tokenizer"), $"{set.Label}: tokenizer", "class", "note", "cases");
+        Assert.Equal("CLIPTokenizer", set.Root.GetProperty("tokenizer").GetProperty("class").GetString());
+        Reference.RequireKnownFields(tokenizerCase, id, "text", "padded", "raw");
         string text = tokenizerCase.GetProperty("text").GetString()!;
         int[] padded = [.. tokenizerCase.GetProperty("padded").EnumerateArray().Select(id => id.GetInt32())];
         int[] raw = [.. tokenizerCase.GetProperty("raw").EnumerateArray().Select(id => id.GetInt32())];

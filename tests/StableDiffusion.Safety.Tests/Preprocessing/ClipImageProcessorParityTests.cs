@@ -7,7 +7,7 @@ using Xunit;
 namespace StableDiffusion.Safety.Tests.Preprocessing;
 
 /// <summary>
-/// The <c>safety_preprocessing</c> section of reference.json: transformers' CLIPImageProcessor applied to
+/// The <c>safety_preprocessing</c> section of every reference: transformers' CLIPImageProcessor applied to
 /// <c>numpy_to_pil(ref_images)</c> with the tiny model's preprocessor_config.json.
 /// </summary>
 public sealed class ClipImageProcessorParityTests
@@ -18,36 +18,27 @@ public sealed class ClipImageProcessorParityTests
     private const double MaxAbsTolerance = 0.03;
     private const double MeanAbsTolerance = 0.005;
 
-    /// <summary>
-    /// One row per case: the section holds either a <c>cases</c> list of named cases or, as the tiny reference does,
-    /// a single case whose name is the section's.
-    /// </summary>
-    public static IEnumerable<TheoryDataRow<string>> Cases()
-    {
-        if (!Reference.IsAvailable)
-        {
-            return [new TheoryDataRow<string>("(reference missing)") { Skip = Fixtures.IsRequired ? null : Reference.MissingReason }];
-        }
-
-        JsonElement section = Reference.Root.GetProperty(Section);
-        return section.TryGetProperty("cases", out JsonElement cases)
-            ? [.. cases.EnumerateArray().Select(c => new TheoryDataRow<string>(c.GetProperty("name").GetString()!))]
-            : [new TheoryDataRow<string>(Section)];
-    }
+    /// <summary>One row per reference that has the section (it holds one case: its images and their clip_input).</summary>
+    public static IEnumerable<TheoryDataRow<string>> Cases() =>
+        Reference.IsAvailable
+            ? [.. Reference.Sets.Where(s => s.Root.TryGetProperty(Section, out _)).Select(s => new TheoryDataRow<string>(s.Label))]
+            : Reference.CaseNames(Section);
 
     [Theory]
     [MemberData(nameof(Cases))]
     [Trait("Category", "Parity")]
     [Trait("Area", "Safety")]
-    public void Preprocess_MatchesTransformersClipInput(string caseName)
+    public void Preprocess_MatchesTransformersClipInput(string label)
     {
         Reference.Require();
-        JsonElement referenceCase = caseName == Section ? Reference.Root.GetProperty(Section) : Reference.Case(Section, caseName);
-        NpyArray images = Reference.Array(referenceCase.GetProperty("images").GetString()!);
-        NpyArray expected = Reference.Array(referenceCase.GetProperty("clip_input").GetString()!);
-        string model = referenceCase.TryGetProperty("model", out JsonElement m)
-            ? Reference.ResolvePath(m.GetString()!)
-            : Reference.ResolvePath(Reference.Root.GetProperty("pipeline").GetProperty("model").GetString()!);
+        ReferenceSet set = Reference.Sets.Single(s => s.Label == label);
+        JsonElement referenceCase = set.Root.GetProperty(Section);
+        Reference.RequireKnownFields(referenceCase, $"{label}: {Section}", "note", "images", "clip_input", "model");
+        NpyArray images = set.Array(referenceCase.GetProperty("images").GetString()!);
+        NpyArray expected = set.Array(referenceCase.GetProperty("clip_input").GetString()!);
+        string model = set.ResolvePath(referenceCase.TryGetProperty("model", out JsonElement m)
+            ? m.GetString()!
+            : set.Root.GetProperty("pipeline").GetProperty("model").GetString()!);
         var processor = ClipImageProcessor.Load(Path.Combine(model, "feature_extractor", "preprocessor_config.json"));
 
         Tensor<float> actual = processor.Preprocess(Tensor.Create(images.ToSingle(), [.. images.Shape.Select(d => (nint)d)]));
@@ -64,8 +55,8 @@ public sealed class ClipImageProcessorParityTests
 
         meanAbs /= reference.Length;
         TestContext.Current.SendDiagnosticMessage(string.Create(
-            CultureInfo.InvariantCulture, $"{caseName}: clip_input max abs {maxAbs:G4} (at {at}), mean abs {meanAbs:G4} over {reference.Length} values"));
-        Assert.True(maxAbs <= MaxAbsTolerance, $"{caseName}: max |got - ref| = {maxAbs:G6} at {at} (got {values[at]:G9}, ref {reference[at]:G9}) exceeds {MaxAbsTolerance}.");
-        Assert.True(meanAbs <= MeanAbsTolerance, $"{caseName}: mean |got - ref| = {meanAbs:G6} exceeds {MeanAbsTolerance}.");
+            CultureInfo.InvariantCulture, $"{label}: clip_input max abs {maxAbs:G4} (at {at}), mean abs {meanAbs:G4} over {reference.Length} values"));
+        Assert.True(maxAbs <= MaxAbsTolerance, $"{label}: max |got - ref| = {maxAbs:G6} at {at} (got {values[at]:G9}, ref {reference[at]:G9}) exceeds {MaxAbsTolerance}.");
+        Assert.True(meanAbs <= MeanAbsTolerance, $"{label}: mean |got - ref| = {meanAbs:G6} exceeds {MeanAbsTolerance}.");
     }
 }

@@ -48,10 +48,10 @@ public sealed class SafetyCheckerTests
     public void Check_EqualsTheGraphsOwnOutputs_RunImageByImage()
     {
         Fixtures.Require();
-        Reference.Require();
+        Reference.Published.Require();
         using var session = new InferenceSession(ModelPath);
         using var checker = new SafetyChecker(session, ClipImageProcessor.Load(ConfigPath), modelPath: ModelPath);
-        NpyArray reference = Reference.Array("safety/ref_images");
+        NpyArray reference = Reference.Published.Array("safety/ref_images");
         float[] mixed = [.. reference.ToSingle(), .. ClipImageProcessorTests.Flatten(ClipImageProcessorTests.Gray(2, 64, 96, 0.5f))];
         Tensor<float> images = Tensor.Create(mixed, [4, 64, 96, 3]);
 

@@ -25,11 +25,11 @@ public sealed class SigmaScheduleTests
     public void SigmaTable_EqualsDiffusersFloat32TableAtIntegerTimesteps()
     {
         // Trailing and leading spacing sample the table at whole timesteps, so the reference holds its entries exactly.
-        Reference.Require();
+        Reference.Published.Require();
         NoiseSchedule noise = StableDiffusion;
         foreach (var (name, first) in new[] { ("euler_trailing/10", 999), ("euler_leading/10", 901) })
         {
-            float[] expected = Reference.Array($"sched/{name}/sigmas").ToSingle();
+            float[] expected = Reference.Published.Array($"sched/{name}/sigmas").ToSingle();
             for (int i = 0; i < 10; i++)
             {
                 Assert.Equal(expected[i], noise.Sigmas[first - 100 * i]);

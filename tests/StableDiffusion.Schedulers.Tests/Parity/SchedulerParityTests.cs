@@ -7,14 +7,21 @@ using Xunit;
 namespace StableDiffusion.Schedulers.Tests.Parity;
 
 /// <summary>
-/// Every scheduler case of the reference: diffusers' timesteps, sigmas, init_noise_sigma, and every step's model input
-/// and previous sample on a fixed dummy model, within max |got − ref| ≤ 1e-5·max(1, max |ref|) per array.
+/// Every scheduler case of every reference: diffusers' timesteps, sigmas, init_noise_sigma, and every step's model input
+/// and previous sample on a fixed dummy model, within max |got − ref| ≤ 1e-5·max(1, max |ref|) per array; and every case
+/// diffusers itself refuses is refused here too.
 /// </summary>
 public sealed class SchedulerParityTests
 {
     private const double Tolerance = 1e-5;
 
+    private static readonly string[] SectionFields = ["base_config", "dummy_model", "x0", "note", "cases", "errors", "by_key"];
+    private static readonly string[] CaseFields =
+        ["name", "class", "overrides", "step_kwargs", "steps", "timesteps", "init_noise_sigma", "config", "stochastic", "final_sum", "final_mean"];
+
     public static IEnumerable<TheoryDataRow<string>> Cases => Reference.CaseNames("schedulers");
+
+    public static IEnumerable<TheoryDataRow<string>> Errors => Reference.CaseNames("schedulers", "errors");
 
     [Theory]
     [MemberData(nameof(Cases))]
@@ -22,33 +29,35 @@ public sealed class SchedulerParityTests
     [Trait("Area", "Schedulers")]
     public void Trajectory_MatchesDiffusers(string name)
     {
-        Reference.Require();
-        JsonElement section = Reference.Root.GetProperty("schedulers");
-        JsonElement testCase = Reference.Case("schedulers", name);
+        (ReferenceSet set, JsonElement testCase) = Reference.Case("schedulers", name);
+        JsonElement section = set.Root.GetProperty("schedulers");
+        Reference.RequireKnownFields(section, $"{set.Label}: schedulers", SectionFields);
+        Reference.RequireKnownFields(testCase, name, CaseFields);
         var worst = new WorstError();
 
         // cls.from_config({**base_config, **overrides}); set_timesteps(steps).
-        DiffusionScheduler scheduler = SchedulerFactory.FromConfig(SchedulerConfig.Parse(Reference.SchedulerConfigOf(testCase), $"reference case {name}"));
+        DiffusionScheduler scheduler = SchedulerFactory.FromConfig(SchedulerConfig.Parse(set.SchedulerConfigOf(testCase), $"reference case {name}"));
         Assert.Equal(testCase.GetProperty("class").GetString(), scheduler.ClassName);
         scheduler.SetTimesteps(testCase.GetProperty("steps").GetInt32());
 
         float[] expectedTimesteps = testCase.GetProperty("timesteps").EnumerateArray().Select(t => (float)t.GetDouble()).ToArray();
         worst.Check(expectedTimesteps, [.. scheduler.Timesteps], $"{name} timesteps");
         worst.Check([(float)testCase.GetProperty("init_noise_sigma").GetDouble()], [scheduler.InitNoiseSigma], $"{name} init_noise_sigma");
-        if (Reference.HasArray($"sched/{name}/sigmas"))
+        string arrays = $"sched/{testCase.GetProperty("name").GetString()}";
+        if (set.HasArray($"{arrays}/sigmas"))
         {
-            worst.Check(Reference.Array($"sched/{name}/sigmas").ToSingle(), [.. scheduler.Sigmas], $"{name} sigmas");
+            worst.Check(set.Array($"{arrays}/sigmas").ToSingle(), [.. scheduler.Sigmas], $"{name} sigmas");
         }
 
         SchedulerStepOptions options = StepOptions(testCase, name);
-        NpyArray modelInputs = Reference.Array($"sched/{name}/model_inputs");
-        NpyArray prevSamples = Reference.Array($"sched/{name}/prev_samples");
+        NpyArray modelInputs = set.Array($"{arrays}/model_inputs");
+        NpyArray prevSamples = set.Array($"{arrays}/prev_samples");
         float[] expectedInputs = modelInputs.ToSingle();
         float[] expectedSamples = prevSamples.ToSingle();
         Assert.Equal(scheduler.Timesteps.Count, modelInputs.Shape[0]);
 
         // sample = x0·init_noise_sigma; per step: input = scale_model_input(sample, t); sample = step(model(input, t), t, sample).
-        NpyArray x0 = Reference.Array(section.GetProperty("x0").GetString()!);
+        NpyArray x0 = set.Array(section.GetProperty("x0").GetString()!);
         nint[] shape = x0.Shape.Select(d => (nint)d).ToArray();
         float[] sample = x0.ToSingle();
         TensorPrimitives.Multiply(sample, scheduler.InitNoiseSigma, sample);
@@ -67,6 +76,29 @@ public sealed class SchedulerParityTests
         }
 
         TestContext.Current.TestOutputHelper?.WriteLine($"{name}: worst max|got - ref| / max(1, max|ref|) = {worst.Value:E2} ({worst.Where})");
+    }
+
+    [Theory]
+    [MemberData(nameof(Errors))]
+    [Trait("Category", "Parity")]
+    [Trait("Area", "Schedulers")]
+    public void CaseDiffusersRefuses_IsRefused(string name)
+    {
+        (ReferenceSet set, JsonElement errorCase) = Reference.Case("schedulers", name, "errors");
+        Reference.RequireKnownFields(errorCase, name, "name", "class", "overrides", "steps", "error");
+        string diffusersError = errorCase.GetProperty("error").GetString()!;
+
+        Exception? refused = Record.Exception(() =>
+        {
+            DiffusionScheduler scheduler = SchedulerFactory.FromConfig(SchedulerConfig.Parse(set.SchedulerConfigOf(errorCase), $"reference case {name}"));
+            scheduler.SetTimesteps(errorCase.GetProperty("steps").GetInt32());
+            float[] sample = new float[256];
+            nint[] shape = [1, 4, 8, 8];
+            DummyModel.Denoise(scheduler, sample, shape, new SchedulerStepOptions(new TorchCpuGenerator(77)));
+        });
+
+        Assert.True(refused is ArgumentException or InvalidOperationException or SchedulerConfigException,
+            $"{name}: diffusers refuses this case ({diffusersError}); the scheduler must refuse it with a clear exception, but {(refused is null ? "it ran" : $"it threw {refused.GetType().Name}")}.");
     }
 
     // The case's step arguments; stochastic cases draw from one torch CPU generator seeded 77 for the whole trajectory.
