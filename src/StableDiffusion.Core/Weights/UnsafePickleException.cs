@@ -9,8 +9,9 @@ namespace StableDiffusion.Weights;
 /// </summary>
 /// <remarks>
 /// The message names the file, the global and where the pickle names it. A file you trust can be converted to
-/// safetensors once in Python (<c>safetensors.torch.save_file(torch.load(path)["state_dict"], "model.safetensors")</c>) and
-/// loaded from there.
+/// safetensors once in Python, where its pickle does run
+/// (<c>safetensors.torch.save_file(torch.load(path, weights_only=False)["state_dict"], "model.safetensors")</c>), and loaded
+/// from there.
 /// </remarks>
 public sealed class UnsafePickleException : ModelLoadException
 {

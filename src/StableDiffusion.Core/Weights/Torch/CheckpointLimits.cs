@@ -2,8 +2,9 @@ namespace StableDiffusion.Weights.Torch;
 
 /// <summary>
 /// Bounds on everything a checkpoint declares, so a hostile or damaged file fails at once with a clear message instead of
-/// hanging or allocating gigabytes. Each is far above what real checkpoints use (Stable Diffusion's largest `.ckpt`, with
-/// EMA weights and optimizer states: a 1 MB pickle, about 50,000 pickle objects, 4,000 zip entries, nesting depth 8).
+/// hanging or allocating gigabytes. Each is orders of magnitude above what real checkpoints need: a Stable Diffusion 1.x
+/// <c>.ckpt</c> holds a few thousand tensors (as many zip entries), about a hundred pickle bytes and a dozen pickle values
+/// each, nested a few levels deep.
 /// </summary>
 internal static class CheckpointLimits
 {
