@@ -77,6 +77,7 @@ public sealed class TorchCheckpoint : IDisposable
     public IReadOnlyDictionary<string, object> Values { get; }
 
     /// <summary>Opens <paramref name="path"/> and reads its structure; tensor data is read only when asked for.</summary>
+    /// <remarks>Tensors may be read from several threads at once; disposing the checkpoint while they are read is not supported.</remarks>
     /// <param name="path">A file written by <c>torch.save</c>.</param>
     /// <returns>The checkpoint, which holds the file mapped until it is disposed.</returns>
     /// <exception cref="UnsafePickleException">The file names a Python global outside the few that describe tensors.</exception>
@@ -104,7 +105,16 @@ public sealed class TorchCheckpoint : IDisposable
             throw CheckpointErrors.Damaged(path, "the file is empty");
         }
 
-        MappedFile file = MappedFile.Map(stream);
+        MappedFile file;
+        try
+        {
+            file = MappedFile.Map(stream);
+        }
+        catch (IOException error)
+        {
+            throw new ModelLoadException($"The checkpoint '{path}' cannot be mapped into memory: {error.Message}", path, error);
+        }
+
         try
         {
             if (!CheckpointArchive.LooksLikeZip(file))
