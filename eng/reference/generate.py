@@ -27,6 +27,8 @@ ap.add_argument("out", help="the folder to write reference.json and reference.np
 ap.add_argument("--fixtures", default=os.environ.get("SD_FIXTURES", str(Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures")),
                 help="the fixtures folder holding the models the cases name (default: SD_FIXTURES or ../shared/fixtures)")
 ap.add_argument("--only", nargs="*", help="write only these sections")
+ap.add_argument("--weights", help="the folder the adapter files of the cases are read from (default: the output folder)")
+ap.add_argument("--tables", action="store_true", help="also write torch's float32 schedule tables to tables.npz beside the output")
 args = ap.parse_args()
 
 if os.environ.get("DIFFUSERS_SRC"):
@@ -250,25 +252,28 @@ def prompt_count(case: dict) -> int:
     return len(case["prompt"]) if isinstance(case["prompt"], list) else 1
 
 
-def record_embeddings(prefix: str, case: dict, pipe) -> None:
+def record_embeddings(prefix: str, case: dict, pipe, lora_scale: float | None = None) -> None:
     positive, negative = pipe.encode_prompt(case["prompt"], "cpu", case["num_images_per_prompt"], case["guidance"] > 1,
-                                            case.get("negative_prompt"))
+                                            case.get("negative_prompt"), lora_scale=lora_scale)
     put(f"{prefix}/prompt_embeds", positive)
     if negative is not None:
         put(f"{prefix}/negative_prompt_embeds", negative)
 
 
-def run_text_case(pipe, case: dict, schedulers: dict, prefix: str) -> dict:
-    """One text-to-image case: the images, flags, initial latents, embeddings and timesteps diffusers gives."""
+def run_text_case(pipe, case: dict, schedulers: dict, prefix: str, lora_scale: float | None = None) -> dict:
+    """One text-to-image case: the images, flags, initial latents, embeddings and timesteps diffusers gives (with a per-call
+    LoRA scale, diffusers' cross_attention_kwargs={"scale": s}, when given)."""
     seen: list = []
     call = common_call(case, schedulers, pipe)
     call.update(height=case["height"], width=case["width"], callback_on_step_end=recorder(seen))
+    if lora_scale is not None:
+        call["cross_attention_kwargs"] = {"scale": lora_scale}
     out = pipe(**call)
     rows = prompt_count(case) * case["num_images_per_prompt"]
     put(f"{prefix}/torch_images", out.images)
     put(f"{prefix}/init_latents", torch.randn((rows, 4, case["height"] // 8, case["width"] // 8),
                                                generator=torch.Generator("cpu").manual_seed(case["seed"])))
-    record_embeddings(prefix, case, pipe)
+    record_embeddings(prefix, case, pipe, lora_scale)
     timesteps = [float(t) for t in pipe.scheduler.timesteps]
     if seen != timesteps:
         raise RuntimeError(f"the loop saw {seen}, the scheduler lists {timesteps}")
@@ -428,6 +433,228 @@ def safety_preprocessing_section(spec: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Adapters and prompts (LoRA, textual inversion, weighted and long prompts, clip skip).
+# ---------------------------------------------------------------------------------------------------------------------
+def reference_file(relative: str) -> Path:
+    """A file named relative to the reference folder being written (its weights/ come with it)."""
+    return (Path(args.weights) if args.weights else OUT) / relative
+
+
+def lora_modules(state: dict, model) -> dict:
+    """{module name in `model`: {"A", "B", "alpha"}} from a LoRA file in diffusers/PEFT or kohya form."""
+    names = {n for n, _ in model.named_modules()}
+    flattened = {n.replace(".", "_"): n for n in names}
+    def module_of(path: str) -> str:
+        for candidate in (path, path.removeprefix("text_model."), "text_model." + path):
+            if candidate in names:
+                return candidate
+        raise KeyError(f"no module {path} in {type(model).__name__}")
+    found: dict = {}
+    for key, tensor in state.items():
+        if ".lora_A." in key or ".lora_B." in key:
+            module, part = key.split(".lora_")[0], "A" if ".lora_A." in key else "B"
+        elif ".lora_down." in key or ".lora_up." in key:
+            module, part = key.split(".lora_")[0], "A" if ".lora_down." in key else "B"
+        elif key.endswith(".alpha"):
+            module, part = key[: -len(".alpha")], "alpha"
+        else:
+            raise KeyError(f"unexpected LoRA key {key}")
+        found.setdefault(module, {})[part] = tensor
+    result = {}
+    for module, parts in found.items():
+        if module.startswith(("lora_unet_", "lora_te_")):
+            flat = module.split("_", 2)[2]
+            path = next((flattened[c] for c in (flat, "text_model_" + flat, flat.removeprefix("text_model_")) if c in flattened), None)
+            if path is None:
+                raise KeyError(f"no module for {module}")
+        else:
+            path = module_of(module.split(".", 1)[1])
+        result[path] = parts
+    return result
+
+
+def split_lora_file(path: Path) -> dict:
+    """The file's tensors per model: {"unet": {...}, "text_encoder": {...}}."""
+    from safetensors.torch import load_file
+    state = load_file(str(path))
+    per_model = {"unet": {}, "text_encoder": {}}
+    for key, tensor in state.items():
+        model = "unet" if key.startswith(("unet.", "lora_unet_")) else "text_encoder"
+        per_model[model][key] = tensor
+    return per_model
+
+
+def add_lora(pipe, path: Path, adapter: str) -> None:
+    """Adds the file's LoRA to the UNet and text encoder as PEFT adapter `adapter`, in memory (diffusers 0.40 with
+    transformers 5.6+ cannot load a kohya text-encoder LoRA by itself: it looks for text_encoder.text_model)."""
+    from peft import LoraConfig
+    for model_name, state in split_lora_file(path).items():
+        if not state:
+            continue
+        model = getattr(pipe, model_name)
+        modules = lora_modules(state, model)
+        ranks = {m: p["A"].shape[0] for m, p in modules.items()}
+        alphas = {m: float(p["alpha"]) if "alpha" in p else float(p["A"].shape[0]) for m, p in modules.items()}
+        rank = next(iter(ranks.values()))
+        config = LoraConfig(r=rank, lora_alpha=alphas[next(iter(alphas))], target_modules=sorted(modules),
+                            rank_pattern={m: r for m, r in ranks.items()}, alpha_pattern={m: a for m, a in alphas.items()},
+                            init_lora_weights=False)
+        model.add_adapter(config, adapter_name=adapter)
+        for name, parts in modules.items():
+            layer = model.get_submodule(name)
+            layer.lora_A[adapter].weight.data.copy_(parts["A"].reshape(layer.lora_A[adapter].weight.shape))
+            layer.lora_B[adapter].weight.data.copy_(parts["B"].reshape(layer.lora_B[adapter].weight.shape))
+
+
+def activate_loras(pipe, names: list, weights: list) -> None:
+    from diffusers.utils.peft_utils import set_weights_and_activate_adapters
+    for model in (pipe.unet, pipe.text_encoder):
+        present = [(n, w) for n, w in zip(names, weights) if n in getattr(model, "peft_config", {})]
+        if present:
+            set_weights_and_activate_adapters(model, [n for n, _ in present], [w for _, w in present])
+
+
+def remove_loras(pipe) -> None:
+    for model in (pipe.unet, pipe.text_encoder):
+        for name in list(getattr(model, "peft_config", {})):
+            model.delete_adapters(name) if hasattr(model, "delete_adapters") else model.delete_adapter(name)
+
+
+def lora_section(spec: dict, schedulers: dict) -> dict:
+    pipe = torch_pipeline("text", spec["torch_model"])
+    def run(case: dict) -> dict:
+        remove_loras(pipe)
+        for lora in case["loras"]:
+            add_lora(pipe, reference_file(lora["file"]), lora["adapter"])
+        activate_loras(pipe, [l["adapter"] for l in case["loras"]], [l.get("weight", 1.0) for l in case["loras"]])
+        call_case = {k: v for k, v in case.items() if k not in ("loras", "scale")}
+        result = run_text_case(pipe, call_case, schedulers, f"lora/{case['name']}", lora_scale=case.get("scale"))
+        remove_loras(pipe)
+        return {**case, **{k: v for k, v in result.items() if k in ("torch_nsfw", "timesteps")}}
+    cases = run_cases("lora", spec["cases"], run)
+    return {"model": spec["model"], "torch_model": spec["torch_model"],
+            "note": "LoRA adapters from the files named (paths relative to the reference folder), added to diffusers' UNet and text "
+                    "encoder as PEFT adapters in memory with the file's ranks and alphas (diffusers 0.40 with transformers 5.6+ "
+                    "cannot load a kohya text-encoder LoRA itself), activated with set_adapters(names, weights); scale is the "
+                    "per-call cross_attention_kwargs={'scale': s}. Otherwise as the pipeline section; arrays under lora/<name>/.",
+            "cases": cases}
+
+
+def textual_inversion_section(spec: dict, schedulers: dict) -> dict:
+    pipe = torch_pipeline("text", spec["torch_model"])
+    def run(case: dict) -> dict:
+        for embedding in case["embeddings"]:
+            pipe.load_textual_inversion(str(reference_file(embedding["file"])), token=embedding.get("token"))
+        try:
+            call_case = {k: v for k, v in case.items() if k != "embeddings"}
+            result = run_text_case(pipe, call_case, schedulers, f"ti/{case['name']}")
+        finally:
+            pipe.unload_textual_inversion()
+        return {**case, **{k: v for k, v in result.items() if k in ("torch_nsfw", "timesteps")}}
+    cases = run_cases("textual_inversion", spec["cases"], run)
+    return {"model": spec["model"], "torch_model": spec["torch_model"],
+            "note": "pipe.load_textual_inversion(file, token=token) for each embedding (paths relative to the reference folder; a "
+                    "token of several vectors is written in prompts once and expanded by diffusers to token, token_1, ...), then "
+                    "the case as in the pipeline section, then unload_textual_inversion(); arrays under ti/<name>/.",
+            "cases": cases}
+
+
+def lpw_pipeline(pipe):
+    import importlib.util
+    source = Path(os.environ["DIFFUSERS_SRC"]) / "examples" / "community" / "lpw_stable_diffusion.py"
+    spec = importlib.util.spec_from_file_location("lpw_stable_diffusion", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # The community pipeline reaches for text_encoder.text_model.final_layer_norm, which transformers 5.6+ flattened away.
+    encoder = pipe.text_encoder
+    if not hasattr(encoder, "text_model"):
+        import types
+        norm = next(m for n, m in encoder.named_modules() if n.endswith("final_layer_norm"))
+        object.__setattr__(encoder, "text_model", types.SimpleNamespace(final_layer_norm=norm))
+    accepted = inspect.signature(module.StableDiffusionLongPromptWeightingPipeline.__init__).parameters
+    lpw = module.StableDiffusionLongPromptWeightingPipeline(**{k: v for k, v in pipe.components.items() if k in accepted})
+    lpw.set_progress_bar_config(disable=True)
+    return lpw
+
+
+def prompt_weighting_section(spec: dict, schedulers: dict) -> dict:
+    pipe = lpw_pipeline(torch_pipeline("text", spec["torch_model"]))
+    def run(case: dict) -> dict:
+        pipe.scheduler = make_scheduler(schedulers["by_key"][case["scheduler"]], schedulers["base_config"])
+        seen: list = []
+        out = pipe(prompt=case["prompt"], negative_prompt=case.get("negative_prompt"), height=case["height"], width=case["width"],
+                   num_inference_steps=case["steps"], guidance_scale=case["guidance"], num_images_per_prompt=case["num_images_per_prompt"],
+                   generator=torch.Generator("cpu").manual_seed(case["seed"]), output_type="np",
+                   max_embeddings_multiples=case["max_embeddings_multiples"], callback=lambda i, t, latents: seen.append(float(t)),
+                   callback_steps=1)
+        put(f"lpw/{case['name']}/torch_images", out.images)
+        embeds = pipe._encode_prompt(case["prompt"], "cpu", case["num_images_per_prompt"], case["guidance"] > 1,
+                                     case.get("negative_prompt"), case["max_embeddings_multiples"])
+        embeds = embeds[0] if isinstance(embeds, tuple) else embeds
+        put(f"lpw/{case['name']}/embeds", embeds)
+        return {**case, "torch_nsfw": [bool(f) for f in out.nsfw_content_detected], "timesteps": [float(t) for t in pipe.scheduler.timesteps]}
+    cases = run_cases("prompt_weighting", spec["cases"], run)
+    return {"model": spec["model"], "torch_model": spec["torch_model"],
+            "note": "diffusers' community StableDiffusionLongPromptWeightingPipeline (examples/community/lpw_stable_diffusion.py) over "
+                    "the same components: web-UI attention syntax ((word), (word:1.3), [word], escapes, BREAK is not parsed there), "
+                    "prompts longer than 77 tokens in chunks of 75 with their own start and end tokens, up to max_embeddings_multiples "
+                    "chunks, weights applied with the mean restored. embeds: what its _encode_prompt returns ([negative; prompt] rows "
+                    "when guided, repeated per image). Arrays under lpw/<name>/.",
+            "cases": cases}
+
+
+def clip_skip_embeddings(pipe, texts: list, clip_skip: int | None) -> torch.Tensor:
+    """diffusers' encode_prompt embeddings with clip_skip, from the hidden states directly (transformers 5.6+ flattened
+    text_model, which diffusers 0.40's clip_skip path reaches for): the hidden states clip_skip + 1 from the end, through the
+    final layer norm; clip_skip None is the last hidden state."""
+    ids = pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+    if clip_skip is None:
+        return pipe.text_encoder(ids)[0]
+    out = pipe.text_encoder(ids, output_hidden_states=True)
+    norm = pipe.text_encoder.text_model.final_layer_norm if hasattr(pipe.text_encoder, "text_model") else pipe.text_encoder.final_layer_norm
+    return norm(out.hidden_states[-(clip_skip + 1)])
+
+
+def clip_skip_section(spec: dict, schedulers: dict) -> dict:
+    pipe = torch_pipeline("text", spec["torch_model"])
+    def run(case: dict) -> dict:
+        prompts = case["prompt"] if isinstance(case["prompt"], list) else [case["prompt"]]
+        negative = case.get("negative_prompt", "")
+        negatives = negative if isinstance(negative, list) else [negative] * len(prompts)
+        n = case["num_images_per_prompt"]
+        # diffusers applies clip_skip to the prompt only: the negative prompt takes the last hidden state.
+        positive = clip_skip_embeddings(pipe, prompts, case["clip_skip"]).repeat_interleave(n, dim=0)
+        negative_embeds = clip_skip_embeddings(pipe, negatives, None).repeat_interleave(n, dim=0)
+        pipe.scheduler = make_scheduler(schedulers["by_key"][case["scheduler"]], schedulers["base_config"])
+        seen: list = []
+        out = pipe(prompt_embeds=positive, negative_prompt_embeds=negative_embeds, height=case["height"], width=case["width"],
+                   num_inference_steps=case["steps"], guidance_scale=case["guidance"], num_images_per_prompt=1,
+                   generator=torch.Generator("cpu").manual_seed(case["seed"]), output_type="np", callback_on_step_end=recorder(seen))
+        put(f"clip_skip/{case['name']}/torch_images", out.images)
+        put(f"clip_skip/{case['name']}/prompt_embeds", positive)
+        put(f"clip_skip/{case['name']}/negative_prompt_embeds", negative_embeds)
+        return {**case, "torch_nsfw": [bool(f) for f in out.nsfw_content_detected], "timesteps": [float(t) for t in pipe.scheduler.timesteps]}
+    cases = run_cases("clip_skip", spec["cases"], run)
+    return {"model": spec["model"], "torch_model": spec["torch_model"],
+            "note": "diffusers' clip_skip (its count: 1 skips one layer, a web UI's 'Clip skip: 2'), computed from the text encoder's "
+                    "hidden states as diffusers' encode_prompt does (hidden_states[-(clip_skip + 1)] through final_layer_norm, for "
+                    "the prompt only; the negative prompt takes the last hidden state), passed as prompt_embeds and "
+                    "negative_prompt_embeds; otherwise as the pipeline section. Arrays under clip_skip/<name>/.",
+            "cases": cases}
+
+
+def torch_tables() -> None:
+    """The float32 tables torch builds for the SD 1.5 schedule, for checking the SDK's emulation bit by bit."""
+    from diffusers.schedulers import EulerDiscreteScheduler
+    base = CASES["schedulers"]["base_config"]
+    s = EulerDiscreteScheduler.from_config(base)
+    sigmas = ((1 - s.alphas_cumprod) / s.alphas_cumprod) ** 0.5
+    np.savez(OUT.parent / "tables.npz", betas=s.betas.numpy(), alphas_cumprod=s.alphas_cumprod.numpy(),
+             sigmas=np.array(sigmas), log_sigmas=np.log(np.array(sigmas)),
+             linspace=torch.linspace(base["beta_start"] ** 0.5, base["beta_end"] ** 0.5, 1000, dtype=torch.float32).numpy())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 started = time.time()
 reference: dict = {"about": f"Reference outputs computed with Hugging Face diffusers by eng/reference/generate.py from {Path(args.cases).name}, "
                             "on the tiny models of the fixtures folder. Arrays live in reference.npz (a zip of .npy files, float32 unless "
@@ -448,6 +675,17 @@ if wanted("edit"):
     reference["edit"] = edit_section(CASES["edit"], CASES["schedulers"])
 if wanted("single_file"):
     reference["single_file"] = single_file_section(CASES["single_file"], CASES["schedulers"])
+if wanted("textual_inversion"):
+    reference["textual_inversion"] = textual_inversion_section(CASES["textual_inversion"], CASES["schedulers"])
+if wanted("prompt_weighting"):
+    reference["prompt_weighting"] = prompt_weighting_section(CASES["prompt_weighting"], CASES["schedulers"])
+if wanted("clip_skip"):
+    reference["clip_skip"] = clip_skip_section(CASES["clip_skip"], CASES["schedulers"])
+if wanted("lora"):
+    # Last: the LoRA layers PEFT wraps around the shared UNet and text encoder stay wrapped after the adapters are deleted.
+    reference["lora"] = lora_section(CASES["lora"], CASES["schedulers"])
+if args.tables:
+    torch_tables()
 if reference.get("schedulers") is None:
     reference["schedulers"] = {"base_config": CASES["schedulers"]["base_config"], "by_key": CASES["schedulers"]["by_key"], "cases": []}
 

@@ -61,9 +61,9 @@ internal static class ReferenceCases
 
     /// <summary>
     /// The timesteps the UNet saw, those diffusers' loop saw: the same count, each within a few float32 ulps. Timesteps
-    /// that schedulers compute through float32 transcendental functions (the Karras ramp's σ→t, KDPM2's interpolated
-    /// sigmas) come from torch's vectorised log/exp, which differ by an ulp between torch builds and CPUs (torch 1.13 and
-    /// 2.11 differ here themselves), so bit equality would test one torch build, not the schedule.
+    /// derived from sigmas (Karras spacing, KDPM2's interpolated steps) go through torch's vectorised float32 pow/log/exp,
+    /// which are not correctly rounded (torch 2.11's sigma table differs from the correctly rounded one at 6 of 1000 entries,
+    /// torch 1.13's elsewhere), so bit equality would test one torch build, not the schedule.
     /// </summary>
     public static void AssertTimesteps(JsonElement expected, IReadOnlyList<float> seen, string what)
     {
