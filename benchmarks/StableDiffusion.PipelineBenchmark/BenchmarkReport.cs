@@ -45,6 +45,9 @@ internal sealed class BenchmarkReport
 
     public List<double> WarmupSeconds { get; } = [];
 
+    /// <summary>From process start to the end of the first generation (loading and warm-up included).</summary>
+    public double? TimeToFirstImageSeconds { get; set; }
+
     public List<RunTimings> Runs { get; } = [];
 
     public double BareUNetMilliseconds { get; set; }

@@ -59,6 +59,12 @@ try
         var warm = Stopwatch.StartNew();
         using GenerationResult result = options.Sync ? pipe.Generate(request) : await pipe.GenerateAsync(request);
         report.WarmupSeconds.Add(warm.Elapsed.TotalSeconds);
+        if (i == 0)
+        {
+            // eng/bench/side_by_side.py times the first image from process start by this line.
+            report.TimeToFirstImageSeconds = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalSeconds;
+            Console.WriteLine("FIRST_IMAGE");
+        }
     }
 
     for (int i = 0; i < options.Iterations; i++)

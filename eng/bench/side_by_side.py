@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""This SDK and diffusers on the same machine, in one run, on the same weights and prompt (512x512, PNDM, guidance 7.5,
+safety checker on): seconds per call (median after warm-up), time to first image from process start, and peak GPU memory
+as the driver reports it for the process (nvidia-smi, polled); on the CPU, seconds per image and peak RSS.
+
+Every configuration runs in a process of its own, one after the other, interleaved by batch size (diffusers eager,
+diffusers compiled, SDK at batch 1, then at batch 4, ...) so that a slow period of a shared machine hits all systems.
+Writes side-by-side.json (docs/performance.md describes it) and prints a table.
+
+Usage: side_by_side.py --diffusers-model DIR --sdbench PATH --sdk-model DIR [--sdk-flags "..."] [--onnx-fp32 DIR]
+                       [--batches 1 4 8] [--iterations 9] [--cpu-steps 20] --out DIR
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ap.add_argument("--diffusers-model", required=True, help="the model in the diffusers layout (float16 weights are used on CUDA)")
+ap.add_argument("--sdbench", required=True, help="the SDK's benchmark program")
+ap.add_argument("--sdk-model", required=True, help="what the SDK loads on CUDA (a diffusers folder or an ONNX folder)")
+ap.add_argument("--sdk-flags", default="--cuda-graph", help="sdbench options for the SDK's fastest CUDA setup")
+ap.add_argument("--onnx-fp32", help="a float32 ONNX folder both run on the CPU (omit to skip the CPU comparison)")
+ap.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8])
+ap.add_argument("--iterations", type=int, default=9)
+ap.add_argument("--cpu-steps", type=int, default=20)
+ap.add_argument("--cpu-iterations", type=int, default=2)
+ap.add_argument("--systems", nargs="+", default=["diffusers_eager", "diffusers_compiled", "sdk"])
+ap.add_argument("--out", required=True)
+args = ap.parse_args()
+OUT = Path(args.out)
+OUT.mkdir(parents=True, exist_ok=True)
+HERE = Path(__file__).resolve().parent
+
+
+def gpu_memory_mib(pid: int) -> int | None:
+    """The memory the driver reports in use by the process, in MiB (None when it holds none)."""
+    try:
+        text = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                              capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 2 and parts[0] == str(pid) and parts[1].isdigit():
+            return int(parts[1])
+    return None
+
+
+def run(label: str, command: list, report: Path, gpu: bool) -> dict:
+    """Runs one configuration: time from process start to FIRST_IMAGE, peak driver memory (GPU) or peak RSS (CPU)."""
+    print(f"== {label}: {' '.join(map(str, command))}", flush=True)
+    spawned = time.time()
+    process = subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    peak = {"mib": 0}
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            used = gpu_memory_mib(process.pid)
+            if used is not None:
+                peak["mib"] = max(peak["mib"], used)
+            done.wait(0.25)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    if gpu:
+        watcher.start()
+    first_image = None
+    tail = []
+    for line in process.stdout:
+        if first_image is None and line.startswith("FIRST_IMAGE"):
+            first_image = time.time() - spawned
+        tail = (tail + [line.rstrip()])[-12:]
+        if "call" in line or "run " in line or "median" in line or "loaded" in line:
+            print("   " + line.rstrip(), flush=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    done.set()
+    result = json.loads(report.read_text()) if report.exists() else {}
+    result.update(label=label, exit_status=os.waitstatus_to_exitcode(status), time_to_first_image_seconds=first_image,
+                  wall_seconds=time.time() - spawned, peak_rss_mib=usage.ru_maxrss / 1024)
+    if gpu:
+        result["peak_gpu_memory_mib"] = peak["mib"]
+    if result["exit_status"] != 0:
+        result["output_tail"] = tail
+        print("   failed:\n   " + "\n   ".join(tail), flush=True)
+    (OUT / f"{label}.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def sdk_summary(report: dict) -> dict:
+    totals = [r["Total"] for r in report.get("Runs", [])]
+    return {"seconds_per_call": totals, "seconds_per_call_median": statistics.median(totals) if totals else None}
+
+
+results = {"gpu": {"sdk": {}, "diffusers_eager": {}, "diffusers_compiled": {}}, "cpu": {}}
+python = sys.executable
+for batch in args.batches:
+    for system in args.systems:
+        label = f"{system}-b{batch}"
+        report = OUT / f"{label}.raw.json"
+        if system == "sdk":
+            command = [args.sdbench, "--provider", "cuda", "--model", args.sdk_model, "--batch", batch, "--iterations", args.iterations,
+                       "--warmup", 2, "--label", label, "--json", report, *args.sdk_flags.split()]
+            result = run(label, command, report, gpu=True)
+            result.update(sdk_summary(result))
+        else:
+            mode = system.removeprefix("diffusers_")
+            command = [python, HERE / "diffusers_bench.py", "--model", args.diffusers_model, "--mode", mode, "--batch", batch,
+                       "--iterations", args.iterations, "--out", report]
+            result = run(label, command, report, gpu=True)
+        median = result.get("seconds_per_call_median")
+        results["gpu"][system][f"batch{batch}"] = {
+            "seconds_per_call_median": median,
+            "seconds_per_image_median": median / batch if median else None,
+            "seconds_per_call": result.get("seconds_per_call"),
+            "time_to_first_image_seconds": result.get("time_to_first_image_seconds"),
+            "peak_gpu_memory_mib": result.get("peak_gpu_memory_mib"),
+            "exit_status": result.get("exit_status"),
+        }
+
+if args.onnx_fp32:
+    report = OUT / "cpu-sdk.raw.json"
+    sdk = run("cpu-sdk", [args.sdbench, "--provider", "cpu", "--model", args.onnx_fp32, "--steps", args.cpu_steps, "--iterations",
+                          args.cpu_iterations, "--warmup", 1, "--bare-calls", 3, "--label", "cpu-sdk", "--json", report], report, gpu=False)
+    sdk.update(sdk_summary(sdk))
+    report = OUT / "cpu-diffusers.raw.json"
+    onnx = run("cpu-diffusers-onnx", [python, HERE / "diffusers_bench.py", "--model", args.onnx_fp32, "--mode", "onnx-cpu", "--steps",
+                                      args.cpu_steps, "--iterations", args.cpu_iterations, "--warmup", 0, "--out", report], report, gpu=False)
+    results["cpu"] = {"steps": args.cpu_steps, "size": 512,
+                      "sdk_seconds": sdk.get("seconds_per_call_median"), "diffusers_onnx_seconds": onnx.get("seconds_per_call_median"),
+                      "sdk_peak_rss_mib": sdk.get("peak_rss_mib"), "diffusers_onnx_peak_rss_mib": onnx.get("peak_rss_mib"),
+                      "sdk_exit_status": sdk.get("exit_status"), "diffusers_exit_status": onnx.get("exit_status")}
+
+try:
+    gpu_name = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
+except OSError:
+    gpu_name = None
+results["machine"] = {"gpu": gpu_name, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+(OUT / "side-by-side.json").write_text(json.dumps(results, indent=1) + "\n")
+print("\nsystem               batch   s/call   s/image   first image   GPU MiB")
+for system, batches in results["gpu"].items():
+    for batch, r in batches.items():
+        fmt = lambda v, f: (f % v) if isinstance(v, (int, float)) else "-"
+        print(f"{system:20} {batch:>6} {fmt(r['seconds_per_call_median'], '%8.3f')} {fmt(r['seconds_per_image_median'], '%9.3f')} "
+              f"{fmt(r['time_to_first_image_seconds'], '%12.1f')} {fmt(r['peak_gpu_memory_mib'], '%9d')}")
+if results["cpu"]:
+    print(f"CPU ({args.cpu_steps} steps): SDK {results['cpu']['sdk_seconds']} s, diffusers ONNX {results['cpu']['diffusers_onnx_seconds']} s")
