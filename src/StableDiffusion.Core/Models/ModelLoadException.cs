@@ -18,8 +18,8 @@ public class ModelLoadException : Exception
     /// <summary>Creates the exception with the underlying error.</summary>
     /// <param name="message">What is wrong, where, and what to do.</param>
     /// <param name="path">The file or folder at fault, if known.</param>
-    /// <param name="innerException">The underlying error.</param>
-    public ModelLoadException(string message, string? path, Exception innerException) : base(message, innerException)
+    /// <param name="innerException">The underlying error, if any.</param>
+    public ModelLoadException(string message, string? path, Exception? innerException) : base(message, innerException)
     {
         Path = path;
     }
