@@ -142,6 +142,9 @@ internal sealed partial class Value
     /// <summary>Element-wise equality, as booleans.</summary>
     public Value Equal(Value other) => Graph.Node("Equal", [this, other], TensorElementType.Bool);
 
+    /// <summary>Element-wise <c>this &gt; other</c>, as booleans.</summary>
+    public Value Greater(Value other) => Graph.Node("Greater", [this, other], TensorElementType.Bool);
+
     /// <summary>Where <paramref name="condition"/> holds this value, elsewhere <paramref name="otherwise"/>.</summary>
     public Value Where(Value condition, Value otherwise) => Graph.Node("Where", [condition, this, otherwise], ElementType);
 

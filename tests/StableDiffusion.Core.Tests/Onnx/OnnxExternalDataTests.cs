@@ -23,7 +23,7 @@ public sealed class OnnxExternalDataTests
     [Fact]
     public void ReadLocations_FindsTensorsInSubgraphsAndAttributes()
     {
-        byte[] subgraph = OnnxBytes.Graph([OnnxBytes.ExternalTensor("inner", "branch.bin")], []);
+        var subgraph = OnnxBytes.Graph([OnnxBytes.ExternalTensor("inner", "branch.bin")], []);
         byte[] model = OnnxBytes.Model(OnnxBytes.Graph(
             [],
             [OnnxBytes.Node("If", subgraph: subgraph), OnnxBytes.Node("Constant", tensorAttribute: OnnxBytes.ExternalTensor("const", "const.bin"))]));
