@@ -83,10 +83,9 @@ internal sealed class GraphBuilder
 
     /// <summary>The weight <c>{scope}.{name}</c> from <see cref="Parameters"/>, added once however often it is asked for.</summary>
     /// <param name="name">The name within the current scope, such as <c>weight</c>.</param>
-    /// <param name="layout">How the graph uses the stored tensor.</param>
     /// <param name="shape">The shape to view the stored elements in (such as [C, 1, 1] for a per-channel bias); null for the stored one.</param>
     /// <exception cref="Models.ModelLoadException">The weight is missing or has another number of elements.</exception>
-    public Value Parameter(string name, ParameterLayout layout = ParameterLayout.AsStored, long[]? shape = null)
+    public Value Parameter(string name, long[]? shape = null)
     {
         if (Parameters is null)
         {
@@ -94,10 +93,10 @@ internal sealed class GraphBuilder
         }
 
         string key = _scope.Count == 0 ? name : $"{ScopePath}.{name}";
-        string cacheKey = $"{key}|{layout}|{(shape is null ? "stored" : string.Join(',', shape))}";
+        string cacheKey = shape is null ? key : $"{key}|{string.Join(',', shape)}";
         if (!_parameters.TryGetValue(cacheKey, out Value? value))
         {
-            value = Parameters.Load(this, key, layout, shape);
+            value = Parameters.Load(this, key, shape);
             _parameters[cacheKey] = value;
         }
 

@@ -73,8 +73,11 @@ internal static class OnnxGraphSurgery
     {
         var outputs = new GraphProto();
         outputs.Output.AddRange(tensorNames.Select(name => new ValueInfoProto { Name = name }));
-        byte[] appended = new ModelProto { Graph = outputs }.ToByteArray();
-        return [.. model, .. appended];
+        var appended = new ModelProto { Graph = outputs };
+        byte[] edited = new byte[model.Length + appended.CalculateSize()];
+        model.CopyTo(edited);
+        appended.WriteTo(edited.AsSpan(model.Length));
+        return edited;
     }
 
     /// <summary>

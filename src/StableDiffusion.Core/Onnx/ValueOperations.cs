@@ -52,6 +52,16 @@ internal sealed partial class Value
     /// <summary>Matrix product (numpy semantics: batched over leading dimensions).</summary>
     public Value MatMul(Value other) => Binary("MatMul", other);
 
+    /// <summary>
+    /// PyTorch's <c>F.linear</c>: <c>this @ weightᵀ + bias</c> with the weight as PyTorch stores it, [out, in]. ONNX Runtime's
+    /// FusedMatMul transposes inside the kernel, so the weight is never copied into a transposed initializer.
+    /// </summary>
+    public Value Linear(Value weight, Value? bias = null)
+    {
+        Value product = Graph.Node("FusedMatMul", [this, weight], domain: GraphBuilder.MicrosoftDomain, attributes: ("transB", 1L));
+        return bias is null ? product : product + bias;
+    }
+
     /// <summary>Element-wise power.</summary>
     public Value Pow(float exponent) => Binary("Pow", Like(exponent));
 

@@ -10,8 +10,7 @@ internal static class Layers
     public static Value Linear(this GraphBuilder graph, string name, Value x, bool bias = true)
     {
         using var scope = graph.Scope(name);
-        Value y = x.MatMul(graph.Parameter("weight", ParameterLayout.Transposed));
-        return bias ? y + graph.Parameter("bias") : y;
+        return x.Linear(graph.Parameter("weight"), bias ? graph.Parameter("bias") : null);
     }
 
     /// <summary><c>nn.Conv2d</c> with a square kernel, stride and padding.</summary>
