@@ -67,7 +67,8 @@ internal sealed class GraphBuilder
 
     /// <summary>
     /// Makes <paramref name="value"/> a graph output named <paramref name="name"/> (through an Identity node when the value
-    /// has another name) with the given shape.
+    /// has another name) with the given shape; without one, ONNX Runtime infers the shape (so a scalar output cannot be
+    /// declared this way).
     /// </summary>
     public void Output(Value value, string name, params ReadOnlySpan<Dim> shape)
     {
@@ -78,7 +79,13 @@ internal sealed class GraphBuilder
             _graph.Node.Add(new NodeProto { OpType = "Identity", Name = UniqueNodeName("Identity"), Input = { value.Name }, Output = { name } });
         }
 
-        _graph.Output.Add(ValueInfo(name, value.ElementType, shape));
+        ValueInfoProto output = ValueInfo(name, value.ElementType, shape);
+        if (shape.IsEmpty)
+        {
+            output.Type.TensorType.Shape = null;
+        }
+
+        _graph.Output.Add(output);
     }
 
     /// <summary>The weight <c>{scope}.{name}</c> from <see cref="Parameters"/>, added once however often it is asked for.</summary>

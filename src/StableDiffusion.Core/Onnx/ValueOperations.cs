@@ -185,6 +185,13 @@ internal sealed partial class Value
         return normalized.Reshape(Shape()) * scale + bias;
     }
 
+    /// <summary>Einstein summation over <paramref name="operands"/> (such as <c>"bhqd,bhkd->bhqk"</c>).</summary>
+    public static Value Einsum(string equation, params Value[] operands)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(operands.Length);
+        return operands[0].Graph.Node("Einsum", operands, attributes: ("equation", equation));
+    }
+
     /// <summary>Concatenates values along <paramref name="axis"/>.</summary>
     public static Value Concat(long axis, params Value[] values)
     {
