@@ -98,6 +98,9 @@ internal sealed partial class Value
     /// <summary>QuickGELU (<c>x * sigmoid(1.702 x)</c>), the activation of CLIP's text encoder.</summary>
     public Value QuickGelu() => this * (this * 1.702f).Sigmoid();
 
+    /// <summary>Clamps to [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public Value Clip(float min, float max) => Graph.Node("Clip", [this, Like(min), Like(max)]);
+
     /// <summary>Converts to another element type (nothing when it already is).</summary>
     public Value Cast(TensorElementType to) =>
         to == ElementType ? this : Graph.Node("Cast", [this], to, attributes: ("to", (long)to));
