@@ -4,7 +4,8 @@ namespace StableDiffusion.Models;
 /// A model folder or one of its files cannot be used: a component is missing, a file is corrupt, a graph has unexpected
 /// inputs or element types, or a configuration file is malformed. The message names the file and what was expected.
 /// </summary>
-/// <remarks>Derived types name failures a caller may want to tell apart, such as <see cref="Weights.UnsafePickleException"/>.</remarks>
+/// <remarks>Derived types name failures a caller may want to tell apart, such as <see cref="Weights.UnsafePickleException"/>
+/// and <see cref="Weights.SafetensorsFormatException"/>.</remarks>
 public class ModelLoadException : Exception
 {
     /// <summary>Creates the exception.</summary>

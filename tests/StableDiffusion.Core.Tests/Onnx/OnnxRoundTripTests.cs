@@ -55,4 +55,20 @@ public sealed class OnnxRoundTripTests
         Assert.Equal(ModelProto.Parser.ParseFrom(File.ReadAllBytes(Fixtures.PathOf("tiny-sd-onnx-variants/unet/model.onnx"))).Graph.Node.Count, outline.Graph.Node.Count);
         Assert.Equal(["model.onnx.data"], OnnxExternalData.ReadLocations(Fixtures.PathOf("tiny-sd-onnx-variants/unet/model.onnx")));
     }
+
+    [Fact]
+    public void RetypeIntegerInputToFloat_OfAnExportWithAnInt64Timestep_ChangesOneByte()
+    {
+        Fixtures.Require();
+        string path = Fixtures.PathOf("tiny-sd-onnx-variants/unet/model.onnx");
+        byte[] original = File.ReadAllBytes(path);
+
+        byte[] retyped = OnnxGraphSurgery.RetypeIntegerInputToFloat(path, "timestep")!;
+
+        Assert.Equal(original.Length, retyped.Length);
+        Assert.Single(Enumerable.Range(0, original.Length), i => original[i] != retyped[i]);
+        ValueInfoProto timestep = ModelProto.Parser.ParseFrom(retyped).Graph.Input.Single(i => i.Name == "timestep");
+        Assert.Equal((int)Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, timestep.Type.TensorType.ElemType);
+        Assert.Null(OnnxGraphSurgery.RetypeIntegerInputToFloat(Fixtures.PathOf("tiny-sd-onnx/unet/model.onnx"), "timestep"));
+    }
 }
