@@ -24,7 +24,7 @@ string folder = arguments.Folder ?? Directory.CreateTempSubdirectory("sd-weights
 Directory.CreateDirectory(folder);
 try
 {
-    foreach ((string name, SafetensorsDType dtype, int alignment) in new[] { ("f32.safetensors", SafetensorsDType.Float32, 8), ("f32-aligned.safetensors", SafetensorsDType.Float32, 4096), ("f16.safetensors", SafetensorsDType.Float16, 8) })
+    foreach ((string name, TensorElementType dtype, int alignment) in new[] { ("f32.safetensors", TensorElementType.Float, 8), ("f32-aligned.safetensors", TensorElementType.Float, 4096), ("f16.safetensors", TensorElementType.Float16, 8) })
     {
         string path = Path.Combine(folder, name);
         if (!File.Exists(path))
@@ -173,7 +173,7 @@ internal static class Measure
 
             // The alternatives: the weight as stored in the graph's external data, then the conversions the layout names.
             SafetensorsTensor tensor = file.Find($"layers.{i}.weight")!;
-            Value w = graph.ExternalInitializer(tensor.Name, tensor.DType.ToElementType(), tensor.Shape, scenario.File, tensor.Offset, tensor.Length);
+            Value w = graph.ExternalInitializer(tensor.Name, tensor.ElementType, tensor.Shape, scenario.File, tensor.Offset, tensor.Length);
             x = scenario.Layout switch
             {
                 "matmul-as-stored" => x.MatMul(w.Cast(compute)),
@@ -232,9 +232,9 @@ internal static class OwnedWeights
 /// <summary>Writes layers.{i}.weight [width, width] of small random values, with the data section starting at a multiple of <c>alignment</c>.</summary>
 internal static class RandomWeights
 {
-    public static void Write(string path, SafetensorsDType dtype, int layers, int width, int alignment)
+    public static void Write(string path, TensorElementType dtype, int layers, int width, int alignment)
     {
-        int size = dtype == SafetensorsDType.Float16 ? 2 : 4;
+        int size = dtype == TensorElementType.Float16 ? 2 : 4;
         long bytes = (long)width * width * size;
         string entries = string.Join(", ", Enumerable.Range(0, layers).Select(i =>
             $"\"layers.{i}.weight\": {{\"dtype\": \"{(size == 2 ? "F16" : "F32")}\", \"shape\": [{width}, {width}], \"data_offsets\": [{i * bytes}, {(i + 1) * bytes}]}}"));

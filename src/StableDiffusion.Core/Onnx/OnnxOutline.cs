@@ -1,5 +1,5 @@
-using System.IO.MemoryMappedFiles;
 using Google.Protobuf;
+using StableDiffusion.Weights;
 
 namespace StableDiffusion.Onnx;
 
@@ -14,32 +14,19 @@ internal static class OnnxOutline
 
     /// <summary>Reads the outline of the model in <paramref name="path"/>.</summary>
     /// <exception cref="InvalidDataException">The file is not a well-formed ONNX model.</exception>
-    public static unsafe ModelOutline Read(string path)
+    public static ModelOutline Read(string path)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
-        if (stream.Length == 0)
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        long length = stream.Length;
+        if (length == 0 || length > int.MaxValue)
         {
-            return Read([]);
-        }
-
-        if (stream.Length > int.MaxValue)
-        {
+            stream.Dispose();
             // Protobuf messages, and so ONNX files, are smaller than 2 GB: larger weights live in external data files.
-            throw Malformed($"{stream.Length} bytes is larger than a protobuf message can be");
+            return length == 0 ? Read([]) : throw Malformed($"{length} bytes is larger than a protobuf message can be");
         }
 
-        using MemoryMappedFile file = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
-        using MemoryMappedViewAccessor view = file.CreateViewAccessor(0, stream.Length, MemoryMappedFileAccess.Read);
-        byte* start = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
-        try
-        {
-            return Read(new ReadOnlySpan<byte>(start + view.PointerOffset, (int)stream.Length));
-        }
-        finally
-        {
-            view.SafeMemoryMappedViewHandle.ReleasePointer();
-        }
+        using MappedFile file = MappedFile.Map(stream);
+        return Read(file.Read(0, (int)length));
     }
 
     /// <summary>Reads the outline of the model in <paramref name="model"/>.</summary>

@@ -59,7 +59,7 @@ internal sealed class SafetensorsParameters : ParameterSource
                 "The weights do not belong to this model's configuration.", file.Path);
         }
 
-        Value value = graph.ExternalInitializer(graph.UniqueName(key), tensor.DType.ToElementType(), dims, System.IO.Path.GetFileName(file.Path), tensor.Offset, tensor.Length);
+        Value value = graph.ExternalInitializer(graph.UniqueName(key), tensor.ElementType, dims, System.IO.Path.GetFileName(file.Path), tensor.Offset, tensor.Length);
         return IsFloatingPoint(value.ElementType) ? value.Cast(ComputeType) : value;
     }
 

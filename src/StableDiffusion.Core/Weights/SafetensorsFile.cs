@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 
 namespace StableDiffusion.Weights;
@@ -27,19 +26,35 @@ internal sealed class SafetensorsFile : IDisposable
     public const long MaxHeaderLength = 100_000_000;
 
     private const string MetadataKey = "__metadata__";
+
+    // The dtypes of the format that ONNX has an element type for.
+    private static readonly Dictionary<string, TensorElementType> DTypes = new(StringComparer.Ordinal)
+    {
+        ["BOOL"] = TensorElementType.Bool,
+        ["U8"] = TensorElementType.UInt8,
+        ["I8"] = TensorElementType.Int8,
+        ["F8_E4M3"] = ElementSizes.Float8E4M3,
+        ["F8_E5M2"] = ElementSizes.Float8E5M2,
+        ["I16"] = TensorElementType.Int16,
+        ["U16"] = TensorElementType.UInt16,
+        ["F16"] = TensorElementType.Float16,
+        ["BF16"] = TensorElementType.BFloat16,
+        ["I32"] = TensorElementType.Int32,
+        ["U32"] = TensorElementType.UInt32,
+        ["F32"] = TensorElementType.Float,
+        ["F64"] = TensorElementType.Double,
+        ["I64"] = TensorElementType.Int64,
+        ["U64"] = TensorElementType.UInt64,
+    };
     private const string Advice = "The file is corrupt or truncated; download it again.";
 
-    private readonly FileStream _stream;
+    private readonly MappedFile _file;
     private readonly Dictionary<string, SafetensorsTensor> _byName;
-    private readonly Lock _mapLock = new();
-    private MemoryMappedFile? _map;
-    private MemoryMappedViewAccessor? _view;
-    private unsafe byte* _start;
 
-    private SafetensorsFile(string path, FileStream stream, long dataOffset, List<SafetensorsTensor> tensors, Dictionary<string, string> metadata)
+    private SafetensorsFile(string path, MappedFile file, long dataOffset, List<SafetensorsTensor> tensors, Dictionary<string, string> metadata)
     {
         Path = path;
-        _stream = stream;
+        _file = file;
         DataOffset = dataOffset;
         Tensors = tensors;
         _byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
@@ -95,7 +110,7 @@ internal sealed class SafetensorsFile : IDisposable
             stream.ReadExactly(header);
             long dataOffset = 8 + (long)headerLength;
             (List<SafetensorsTensor> tensors, Dictionary<string, string> metadata) = ParseHeader(path, header, dataOffset, fileLength - dataOffset);
-            return new SafetensorsFile(path, stream, dataOffset, tensors, metadata);
+            return new SafetensorsFile(path, MappedFile.Map(stream), dataOffset, tensors, metadata);
         }
         catch
         {
@@ -108,7 +123,7 @@ internal sealed class SafetensorsFile : IDisposable
     /// The bytes of <paramref name="tensor"/>, from the memory mapping (valid until the file is disposed). Only the pages
     /// read are loaded.
     /// </summary>
-    public unsafe ReadOnlySpan<byte> GetBytes(SafetensorsTensor tensor)
+    public ReadOnlySpan<byte> GetBytes(SafetensorsTensor tensor)
     {
         ArgumentNullException.ThrowIfNull(tensor);
         if (!ReferenceEquals(_byName.GetValueOrDefault(tensor.Name), tensor))
@@ -121,44 +136,11 @@ internal sealed class SafetensorsFile : IDisposable
             throw new NotSupportedException($"Tensor '{tensor.Name}' of '{Path}' has {tensor.Length} bytes, more than one span can hold.");
         }
 
-        return new ReadOnlySpan<byte>(MapStart() + tensor.Offset, (int)tensor.Length);
+        return _file.Read(tensor.Offset, (int)tensor.Length);
     }
 
     /// <summary>Closes the file and its mapping; spans from <see cref="GetBytes"/> must not be used afterwards.</summary>
-    public void Dispose()
-    {
-        lock (_mapLock)
-        {
-            if (_view is not null)
-            {
-                _view.SafeMemoryMappedViewHandle.ReleasePointer();
-                _view.Dispose();
-                _map!.Dispose();
-                _view = null;
-                _map = null;
-            }
-        }
-
-        _stream.Dispose();
-    }
-
-    private unsafe byte* MapStart()
-    {
-        lock (_mapLock)
-        {
-            ObjectDisposedException.ThrowIf(!_stream.CanRead, this);
-            if (_view is null)
-            {
-                _map = MemoryMappedFile.CreateFromFile(_stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
-                _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-                byte* start = null;
-                _view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
-                _start = start + _view.PointerOffset;
-            }
-
-            return _start;
-        }
-    }
+    public void Dispose() => _file.Dispose();
 
     private static (List<SafetensorsTensor> Tensors, Dictionary<string, string> Metadata) ParseHeader(string path, byte[] header, long dataOffset, long dataLength)
     {
@@ -236,9 +218,9 @@ internal sealed class SafetensorsFile : IDisposable
         }
 
         string dtypeName = dtypeElement.GetString()!;
-        if (!SafetensorsDTypes.TryParse(dtypeName, out SafetensorsDType dtype))
+        if (!DTypes.TryGetValue(dtypeName, out TensorElementType elementType))
         {
-            throw Invalid(SafetensorsProblem.UnknownDType, path, $"tensor '{name}' has dtype '{dtypeName}', which is not one of {SafetensorsDTypes.KnownNames}");
+            throw Invalid(SafetensorsProblem.UnknownDType, path, $"tensor '{name}' has dtype '{dtypeName}', which is not one of {string.Join(", ", DTypes.Keys)}");
         }
 
         long[] shape = ReadNaturals(path, name, "shape", shapeElement);
@@ -256,7 +238,7 @@ internal sealed class SafetensorsFile : IDisposable
                 : $"tensor '{name}' has data_offsets [{begin}, {end}], past the end of the data ({dataLength} bytes after the header): the file is truncated, or its header is wrong");
         }
 
-        long expected = ByteCount(shape, dtype);
+        long expected = ByteCount(shape, elementType);
         if (expected != end - begin)
         {
             string size = expected < 0 ? "more bytes than a file can hold" : $"{expected} bytes";
@@ -264,7 +246,7 @@ internal sealed class SafetensorsFile : IDisposable
                 $"tensor '{name}' is {dtypeName}[{string.Join(", ", shape)}], which is {size}, but its data_offsets [{begin}, {end}] hold {end - begin}");
         }
 
-        return new SafetensorsTensor(name, dtype, shape, dataOffset + begin, end - begin);
+        return new SafetensorsTensor(name, dtypeName, elementType, shape, dataOffset + begin, end - begin);
     }
 
     private static void CheckCoverage(string path, List<SafetensorsTensor> tensors, long dataOffset, long dataLength)
@@ -313,11 +295,11 @@ internal sealed class SafetensorsFile : IDisposable
     }
 
     // -1 when the product overflows.
-    private static long ByteCount(long[] shape, SafetensorsDType dtype)
+    private static long ByteCount(long[] shape, TensorElementType elementType)
     {
         try
         {
-            return checked(shape.Aggregate(1L, (count, dimension) => count * dimension) * dtype.Size());
+            return checked(shape.Aggregate(1L, (count, dimension) => count * dimension) * ElementSizes.Of(elementType));
         }
         catch (OverflowException)
         {

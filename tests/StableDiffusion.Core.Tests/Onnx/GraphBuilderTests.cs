@@ -271,7 +271,7 @@ public sealed class GraphBuilderTests : IDisposable
 
         var ex = Assert.Throws<ModelLoadException>(() => graph.GroupNorm("norm", x, groups: 2, channels: 6, epsilon: 1e-5f));
 
-        Assert.Equal($"Tensor 'norm.weight' of '{file.Path}' is Float32[4]; the model needs [6, 1, 1] (6 elements). The weights do not belong to this model's configuration.", ex.Message);
+        Assert.Equal($"Tensor 'norm.weight' of '{file.Path}' is F32[4]; the model needs [6, 1, 1] (6 elements). The weights do not belong to this model's configuration.", ex.Message);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using StableDiffusion.Models;
 using StableDiffusion.Testing;
 using StableDiffusion.Weights;
 using Xunit;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 
 namespace StableDiffusion.Core.Tests.Weights;
 
@@ -31,14 +32,14 @@ public sealed class SafetensorsFileTests : IDisposable
 
         Assert.Equal(["a.weight", "b", "scalar", "empty"], file.Tensors.Select(t => t.Name));
         SafetensorsTensor a = file.Find("a.weight")!;
-        Assert.Equal(SafetensorsDType.Float32, a.DType);
+        Assert.Equal(("F32", TensorElementType.Float), (a.DType, a.ElementType));
         Assert.Equal([2L, 3], a.Shape);
         Assert.Equal(24, a.Length);
         Assert.Equal(file.DataOffset, a.Offset);
         Assert.Equal([1f, 2, 3, 4, 5, 6], MemoryMarshal.Cast<byte, float>(file.GetBytes(a)).ToArray());
         Assert.Equal([(Half)0.5f, (Half)(-2f)], MemoryMarshal.Cast<byte, Half>(file.GetBytes(file.Find("b")!)).ToArray());
         Assert.Equal(42L, BitConverter.ToInt64(file.GetBytes(file.Find("scalar")!)));
-        Assert.Equal(SafetensorsDType.BFloat16, file.Find("empty")!.DType);
+        Assert.Equal(TensorElementType.BFloat16, file.Find("empty")!.ElementType);
         Assert.Null(file.Find("missing"));
         Assert.Equal("pt", file.Metadata["format"]);
     }
