@@ -1,4 +1,5 @@
 using System.Text.Json;
+using StableDiffusion.Onnx;
 
 namespace StableDiffusion.Hub;
 
@@ -142,8 +143,7 @@ internal static class StableDiffusionFiles
         IReadOnlyList<string> locations;
         try
         {
-            using var stream = new FileStream(graphFile, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 64 * 1024);
-            locations = OnnxExternalData.ReadLocations(stream);
+            locations = OnnxExternalData.ReadLocations(graphFile);
         }
         catch (InvalidDataException e)
         {

@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
 using StableDiffusion.Models.Cuda;
+using StableDiffusion.Onnx;
 
 namespace StableDiffusion.Models;
 

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
+using StableDiffusion.Onnx;
 
 namespace StableDiffusion.Models;
 

@@ -4,12 +4,13 @@ using SixLabors.ImageSharp.PixelFormats;
 using StableDiffusion.Core.Tests.EndToEnd.Support;
 using StableDiffusion.Core.Tests.Hardening.Drills;
 using StableDiffusion.Core.Tests.Hardening.Support;
+using StableDiffusion.Onnx;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Randomness;
 using StableDiffusion.Schedulers;
-using StableDiffusion.Safety.Tests.TestModels;
 using StableDiffusion.Testing;
 using Xunit;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 
 namespace StableDiffusion.Core.Tests.EndToEnd;
 
@@ -21,16 +22,16 @@ namespace StableDiffusion.Core.Tests.EndToEnd;
 [Trait("Area", "Loading")]
 public sealed class ModelConventionTests
 {
-    private const int F32 = OnnxGraphBuilder.Float;
-    private const int F16 = OnnxGraphBuilder.Float16;
-    private const int I64 = OnnxGraphBuilder.Int64;
-    private const int I32 = OnnxGraphBuilder.Int32;
+    private const TensorElementType F32 = TensorElementType.Float;
+    private const TensorElementType F16 = TensorElementType.Float16;
+    private const TensorElementType I64 = TensorElementType.Int64;
+    private const TensorElementType I32 = TensorElementType.Int32;
 
     private static readonly TextToImageRequest Castle = new("a castle on a hill") { Seed = 3, NumInferenceSteps = 4, Height = 64, Width = 64 };
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public static TheoryData<string, int, object[]> TimestepConventions => new()
+    public static TheoryData<string, TensorElementType, object[]> TimestepConventions => new()
     {
         { "float32 [batch]", F32, ["batch"] },
         { "float32 scalar", F32, [] },
@@ -45,7 +46,7 @@ public sealed class ModelConventionTests
 
     [Theory]
     [MemberData(nameof(TimestepConventions))]
-    public async Task UNetTimestep_AnyTypeAndShape_GivesTheFloat32VectorImage(string convention, int timestepType, object[] dimensions)
+    public async Task UNetTimestep_AnyTypeAndShape_GivesTheFloat32VectorImage(string convention, TensorElementType timestepType, object[] dimensions)
     {
         using ModelFolderCopy reference = Model(F32, F32, F32, [1]);
         using ModelFolderCopy variant = Model(F32, F32, timestepType, dimensions);
@@ -62,7 +63,7 @@ public sealed class ModelConventionTests
     [Theory]
     [InlineData(I64)]
     [InlineData(I32)]
-    public async Task IntegerTimestepUNet_TakesFractionalTimesteps_AsTheFloat32GraphDoes(int timestepType)
+    public async Task IntegerTimestepUNet_TakesFractionalTimesteps_AsTheFloat32GraphDoes(TensorElementType timestepType)
     {
         // Euler's linspace timesteps for 7 steps are fractional (832.5, 666, 499.5, ...): diffusers' PyTorch UNet embeds them
         // whole, so an export whose integer timestep is only cast to float is loaded to take them whole too.
@@ -77,7 +78,7 @@ public sealed class ModelConventionTests
         IScheduler schedule = Euler;
         schedule.SetTimesteps(7);
         Assert.Contains(schedule.Timesteps, t => t != MathF.Truncate(t));
-        Assert.Equal(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, integerPipe.Unet.TimestepType);
+        Assert.Equal(TensorElementType.Float, integerPipe.Unet.TimestepType);
         Assert.False(integerPipe.Unet.HasIntegerTimestep);
         ResultAssert.Identical(expected, actual, "integer timestep graph vs float32 graph, fractional timesteps");
     }
@@ -162,12 +163,12 @@ public sealed class ModelConventionTests
     private static IScheduler Euler => SchedulerFactory.Create("Euler", SchedulerConfig.Parse(SchedulerConfigJson.StableDiffusion15, "SD 1.5"));
 
     /// <summary>The tiny fixture's tokenizer and scheduler with stand-in graphs in the given conventions.</summary>
-    private static ModelFolderCopy Model(int embeddingsType, int tensorType, int timestepType, object[] timestepDimensions, int? encoderType = null)
+    private static ModelFolderCopy Model(TensorElementType embeddingsType, TensorElementType tensorType, TensorElementType timestepType, object[] timestepDimensions, TensorElementType? encoderType = null)
     {
         ModelFolderCopy folder = ModelFolderCopy.Of(Fixtures.TinyModel);
         folder.Delete("unet/weights.pb");
         folder.Write("text_encoder/model.onnx", ConventionGraphs.TextEncoder(I32, embeddingsType));
-        folder.Write("unet/model.onnx", ConventionGraphs.UNet(tensorType, timestepType, timestepDimensions));
+        folder.Write("unet/model.onnx", ConventionGraphs.UNet(tensorType, timestepType, [.. timestepDimensions.Select(d => d is string name ? (Dim)name : (Dim)(int)d)]));
         folder.Write("vae_decoder/model.onnx", ConventionGraphs.VaeDecoder(tensorType));
         folder.Write("vae_encoder/model.onnx", ConventionGraphs.VaeEncoder(encoderType ?? tensorType));
         return folder;

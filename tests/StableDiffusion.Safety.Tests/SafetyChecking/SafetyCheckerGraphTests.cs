@@ -1,8 +1,12 @@
+extern alias core;
+
 using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.Safety.Tests.Preprocessing;
+using core::StableDiffusion.Onnx;
 using StableDiffusion.Safety.Tests.TestModels;
 using Xunit;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 
 namespace StableDiffusion.Safety.Tests.SafetyChecking;
 
@@ -17,9 +21,9 @@ public sealed class SafetyCheckerGraphTests
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Theory]
-    [InlineData(OnnxGraphBuilder.Float)]
-    [InlineData(OnnxGraphBuilder.Float16)]
-    public void Check_Float32AndFloat16Graphs_FlagTheSameImages(int elementType)
+    [InlineData(TensorElementType.Float)]
+    [InlineData(TensorElementType.Float16)]
+    public void Check_Float32AndFloat16Graphs_FlagTheSameImages(TensorElementType elementType)
     {
         using SafetyChecker checker = Create(TestGraphs.MeanThresholdChecker(elementType));
         Tensor<float> images = ClipImageProcessorTests.Gray(3, 40, 24, 0.75f, 0.5f, 0.3f + (1f / 3));
@@ -46,7 +50,7 @@ public sealed class SafetyCheckerGraphTests
     [Fact]
     public void Constructor_GraphForAnotherClipSize_ThrowsNamingBothFiles()
     {
-        using var session = new InferenceSession(TestGraphs.MeanThresholdChecker(clipDims: ["batch", 3, 112, 112]).Build());
+        using var session = new InferenceSession(TestGraphs.MeanThresholdChecker(clipDims: ["batch", 3, 112, 112]));
         var config = ClipImageProcessorConfig.Default with { Source = "fe/preprocessor_config.json" };
 
         var ex = Assert.Throws<SafetyCheckerModelException>(() => new SafetyChecker(session, new ClipImageProcessor(config), modelPath: "sc/model.onnx"));
@@ -83,7 +87,7 @@ public sealed class SafetyCheckerGraphTests
     [MemberData(nameof(WrongSignatures))]
     public void Constructor_GraphThatIsNotASafetyChecker_ThrowsNamingWhatIsWrong(string variant, string expected)
     {
-        using var session = new InferenceSession(WrongGraph(variant).Build());
+        using var session = new InferenceSession(WrongGraph(variant));
 
         var ex = Assert.Throws<SafetyCheckerModelException>(
             () => new SafetyChecker(session, new ClipImageProcessor(ClipImageProcessorConfig.Default), modelPath: "models/x/safety_checker/model.onnx"));
@@ -96,16 +100,12 @@ public sealed class SafetyCheckerGraphTests
     [Fact]
     public void Check_GraphReturningSeveralFlagsPerImage_Throws()
     {
-        OnnxGraphBuilder graph = new OnnxGraphBuilder()
-            .Input(SafetyChecker.ClipInputName, OnnxGraphBuilder.Float, ["batch", 3, "h", "w"])
-            .Input(SafetyChecker.ImagesInputName, OnnxGraphBuilder.Float, ["batch", "ih", "iw", 3])
-            .FloatInitializer("threshold", [], [0.5f])
-            .Node("ReduceMean", [SafetyChecker.ClipInputName], ["mean"], ("axes", new long[] { 2, 3 }), ("keepdims", 0L))
-            .Node("Greater", ["mean", "threshold"], [SafetyChecker.HasNsfwConceptsName])
-            .Node("Identity", [SafetyChecker.ImagesInputName], [SafetyChecker.OutputImagesName])
-            .Output(SafetyChecker.OutputImagesName, OnnxGraphBuilder.Float, ["batch", "ih", "iw", 3])
-            .Output(SafetyChecker.HasNsfwConceptsName, OnnxGraphBuilder.Bool, ["batch"]);
-        using SafetyChecker checker = Create(graph);
+        var graph = new GraphBuilder();
+        Value clip = graph.Input(SafetyChecker.ClipInputName, TensorElementType.Float, "batch", 3, "h", "w");
+        Value images = graph.Input(SafetyChecker.ImagesInputName, TensorElementType.Float, "batch", "ih", "iw", 3);
+        graph.Output(images, SafetyChecker.OutputImagesName, "batch", "ih", "iw", 3);
+        graph.Output(clip.ReduceMean([2, 3], keepDimensions: false).Greater(graph.Scalar(0.5f)), SafetyChecker.HasNsfwConceptsName, "batch");
+        using SafetyChecker checker = Create(graph.ToBytes());
 
         var ex = Assert.Throws<SafetyCheckerModelException>(() => checker.Check(ClipImageProcessorTests.Gray(1, 8, 8, 0.5f), Ct));
 
@@ -135,7 +135,7 @@ public sealed class SafetyCheckerGraphTests
     [Fact]
     public void Load_WithAProcessor_UsesItsBackend()
     {
-        string path = TestGraphs.MeanThresholdChecker().Save();
+        string path = TestGraphs.Save(TestGraphs.MeanThresholdChecker());
         try
         {
             var pil = new ClipImageProcessor(ClipImageProcessorConfig.Default with { Backend = ImageProcessorBackend.Pil });
@@ -152,51 +152,43 @@ public sealed class SafetyCheckerGraphTests
         }
     }
 
-    private static SafetyChecker Create(OnnxGraphBuilder graph) =>
-        new(new InferenceSession(graph.Build()), new ClipImageProcessor(ClipImageProcessorConfig.Default), ownsSession: true);
+    private static SafetyChecker Create(byte[] graph) =>
+        new(new InferenceSession(graph), new ClipImageProcessor(ClipImageProcessorConfig.Default), ownsSession: true);
 
-    private static OnnxGraphBuilder WrongGraph(string variant)
+    private static byte[] WrongGraph(string variant)
     {
-        int clipType = variant == "int64-clip" ? OnnxGraphBuilder.Int64 : OnnxGraphBuilder.Float;
-        object[] clipDims = variant switch
+        TensorElementType clipType = variant == "int64-clip" ? TensorElementType.Int64 : TensorElementType.Float;
+        Dim[] clipDims = variant switch
         {
             "rank3-clip" => ["batch", 3, "h"],
             "batch-of-two" => [2, 3, "h", "w"],
             _ => ["batch", 3, "h", "w"],
         };
-        object[] imageDims = variant == "four-channels" ? ["batch", "ih", "iw", 4] : ["batch", "ih", "iw", 3];
-        var graph = new OnnxGraphBuilder().Input(SafetyChecker.ClipInputName, clipType, clipDims);
-        if (variant != "no-images")
-        {
-            graph.Input(SafetyChecker.ImagesInputName, OnnxGraphBuilder.Float, imageDims);
-        }
-
+        Dim[] imageDims = variant == "four-channels" ? ["batch", "ih", "iw", 4] : ["batch", "ih", "iw", 3];
+        var graph = new GraphBuilder();
+        Value clip = graph.Input(SafetyChecker.ClipInputName, clipType, clipDims);
+        Value? images = variant != "no-images" ? graph.Input(SafetyChecker.ImagesInputName, TensorElementType.Float, imageDims) : null;
         if (variant == "extra-input")
         {
-            graph.Input("timestep", OnnxGraphBuilder.Float, [1]);
+            graph.Input("timestep", TensorElementType.Float, 1);
         }
 
-        long[] axes = variant == "rank3-clip" ? [1, 2] : [1, 2, 3];
-        graph.Node("Cast", [SafetyChecker.ClipInputName], ["clip32"], ("to", (long)OnnxGraphBuilder.Float))
-            .Node("ReduceMean", ["clip32"], ["score"], ("axes", axes), ("keepdims", 0L));
+        Value clip32 = clip.Cast(TensorElementType.Float);
+        Value score = clip32.ReduceMean(variant == "rank3-clip" ? [1, 2] : [1, 2, 3], keepDimensions: false);
         if (variant == "float-flags")
         {
-            graph.Node("Identity", ["score"], [SafetyChecker.HasNsfwConceptsName])
-                .Output(SafetyChecker.HasNsfwConceptsName, OnnxGraphBuilder.Float, ["batch"]);
+            graph.Output(score, SafetyChecker.HasNsfwConceptsName, "batch");
         }
         else
         {
-            graph.FloatInitializer("threshold", [], [0.5f])
-                .Node("Greater", ["score", "threshold"], [SafetyChecker.HasNsfwConceptsName])
-                .Output(SafetyChecker.HasNsfwConceptsName, OnnxGraphBuilder.Bool, ["batch"]);
+            graph.Output(score.Greater(graph.Scalar(0.5f)), SafetyChecker.HasNsfwConceptsName, "batch");
         }
 
         if (variant != "no-out-images")
         {
-            graph.Node("Identity", [variant == "no-images" ? "clip32" : SafetyChecker.ImagesInputName], [SafetyChecker.OutputImagesName])
-                .Output(SafetyChecker.OutputImagesName, OnnxGraphBuilder.Float, variant == "no-images" ? clipDims : imageDims);
+            graph.Output(images ?? clip32, SafetyChecker.OutputImagesName, images is null ? clipDims : imageDims);
         }
 
-        return graph;
+        return graph.ToBytes();
     }
 }

@@ -1,3 +1,8 @@
+extern alias core;
+
+using core::StableDiffusion.Onnx;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
+
 namespace StableDiffusion.Safety.Tests.TestModels;
 
 /// <summary>Synthetic safety checker graphs with a known rule: an image is flagged when the mean of its CLIP input exceeds a threshold.</summary>
@@ -7,59 +12,49 @@ internal static class TestGraphs
     /// A checker with diffusers' signature in the given element type: <c>has_nsfw_concepts = mean(clip_input) &gt; threshold</c>
     /// per image, <c>out_images = images</c>.
     /// </summary>
-    public static OnnxGraphBuilder MeanThresholdChecker(int elementType = OnnxGraphBuilder.Float, float threshold = 0.5f, object[]? clipDims = null, object[]? imageDims = null) =>
-        new OnnxGraphBuilder()
-            .Input(SafetyChecker.ClipInputName, elementType, clipDims ?? ["batch", 3, "height", "width"])
-            .Input(SafetyChecker.ImagesInputName, elementType, imageDims ?? ["batch", "image_height", "image_width", 3])
-            .FloatInitializer("threshold", [], [threshold])
-            .Node("Cast", [SafetyChecker.ClipInputName], ["clip32"], ("to", (long)OnnxGraphBuilder.Float))
-            .Node("ReduceMean", ["clip32"], ["mean"], ("axes", new long[] { 1, 2, 3 }), ("keepdims", 0L))
-            .Node("Greater", ["mean", "threshold"], [SafetyChecker.HasNsfwConceptsName])
-            .Node("Identity", [SafetyChecker.ImagesInputName], [SafetyChecker.OutputImagesName])
-            .Output(SafetyChecker.OutputImagesName, elementType, ["batch", "image_height", "image_width", 3])
-            .Output(SafetyChecker.HasNsfwConceptsName, OnnxGraphBuilder.Bool, ["batch"]);
+    public static byte[] MeanThresholdChecker(TensorElementType elementType = TensorElementType.Float, float threshold = 0.5f, Dim[]? clipDims = null, Dim[]? imageDims = null)
+    {
+        var graph = new GraphBuilder();
+        Value clip = graph.Input(SafetyChecker.ClipInputName, elementType, clipDims ?? ["batch", 3, "height", "width"]);
+        Value images = graph.Input(SafetyChecker.ImagesInputName, elementType, imageDims ?? ["batch", "image_height", "image_width", 3]);
+        Value flags = clip.Cast(TensorElementType.Float).ReduceMean([1, 2, 3], keepDimensions: false).Greater(graph.Scalar(threshold));
+        graph.Output(images, SafetyChecker.OutputImagesName, imageDims ?? ["batch", "image_height", "image_width", 3]);
+        graph.Output(flags, SafetyChecker.HasNsfwConceptsName, "batch");
+        return graph.ToBytes();
+    }
 
     /// <summary>
     /// The mean-threshold checker plus a chain of <paramref name="multiplications"/> n x n matrix products, n = 8 x the
     /// image height, that depend on the input (nothing is folded away) and do not change the answer: tall images make
     /// runs long enough to cancel inside, small ones run quickly on the same session.
     /// </summary>
-    public static OnnxGraphBuilder SlowChecker(int multiplications)
+    public static byte[] SlowChecker(int multiplications)
     {
-        OnnxGraphBuilder builder = new OnnxGraphBuilder()
-            .Input(SafetyChecker.ClipInputName, OnnxGraphBuilder.Float, ["batch", 3, "height", "width"])
-            .Input(SafetyChecker.ImagesInputName, OnnxGraphBuilder.Float, ["batch", "image_height", "image_width", 3])
-            .FloatInitializer("threshold", [], [0.5f])
-            .FloatInitializer("zero", [], [0f])
-            .Int64Initializer("height_axis", [], [1])
-            .Int64Initializer("eight", [], [8])
-            .Int64Initializer("one_element", [1], [1])
-            .Int64Initializer("one_by_one", [2], [1, 1])
-            .Node("Shape", [SafetyChecker.ImagesInputName], ["image_shape"])
-            .Node("Gather", ["image_shape", "height_axis"], ["height"])
-            .Node("Mul", ["height", "eight"], ["n"])
-            .Node("Reshape", ["n", "one_element"], ["n1"])
-            .Node("Concat", ["n1", "n1"], ["square"], ("axis", 0L))
-            .Node("Cast", ["n"], ["n_float"], ("to", (long)OnnxGraphBuilder.Float))
-            .Node("Reciprocal", ["n_float"], ["inverse"])
-            .Node("Reshape", ["inverse", "one_by_one"], ["inverse_1x1"])
-            .Node("Expand", ["inverse_1x1", "square"], ["weights"])
-            .Node("ReduceMean", [SafetyChecker.ClipInputName], ["mean"], ("axes", new long[] { 1, 2, 3 }), ("keepdims", 0L))
-            .Node("ReduceMean", [SafetyChecker.ClipInputName], ["overall"], ("keepdims", 1L))
-            .Node("Reshape", ["overall", "one_by_one"], ["seed"])
-            .Node("Expand", ["seed", "square"], ["x0"]);
+        var graph = new GraphBuilder();
+        Value clip = graph.Input(SafetyChecker.ClipInputName, TensorElementType.Float, "batch", 3, "height", "width");
+        Value images = graph.Input(SafetyChecker.ImagesInputName, TensorElementType.Float, "batch", "image_height", "image_width", 3);
+        Value n = images.Shape().Gather(graph.Int64(1)) * graph.Int64(8);
+        Value n1 = n.Reshape(1);
+        Value square = Value.Concat(0, n1, n1);
+        Value weights = graph.Node("Reciprocal", [n.Cast(TensorElementType.Float)]).Reshape(1, 1).Expand(square);
+        Value mean = clip.ReduceMean([1, 2, 3], keepDimensions: false);
+        Value x = graph.Node("ReduceMean", [clip], attributes: ("keepdims", 1L)).Reshape(1, 1).Expand(square);
         for (int i = 0; i < multiplications; i++)
         {
-            builder.Node("MatMul", [$"x{i}", "weights"], [$"x{i + 1}"]);
+            x = x.MatMul(weights);
         }
 
-        return builder
-            .Node("ReduceSum", [$"x{multiplications}"], ["sum"], ("keepdims", 0L))
-            .Node("Mul", ["sum", "zero"], ["nothing"])
-            .Node("Add", ["mean", "nothing"], ["score"])
-            .Node("Greater", ["score", "threshold"], [SafetyChecker.HasNsfwConceptsName])
-            .Node("Identity", [SafetyChecker.ImagesInputName], [SafetyChecker.OutputImagesName])
-            .Output(SafetyChecker.OutputImagesName, OnnxGraphBuilder.Float, ["batch", "image_height", "image_width", 3])
-            .Output(SafetyChecker.HasNsfwConceptsName, OnnxGraphBuilder.Bool, ["batch"]);
+        Value nothing = graph.Node("ReduceSum", [x], attributes: ("keepdims", 0L)) * 0f;
+        graph.Output(images, SafetyChecker.OutputImagesName, "batch", "image_height", "image_width", 3);
+        graph.Output((mean + nothing).Greater(graph.Scalar(0.5f)), SafetyChecker.HasNsfwConceptsName, "batch");
+        return graph.ToBytes();
+    }
+
+    /// <summary>Writes <paramref name="model"/> to a new temporary file and returns its path.</summary>
+    public static string Save(byte[] model)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"sd-safety-test-{Guid.NewGuid():N}.onnx");
+        File.WriteAllBytes(path, model);
+        return path;
     }
 }

@@ -1,4 +1,5 @@
-using StableDiffusion.Safety.Tests.TestModels;
+using StableDiffusion.Onnx;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 
 namespace StableDiffusion.Core.Tests.EndToEnd.Support;
 
@@ -10,19 +11,17 @@ namespace StableDiffusion.Core.Tests.EndToEnd.Support;
 /// </summary>
 internal static class ConventionGraphs
 {
+    private const TensorElementType Float = TensorElementType.Float;
+
     /// <summary>Prompt embeddings [batch, 77, 32]: each token id times 1e-5, repeated over 32 features.</summary>
-    public static byte[] TextEncoder(int idsType, int embeddingsType) => new OnnxGraphBuilder()
-        .Input("input_ids", idsType, ["batch", 77])
-        .Int64Initializer("axes", [1], [2])
-        .Int64Initializer("shape", [3], [1, 1, 32])
-        .FloatInitializer("scale", [], [1e-5f])
-        .Node("Cast", ["input_ids"], ["ids"], ("to", (long)OnnxGraphBuilder.Float))
-        .Node("Mul", ["ids", "scale"], ["small"])
-        .Node("Unsqueeze", ["small", "axes"], ["column"])
-        .Node("Expand", ["column", "shape"], ["hidden"])
-        .Node("Cast", ["hidden"], ["last_hidden_state"], ("to", (long)embeddingsType))
-        .Output("last_hidden_state", embeddingsType, ["batch", 77, 32])
-        .Build();
+    public static byte[] TextEncoder(TensorElementType idsType, TensorElementType embeddingsType)
+    {
+        var graph = new GraphBuilder();
+        Value ids = graph.Input("input_ids", idsType, "batch", 77);
+        Value hidden = (ids.Cast(Float) * 1e-5f).Unsqueeze(2).Expand(graph.Int64s(1, 1, 32));
+        graph.Output(hidden.Cast(embeddingsType), "last_hidden_state", "batch", 77, 32);
+        return graph.ToBytes();
+    }
 
     /// <summary>
     /// A "noise prediction" 0.5 sample + 0.001 timestep + 10 (first prompt token's embedding): a wrong timestep value, a
@@ -37,71 +36,43 @@ internal static class ConventionGraphs
     /// Whether a node besides the Cast reads the timestep input in its own type (as a graph needing an integer timestep
     /// would), so the SDK cannot retype an integer input to float.
     /// </param>
-    public static byte[] UNet(int tensorType, int timestepType, object[] timestepDimensions, float timestepWeight = 0.001f, bool readsTimestepAsIs = false)
+    public static byte[] UNet(TensorElementType tensorType, TensorElementType timestepType, Dim[] timestepDimensions, float timestepWeight = 0.001f, bool readsTimestepAsIs = false)
     {
-        OnnxGraphBuilder graph = new OnnxGraphBuilder().Input("sample", tensorType, ["batch", 4, "height", "width"]);
+        var graph = new GraphBuilder();
+        Value sample = graph.Input("sample", tensorType, "batch", 4, "height", "width");
+        Value timestep = graph.Input("timestep", timestepType, timestepDimensions);
         if (readsTimestepAsIs)
         {
-            graph = graph.Node("Identity", ["timestep"], ["timestep_as_is"]).Output("timestep_as_is", timestepType, timestepDimensions);
+            graph.Output(timestep, "timestep_as_is", timestepDimensions);
         }
 
-        return UNetBody(graph, tensorType, timestepType, timestepDimensions, timestepWeight);
+        Value hiddenStates = graph.Input("encoder_hidden_states", tensorType, "batch", 77, 32);
+        Value timestepTerm = timestep.Cast(Float).Reshape(-1, 1, 1, 1) * timestepWeight;
+        Value promptTerm = hiddenStates.Cast(Float).Slice([1, 0], [2, 1], [1, 2]).Unsqueeze(3) * 10f;
+        Value prediction = (sample.Cast(Float) * 0.5f) + timestepTerm + promptTerm;
+        graph.Output(prediction.Cast(tensorType), "out_sample", "batch", 4, "height", "width");
+        return graph.ToBytes();
     }
 
-    private static byte[] UNetBody(OnnxGraphBuilder graph, int tensorType, int timestepType, object[] timestepDimensions, float timestepWeight) => graph
-        .Input("timestep", timestepType, timestepDimensions)
-        .Input("encoder_hidden_states", tensorType, ["batch", 77, 32])
-        .Int64Initializer("per_row", [4], [-1, 1, 1, 1])
-        .Int64Initializer("last_axis", [1], [3])
-        .Int64Initializer("token_start", [2], [1, 0])
-        .Int64Initializer("token_end", [2], [2, 1])
-        .Int64Initializer("token_axes", [2], [1, 2])
-        .FloatInitializer("half", [], [0.5f])
-        .FloatInitializer("timestep_weight", [], [timestepWeight])
-        .FloatInitializer("prompt_weight", [], [10f])
-        .Node("Cast", ["sample"], ["s"], ("to", (long)OnnxGraphBuilder.Float))
-        .Node("Cast", ["timestep"], ["t"], ("to", (long)OnnxGraphBuilder.Float))
-        .Node("Reshape", ["t", "per_row"], ["t_rows"])
-        .Node("Mul", ["t_rows", "timestep_weight"], ["t_term"])
-        .Node("Cast", ["encoder_hidden_states"], ["h"], ("to", (long)OnnxGraphBuilder.Float))
-        .Node("Slice", ["h", "token_start", "token_end", "token_axes"], ["h_token"])
-        .Node("Unsqueeze", ["h_token", "last_axis"], ["h_rows"])
-        .Node("Mul", ["h_rows", "prompt_weight"], ["h_term"])
-        .Node("Mul", ["s", "half"], ["s_term"])
-        .Node("Add", ["s_term", "t_term"], ["partial"])
-        .Node("Add", ["partial", "h_term"], ["prediction"])
-        .Node("Cast", ["prediction"], ["out_sample"], ("to", (long)tensorType))
-        .Output("out_sample", tensorType, ["batch", 4, "height", "width"])
-        .Build();
-
     /// <summary>Images [batch, 3, 8h, 8w]: tanh of the first three latent channels / 500, tiled 8 x 8 (the latents reach about 70, divided by 0.18215 first).</summary>
-    public static byte[] VaeDecoder(int tensorType) => new OnnxGraphBuilder()
-        .Input("latent_sample", tensorType, ["batch", 4, "height", "width"])
-        .Int64Initializer("starts", [1], [0])
-        .Int64Initializer("ends", [1], [3])
-        .Int64Initializer("axes", [1], [1])
-        .Int64Initializer("repeats", [4], [1, 1, 8, 8])
-        .FloatInitializer("gain", [], [0.002f])
-        .Node("Cast", ["latent_sample"], ["latents"], ("to", (long)OnnxGraphBuilder.Float))
-        .Node("Slice", ["latents", "starts", "ends", "axes"], ["rgb"])
-        .Node("Mul", ["rgb", "gain"], ["scaled"])
-        .Node("Tanh", ["scaled"], ["pixels"])
-        .Node("Tile", ["pixels", "repeats"], ["tiled"])
-        .Node("Cast", ["tiled"], ["sample"], ("to", (long)tensorType))
-        .Output("sample", tensorType, ["batch", 3, "image_height", "image_width"])
-        .Build();
+    public static byte[] VaeDecoder(TensorElementType tensorType)
+    {
+        var graph = new GraphBuilder();
+        Value latents = graph.Input("latent_sample", tensorType, "batch", 4, "height", "width");
+        Value pixels = (latents.Cast(Float).Slice([0], [3], [1]) * 0.002f).Tanh();
+        Value tiled = graph.Node("Tile", [pixels, graph.Int64s(1, 1, 8, 8)]);
+        graph.Output(tiled.Cast(tensorType), "sample", "batch", 3, "image_height", "image_width");
+        return graph.ToBytes();
+    }
 
     /// <summary>Optimum's convention: <c>latent_parameters</c> [batch, 8, h, w] (mean, log-variance) from 8 x 8 averages of the image.</summary>
-    public static byte[] VaeEncoder(int tensorType) => new OnnxGraphBuilder()
-        .Input("sample", tensorType, ["batch", 3, "height", "width"])
-        .Int64Initializer("starts", [1], [0])
-        .Int64Initializer("ends", [1], [8])
-        .Int64Initializer("axes", [1], [1])
-        .Node("Cast", ["sample"], ["image"], ("to", (long)OnnxGraphBuilder.Float))
-        .Node("AveragePool", ["image"], ["pooled"], ("kernel_shape", new long[] { 8, 8 }), ("strides", new long[] { 8, 8 }))
-        .Node("Concat", ["pooled", "pooled", "pooled"], ["nine"], ("axis", 1L))
-        .Node("Slice", ["nine", "starts", "ends", "axes"], ["parameters"])
-        .Node("Cast", ["parameters"], ["latent_parameters"], ("to", (long)tensorType))
-        .Output("latent_parameters", tensorType, ["batch", 8, "latent_height", "latent_width"])
-        .Build();
+    public static byte[] VaeEncoder(TensorElementType tensorType)
+    {
+        var graph = new GraphBuilder();
+        Value image = graph.Input("sample", tensorType, "batch", 3, "height", "width");
+        Value pooled = graph.Node("AveragePool", [image.Cast(Float)], attributes: [("kernel_shape", new long[] { 8, 8 }), ("strides", new long[] { 8, 8 })]);
+        Value parameters = Value.Concat(1, pooled, pooled, pooled).Slice([0], [8], [1]);
+        graph.Output(parameters.Cast(tensorType), "latent_parameters", "batch", 8, "latent_height", "latent_width");
+        return graph.ToBytes();
+    }
 }

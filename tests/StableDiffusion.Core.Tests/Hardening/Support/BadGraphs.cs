@@ -1,67 +1,67 @@
-using StableDiffusion.Safety.Tests.TestModels;
+using StableDiffusion.Onnx;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 
 namespace StableDiffusion.Core.Tests.Hardening.Support;
 
 /// <summary>Small ONNX graphs that look like a Stable Diffusion component but break one of its conventions.</summary>
 internal static class BadGraphs
 {
+    private const TensorElementType Float = TensorElementType.Float;
+
     /// <summary>A UNet whose <c>sample</c> input is int64.</summary>
-    public static byte[] UNetWithIntegerSample() => new OnnxGraphBuilder()
-        .Input("sample", OnnxGraphBuilder.Int64, ["batch", 4, "height", "width"])
-        .Input("timestep", OnnxGraphBuilder.Float, [1])
-        .Input("encoder_hidden_states", OnnxGraphBuilder.Float, ["batch", 77, 32])
-        .Node("Cast", ["sample"], ["out_sample"], ("to", (long)OnnxGraphBuilder.Float))
-        .Output("out_sample", OnnxGraphBuilder.Float, ["batch", 4, "height", "width"])
-        .Build();
+    public static byte[] UNetWithIntegerSample() => UNet(TensorElementType.Int64, timestepDimensions: [1], withHiddenStates: true);
 
     /// <summary>A UNet whose timestep is a matrix.</summary>
-    public static byte[] UNetWithMatrixTimestep() => new OnnxGraphBuilder()
-        .Input("sample", OnnxGraphBuilder.Float, ["batch", 4, "height", "width"])
-        .Input("timestep", OnnxGraphBuilder.Float, [1, 1])
-        .Input("encoder_hidden_states", OnnxGraphBuilder.Float, ["batch", 77, 32])
-        .Node("Identity", ["sample"], ["out_sample"])
-        .Output("out_sample", OnnxGraphBuilder.Float, ["batch", 4, "height", "width"])
-        .Build();
+    public static byte[] UNetWithMatrixTimestep() => UNet(Float, timestepDimensions: [1, 1], withHiddenStates: true);
 
     /// <summary>A UNet without the prompt embeddings input.</summary>
-    public static byte[] UNetWithoutHiddenStates() => new OnnxGraphBuilder()
-        .Input("sample", OnnxGraphBuilder.Float, ["batch", 4, "height", "width"])
-        .Input("timestep", OnnxGraphBuilder.Float, [1])
-        .Node("Identity", ["sample"], ["out_sample"])
-        .Output("out_sample", OnnxGraphBuilder.Float, ["batch", 4, "height", "width"])
-        .Build();
+    public static byte[] UNetWithoutHiddenStates() => UNet(Float, timestepDimensions: [1], withHiddenStates: false);
 
     /// <summary>A text encoder taking float ids.</summary>
-    public static byte[] TextEncoderWithFloatIds() => TextEncoder(OnnxGraphBuilder.Float, hidden: 32);
+    public static byte[] TextEncoderWithFloatIds() => TextEncoder(Float, hidden: 32);
 
     /// <summary>A text encoder whose embeddings are <paramref name="hidden"/> wide (the tiny UNet expects 32).</summary>
-    public static byte[] TextEncoderWithHiddenSize(int hidden) => TextEncoder(OnnxGraphBuilder.Int32, hidden);
+    public static byte[] TextEncoderWithHiddenSize(int hidden) => TextEncoder(TensorElementType.Int32, hidden);
 
     /// <summary>A VAE decoder taking int32 latents.</summary>
-    public static byte[] VaeDecoderWithIntegerLatents() => new OnnxGraphBuilder()
-        .Input("latent_sample", OnnxGraphBuilder.Int32, ["batch", 4, "height", "width"])
-        .Int64Initializer("upscale", [4], [1, 1, 8, 8])
-        .Node("Cast", ["latent_sample"], ["latents"], ("to", (long)OnnxGraphBuilder.Float))
-        .Node("Tile", ["latents", "upscale"], ["sample"])
-        .Output("sample", OnnxGraphBuilder.Float, ["batch", 4, "image_height", "image_width"])
-        .Build();
+    public static byte[] VaeDecoderWithIntegerLatents()
+    {
+        var graph = new GraphBuilder();
+        Value latents = graph.Input("latent_sample", TensorElementType.Int32, "batch", 4, "height", "width");
+        graph.Output(graph.Node("Tile", [latents.Cast(Float), graph.Int64s(1, 1, 8, 8)]), "sample", "batch", 4, "image_height", "image_width");
+        return graph.ToBytes();
+    }
 
     /// <summary>A VAE decoder whose output has rank 3.</summary>
-    public static byte[] VaeDecoderWithRank3Output() => new OnnxGraphBuilder()
-        .Input("latent_sample", OnnxGraphBuilder.Float, ["batch", 4, "height", "width"])
-        .Int64Initializer("axes", [1], [1])
-        .Node("ReduceSum", ["latent_sample", "axes"], ["sample"], ("keepdims", 0L))
-        .Output("sample", OnnxGraphBuilder.Float, ["batch", "height", "width"])
-        .Build();
+    public static byte[] VaeDecoderWithRank3Output()
+    {
+        var graph = new GraphBuilder();
+        Value latents = graph.Input("latent_sample", Float, "batch", 4, "height", "width");
+        graph.Output(graph.Node("ReduceSum", [latents, graph.Int64s(1)], attributes: ("keepdims", 0L)), "sample", "batch", "height", "width");
+        return graph.ToBytes();
+    }
+
+    // sample [batch, 4, h, w] -> out_sample (a float32 copy), with a timestep input and optionally the prompt embeddings.
+    private static byte[] UNet(TensorElementType sampleType, Dim[] timestepDimensions, bool withHiddenStates)
+    {
+        var graph = new GraphBuilder();
+        Value sample = graph.Input("sample", sampleType, "batch", 4, "height", "width");
+        graph.Input("timestep", Float, timestepDimensions);
+        if (withHiddenStates)
+        {
+            graph.Input("encoder_hidden_states", Float, "batch", 77, 32);
+        }
+
+        graph.Output(sample.Cast(Float), "out_sample", "batch", 4, "height", "width");
+        return graph.ToBytes();
+    }
 
     // ids [batch, 77] -> float, unsqueezed and expanded to [batch, 77, hidden].
-    private static byte[] TextEncoder(int idsType, int hidden) => new OnnxGraphBuilder()
-        .Input("input_ids", idsType, ["batch", 77])
-        .Int64Initializer("axes", [1], [2])
-        .Int64Initializer("shape", [3], [1, 1, hidden])
-        .Node("Cast", ["input_ids"], ["ids"], ("to", (long)OnnxGraphBuilder.Float))
-        .Node("Unsqueeze", ["ids", "axes"], ["column"])
-        .Node("Expand", ["column", "shape"], ["last_hidden_state"])
-        .Output("last_hidden_state", OnnxGraphBuilder.Float, ["batch", 77, hidden])
-        .Build();
+    private static byte[] TextEncoder(TensorElementType idsType, int hidden)
+    {
+        var graph = new GraphBuilder();
+        Value ids = graph.Input("input_ids", idsType, "batch", 77);
+        graph.Output(ids.Cast(Float).Unsqueeze(2).Expand(graph.Int64s(1, 1, hidden)), "last_hidden_state", "batch", 77, hidden);
+        return graph.ToBytes();
+    }
 }

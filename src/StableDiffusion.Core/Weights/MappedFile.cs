@@ -1,10 +1,10 @@
 using System.IO.MemoryMappedFiles;
 
-namespace StableDiffusion.Weights.Torch;
+namespace StableDiffusion.Weights;
 
 /// <summary>
 /// A whole file mapped read-only, so tensors are read in place: no copy beyond the operating system's page cache, and
-/// nothing read until it is used.
+/// nothing read until it is used. Shared by the checkpoint and safetensors readers and the ONNX outline reader.
 /// </summary>
 internal sealed unsafe class MappedFile : IDisposable
 {
@@ -52,7 +52,7 @@ internal sealed unsafe class MappedFile : IDisposable
     }
 
     /// <summary>The bytes at <paramref name="offset"/>; the caller has checked that the range lies in the file.</summary>
-    /// <exception cref="ObjectDisposedException">The checkpoint was disposed.</exception>
+    /// <exception cref="ObjectDisposedException">The mapping was disposed.</exception>
     public ReadOnlySpan<byte> Read(long offset, int length)
     {
         ObjectDisposedException.ThrowIf(_start is null, this);

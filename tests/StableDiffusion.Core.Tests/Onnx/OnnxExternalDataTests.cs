@@ -1,8 +1,8 @@
 using StableDiffusion.Core.Tests.Hub.FakeHub;
-using StableDiffusion.Hub;
+using StableDiffusion.Onnx;
 using Xunit;
 
-namespace StableDiffusion.Core.Tests.Hub;
+namespace StableDiffusion.Core.Tests.Onnx;
 
 [Trait("Area", "Hub")]
 public sealed class OnnxExternalDataTests
@@ -23,7 +23,7 @@ public sealed class OnnxExternalDataTests
     [Fact]
     public void ReadLocations_FindsTensorsInSubgraphsAndAttributes()
     {
-        byte[] subgraph = OnnxBytes.Graph([OnnxBytes.ExternalTensor("inner", "branch.bin")], []);
+        var subgraph = OnnxBytes.Graph([OnnxBytes.ExternalTensor("inner", "branch.bin")], []);
         byte[] model = OnnxBytes.Model(OnnxBytes.Graph(
             [],
             [OnnxBytes.Node("If", subgraph: subgraph), OnnxBytes.Node("Constant", tensorAttribute: OnnxBytes.ExternalTensor("const", "const.bin"))]));
@@ -47,9 +47,5 @@ public sealed class OnnxExternalDataTests
     public void ReadLocations_OfNonProtobufBytes_ThrowsInvalidData() =>
         Assert.Throws<InvalidDataException>(() => Read("{\"not\": \"onnx\"}"u8.ToArray()));
 
-    private static IReadOnlyList<string> Read(byte[] bytes)
-    {
-        using var stream = new MemoryStream(bytes);
-        return OnnxExternalData.ReadLocations(stream);
-    }
+    private static IReadOnlyList<string> Read(byte[] bytes) => OnnxExternalData.ReadLocations(bytes);
 }

@@ -1,0 +1,35 @@
+namespace StableDiffusion.Onnx.Builders;
+
+/// <summary>
+/// Scaled dot-product attention as plain ONNX operators, and the single-head self-attention of the VAE's mid block
+/// (diffusers' <c>Attention</c> with a group norm and a residual connection).
+/// </summary>
+internal static class Attention
+{
+    /// <summary>
+    /// <c>softmax(q kᵀ / sqrt(d)) v</c> for q [B, Lq, heads·d], k and v [B, Lk, heads·d]; returns [B, Lq, heads·d].
+    /// </summary>
+    public static Value ScaledDotProduct(Value query, Value key, Value value, int heads, int headDim)
+    {
+        Value q = query.Reshape(0, -1, heads, headDim).Transpose(0, 2, 1, 3);
+        Value kT = key.Reshape(0, -1, heads, headDim).Transpose(0, 2, 3, 1);
+        Value v = value.Reshape(0, -1, heads, headDim).Transpose(0, 2, 1, 3);
+        Value probabilities = (q.MatMul(kT) * (1f / MathF.Sqrt(headDim))).Softmax();
+        return probabilities.MatMul(v).Transpose(0, 2, 1, 3).Reshape(0, -1, heads * headDim);
+    }
+
+    /// <summary>
+    /// The VAE's attention block on images [B, C, H, W]: group norm, one head of width C over the H·W positions
+    /// (<c>to_q</c>, <c>to_k</c>, <c>to_v</c>, <c>to_out.0</c>), plus the input.
+    /// </summary>
+    public static Value SpatialSelfAttention(this GraphBuilder graph, string name, Value x, int channels, int groups, float epsilon)
+    {
+        using var scope = graph.Scope(name);
+        Value shape = x.Shape();
+        Value h = graph.GroupNorm("group_norm", x, groups, channels, epsilon, spatialRank: 2);
+        h = h.Reshape(0, channels, -1).Transpose(0, 2, 1);
+        Value attended = ScaledDotProduct(graph.Linear("to_q", h), graph.Linear("to_k", h), graph.Linear("to_v", h), heads: 1, headDim: channels);
+        Value output = graph.Linear("to_out.0", attended).Transpose(0, 2, 1).Reshape(shape);
+        return output + x;
+    }
+}

@@ -1,0 +1,355 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Google.Protobuf;
+
+namespace StableDiffusion.Onnx;
+
+/// <summary>
+/// Builds one ONNX graph: typed inputs and outputs with named dynamic dimensions, initializers (embedded constants, or
+/// weights that stay in their file as external data), and nodes named after a scope of PyTorch module paths.
+/// </summary>
+/// <remarks>
+/// <para>Node names follow PyTorch's exporter (<c>/down_blocks.0/resnets.1/conv1/Conv</c>, a suffix keeping them unique)
+/// and a node's outputs are <c>{node}_output_{i}</c>; <see cref="Scope"/> enters a module, and <see cref="Parameter"/>
+/// finds the module's weights by the same path (<c>down_blocks.0.resnets.1.conv1.weight</c>).</para>
+/// <para>The graph imports the default ONNX domain at <see cref="Opset"/>, and <c>com.microsoft</c> once a node uses it.
+/// Graph outputs carry their element type and shape; ONNX Runtime infers the rest when it loads the graph.</para>
+/// </remarks>
+internal sealed class GraphBuilder
+{
+    /// <summary>The ONNX opset of the default domain: 17 has LayerNormalization and still takes Reduce* axes as attributes.</summary>
+    public const int Opset = 17;
+
+    /// <summary>ONNX Runtime's contrib operators (MultiHeadAttention, GroupNorm, ...).</summary>
+    public const string MicrosoftDomain = "com.microsoft";
+
+    /// <summary>The IR version that goes with <see cref="Opset"/>.</summary>
+    private const int IrVersion = 8;
+
+    private readonly GraphProto _graph;
+    private readonly HashSet<string> _names = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _nodeCounts = new(StringComparer.Ordinal);
+    private readonly Dictionary<(TensorElementType, ByteString), Value> _constants = [];
+    private readonly Dictionary<string, Value> _parameters = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<string, long> _domains = new(StringComparer.Ordinal) { [string.Empty] = Opset };
+    private readonly List<string> _scope = [];
+
+    /// <summary>Creates an empty graph.</summary>
+    /// <param name="name">The graph's name.</param>
+    /// <param name="parameters">Where <see cref="Parameter"/> finds weights; null for a graph without any.</param>
+    public GraphBuilder(string name = "main_graph", ParameterSource? parameters = null)
+    {
+        _graph = new GraphProto { Name = name };
+        Parameters = parameters;
+    }
+
+    /// <summary>Where <see cref="Parameter"/> finds weights.</summary>
+    public ParameterSource? Parameters { get; }
+
+    /// <summary>The module path of the current scope (<c>down_blocks.0.resnets.1</c>; empty at the top).</summary>
+    public string ScopePath => string.Join('.', _scope);
+
+    /// <summary>Enters a module scope (a path segment such as <c>conv1</c> or <c>down_blocks.0</c>) until disposed.</summary>
+    public ScopeExit Scope(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        _scope.Add(name);
+        return new ScopeExit(this, _scope.Count);
+    }
+
+    /// <summary>Adds a graph input.</summary>
+    public Value Input(string name, TensorElementType elementType, params ReadOnlySpan<Dim> shape)
+    {
+        Claim(name);
+        _graph.Input.Add(ValueInfo(name, elementType, shape));
+        return new Value(this, name, elementType);
+    }
+
+    /// <summary>
+    /// Makes <paramref name="value"/> a graph output named <paramref name="name"/> (through an Identity node when the value
+    /// has another name) with the given shape; without one, ONNX Runtime infers the shape (so a scalar output cannot be
+    /// declared this way).
+    /// </summary>
+    public void Output(Value value, string name, params ReadOnlySpan<Dim> shape)
+    {
+        Own(value);
+        if (value.Name != name)
+        {
+            Claim(name);
+            _graph.Node.Add(new NodeProto { OpType = "Identity", Name = UniqueNodeName("Identity"), Input = { value.Name }, Output = { name } });
+        }
+
+        ValueInfoProto output = ValueInfo(name, value.ElementType, shape);
+        if (shape.IsEmpty)
+        {
+            output.Type.TensorType.Shape = null;
+        }
+
+        _graph.Output.Add(output);
+    }
+
+    /// <summary>The weight <c>{scope}.{name}</c> from <see cref="Parameters"/>, added once however often it is asked for.</summary>
+    /// <param name="name">The name within the current scope, such as <c>weight</c>.</param>
+    /// <param name="shape">The shape to view the stored elements in (such as [C, 1, 1] for a per-channel bias); null for the stored one.</param>
+    /// <exception cref="Models.ModelLoadException">The weight is missing or has another number of elements.</exception>
+    public Value Parameter(string name, long[]? shape = null)
+    {
+        if (Parameters is null)
+        {
+            throw new InvalidOperationException($"The graph '{_graph.Name}' has no parameter source to take '{name}' from.");
+        }
+
+        string key = _scope.Count == 0 ? name : $"{ScopePath}.{name}";
+        string cacheKey = shape is null ? key : $"{key}|{string.Join(',', shape)}";
+        if (!_parameters.TryGetValue(cacheKey, out Value? value))
+        {
+            value = Parameters.Load(this, key, shape);
+            _parameters[cacheKey] = value;
+        }
+
+        return value;
+    }
+
+    /// <summary><paramref name="name"/>, or the first of <c>{name}_1</c>, <c>{name}_2</c>, ... that no value of the graph has.</summary>
+    public string UniqueName(string name)
+    {
+        string candidate = name;
+        for (int i = 1; _names.Contains(candidate); i++)
+        {
+            candidate = $"{name}_{i}";
+        }
+
+        return candidate;
+    }
+
+    /// <summary>Adds an initializer whose bytes stay in <paramref name="location"/> (relative to the model's folder).</summary>
+    public Value ExternalInitializer(string name, TensorElementType elementType, ReadOnlySpan<long> dims, string location, long offset, long length)
+    {
+        Claim(name);
+        var tensor = new TensorProto
+        {
+            Name = name,
+            DataType = (int)elementType,
+            DataLocation = TensorProto.Types.DataLocation.External,
+            ExternalData =
+            {
+                new StringStringEntryProto { Key = "location", Value = location },
+                new StringStringEntryProto { Key = "offset", Value = offset.ToString(CultureInfo.InvariantCulture) },
+                new StringStringEntryProto { Key = "length", Value = length.ToString(CultureInfo.InvariantCulture) },
+            },
+        };
+        tensor.Dims.Add(dims.ToArray());
+        _graph.Initializer.Add(tensor);
+        return new Value(this, name, elementType);
+    }
+
+    /// <summary>Adds an initializer with its bytes in the graph (little-endian, as ONNX stores them).</summary>
+    public Value Initializer(string name, TensorElementType elementType, ReadOnlySpan<long> dims, ReadOnlySpan<byte> data)
+    {
+        Claim(name);
+        var tensor = new TensorProto { Name = name, DataType = (int)elementType, RawData = ByteString.CopyFrom(data) };
+        tensor.Dims.Add(dims.ToArray());
+        _graph.Initializer.Add(tensor);
+        return new Value(this, name, elementType);
+    }
+
+    /// <summary>A float32 initializer.</summary>
+    public Value Initializer(string name, ReadOnlySpan<long> dims, ReadOnlySpan<float> values) =>
+        Initializer(name, TensorElementType.Float, dims, MemoryMarshal.AsBytes(values));
+
+    /// <summary>An int64 initializer.</summary>
+    public Value Initializer(string name, ReadOnlySpan<long> dims, ReadOnlySpan<long> values) =>
+        Initializer(name, TensorElementType.Int64, dims, MemoryMarshal.AsBytes(values));
+
+    /// <summary>A scalar constant of the given floating-point type (shared by every node that uses the same one).</summary>
+    public Value Scalar(float value, TensorElementType elementType = TensorElementType.Float) => Constant([value], [], elementType);
+
+    /// <summary>A constant tensor of the given floating-point type (shared by every node that uses the same one).</summary>
+    public Value Constant(ReadOnlySpan<float> values, ReadOnlySpan<long> dims, TensorElementType elementType = TensorElementType.Float) => elementType switch
+    {
+        TensorElementType.Float => Constant(elementType, dims, MemoryMarshal.AsBytes(values)),
+        TensorElementType.Float16 => Constant(elementType, dims, MemoryMarshal.AsBytes<Half>([.. values.ToArray().Select(v => (Half)v)])),
+        TensorElementType.Double => Constant(elementType, dims, MemoryMarshal.AsBytes<double>([.. values.ToArray().Select(v => (double)v)])),
+        _ => throw new ArgumentException($"A floating-point constant cannot be {elementType}.", nameof(elementType)),
+    };
+
+    /// <summary>A one-dimensional int64 constant (shapes, axes, indices).</summary>
+    public Value Int64s(params ReadOnlySpan<long> values) => Constant(TensorElementType.Int64, [values.Length], MemoryMarshal.AsBytes(values));
+
+    /// <summary>A scalar int64 constant.</summary>
+    public Value Int64(long value) => Constant(TensorElementType.Int64, [], MemoryMarshal.AsBytes([value]));
+
+    /// <summary>Adds a node with one output of the given element type (the first input's when null).</summary>
+    public Value Node(string opType, IReadOnlyList<Value?> inputs, TensorElementType? outputType = null, string domain = "", params ReadOnlySpan<(string Name, object Value)> attributes) =>
+        Node(opType, inputs, [outputType ?? FirstType(opType, inputs)], domain, attributes)[0];
+
+    /// <summary>Adds a node with one output per element of <paramref name="outputTypes"/>; a null input is an omitted optional one.</summary>
+    public Value[] Node(string opType, IReadOnlyList<Value?> inputs, ReadOnlySpan<TensorElementType> outputTypes, string domain = "", params ReadOnlySpan<(string Name, object Value)> attributes)
+    {
+        string name = UniqueNodeName(opType);
+        var node = new NodeProto { OpType = opType, Name = name, Domain = domain };
+        foreach (Value? input in inputs)
+        {
+            if (input is not null)
+            {
+                Own(input);
+            }
+
+            node.Input.Add(input?.Name ?? string.Empty);
+        }
+
+        var outputs = new Value[outputTypes.Length];
+        for (int i = 0; i < outputs.Length; i++)
+        {
+            string output = $"{name}_output_{i}";
+            Claim(output);
+            node.Output.Add(output);
+            outputs[i] = new Value(this, output, outputTypes[i]);
+        }
+
+        foreach ((string attributeName, object value) in attributes)
+        {
+            node.Attribute.Add(Attribute(attributeName, value));
+        }
+
+        if (domain.Length > 0)
+        {
+            _domains.TryAdd(domain, 1);
+        }
+
+        _graph.Node.Add(node);
+        return outputs;
+    }
+
+    /// <summary>The model: this graph with its opset imports.</summary>
+    public ModelProto ToModel()
+    {
+        var model = new ModelProto { IrVersion = IrVersion, ProducerName = "StableDiffusion.Onnx", Graph = _graph.Clone() };
+        model.OpsetImport.AddRange(_domains.Select(d => new OperatorSetIdProto { Domain = d.Key, Version = d.Value }));
+        return model;
+    }
+
+    /// <summary>The serialized model.</summary>
+    public byte[] ToBytes() => ToModel().ToByteArray();
+
+    private Value Constant(TensorElementType elementType, ReadOnlySpan<long> dims, ReadOnlySpan<byte> data)
+    {
+        // Keyed by dims and data: a scalar and a [1] tensor of the same value are different constants.
+        ByteString bytes = ByteString.CopyFrom([.. MemoryMarshal.AsBytes(dims), .. data]);
+        if (!_constants.TryGetValue((elementType, bytes), out Value? value))
+        {
+            value = Initializer($"const_{_constants.Count}", elementType, dims, data);
+            _constants[(elementType, bytes)] = value;
+        }
+
+        return value;
+    }
+
+    private static TensorElementType FirstType(string opType, IReadOnlyList<Value?> inputs) =>
+        inputs.FirstOrDefault(i => i is not null)?.ElementType
+        ?? throw new ArgumentException($"A {opType} node without inputs needs its output type.", nameof(inputs));
+
+    private string UniqueNodeName(string opType)
+    {
+        string baseName = $"/{string.Join('/', _scope)}{(_scope.Count > 0 ? "/" : string.Empty)}{opType}";
+        int count = _nodeCounts.GetValueOrDefault(baseName);
+        _nodeCounts[baseName] = count + 1;
+        string name = count == 0 ? baseName : $"{baseName}_{count}";
+        while (_names.Contains(name))
+        {
+            name = $"{baseName}_{++count}";
+            _nodeCounts[baseName] = count + 1;
+        }
+
+        return name;
+    }
+
+    private void Claim(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (!_names.Add(name))
+        {
+            throw new ArgumentException($"The graph '{_graph.Name}' already has a value named '{name}'.", nameof(name));
+        }
+    }
+
+    private void Own(Value value)
+    {
+        if (value.Graph != this)
+        {
+            throw new ArgumentException($"'{value.Name}' belongs to another graph.", nameof(value));
+        }
+    }
+
+    private static ValueInfoProto ValueInfo(string name, TensorElementType elementType, ReadOnlySpan<Dim> shape)
+    {
+        var tensorShape = new TensorShapeProto();
+        foreach (Dim dim in shape)
+        {
+            tensorShape.Dim.Add(dim.ToProto());
+        }
+
+        return new ValueInfoProto
+        {
+            Name = name,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)elementType, Shape = tensorShape } },
+        };
+    }
+
+    private static AttributeProto Attribute(string name, object value)
+    {
+        var attribute = new AttributeProto { Name = name };
+        switch (value)
+        {
+            case int or long:
+                attribute.I = Convert.ToInt64(value, CultureInfo.InvariantCulture);
+                attribute.Type = AttributeProto.Types.AttributeType.Int;
+                break;
+            case float or double:
+                attribute.F = Convert.ToSingle(value, CultureInfo.InvariantCulture);
+                attribute.Type = AttributeProto.Types.AttributeType.Float;
+                break;
+            case string text:
+                attribute.S = ByteString.CopyFromUtf8(text);
+                attribute.Type = AttributeProto.Types.AttributeType.String;
+                break;
+            case long[] ints:
+                attribute.Ints.Add(ints);
+                attribute.Type = AttributeProto.Types.AttributeType.Ints;
+                break;
+            case int[] ints:
+                attribute.Ints.Add(ints.Select(i => (long)i));
+                attribute.Type = AttributeProto.Types.AttributeType.Ints;
+                break;
+            case float[] floats:
+                attribute.Floats.Add(floats);
+                attribute.Type = AttributeProto.Types.AttributeType.Floats;
+                break;
+            case TensorProto tensor:
+                attribute.T = tensor;
+                attribute.Type = AttributeProto.Types.AttributeType.Tensor;
+                break;
+            case GraphProto graph:
+                attribute.G = graph;
+                attribute.Type = AttributeProto.Types.AttributeType.Graph;
+                break;
+            default:
+                throw new ArgumentException($"Attribute '{name}' has a value of type {value?.GetType().Name ?? "null"}, which ONNX attributes cannot hold.", nameof(value));
+        }
+
+        return attribute;
+    }
+
+    /// <summary>Leaves the scope entered by <see cref="Scope"/>.</summary>
+    internal readonly struct ScopeExit(GraphBuilder graph, int depth) : IDisposable
+    {
+        /// <summary>Leaves the scope (and any scope entered inside it and not left).</summary>
+        public void Dispose()
+        {
+            if (graph._scope.Count >= depth)
+            {
+                graph._scope.RemoveRange(depth - 1, graph._scope.Count - depth + 1);
+            }
+        }
+    }
+}
