@@ -577,8 +577,27 @@ def lpw_pipeline(pipe):
     return lpw
 
 
+def text_encoder_with_overrides(pipe, overrides: dict) -> dict:
+    """A copy of the pipeline's text encoder with some tensors replaced by seeded random values; returns the array names.
+    The tiny model's final layer norm is the identity (weight 1, bias 0), so its embeddings average to ~1e-9 and the
+    long-prompt pipeline's mean restoration (a ratio of two means) would divide noise by noise; a final layer norm with
+    weights makes that ratio well conditioned, as in real models."""
+    import copy
+    encoder = copy.deepcopy(pipe.text_encoder)
+    names = dict(encoder.named_parameters())
+    recorded = {}
+    generator = torch.Generator().manual_seed(overrides["seed"])
+    for key, scale in overrides["tensors"].items():
+        parameter = next(p for n, p in names.items() if n == key or n == key.removeprefix("text_model.") or "text_model." + n == key)
+        parameter.data.copy_(parameter.data + torch.randn(parameter.shape, generator=generator) * scale)
+        recorded[key] = put(f"lpw/text_encoder/{key}", parameter.data)
+    pipe.text_encoder = encoder
+    return recorded
+
+
 def prompt_weighting_section(spec: dict, schedulers: dict) -> dict:
     pipe = lpw_pipeline(torch_pipeline("text", spec["torch_model"]))
+    overrides = text_encoder_with_overrides(pipe, spec["text_encoder_overrides"]) if "text_encoder_overrides" in spec else {}
     def run(case: dict) -> dict:
         pipe.scheduler = make_scheduler(schedulers["by_key"][case["scheduler"]], schedulers["base_config"])
         seen: list = []
@@ -594,12 +613,13 @@ def prompt_weighting_section(spec: dict, schedulers: dict) -> dict:
         put(f"lpw/{case['name']}/embeds", embeds)
         return {**case, "torch_nsfw": [bool(f) for f in out.nsfw_content_detected], "timesteps": [float(t) for t in pipe.scheduler.timesteps]}
     cases = run_cases("prompt_weighting", spec["cases"], run)
-    return {"model": spec["model"], "torch_model": spec["torch_model"],
+    return {"model": spec["model"], "torch_model": spec["torch_model"], "text_encoder_overrides": overrides,
             "note": "diffusers' community StableDiffusionLongPromptWeightingPipeline (examples/community/lpw_stable_diffusion.py) over "
                     "the same components: web-UI attention syntax ((word), (word:1.3), [word], escapes, BREAK is not parsed there), "
                     "prompts longer than 77 tokens in chunks of 75 with their own start and end tokens, up to max_embeddings_multiples "
                     "chunks, weights applied with the mean restored. embeds: what its _encode_prompt returns ([negative; prompt] rows "
-                    "when guided, repeated per image). Arrays under lpw/<name>/.",
+                    "when guided, repeated per image). text_encoder_overrides: text-encoder tensors (diffusers/transformers names) replaced by "
+                    "the arrays named, in every case of this section. Arrays under lpw/<name>/.",
             "cases": cases}
 
 
