@@ -559,18 +559,22 @@ def textual_inversion_section(spec: dict, schedulers: dict) -> dict:
             "cases": cases}
 
 
+def expose_text_model(encoder) -> None:
+    """The community pipeline reaches for text_encoder.text_model.final_layer_norm, which transformers 5.6+ flattened away."""
+    import types
+    if isinstance(getattr(encoder, "text_model", None), torch.nn.Module):
+        return
+    norm = next(m for n, m in encoder.named_modules() if n.endswith("final_layer_norm"))
+    object.__setattr__(encoder, "text_model", types.SimpleNamespace(final_layer_norm=norm))
+
+
 def lpw_pipeline(pipe):
     import importlib.util
     source = Path(os.environ["DIFFUSERS_SRC"]) / "examples" / "community" / "lpw_stable_diffusion.py"
     spec = importlib.util.spec_from_file_location("lpw_stable_diffusion", source)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    # The community pipeline reaches for text_encoder.text_model.final_layer_norm, which transformers 5.6+ flattened away.
-    encoder = pipe.text_encoder
-    if not hasattr(encoder, "text_model"):
-        import types
-        norm = next(m for n, m in encoder.named_modules() if n.endswith("final_layer_norm"))
-        object.__setattr__(encoder, "text_model", types.SimpleNamespace(final_layer_norm=norm))
+    expose_text_model(pipe.text_encoder)
     accepted = inspect.signature(module.StableDiffusionLongPromptWeightingPipeline.__init__).parameters
     lpw = module.StableDiffusionLongPromptWeightingPipeline(**{k: v for k, v in pipe.components.items() if k in accepted})
     lpw.set_progress_bar_config(disable=True)
@@ -591,6 +595,7 @@ def text_encoder_with_overrides(pipe, overrides: dict) -> dict:
         parameter = next(p for n, p in names.items() if n == key or n == key.removeprefix("text_model.") or "text_model." + n == key)
         parameter.data.copy_(parameter.data + torch.randn(parameter.shape, generator=generator) * scale)
         recorded[key] = put(f"lpw/text_encoder/{key}", parameter.data)
+    expose_text_model(encoder)
     pipe.text_encoder = encoder
     return recorded
 
