@@ -27,8 +27,11 @@ internal static class SigmaSchedules
     private const double BetaSigmasBeta = 0.6;
 
     /// <summary>Which spacing the three flags of a configuration select (at most one is set; validation checks that).</summary>
-    public static SigmaSpacing FromFlags(bool karras, bool exponential, bool beta) =>
-        karras ? SigmaSpacing.Karras : exponential ? SigmaSpacing.Exponential : beta ? SigmaSpacing.Beta : SigmaSpacing.Interpolated;
+    public static SigmaSpacing SpacingOf(ISigmaSpacingOptions options) =>
+        options.UseKarrasSigmas ? SigmaSpacing.Karras
+        : options.UseExponentialSigmas ? SigmaSpacing.Exponential
+        : options.UseBetaSigmas ? SigmaSpacing.Beta
+        : SigmaSpacing.Interpolated;
 
     /// <summary>
     /// The timesteps and sigmas of the k-diffusion schedulers (Euler, Euler ancestral, LMS, Heun, KDPM2): timesteps from

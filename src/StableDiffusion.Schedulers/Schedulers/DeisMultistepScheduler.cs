@@ -11,7 +11,7 @@ namespace StableDiffusion.Schedulers;
 /// The model sees integer timesteps and unscaled input. The last step ends at the smallest training sigma rather than
 /// zero, as in diffusers.
 /// </remarks>
-public sealed class DeisMultistepScheduler : DiffusionScheduler
+public sealed class DeisMultistepScheduler : DiffusionScheduler<DeisMultistepScheduler, DeisMultistepSchedulerOptions>
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DEISMultistepScheduler";
@@ -26,47 +26,22 @@ public sealed class DeisMultistepScheduler : DiffusionScheduler
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public DeisMultistepScheduler(DeisMultistepSchedulerOptions? options = null)
-        : this(Validated(options ?? new DeisMultistepSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
-    }
-
-    private DeisMultistepScheduler(DeisMultistepSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? DeisMultistepSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
-    {
-        Options = options;
         _sigmas = Noise.Sigmas;
-        _modelOutputs = new float[]?[options.SolverOrder];
+        _modelOutputs = new float[]?[Options.SolverOrder];
     }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public DeisMultistepSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
 
     /// <inheritdoc />
     public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
 
     private protected override bool HasStepState => _storedOutputs > 0;
 
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>DEISMultistepScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static DeisMultistepScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = DeisMultistepSchedulerOptions.Schema.Read(config);
-        return new DeisMultistepScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override DeisMultistepScheduler Clone() => new(Options, Config);
-
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
         long[] timesteps = TimestepSchedules.Solver(Options.TimestepSpacing, NumTrainTimesteps, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset);
         float[] table = Noise.Sigmas;
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        SigmaSpacing spacing = SigmaSchedules.SpacingOf(Options);
         if (spacing != SigmaSpacing.Interpolated)
         {
             // The last spaced sigma is repeated as the final one.

@@ -12,7 +12,7 @@ namespace StableDiffusion.Schedulers;
 /// The model sees integer timesteps and unscaled input (<see cref="IScheduler.InitNoiseSigma"/> is 1). Runs shorter than
 /// 15 steps end with lower-order steps, as diffusers does by default.
 /// </remarks>
-public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTimestepsScheduler
+public sealed class DpmSolverMultistepScheduler : DiffusionScheduler<DpmSolverMultistepScheduler, DpmSolverMultistepSchedulerOptions>, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DPMSolverMultistepScheduler";
@@ -28,41 +28,16 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public DpmSolverMultistepScheduler(DpmSolverMultistepSchedulerOptions? options = null)
-        : this(Validated(options ?? new DpmSolverMultistepSchedulerOptions(), DiffusersName), null)
+        : base(options, finiteTerminalSigma: true)
     {
-    }
-
-    private DpmSolverMultistepScheduler(DpmSolverMultistepSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? DpmSolverMultistepSchedulerOptions.Schema.Write(options), ValidatedForMultistep(options, config), NoiseSchedule.Create(options, options.RescaleBetasZeroSnr, finiteTerminalSigma: true))
-    {
-        Options = options;
         _sigmas = Noise.Sigmas;
-        _modelOutputs = new float[]?[options.SolverOrder];
+        _modelOutputs = new float[]?[Options.SolverOrder];
     }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public DpmSolverMultistepSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
 
     /// <inheritdoc />
     public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
 
     private protected override bool HasStepState => _storedOutputs > 0;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>DPMSolverMultistepScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static DpmSolverMultistepScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = DpmSolverMultistepSchedulerOptions.Schema.Read(config);
-        return new DpmSolverMultistepScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override DpmSolverMultistepScheduler Clone() => new(Options, Config);
 
     /// <inheritdoc />
     /// <remarks>
@@ -72,7 +47,7 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
     public void SetTimesteps(IReadOnlyList<float> timesteps)
     {
         float[] custom = CustomList(timesteps, nameof(timesteps));
-        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas, Options.UseLuLambdas);
+        RequireNoRespacedSigmas(Options, Options.UseLuLambdas);
         float[] truncated = custom.Select(t => (float)(long)t).ToArray();
         SetInterpolatedSigmas(truncated);
         InstallTimesteps(truncated, truncated.Length);
@@ -85,7 +60,7 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
         bool roundRespaced = Options.BetaSchedule != BetaSchedule.SquaredCosCapV2;
         float[] table = Noise.Sigmas;
         double[] sigmas;
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        SigmaSpacing spacing = SigmaSchedules.SpacingOf(Options);
         if (Options.UseLuLambdas && !Options.UseKarrasSigmas)
         {
             // diffusers checks Lu lambdas after Karras and before the other spacings.
@@ -106,14 +81,12 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
             return interpolated;
         }
 
-        _sigmas = [.. sigmas.Select(s => (float)s), FinalSigma];
+        _sigmas = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
         return timesteps.Select(t => (float)t).ToArray();
     }
 
-    private float FinalSigma => Options.FinalSigmasType == FinalSigmasType.SigmaMin ? Noise.Sigmas[0] : 0f;
-
     private void SetInterpolatedSigmas(float[] timesteps) =>
-        _sigmas = [.. SigmaSchedules.Interpolate(timesteps, Noise.Sigmas).Select(s => (float)s), FinalSigma];
+        _sigmas = [.. SigmaSchedules.Interpolate(timesteps, Noise.Sigmas).Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
 
     private protected override void ResetState()
     {
@@ -201,17 +174,6 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
         }
 
         return clipped;
-    }
-
-    private static DpmSolverMultistepSchedulerOptions ValidatedForMultistep(DpmSolverMultistepSchedulerOptions options, SchedulerConfig? config)
-    {
-        if (options.AlgorithmType == DpmSolverAlgorithmType.SdeDpmSolver && options.SolverOrder == 3)
-        {
-            throw new ConfigContext(DiffusersName, config?.Source).Contradiction(
-                "\"algorithm_type\" \"sde-dpmsolver\" has no third-order update in diffusers: use \"solver_order\" 1 or 2, or \"sde-dpmsolver++\".");
-        }
-
-        return options;
     }
 
     /// <summary>

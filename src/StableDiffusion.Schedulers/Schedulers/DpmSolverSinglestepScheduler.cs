@@ -9,7 +9,7 @@ namespace StableDiffusion.Schedulers;
 /// <c>DPMSolverSinglestepScheduler</c>.
 /// </summary>
 /// <remarks>The timesteps are always spaced linearly (the class has no <c>timestep_spacing</c>).</remarks>
-public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTimestepsScheduler
+public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler<DpmSolverSinglestepScheduler, DpmSolverSinglestepSchedulerOptions>, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DPMSolverSinglestepScheduler";
@@ -27,42 +27,17 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public DpmSolverSinglestepScheduler(DpmSolverSinglestepSchedulerOptions? options = null)
-        : this(Validated(options ?? new DpmSolverSinglestepSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
-    }
-
-    private DpmSolverSinglestepScheduler(DpmSolverSinglestepSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? DpmSolverSinglestepSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
-    {
-        Options = options;
         _sigmas = Noise.Sigmas;
-        _modelOutputs = new float[]?[options.SolverOrder];
-        _lowerOrderFinal = options.LowerOrderFinal;
+        _modelOutputs = new float[]?[Options.SolverOrder];
+        _lowerOrderFinal = Options.LowerOrderFinal;
     }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public DpmSolverSinglestepSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
 
     /// <inheritdoc />
     public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
 
     private protected override bool HasStepState => _storedOutputs > 0;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>DPMSolverSinglestepScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static DpmSolverSinglestepScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = DpmSolverSinglestepSchedulerOptions.Schema.Read(config);
-        return new DpmSolverSinglestepScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override DpmSolverSinglestepScheduler Clone() => new(Options, Config);
 
     /// <inheritdoc />
     /// <remarks>
@@ -72,7 +47,7 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
     public void SetTimesteps(IReadOnlyList<float> timesteps)
     {
         float[] custom = CustomList(timesteps, nameof(timesteps));
-        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        RequireNoRespacedSigmas(Options);
         float[] truncated = custom.Select(t => (float)(long)t).ToArray();
         double[] sigmas = SigmaSchedules.Interpolate(truncated, Noise.Sigmas);
         InstallTimesteps(Finish(truncated, sigmas), truncated.Length);
@@ -85,7 +60,7 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
             .Select(t => (long)NumpyCompat.Round(t)).Reverse().Take(numInferenceSteps).ToArray();
         float[] table = Noise.Sigmas;
         double[] sigmas;
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        SigmaSpacing spacing = SigmaSchedules.SpacingOf(Options);
         if (spacing != SigmaSpacing.Interpolated)
         {
             sigmas = SigmaSchedules.Space(spacing, Options.SigmaMin ?? table[0], Options.SigmaMax ?? table[^1], numInferenceSteps);
@@ -102,8 +77,7 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
     // Appends the final sigma and prepares the order of each step; returns the timesteps.
     private float[] Finish(float[] timesteps, double[] sigmas)
     {
-        float finalSigma = Options.FinalSigmasType == FinalSigmasType.SigmaMin ? Noise.Sigmas[0] : 0f;
-        _sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
+        _sigmas = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
 
         // diffusers switches lower_order_final on for good (it rewrites its config) when the steps do not divide by the
         // order or the last sigma is zero.

@@ -12,7 +12,7 @@ namespace StableDiffusion.Schedulers;
 /// Deterministic unless <see cref="SchedulerStepOptions.SChurn"/> adds noise back. Built from Stable Diffusion 1.x's
 /// configuration it spaces timesteps linearly (999, 888, … for 10 steps), as diffusers does.
 /// </remarks>
-public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestepsScheduler, ICustomSigmasScheduler
+public sealed class EulerDiscreteScheduler : DiffusionScheduler<EulerDiscreteScheduler, EulerDiscreteSchedulerOptions>, ICustomTimestepsScheduler, ICustomSigmasScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "EulerDiscreteScheduler";
@@ -26,22 +26,10 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public EulerDiscreteScheduler(EulerDiscreteSchedulerOptions? options = null)
-        : this(Validated(options ?? new EulerDiscreteSchedulerOptions(), DiffusersName), null)
+        : base(options, finiteTerminalSigma: true)
     {
-    }
-
-    private EulerDiscreteScheduler(EulerDiscreteSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? EulerDiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options, options.RescaleBetasZeroSnr, finiteTerminalSigma: true))
-    {
-        Options = options;
         _sigmas = [.. Noise.Sigmas.Reverse(), 0f];
     }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public EulerDiscreteSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
 
     /// <inheritdoc />
     public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
@@ -50,27 +38,12 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
     /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
     public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
 
-    private protected override bool HasStepState => false;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>EulerDiscreteScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static EulerDiscreteScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = EulerDiscreteSchedulerOptions.Schema.Read(config);
-        return new EulerDiscreteScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override EulerDiscreteScheduler Clone() => new(Options, Config);
-
     /// <inheritdoc />
     /// <remarks>The sigmas are interpolated at the given timesteps, as diffusers does; Karras, exponential and beta spacing do not apply.</remarks>
     public void SetTimesteps(IReadOnlyList<float> timesteps)
     {
         float[] custom = CustomList(timesteps, nameof(timesteps));
-        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        RequireNoRespacedSigmas(Options);
         if (ContinuousTimesteps)
         {
             throw new InvalidOperationException("EulerDiscreteScheduler cannot take custom timesteps with timestep_type \"continuous\" and v-prediction: its timesteps come from the sigmas.");
@@ -79,7 +52,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
         double[] sigmas = Options.InterpolationType == InterpolationType.LogLinear
             ? LogLinearSigmas(custom.Length)
             : SigmaSchedules.Interpolate(custom, Noise.Sigmas);
-        _sigmas = [.. sigmas.Select(s => (float)s), FinalSigma];
+        _sigmas = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
         InstallTimesteps(custom, custom.Length);
     }
 
@@ -102,11 +75,9 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
 
     private bool ContinuousTimesteps => Options.TimestepType == TimestepType.Continuous && Options.PredictionType == PredictionType.VPrediction;
 
-    private float FinalSigma => Options.FinalSigmasType == FinalSigmasType.SigmaMin ? Noise.Sigmas[0] : 0f;
-
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        SigmaSpacing spacing = SigmaSchedules.SpacingOf(Options);
         float[] timesteps;
         double[] sigmas;
         if (Options.InterpolationType == InterpolationType.LogLinear)
@@ -124,7 +95,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
             (timesteps, sigmas) = SigmaSchedules.KDiffusion(Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing, Options.SigmaMin, Options.SigmaMax);
         }
 
-        _sigmas = [.. sigmas.Select(s => (float)s), FinalSigma];
+        _sigmas = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
         return ContinuousTimesteps ? _sigmas[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray() : timesteps;
     }
 
@@ -133,10 +104,6 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
     {
         float[] table = Noise.Sigmas;
         return TorchCompat.LinspaceFloat32(MathF.Log(table[^1]), MathF.Log(table[0]), numInferenceSteps + 1).Select(l => (double)MathF.Exp(l)).ToArray();
-    }
-
-    private protected override void ResetState()
-    {
     }
 
     private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>

@@ -11,7 +11,7 @@ namespace StableDiffusion.Schedulers;
 /// <see cref="Order"/> is 2: N steps take 2N − 1 model evaluations (each timestep after the first appears twice), the
 /// last being a plain Euler step to σ = 0.
 /// </remarks>
-public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimestepsScheduler
+public sealed class HeunDiscreteScheduler : DiffusionScheduler<HeunDiscreteScheduler, HeunDiscreteSchedulerOptions>, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "HeunDiscreteScheduler";
@@ -26,23 +26,11 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public HeunDiscreteScheduler(HeunDiscreteSchedulerOptions? options = null)
-        : this(Validated(options ?? new HeunDiscreteSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
-    }
-
-    private HeunDiscreteScheduler(HeunDiscreteSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? HeunDiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
-    {
-        Options = options;
         // diffusers sets a schedule of all training timesteps at construction.
         _sigmas = Interleave(Noise.Sigmas.Reverse());
     }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public HeunDiscreteSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
 
     /// <inheritdoc />
     public override int Order => 2;
@@ -56,19 +44,6 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
 
     private protected override bool HasStepState => _dt is not null;
 
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>HeunDiscreteScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static HeunDiscreteScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = HeunDiscreteSchedulerOptions.Schema.Read(config);
-        return new HeunDiscreteScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override HeunDiscreteScheduler Clone() => new(Options, Config);
-
     /// <inheritdoc />
     /// <remarks>
     /// One timestep per step: the schedule evaluates each after the first twice, as with a step count. The sigmas are
@@ -77,14 +52,14 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
     public void SetTimesteps(IReadOnlyList<float> timesteps)
     {
         float[] custom = CustomList(timesteps, nameof(timesteps));
-        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        RequireNoRespacedSigmas(Options);
         double[] sigmas = SigmaSchedules.Interpolate(custom, Noise.Sigmas);
         InstallTimesteps(Interleaved(custom, sigmas), custom.Length);
     }
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        SigmaSpacing spacing = SigmaSchedules.SpacingOf(Options);
         (float[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing, Options.SigmaMin, Options.SigmaMax);
         return Interleaved(timesteps, sigmas);

@@ -9,7 +9,7 @@ namespace StableDiffusion.Schedulers;
 /// noise level and adds fresh noise back up to it. Port of diffusers' <c>KDPM2AncestralDiscreteScheduler</c>.
 /// </summary>
 /// <remarks><see cref="Order"/> is 2. The second evaluation of each step draws noise, so a generator is required.</remarks>
-public sealed class KDpm2AncestralDiscreteScheduler : DiffusionScheduler
+public sealed class KDpm2AncestralDiscreteScheduler : DiffusionScheduler<KDpm2AncestralDiscreteScheduler, KDpm2AncestralDiscreteSchedulerOptions>
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "KDPM2AncestralDiscreteScheduler";
@@ -24,23 +24,11 @@ public sealed class KDpm2AncestralDiscreteScheduler : DiffusionScheduler
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public KDpm2AncestralDiscreteScheduler(KDpm2AncestralDiscreteSchedulerOptions? options = null)
-        : this(Validated(options ?? new KDpm2AncestralDiscreteSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
-    }
-
-    private KDpm2AncestralDiscreteScheduler(KDpm2AncestralDiscreteSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? KDpm2AncestralDiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
-    {
-        Options = options;
         // diffusers sets a schedule of all training timesteps at construction.
-        _schedule = KDpm2Schedule.Create(Noise, options.TimestepSpacing, options.StepsOffset, options.NumTrainTimesteps, SigmaSpacing.Interpolated, null, null, ancestral: true);
+        _schedule = KDpm2Schedule.Create(Noise, Options.TimestepSpacing, Options.StepsOffset, Options.NumTrainTimesteps, SigmaSpacing.Interpolated, null, null, ancestral: true);
     }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public KDpm2AncestralDiscreteSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
 
     /// <inheritdoc />
     public override int Order => 2;
@@ -57,24 +45,11 @@ public sealed class KDpm2AncestralDiscreteScheduler : DiffusionScheduler
 
     private protected override bool HasStepState => _inSecondOrder;
 
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>KDPM2AncestralDiscreteScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static KDpm2AncestralDiscreteScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = KDpm2AncestralDiscreteSchedulerOptions.Schema.Read(config);
-        return new KDpm2AncestralDiscreteScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override KDpm2AncestralDiscreteScheduler Clone() => new(Options, Config);
-
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
         _schedule = KDpm2Schedule.Create(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps,
-            SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas),
+            SigmaSchedules.SpacingOf(Options),
             Options.SigmaMin, Options.SigmaMax, ancestral: true);
         return _schedule.Timesteps;
     }

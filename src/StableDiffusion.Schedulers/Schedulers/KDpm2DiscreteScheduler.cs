@@ -6,7 +6,7 @@ namespace StableDiffusion.Schedulers;
 /// midpoint of the two noise levels. Port of diffusers' <c>KDPM2DiscreteScheduler</c>.
 /// </summary>
 /// <remarks><see cref="Order"/> is 2: N steps take 2N − 1 model evaluations, the midpoint timesteps being fractional.</remarks>
-public sealed class KDpm2DiscreteScheduler : DiffusionScheduler
+public sealed class KDpm2DiscreteScheduler : DiffusionScheduler<KDpm2DiscreteScheduler, KDpm2DiscreteSchedulerOptions>
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "KDPM2DiscreteScheduler";
@@ -20,23 +20,11 @@ public sealed class KDpm2DiscreteScheduler : DiffusionScheduler
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public KDpm2DiscreteScheduler(KDpm2DiscreteSchedulerOptions? options = null)
-        : this(Validated(options ?? new KDpm2DiscreteSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
-    }
-
-    private KDpm2DiscreteScheduler(KDpm2DiscreteSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? KDpm2DiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
-    {
-        Options = options;
         // diffusers sets a schedule of all training timesteps at construction.
-        _schedule = KDpm2Schedule.Create(Noise, options.TimestepSpacing, options.StepsOffset, options.NumTrainTimesteps, SigmaSpacing.Interpolated, null, null, ancestral: false);
+        _schedule = KDpm2Schedule.Create(Noise, Options.TimestepSpacing, Options.StepsOffset, Options.NumTrainTimesteps, SigmaSpacing.Interpolated, null, null, ancestral: false);
     }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public KDpm2DiscreteSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
 
     /// <inheritdoc />
     public override int Order => 2;
@@ -53,24 +41,11 @@ public sealed class KDpm2DiscreteScheduler : DiffusionScheduler
 
     private protected override bool HasStepState => _inSecondOrder;
 
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>KDPM2DiscreteScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static KDpm2DiscreteScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = KDpm2DiscreteSchedulerOptions.Schema.Read(config);
-        return new KDpm2DiscreteScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override KDpm2DiscreteScheduler Clone() => new(Options, Config);
-
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
         _schedule = KDpm2Schedule.Create(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps,
-            SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas),
+            SigmaSchedules.SpacingOf(Options),
             Options.SigmaMin, Options.SigmaMax, ancestral: false);
         return _schedule.Timesteps;
     }

@@ -8,7 +8,7 @@ namespace StableDiffusion.Schedulers;
 /// <see cref="LmsDiscreteSchedulerOptions.UseKarrasSigmas"/>): an order-4 Adams-Bashforth method in σ whose coefficients
 /// are integrals of Lagrange polynomials. Port of diffusers' <c>LMSDiscreteScheduler</c>.
 /// </summary>
-public sealed class LmsDiscreteScheduler : DiffusionScheduler
+public sealed class LmsDiscreteScheduler : DiffusionScheduler<LmsDiscreteScheduler, LmsDiscreteSchedulerOptions>
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "LMSDiscreteScheduler";
@@ -30,22 +30,10 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public LmsDiscreteScheduler(LmsDiscreteSchedulerOptions? options = null)
-        : this(Validated(options ?? new LmsDiscreteSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
-    }
-
-    private LmsDiscreteScheduler(LmsDiscreteSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? LmsDiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
-    {
-        Options = options;
         _sigmas = [.. Noise.Sigmas.Reverse(), 0f];
     }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public LmsDiscreteSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
 
     /// <inheritdoc />
     public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
@@ -56,22 +44,9 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
 
     private protected override bool HasStepState => _derivatives.Count > 0;
 
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>LMSDiscreteScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static LmsDiscreteScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = LmsDiscreteSchedulerOptions.Schema.Read(config);
-        return new LmsDiscreteScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override LmsDiscreteScheduler Clone() => new(Options, Config);
-
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        SigmaSpacing spacing = SigmaSchedules.SpacingOf(Options);
         // diffusers' LMS takes Karras bounds from the interpolated sigmas only; exponential and beta read sigma_min/max.
         bool configuredBounds = spacing != SigmaSpacing.Karras;
         (float[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(

@@ -8,7 +8,7 @@ namespace StableDiffusion.Schedulers;
 /// order at no extra cost ("UniPC" in UIs). Port of diffusers' <c>UniPCMultistepScheduler</c>.
 /// </summary>
 /// <remarks>The model sees integer timesteps and unscaled input; runs work well from about 10 steps.</remarks>
-public sealed class UniPCMultistepScheduler : DiffusionScheduler
+public sealed class UniPCMultistepScheduler : DiffusionScheduler<UniPCMultistepScheduler, UniPCMultistepSchedulerOptions>
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "UniPCMultistepScheduler";
@@ -30,47 +30,22 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public UniPCMultistepScheduler(UniPCMultistepSchedulerOptions? options = null)
-        : this(Validated(options ?? new UniPCMultistepSchedulerOptions(), DiffusersName), null)
+        : base(options, finiteTerminalSigma: true)
     {
-    }
-
-    private UniPCMultistepScheduler(UniPCMultistepSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? UniPCMultistepSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options, options.RescaleBetasZeroSnr, finiteTerminalSigma: true))
-    {
-        Options = options;
         _sigmas = Noise.Sigmas;
-        _modelOutputs = new float[]?[options.SolverOrder + 1];
+        _modelOutputs = new float[]?[Options.SolverOrder + 1];
     }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public UniPCMultistepSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
 
     /// <inheritdoc />
     public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
 
     private protected override bool HasStepState => _storedOutputs > 0;
 
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>UniPCMultistepScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static UniPCMultistepScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = UniPCMultistepSchedulerOptions.Schema.Read(config);
-        return new UniPCMultistepScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override UniPCMultistepScheduler Clone() => new(Options, Config);
-
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
         long[] timesteps = TimestepSchedules.Solver(Options.TimestepSpacing, NumTrainTimesteps, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset);
         float[] table = Noise.Sigmas;
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        SigmaSpacing spacing = SigmaSchedules.SpacingOf(Options);
         if (spacing != SigmaSpacing.Interpolated)
         {
             double[] spaced = SigmaSchedules.Space(spacing, Options.SigmaMin ?? table[0], Options.SigmaMax ?? table[^1], numInferenceSteps);
