@@ -34,12 +34,19 @@ internal sealed class KDpm2Schedule
     public float[] SigmasDown { get; }
 
     /// <summary>Builds the schedule as diffusers' <c>set_timesteps</c> of KDPM2 (or KDPM2 ancestral) does, in float32.</summary>
-    public static KDpm2Schedule Create(
-        NoiseSchedule noise, TimestepSpacing spacing, int stepsOffset, int steps, SigmaSpacing sigmaSpacing, double? sigmaMin, double? sigmaMax, bool ancestral)
+    /// <param name="noise">The training noise schedule.</param>
+    /// <param name="options">The timestep and sigma spacing.</param>
+    /// <param name="steps">The number of steps.</param>
+    /// <param name="ancestral">Whether it is the ancestral variant's.</param>
+    /// <param name="respaced">Whether the sigma spacing applies (false: the training sigmas interpolated).</param>
+    public static KDpm2Schedule Create<TOptions>(NoiseSchedule noise, TOptions options, int steps, bool ancestral, bool respaced = true)
+        where TOptions : ITimestepSpacingOptions, ISigmaSpacingOptions
     {
         // Karras timesteps are rounded here, unlike Euler's.
+        SigmaSpacing sigmaSpacing = respaced ? SigmaSchedules.SpacingOf(options) : SigmaSpacing.Interpolated;
         (float[] baseTimesteps, double[] baseSigmas) = SigmaSchedules.KDiffusion(
-            noise, spacing, stepsOffset, steps, sigmaSpacing, sigmaMin, sigmaMax, roundRespacedTimesteps: sigmaSpacing == SigmaSpacing.Karras);
+            noise, options.TimestepSpacing, options.StepsOffset, steps, sigmaSpacing, options.SigmaMin, options.SigmaMax,
+            roundRespacedTimesteps: sigmaSpacing == SigmaSpacing.Karras);
 
         int n = baseSigmas.Length;
         float[] sigmas = [.. baseSigmas.Select(s => (float)s), 0f];

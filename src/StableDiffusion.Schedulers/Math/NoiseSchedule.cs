@@ -40,6 +40,25 @@ internal sealed class NoiseSchedule
     public float FinalSigma(FinalSigmasType type) => type == FinalSigmasType.SigmaMin ? Sigmas[0] : 0f;
 
     /// <summary>
+    /// How many training timesteps at the noisy end have a log-SNR below <paramref name="lambdaMinClipped"/>, which the
+    /// DPM-Solvers leave out of their schedule (diffusers' <c>searchsorted</c> on the flipped λ table).
+    /// </summary>
+    public int ClippedTimesteps(double lambdaMinClipped)
+    {
+        int clipped = 0;
+        foreach (float alphaProd in AlphasCumprod)
+        {
+            float lambda = MathF.Log(MathF.Sqrt(alphaProd)) - MathF.Log(MathF.Sqrt(1f - alphaProd));
+            if (lambda < lambdaMinClipped)
+            {
+                clipped++;
+            }
+        }
+
+        return clipped;
+    }
+
+    /// <summary>
     /// Builds the schedule from the shared options.
     /// </summary>
     /// <param name="options">The scheduler's options.</param>

@@ -51,7 +51,7 @@ public abstract class DiffusionScheduler : IScheduler
     /// The noise levels of the current schedule (diffusers' <c>sigmas</c>, laid out as diffusers lays them out), ending
     /// with the final one; empty for schedulers that have none (PNDM, DDIM, DDPM, LCM).
     /// </summary>
-    public virtual IReadOnlyList<float> Sigmas => [];
+    public IReadOnlyList<float> Sigmas => Array.AsReadOnly(SigmaArray);
 
     /// <summary>
     /// The index into <see cref="Timesteps"/> of the next step (diffusers' <c>step_index</c>); null before the first step,
@@ -241,6 +241,9 @@ public abstract class DiffusionScheduler : IScheduler
 
     /// <summary>The current timesteps (the array behind <see cref="Timesteps"/>).</summary>
     private protected float[] TimestepArray => _timesteps;
+
+    /// <summary>The current sigmas (the array behind <see cref="Sigmas"/>), set by the schedulers that have them.</summary>
+    private protected float[] SigmaArray { get; set; } = [];
 
     /// <summary>
     /// The step index, initialised as diffusers' <c>_init_step_index</c> does on the first call: the begin index if set,

@@ -17,10 +17,7 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler<DpmSolverMu
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DPMSolverMultistepScheduler";
 
-    private float[] _sigmas;
-    private readonly float[]?[] _modelOutputs;
-    private int _storedOutputs;
-    private int _lowerOrderNums;
+    private readonly ModelOutputHistory _history;
     private float[]? _noise;
     private float[]? _scratch;
 
@@ -30,14 +27,11 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler<DpmSolverMu
     public DpmSolverMultistepScheduler(DpmSolverMultistepSchedulerOptions? options = null)
         : base(options, finiteTerminalSigma: true)
     {
-        _sigmas = Noise.Sigmas;
-        _modelOutputs = new float[]?[Options.SolverOrder];
+        SigmaArray = Noise.Sigmas;
+        _history = new ModelOutputHistory(Options.SolverOrder);
     }
 
-    /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
-
-    private protected override bool HasStepState => _storedOutputs > 0;
+    private protected override bool HasStepState => _history.Count > 0;
 
     /// <inheritdoc />
     /// <remarks>
@@ -49,51 +43,36 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler<DpmSolverMu
         float[] custom = CustomList(timesteps, nameof(timesteps));
         RequireNoRespacedSigmas(Options, Options.UseLuLambdas);
         float[] truncated = custom.Select(t => (float)(long)t).ToArray();
-        SetInterpolatedSigmas(truncated);
+        SetSigmas(SigmaSchedules.Interpolate(truncated, Noise.Sigmas));
         InstallTimesteps(truncated, truncated.Length);
     }
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        int lastTimestep = NumTrainTimesteps - ClippedIndex(Noise, Options.LambdaMinClipped);
-        long[] timesteps = TimestepSchedules.Solver(Options.TimestepSpacing, NumTrainTimesteps, lastTimestep, numInferenceSteps, Options.StepsOffset);
+        int lastTimestep = NumTrainTimesteps - Noise.ClippedTimesteps(Options.LambdaMinClipped);
+        long[] solverTimesteps = TimestepSchedules.Solver(Options.TimestepSpacing, NumTrainTimesteps, lastTimestep, numInferenceSteps, Options.StepsOffset);
+        // diffusers truncates rather than rounds the timesteps of respaced cosine schedules.
         bool roundRespaced = Options.BetaSchedule != BetaSchedule.SquaredCosCapV2;
-        float[] table = Noise.Sigmas;
+        float[] timesteps;
         double[] sigmas;
-        SigmaSpacing spacing = SigmaSchedules.SpacingOf(Options);
         if (Options.UseLuLambdas && !Options.UseKarrasSigmas)
         {
             // diffusers checks Lu lambdas after Karras and before the other spacings.
             sigmas = SigmaSchedules.LuLambdas(Noise.LogSigmas, numInferenceSteps);
-            timesteps = SigmaSchedules.ToTimesteps(sigmas, Noise.LogSigmas, round: roundRespaced).Select(t => (long)t).ToArray();
-        }
-        else if (spacing != SigmaSpacing.Interpolated)
-        {
-            // Bounds from the whole training table; timesteps are truncated to integers unless rounded (Karras).
-            sigmas = SigmaSchedules.Space(spacing, Options.SigmaMin ?? table[0], Options.SigmaMax ?? table[^1], numInferenceSteps);
-            timesteps = SigmaSchedules.ToTimesteps(sigmas, Noise.LogSigmas, round: spacing == SigmaSpacing.Karras && roundRespaced)
-                .Select(t => (long)t).ToArray();
+            timesteps = SigmaSchedules.ToTimesteps(sigmas, Noise.LogSigmas, round: roundRespaced).Select(t => (float)(long)t).ToArray();
         }
         else
         {
-            float[] interpolated = timesteps.Select(t => (float)t).ToArray();
-            SetInterpolatedSigmas(interpolated);
-            return interpolated;
+            (timesteps, sigmas, _) = SigmaSchedules.AtSolverTimesteps(Noise, solverTimesteps, numInferenceSteps, Options, roundKarras: roundRespaced);
         }
 
-        _sigmas = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
-        return timesteps.Select(t => (float)t).ToArray();
+        SetSigmas(sigmas);
+        return timesteps;
     }
 
-    private void SetInterpolatedSigmas(float[] timesteps) =>
-        _sigmas = [.. SigmaSchedules.Interpolate(timesteps, Noise.Sigmas).Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
+    private void SetSigmas(IEnumerable<double> sigmas) => SigmaArray = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
 
-    private protected override void ResetState()
-    {
-        // The history buffers are kept for the next run; only the count of valid entries resets.
-        _storedOutputs = 0;
-        _lowerOrderNums = 0;
-    }
+    private protected override void ResetState() => _history.Clear();
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
@@ -104,9 +83,9 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler<DpmSolverMu
         bool lowerOrderSecond = index == count - 2 && Options.LowerOrderFinal && count < 15;
 
         // The converted output joins the history; the oldest buffer is reused for it.
-        float[] converted = ModelOutputHistory.Rotate(_modelOutputs, ref _storedOutputs, sample.Length);
+        float[] converted = _history.AppendNext(sample.Length);
         DpmSolverModelOutput.Convert(
-            Options.AlgorithmType, Options.PredictionType, DpmSolverMath.At(_sigmas[index]), sample, modelOutput, converted,
+            Options.AlgorithmType, Options.PredictionType, DpmSolverMath.At(SigmaArray[index]), sample, modelOutput, converted,
             Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, batchSize, ref _scratch);
 
         ReadOnlySpan<float> noise = sample;
@@ -118,63 +97,47 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler<DpmSolverMu
             noise = noiseBuffer;
         }
 
-        DpmSolverMath.Point t = DpmSolverMath.At(_sigmas[index + 1]);
-        DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index]);
-        float[] m0 = _modelOutputs[^1]!;
-        if (Options.SolverOrder == 1 || _lowerOrderNums < 1 || lowerOrderFinal)
+        DpmSolverMath.Point t = DpmSolverMath.At(SigmaArray[index + 1]);
+        DpmSolverMath.Point s0 = DpmSolverMath.At(SigmaArray[index]);
+        float[] m0 = _history[0];
+        switch (_history.StepOrder(lowerOrderFinal, lowerOrderSecond))
         {
-            DpmSolverMath.Coefficients c = DpmSolverMath.FirstOrder(Options.AlgorithmType, t, s0);
-            Elementwise.LinearCombination(c.X, sample, c.D0, m0, c.Noise, noise, prevSample);
-        }
-        else if (Options.SolverOrder == 2 || _lowerOrderNums < 2 || lowerOrderSecond)
-        {
-            DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
-            float h = t.Lambda - s0.Lambda;
-            float r0 = (s0.Lambda - s1.Lambda) / h;
-            DpmSolverMath.Coefficients c = DpmSolverMath.SecondOrder(Options.AlgorithmType, Options.SolverType, t, s0, h);
-            float[] m1 = _modelOutputs[^2]!;
-            Elementwise.Apply(new DpmSolverMath.SecondOrderUpdate(c, 1f / r0), sample, m0, m0, m1, noise, prevSample);
-        }
-        else
-        {
-            DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
-            DpmSolverMath.Point s2 = DpmSolverMath.At(_sigmas[index - 2]);
-            float h = t.Lambda - s0.Lambda;
-            float r0 = (s0.Lambda - s1.Lambda) / h;
-            float r1 = (s1.Lambda - s2.Lambda) / h;
-            DpmSolverMath.Coefficients c = DpmSolverMath.ThirdOrder(Options.AlgorithmType, t, s0, h);
-            Elementwise.Apply(new ThirdOrderUpdate(c, r0, r1), sample, m0, _modelOutputs[^2]!, _modelOutputs[^3]!, noise, prevSample);
+            case 1:
+            {
+                DpmSolverMath.Coefficients c = DpmSolverMath.FirstOrder(Options.AlgorithmType, t, s0);
+                Elementwise.LinearCombination(c.X, sample, c.D0, m0, c.Noise, noise, prevSample);
+                break;
+            }
+
+            case 2:
+            {
+                DpmSolverMath.Point s1 = DpmSolverMath.At(SigmaArray[index - 1]);
+                float h = t.Lambda - s0.Lambda;
+                float r0 = (s0.Lambda - s1.Lambda) / h;
+                DpmSolverMath.Coefficients c = DpmSolverMath.SecondOrder(Options.AlgorithmType, Options.SolverType, t, s0, h);
+                Elementwise.Apply(new DpmSolverMath.SecondOrderUpdate(c, 1f / r0), sample, m0, m0, _history[1], noise, prevSample);
+                break;
+            }
+
+            default:
+            {
+                DpmSolverMath.Point s1 = DpmSolverMath.At(SigmaArray[index - 1]);
+                DpmSolverMath.Point s2 = DpmSolverMath.At(SigmaArray[index - 2]);
+                float h = t.Lambda - s0.Lambda;
+                float r0 = (s0.Lambda - s1.Lambda) / h;
+                float r1 = (s1.Lambda - s2.Lambda) / h;
+                DpmSolverMath.Coefficients c = DpmSolverMath.ThirdOrder(Options.AlgorithmType, t, s0, h);
+                Elementwise.Apply(new ThirdOrderUpdate(c, r0, r1), sample, m0, _history[1], _history[2], noise, prevSample);
+                break;
+            }
         }
 
-        if (_lowerOrderNums < Options.SolverOrder)
-        {
-            _lowerOrderNums++;
-        }
-
+        _history.CompleteStep();
         AdvanceStepIndex();
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseVariancePreserving(_sigmas, originalSamples, noise, timestep, destination);
-
-    /// <summary>
-    /// How many training timesteps at the noisy end have a log-SNR below <paramref name="lambdaMinClipped"/>
-    /// (diffusers' <c>searchsorted</c> on the flipped λ table).
-    /// </summary>
-    internal static int ClippedIndex(NoiseSchedule noise, double lambdaMinClipped)
-    {
-        int clipped = 0;
-        foreach (float alphaProd in noise.AlphasCumprod)
-        {
-            float lambda = MathF.Log(MathF.Sqrt(alphaProd)) - MathF.Log(MathF.Sqrt(1f - alphaProd));
-            if (lambda < lambdaMinClipped)
-            {
-                clipped++;
-            }
-        }
-
-        return clipped;
-    }
+        AddNoiseVariancePreserving(SigmaArray, originalSamples, noise, timestep, destination);
 
     /// <summary>
     /// D₁₀ = (m0 − m1)/r0, D₁₁ = (m1 − m2)/r1, D₁ = D₁₀ + r0/(r0 + r1)·(D₁₀ − D₁₁), D₂ = (D₁₀ − D₁₁)/(r0 + r1);

@@ -13,7 +13,6 @@ public sealed class EulerAncestralDiscreteScheduler : DiffusionScheduler<EulerAn
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "EulerAncestralDiscreteScheduler";
 
-    private float[] _sigmas;
     private float[]? _originalSample;
     private float[]? _noise;
 
@@ -23,32 +22,29 @@ public sealed class EulerAncestralDiscreteScheduler : DiffusionScheduler<EulerAn
     public EulerAncestralDiscreteScheduler(EulerAncestralDiscreteSchedulerOptions? options = null)
         : base(options, finiteTerminalSigma: true)
     {
-        _sigmas = [.. Noise.Sigmas.Reverse(), 0f];
+        SigmaArray = [.. Noise.Sigmas.Reverse(), 0f];
     }
 
     /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
-
-    /// <inheritdoc />
     /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
-    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(SigmaArray, Options.TimestepSpacing);
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
         (float[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, SigmaSpacing.Interpolated, null, null);
-        _sigmas = [.. sigmas.Select(s => (float)s), 0f];
+        SigmaArray = [.. sigmas.Select(s => (float)s), 0f];
         return timesteps;
     }
 
     private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>
-        KDiffusionMath.ScaleModelInput(sample, _sigmas[CurrentStepIndex(timestep)], destination);
+        KDiffusionMath.ScaleModelInput(sample, SigmaArray[CurrentStepIndex(timestep)], destination);
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
-        int index = StepIndexForStep(timestep, _sigmas.Length - 1);
-        float sigma = _sigmas[index];
-        float sigmaTo = _sigmas[index + 1];
+        int index = StepIndexForStep(timestep, SigmaArray.Length - 1);
+        float sigma = SigmaArray[index];
+        float sigmaTo = SigmaArray[index + 1];
         float sigmaUp = MathF.Sqrt(sigmaTo * sigmaTo * (sigma * sigma - sigmaTo * sigmaTo) / (sigma * sigma));
         float sigmaDown = MathF.Sqrt(sigmaTo * sigmaTo - sigmaUp * sigmaUp);
 
@@ -61,7 +57,7 @@ public sealed class EulerAncestralDiscreteScheduler : DiffusionScheduler<EulerAn
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseAtSigma(SigmaArray, originalSamples, noise, timestep, destination);
 
     /// <summary>d = (x − x₀)/σ; (x + d·dt) + z·σ_up.</summary>
     private readonly struct AncestralStep(float sigma, float dt, float sigmaUp) : IElementwiseOp3

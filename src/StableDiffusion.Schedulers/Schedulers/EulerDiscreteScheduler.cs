@@ -17,7 +17,6 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler<EulerDiscreteSch
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "EulerDiscreteScheduler";
 
-    private float[] _sigmas;
     private float[]? _churned;
     private float[]? _noise;
     private float[]? _originalSample;
@@ -28,15 +27,12 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler<EulerDiscreteSch
     public EulerDiscreteScheduler(EulerDiscreteSchedulerOptions? options = null)
         : base(options, finiteTerminalSigma: true)
     {
-        _sigmas = [.. Noise.Sigmas.Reverse(), 0f];
+        SigmaArray = [.. Noise.Sigmas.Reverse(), 0f];
     }
 
     /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
-
-    /// <inheritdoc />
     /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
-    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(SigmaArray, Options.TimestepSpacing);
 
     /// <inheritdoc />
     /// <remarks>The sigmas are interpolated at the given timesteps, as diffusers does; Karras, exponential and beta spacing do not apply.</remarks>
@@ -52,7 +48,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler<EulerDiscreteSch
         double[] sigmas = Options.InterpolationType == InterpolationType.LogLinear
             ? LogLinearSigmas(custom.Length)
             : SigmaSchedules.Interpolate(custom, Noise.Sigmas);
-        _sigmas = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
+        SigmaArray = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
         InstallTimesteps(custom, custom.Length);
     }
 
@@ -66,7 +62,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler<EulerDiscreteSch
             throw new ArgumentException("Sigmas must not be negative.", nameof(sigmas));
         }
 
-        _sigmas = custom;
+        SigmaArray = custom;
         float[] timesteps = ContinuousTimesteps
             ? custom[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray()
             : SigmaSchedules.ToTimesteps(custom[..^1].Select(s => (double)s), Noise.LogSigmas, round: false).Select(t => (float)t).ToArray();
@@ -95,8 +91,8 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler<EulerDiscreteSch
             (timesteps, sigmas) = SigmaSchedules.KDiffusion(Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing, Options.SigmaMin, Options.SigmaMax);
         }
 
-        _sigmas = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
-        return ContinuousTimesteps ? _sigmas[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray() : timesteps;
+        SigmaArray = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
+        return ContinuousTimesteps ? SigmaArray[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray() : timesteps;
     }
 
     // diffusers spaces N + 1 sigmas evenly in log σ here (float32 torch), and appends the final sigma as well.
@@ -107,16 +103,16 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler<EulerDiscreteSch
     }
 
     private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>
-        KDiffusionMath.ScaleModelInput(sample, _sigmas[CurrentStepIndex(timestep)], destination);
+        KDiffusionMath.ScaleModelInput(sample, SigmaArray[CurrentStepIndex(timestep)], destination);
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
-        int index = StepIndexForStep(timestep, _sigmas.Length - 1);
-        float sigma = _sigmas[index];
+        int index = StepIndexForStep(timestep, SigmaArray.Length - 1);
+        float sigma = SigmaArray[index];
 
         // Churn (Karras et al., algorithm 2): raise the noise level to σ̂ = σ(γ + 1) by adding fresh noise.
         double gamma = options.STMin <= sigma && sigma <= options.STMax
-            ? Math.Min((double)options.SChurn / (_sigmas.Length - 1), Math.Sqrt(2) - 1)
+            ? Math.Min((double)options.SChurn / (SigmaArray.Length - 1), Math.Sqrt(2) - 1)
             : 0;
         float sigmaHat = sigma * (float)(gamma + 1);
         if (gamma > 0)
@@ -129,7 +125,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler<EulerDiscreteSch
             sample = churned;
         }
 
-        float dt = _sigmas[index + 1] - sigmaHat;
+        float dt = SigmaArray[index + 1] - sigmaHat;
         switch (Options.PredictionType)
         {
             case PredictionType.Epsilon:
@@ -147,7 +143,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler<EulerDiscreteSch
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseAtSigma(SigmaArray, originalSamples, noise, timestep, destination);
 
     /// <summary>x₀ = x − σ̂·ε; d = (x − x₀)/σ̂; x + d·dt, in diffusers' float32 order.</summary>
     private readonly struct EulerEpsilonStep(float sigmaHat, float dt) : IElementwiseOp2

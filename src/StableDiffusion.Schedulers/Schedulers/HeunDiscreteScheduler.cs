@@ -16,7 +16,6 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler<HeunDiscreteSched
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "HeunDiscreteScheduler";
 
-    private float[] _sigmas;
     private float[]? _originalSample;
     private float[]? _prevDerivative;
     private float[]? _firstSample;
@@ -29,18 +28,15 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler<HeunDiscreteSched
         : base(options)
     {
         // diffusers sets a schedule of all training timesteps at construction.
-        _sigmas = Interleave(Noise.Sigmas.Reverse());
+        SigmaArray = Interleave(Noise.Sigmas.Reverse());
     }
 
     /// <inheritdoc />
     public override int Order => 2;
 
     /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
-
-    /// <inheritdoc />
     /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
-    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(SigmaArray, Options.TimestepSpacing);
 
     private protected override bool HasStepState => _dt is not null;
 
@@ -68,21 +64,21 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler<HeunDiscreteSched
     // Sets the interleaved sigmas and returns [t0, t1, t1, t2, t2, …]: every timestep after the first is evaluated twice.
     private float[] Interleaved(float[] timesteps, double[] sigmas)
     {
-        _sigmas = Interleave(sigmas.Select(s => (float)s));
+        SigmaArray = Interleave(sigmas.Select(s => (float)s));
         return KDiffusionMath.RepeatAfterFirst(timesteps);
     }
 
     private protected override void ResetState() => _dt = null;
 
     private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>
-        KDiffusionMath.ScaleModelInput(sample, _sigmas[CurrentStepIndex(timestep)], destination);
+        KDiffusionMath.ScaleModelInput(sample, SigmaArray[CurrentStepIndex(timestep)], destination);
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
         int index = StepIndexForStep(timestep, TimestepArray.Length);
         bool firstOrder = _dt is null;
-        float sigma = firstOrder ? _sigmas[index] : _sigmas[index - 1];
-        float sigmaNext = firstOrder ? _sigmas[index + 1] : _sigmas[index];
+        float sigma = firstOrder ? SigmaArray[index] : SigmaArray[index - 1];
+        float sigmaNext = firstOrder ? SigmaArray[index + 1] : SigmaArray[index];
 
         float[] originalSample = Buffer(ref _originalSample, sample.Length);
         float sigmaInput = firstOrder ? sigma : sigmaNext;
@@ -113,7 +109,7 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler<HeunDiscreteSched
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseAtSigma(SigmaArray, originalSamples, noise, timestep, destination);
 
     // [s0, s1, s1, s2, s2, …, s_{N−1}, s_{N−1}, 0]: the interior sigmas twice, then the final zero.
     private static float[] Interleave(IEnumerable<float> sigmas) => [.. KDiffusionMath.RepeatAfterFirst([.. sigmas]), 0f];

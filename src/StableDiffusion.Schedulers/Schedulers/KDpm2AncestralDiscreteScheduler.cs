@@ -26,31 +26,27 @@ public sealed class KDpm2AncestralDiscreteScheduler : DiffusionScheduler<KDpm2An
     public KDpm2AncestralDiscreteScheduler(KDpm2AncestralDiscreteSchedulerOptions? options = null)
         : base(options)
     {
-        // diffusers sets a schedule of all training timesteps at construction.
-        _schedule = KDpm2Schedule.Create(Noise, Options.TimestepSpacing, Options.StepsOffset, Options.NumTrainTimesteps, SigmaSpacing.Interpolated, null, null, ancestral: true);
+        // diffusers sets a schedule of all training timesteps at construction (its respacing does not move the largest sigma).
+        _schedule = KDpm2Schedule.Create(Noise, Options, Options.NumTrainTimesteps, ancestral: true, respaced: false);
+        SigmaArray = _schedule.Sigmas;
     }
 
     /// <inheritdoc />
     public override int Order => 2;
-
-    /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_schedule.Sigmas);
 
     /// <summary>The interpolated (midpoint) sigmas of the second-order evaluations (diffusers' <c>sigmas_interpol</c>).</summary>
     public IReadOnlyList<float> SigmasInterpol => Array.AsReadOnly(_schedule.SigmasInterpol);
 
     /// <inheritdoc />
     /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
-    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_schedule.Sigmas, Options.TimestepSpacing);
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(SigmaArray, Options.TimestepSpacing);
 
     private protected override bool HasStepState => _inSecondOrder;
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        _schedule = KDpm2Schedule.Create(
-            Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps,
-            SigmaSchedules.SpacingOf(Options),
-            Options.SigmaMin, Options.SigmaMax, ancestral: true);
+        _schedule = KDpm2Schedule.Create(Noise, Options, numInferenceSteps, ancestral: true);
+        SigmaArray = _schedule.Sigmas;
         return _schedule.Timesteps;
     }
 
@@ -59,7 +55,7 @@ public sealed class KDpm2AncestralDiscreteScheduler : DiffusionScheduler<KDpm2An
     private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination)
     {
         int index = CurrentStepIndex(timestep);
-        KDiffusionMath.ScaleModelInput(sample, _inSecondOrder ? _schedule.SigmasInterpol[index - 1] : _schedule.Sigmas[index], destination);
+        KDiffusionMath.ScaleModelInput(sample, _inSecondOrder ? _schedule.SigmasInterpol[index - 1] : SigmaArray[index], destination);
     }
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
@@ -69,7 +65,7 @@ public sealed class KDpm2AncestralDiscreteScheduler : DiffusionScheduler<KDpm2An
         if (!_inSecondOrder)
         {
             // Euler step to the midpoint between σ and the level the ancestral step descends to.
-            float sigma = _schedule.Sigmas[index];
+            float sigma = SigmaArray[index];
             float sigmaInterpol = _schedule.SigmasInterpol[index];
             Prediction.SigmaOriginalSample(Options.PredictionType, sigma, sigma, sample, modelOutput, originalSample);
             sample.CopyTo(Buffer(ref _firstSample, sample.Length));
@@ -79,7 +75,7 @@ public sealed class KDpm2AncestralDiscreteScheduler : DiffusionScheduler<KDpm2An
         else
         {
             // From the first sample down to σ_down with the midpoint slope, then fresh noise up by σ_up.
-            float sigma = _schedule.Sigmas[index - 1];
+            float sigma = SigmaArray[index - 1];
             float sigmaInterpol = _schedule.SigmasInterpol[index - 1];
             float sigmaUp = _schedule.SigmasUp[index - 1];
             float sigmaDown = _schedule.SigmasDown[index - 1];
@@ -94,7 +90,7 @@ public sealed class KDpm2AncestralDiscreteScheduler : DiffusionScheduler<KDpm2An
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseAtSigma(_schedule.Sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseAtSigma(SigmaArray, originalSamples, noise, timestep, destination);
 
     /// <summary>d = (x − x₀)/σ_interpol; (x_first + d·dt) + z·σ_up.</summary>
     private readonly struct AncestralSecondOrderStep(float sigmaInterpol, float dt, float sigmaUp) : IElementwiseOp4

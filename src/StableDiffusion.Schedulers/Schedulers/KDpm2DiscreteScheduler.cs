@@ -22,31 +22,27 @@ public sealed class KDpm2DiscreteScheduler : DiffusionScheduler<KDpm2DiscreteSch
     public KDpm2DiscreteScheduler(KDpm2DiscreteSchedulerOptions? options = null)
         : base(options)
     {
-        // diffusers sets a schedule of all training timesteps at construction.
-        _schedule = KDpm2Schedule.Create(Noise, Options.TimestepSpacing, Options.StepsOffset, Options.NumTrainTimesteps, SigmaSpacing.Interpolated, null, null, ancestral: false);
+        // diffusers sets a schedule of all training timesteps at construction (its respacing does not move the largest sigma).
+        _schedule = KDpm2Schedule.Create(Noise, Options, Options.NumTrainTimesteps, ancestral: false, respaced: false);
+        SigmaArray = _schedule.Sigmas;
     }
 
     /// <inheritdoc />
     public override int Order => 2;
-
-    /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_schedule.Sigmas);
 
     /// <summary>The interpolated (midpoint) sigmas of the second-order evaluations (diffusers' <c>sigmas_interpol</c>).</summary>
     public IReadOnlyList<float> SigmasInterpol => Array.AsReadOnly(_schedule.SigmasInterpol);
 
     /// <inheritdoc />
     /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
-    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_schedule.Sigmas, Options.TimestepSpacing);
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(SigmaArray, Options.TimestepSpacing);
 
     private protected override bool HasStepState => _inSecondOrder;
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        _schedule = KDpm2Schedule.Create(
-            Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps,
-            SigmaSchedules.SpacingOf(Options),
-            Options.SigmaMin, Options.SigmaMax, ancestral: false);
+        _schedule = KDpm2Schedule.Create(Noise, Options, numInferenceSteps, ancestral: false);
+        SigmaArray = _schedule.Sigmas;
         return _schedule.Timesteps;
     }
 
@@ -55,13 +51,13 @@ public sealed class KDpm2DiscreteScheduler : DiffusionScheduler<KDpm2DiscreteSch
     private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination)
     {
         int index = CurrentStepIndex(timestep);
-        KDiffusionMath.ScaleModelInput(sample, _inSecondOrder ? _schedule.SigmasInterpol[index] : _schedule.Sigmas[index], destination);
+        KDiffusionMath.ScaleModelInput(sample, _inSecondOrder ? _schedule.SigmasInterpol[index] : SigmaArray[index], destination);
     }
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
         int index = StepIndexForStep(timestep, TimestepArray.Length);
-        float[] sigmas = _schedule.Sigmas;
+        float[] sigmas = SigmaArray;
         float[] interpol = _schedule.SigmasInterpol;
         float[] originalSample = Buffer(ref _originalSample, sample.Length);
         if (!_inSecondOrder)
@@ -89,5 +85,5 @@ public sealed class KDpm2DiscreteScheduler : DiffusionScheduler<KDpm2DiscreteSch
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseAtSigma(_schedule.Sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseAtSigma(SigmaArray, originalSamples, noise, timestep, destination);
 }

@@ -21,7 +21,6 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler<LmsDiscreteSchedul
     private static readonly double[] GaussNodes = [-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526];
     private static readonly double[] GaussWeights = [0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538];
 
-    private float[] _sigmas;
     private readonly List<float[]> _derivatives = [];
     private readonly Stack<float[]> _free = new();
     private float[]? _originalSample;
@@ -32,15 +31,12 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler<LmsDiscreteSchedul
     public LmsDiscreteScheduler(LmsDiscreteSchedulerOptions? options = null)
         : base(options)
     {
-        _sigmas = [.. Noise.Sigmas.Reverse(), 0f];
+        SigmaArray = [.. Noise.Sigmas.Reverse(), 0f];
     }
 
     /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
-
-    /// <inheritdoc />
     /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
-    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(SigmaArray, Options.TimestepSpacing);
 
     private protected override bool HasStepState => _derivatives.Count > 0;
 
@@ -52,7 +48,7 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler<LmsDiscreteSchedul
         (float[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing,
             configuredBounds ? Options.SigmaMin : null, configuredBounds ? Options.SigmaMax : null);
-        _sigmas = [.. sigmas.Select(s => (float)s), 0f];
+        SigmaArray = [.. sigmas.Select(s => (float)s), 0f];
         return timesteps;
     }
 
@@ -67,12 +63,12 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler<LmsDiscreteSchedul
     }
 
     private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>
-        KDiffusionMath.ScaleModelInput(sample, _sigmas[CurrentStepIndex(timestep)], destination);
+        KDiffusionMath.ScaleModelInput(sample, SigmaArray[CurrentStepIndex(timestep)], destination);
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
-        int index = StepIndexForStep(timestep, _sigmas.Length - 1);
-        float sigma = _sigmas[index];
+        int index = StepIndexForStep(timestep, SigmaArray.Length - 1);
+        float sigma = SigmaArray[index];
 
         // The derivative (x − x₀)/σ joins the history of the last four.
         float[] derivative = _derivatives.Count == LmsOrder ? _derivatives[0] : _free.TryPop(out float[]? free) && free.Length == sample.Length ? free : new float[sample.Length];
@@ -126,13 +122,13 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler<LmsDiscreteSchedul
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseAtSigma(SigmaArray, originalSamples, noise, timestep, destination);
 
     // ∫ from σ_t to σ_{t+1} of the Lagrange basis polynomial of node t − k over the nodes t, t − 1, …, t − order + 1.
     private double Coefficient(int order, int t, int k)
     {
-        double from = _sigmas[t];
-        double to = _sigmas[t + 1];
+        double from = SigmaArray[t];
+        double to = SigmaArray[t + 1];
         double half = (to - from) / 2;
         double middle = (to + from) / 2;
         double integral = 0;
@@ -144,7 +140,7 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler<LmsDiscreteSchedul
             {
                 if (j != k)
                 {
-                    product *= (tau - _sigmas[t - j]) / ((double)_sigmas[t - k] - _sigmas[t - j]);
+                    product *= (tau - SigmaArray[t - j]) / ((double)SigmaArray[t - k] - SigmaArray[t - j]);
                 }
             }
 
