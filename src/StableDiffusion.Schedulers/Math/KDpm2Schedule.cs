@@ -9,14 +9,22 @@ namespace StableDiffusion.Schedulers;
 /// </summary>
 internal sealed class KDpm2Schedule
 {
-    private KDpm2Schedule(float[] timesteps, float[] sigmas, float[] sigmasInterpol, float[] sigmasUp, float[] sigmasDown)
+    private KDpm2Schedule(float[] timesteps, float[] sigmas, float[] sigmasInterpol, float[] sigmasUp, float[] sigmasDown, bool ancestral, float initNoiseSigma)
     {
+        Ancestral = ancestral;
+        InitNoiseSigma = initNoiseSigma;
         Timesteps = timesteps;
         Sigmas = sigmas;
         SigmasInterpol = sigmasInterpol;
         SigmasUp = sigmasUp;
         SigmasDown = sigmasDown;
     }
+
+    /// <summary>Whether this is the ancestral variant's schedule.</summary>
+    public bool Ancestral { get; }
+
+    /// <summary>The scale of the initial noise (<see cref="KDiffusionMath.InitNoiseSigma"/>).</summary>
+    public float InitNoiseSigma { get; }
 
     /// <summary>The 2N − 1 timesteps: t₀, then a midpoint timestep and a base timestep per further step.</summary>
     public float[] Timesteps { get; }
@@ -33,19 +41,27 @@ internal sealed class KDpm2Schedule
     /// <summary>The noise level each ancestral step descends to before adding noise (ancestral variant only).</summary>
     public float[] SigmasDown { get; }
 
+    /// <summary>
+    /// The sigma of the midpoint evaluation of the step whose first evaluation is at <paramref name="index"/>: the one the
+    /// first evaluation steps to and the second is scaled and measured at (the two layouts keep it one entry apart).
+    /// </summary>
+    public float Midpoint(int index) => SigmasInterpol[Ancestral ? index : index + 1];
+
     /// <summary>Builds the schedule as diffusers' <c>set_timesteps</c> of KDPM2 (or KDPM2 ancestral) does, in float32.</summary>
     /// <param name="noise">The training noise schedule.</param>
-    /// <param name="options">The timestep and sigma spacing.</param>
+    /// <param name="options">The options of either KDPM2 class, which both hold the timestep and sigma spacing.</param>
     /// <param name="steps">The number of steps.</param>
     /// <param name="ancestral">Whether it is the ancestral variant's.</param>
     /// <param name="respaced">Whether the sigma spacing applies (false: the training sigmas interpolated).</param>
-    public static KDpm2Schedule Create<TOptions>(NoiseSchedule noise, TOptions options, int steps, bool ancestral, bool respaced = true)
-        where TOptions : ITimestepSpacingOptions, ISigmaSpacingOptions
+    public static KDpm2Schedule Create(NoiseSchedule noise, SchedulerOptions options, int steps, bool ancestral, bool respaced = true)
     {
+        var timestepSpacing = (ITimestepSpacingOptions)options;
+        var sigmaOptions = (ISigmaSpacingOptions)options;
+
         // Karras timesteps are rounded here, unlike Euler's.
-        SigmaSpacing sigmaSpacing = respaced ? SigmaSchedules.SpacingOf(options) : SigmaSpacing.Interpolated;
+        SigmaSpacing sigmaSpacing = respaced ? SigmaSchedules.SpacingOf(sigmaOptions) : SigmaSpacing.Interpolated;
         (float[] baseTimesteps, double[] baseSigmas) = SigmaSchedules.KDiffusion(
-            noise, options.TimestepSpacing, options.StepsOffset, steps, sigmaSpacing, options.SigmaMin, options.SigmaMax,
+            noise, timestepSpacing.TimestepSpacing, timestepSpacing.StepsOffset, steps, sigmaSpacing, sigmaOptions.SigmaMin, sigmaOptions.SigmaMax,
             roundRespacedTimesteps: sigmaSpacing == SigmaSpacing.Karras);
 
         int n = baseSigmas.Length;
@@ -86,7 +102,10 @@ internal sealed class KDpm2Schedule
             timesteps[2 * k] = baseTimesteps[k];
         }
 
-        return new KDpm2Schedule(timesteps, Repeat(sigmas), Repeat(interpol), ancestral ? Repeat(up) : [], ancestral ? Repeat(down) : []);
+        float[] repeatedSigmas = Repeat(sigmas);
+        return new KDpm2Schedule(
+            timesteps, repeatedSigmas, Repeat(interpol), ancestral ? Repeat(up) : [], ancestral ? Repeat(down) : [], ancestral,
+            KDiffusionMath.InitNoiseSigma(repeatedSigmas, timestepSpacing.TimestepSpacing));
     }
 
     // torch: log(a).lerp(log(b), 0.5).exp(), in float32; lerp at weight 0.5 measures from the end point.
@@ -108,5 +127,16 @@ internal sealed class KDpm2Schedule
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector<float> Invoke(Vector<float> first, Vector<float> x, Vector<float> x0) => first + (x - x0) / sigmaInterpol * dt;
+    }
+
+    /// <summary>d = (x − x₀)/σ_interpol; (x_first + d·dt) + z·σ_up.</summary>
+    internal readonly struct AncestralSecondOrderStep(float sigmaInterpol, float dt, float sigmaUp) : IElementwiseOp4
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float first, float x, float x0, float z) => first + (x - x0) / sigmaInterpol * dt + z * sigmaUp;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> first, Vector<float> x, Vector<float> x0, Vector<float> z) =>
+            first + (x - x0) / sigmaInterpol * dt + z * sigmaUp;
     }
 }
