@@ -33,9 +33,6 @@ internal sealed class ConfigSchema<TOptions>
     /// <summary>The diffusers class name, such as <c>EulerDiscreteScheduler</c>.</summary>
     public string ClassName { get; }
 
-    /// <summary>The names of the keys, properties first (base record first), in declaration order.</summary>
-    public IEnumerable<string> KeyNames => _keys.Select(k => k.Name);
-
     /// <summary>
     /// Builds the options from a configuration: present keys parsed, absent keys at the class defaults. Also returns the
     /// configuration as the scheduler keeps it: for the class, with the aliases diffusers rewrites (such as
