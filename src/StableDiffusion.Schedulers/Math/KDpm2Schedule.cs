@@ -49,19 +49,16 @@ internal sealed class KDpm2Schedule
 
     /// <summary>Builds the schedule as diffusers' <c>set_timesteps</c> of KDPM2 (or KDPM2 ancestral) does, in float32.</summary>
     /// <param name="noise">The training noise schedule.</param>
-    /// <param name="options">The options of either KDPM2 class, which both hold the timestep and sigma spacing.</param>
+    /// <param name="options">The timestep and sigma spacing.</param>
     /// <param name="steps">The number of steps.</param>
     /// <param name="ancestral">Whether it is the ancestral variant's.</param>
     /// <param name="respaced">Whether the sigma spacing applies (false: the training sigmas interpolated).</param>
-    public static KDpm2Schedule Create(NoiseSchedule noise, SchedulerOptions options, int steps, bool ancestral, bool respaced = true)
+    public static KDpm2Schedule Create(NoiseSchedule noise, KDpm2SchedulerOptions options, int steps, bool ancestral, bool respaced = true)
     {
-        var timestepSpacing = (ITimestepSpacingOptions)options;
-        var sigmaOptions = (ISigmaSpacingOptions)options;
-
         // Karras timesteps are rounded here, unlike Euler's.
-        SigmaSpacing sigmaSpacing = respaced ? SigmaSchedules.SpacingOf(sigmaOptions) : SigmaSpacing.Interpolated;
+        SigmaSpacing sigmaSpacing = respaced ? SigmaSchedules.SpacingOf(options) : SigmaSpacing.Interpolated;
         (float[] baseTimesteps, double[] baseSigmas) = SigmaSchedules.KDiffusion(
-            noise, timestepSpacing.TimestepSpacing, timestepSpacing.StepsOffset, steps, sigmaSpacing, sigmaOptions.SigmaMin, sigmaOptions.SigmaMax,
+            noise, options.TimestepSpacing, options.StepsOffset, steps, sigmaSpacing, options.SigmaMin, options.SigmaMax,
             roundRespacedTimesteps: sigmaSpacing == SigmaSpacing.Karras);
 
         int n = baseSigmas.Length;
@@ -105,7 +102,7 @@ internal sealed class KDpm2Schedule
         float[] repeatedSigmas = Repeat(sigmas);
         return new KDpm2Schedule(
             timesteps, repeatedSigmas, Repeat(interpol), ancestral ? Repeat(up) : [], ancestral ? Repeat(down) : [], ancestral,
-            KDiffusionMath.InitNoiseSigma(repeatedSigmas, timestepSpacing.TimestepSpacing));
+            KDiffusionMath.InitNoiseSigma(repeatedSigmas, options.TimestepSpacing));
     }
 
     // torch: log(a).lerp(log(b), 0.5).exp(), in float32; lerp at weight 0.5 measures from the end point.

@@ -2,7 +2,7 @@ namespace StableDiffusion.Schedulers;
 
 /// <summary>
 /// DPM-Solver-2 with ancestral sampling ("DPM2 a"; "DPM2 a Karras" with
-/// <see cref="KDpm2AncestralDiscreteSchedulerOptions.UseKarrasSigmas"/>): the second-order step descends below the next
+/// <see cref="KDpm2SchedulerOptions.UseKarrasSigmas"/>): the second-order step descends below the next
 /// noise level and adds fresh noise back up to it. Port of diffusers' <c>KDPM2AncestralDiscreteScheduler</c>.
 /// </summary>
 /// <remarks>

@@ -2,7 +2,7 @@ namespace StableDiffusion.Schedulers;
 
 /// <summary>
 /// The second-order DPM-Solver-2 sampler of k-diffusion ("DPM2"; "DPM2 Karras" with
-/// <see cref="KDpm2DiscreteSchedulerOptions.UseKarrasSigmas"/>): each step evaluates the model again at the geometric
+/// <see cref="KDpm2SchedulerOptions.UseKarrasSigmas"/>): each step evaluates the model again at the geometric
 /// midpoint of the two noise levels. Port of diffusers' <c>KDPM2DiscreteScheduler</c>.
 /// </summary>
 /// <remarks>

@@ -13,7 +13,7 @@ namespace StableDiffusion.Schedulers;
 /// <typeparam name="TOptions">Its options record.</typeparam>
 public abstract class KDpm2Scheduler<TSelf, TOptions> : DiffusionScheduler<TSelf, TOptions>
     where TSelf : KDpm2Scheduler<TSelf, TOptions>
-    where TOptions : SchedulerOptions, new()
+    where TOptions : KDpm2SchedulerOptions, new()
 {
     private KDpm2Schedule _schedule;
     private float[]? _originalSample;
