@@ -11,26 +11,10 @@ namespace StableDiffusion.Schedulers;
 /// <c>__init__</c> argument (the property name in snake case), or a key the class reads without a property
 /// (<see cref="ConfigKeyRules"/>).
 /// </summary>
-internal sealed class ConfigKey
+internal abstract class ConfigKey(string name)
 {
-    private readonly PropertyInfo? _property;
-    private readonly ValueKind? _kind;
-    private readonly RangeAttribute? _range;
-    private readonly Action<JsonNode?, ConfigContext>? _check;
-    private readonly Func<JsonNode?, object?, JsonNode?>? _canonical;
-
-    private ConfigKey(string name, PropertyInfo? property, ValueKind? kind, RangeAttribute? range, Action<JsonNode?, ConfigContext>? check, Func<JsonNode?, object?, JsonNode?>? canonical)
-    {
-        Name = name;
-        _property = property;
-        _kind = kind;
-        _range = range;
-        _check = check;
-        _canonical = canonical;
-    }
-
     /// <summary>The diffusers key, such as <c>timestep_spacing</c>.</summary>
-    public string Name { get; }
+    public string Name { get; } = name;
 
     /// <summary>The diffusers key of an options property: its name in snake case (<c>PredictX0</c> is <c>predict_x0</c>).</summary>
     public static string NameOf(string property) => JsonNamingPolicy.SnakeCaseLower.ConvertName(property);
@@ -41,15 +25,12 @@ internal sealed class ConfigKey
         Type type = property.PropertyType;
         ValueKind kind = type.IsEnum ? ValueKind.Enum(rules.NamesOf(property.Name, type)) : ValueKind.For(type)
             ?? throw new InvalidOperationException($"{property.DeclaringType?.Name}.{property.Name} has a type ({type.Name}) no configuration key can hold.");
-        return new ConfigKey(NameOf(property.Name), property, kind, property.GetCustomAttribute<RangeAttribute>(), null, kind.Canonical);
+        return new PropertyKey(property, kind, property.GetCustomAttribute<RangeAttribute>());
     }
 
     /// <summary>A string key without a property that must be one of <paramref name="accepted"/>; the first is canonical.</summary>
-    public static ConfigKey OneOf(string name, string[] accepted) => new(
+    public static ConfigKey OneOf(string name, string[] accepted) => new RuleKey(
         name,
-        null,
-        null,
-        null,
         (node, context) =>
         {
             if (!(node?.GetValueKind() == JsonValueKind.String && accepted.Contains(node.Deserialize<string>())))
@@ -57,14 +38,11 @@ internal sealed class ConfigKey
                 throw context.Invalid(name, "one of " + string.Join(", ", accepted.Select(a => $"\"{a}\"")), node);
             }
         },
-        (node, _) => node!.Deserialize<string>() == accepted[0] ? null : JsonValue.Create(accepted[0]));
+        node => node!.Deserialize<string>() == accepted[0] ? null : JsonValue.Create(accepted[0]));
 
     /// <summary>A key without a property that is only accepted at one value, with the reason other values are not supported.</summary>
-    public static ConfigKey Only(string name, JsonNode? accepted, string reason) => new(
+    public static ConfigKey Only(string name, JsonNode? accepted, string reason) => new RuleKey(
         name,
-        null,
-        null,
-        null,
         (node, context) =>
         {
             if (!JsonNode.DeepEquals(NormalizeNumber(node), NormalizeNumber(accepted)))
@@ -72,67 +50,90 @@ internal sealed class ConfigKey
                 throw context.Unsupported(name, node, reason);
             }
         },
-        null);
+        _ => null);
 
     /// <summary>Applies the configuration's value: parsed into the property, or checked for keys without one.</summary>
     /// <param name="options">Options being built (not yet shared).</param>
     /// <param name="node">The configuration's value.</param>
     /// <param name="context">Where the value came from.</param>
-    public void Read(SchedulerOptions options, JsonNode? node, ConfigContext context)
-    {
-        if (_property is null)
-        {
-            _check!(node, context);
-            return;
-        }
-
-        _property.SetValue(options, _kind!.Parse(node, context, Name));
-    }
+    public abstract void Read(SchedulerOptions options, JsonNode? node, ConfigContext context);
 
     /// <summary>The canonical value diffusers writes back for an alias in <paramref name="node"/>, or null when it stays as given.</summary>
-    public JsonNode? CanonicalValue(JsonNode? node, SchedulerOptions options) =>
-        _canonical?.Invoke(node, _property?.GetValue(options));
+    public abstract JsonNode? CanonicalValue(JsonNode? node, SchedulerOptions options);
 
-    /// <summary>Whether the options hold another value here than the defaults (false for keys without a property).</summary>
-    public bool Differs(SchedulerOptions options, SchedulerOptions defaults) =>
-        _property is not null && !_kind!.Same(_property.GetValue(options), _property.GetValue(defaults));
+    /// <summary>The options' value as diffusers writes it, when it differs from the defaults' (never for keys without a property).</summary>
+    public abstract bool TryWrite(SchedulerOptions options, SchedulerOptions defaults, out JsonNode? value);
 
-    /// <summary>The options' value as diffusers writes it.</summary>
-    public JsonNode? Write(SchedulerOptions options) => _kind!.Write(_property!.GetValue(options));
+    /// <summary>Checks the options' value against the key's range; the message names the key.</summary>
+    public abstract void CheckRange(SchedulerOptions options, ConfigContext context);
 
-    /// <summary>Checks the value against the property's range; the message names the key.</summary>
-    public void CheckRange(SchedulerOptions options, ConfigContext context)
+    /// <summary>A key backed by a property of the options record.</summary>
+    private sealed class PropertyKey(PropertyInfo property, ValueKind kind, RangeAttribute? range) : ConfigKey(NameOf(property.Name))
     {
-        if (_range is null)
+        public override void Read(SchedulerOptions options, JsonNode? node, ConfigContext context) =>
+            property.SetValue(options, kind.Parse(node, context, Name));
+
+        public override JsonNode? CanonicalValue(JsonNode? node, SchedulerOptions options) => kind.Canonical?.Invoke(node, property.GetValue(options));
+
+        public override bool TryWrite(SchedulerOptions options, SchedulerOptions defaults, out JsonNode? value)
         {
-            return;
+            object? current = property.GetValue(options);
+            bool differs = !kind.Same(current, property.GetValue(defaults));
+            value = differs ? kind.Write(current) : null;
+            return differs;
         }
 
-        double value = Convert.ToDouble(_property!.GetValue(options), CultureInfo.InvariantCulture);
-        double min = Convert.ToDouble(_range.Minimum, CultureInfo.InvariantCulture);
-        double max = Convert.ToDouble(_range.Maximum, CultureInfo.InvariantCulture);
-        bool aboveMin = _range.MinimumIsExclusive ? value > min : value >= min;
-        bool belowMax = _range.MaximumIsExclusive ? value < max : value <= max;
-        if (!(aboveMin && belowMax))
+        public override void CheckRange(SchedulerOptions options, ConfigContext context)
         {
-            throw context.Contradiction($"\"{Name}\" must {DescribeRange(min, max)}, but it is {_property.GetValue(options)}.");
+            if (range is null)
+            {
+                return;
+            }
+
+            double value = Convert.ToDouble(property.GetValue(options), CultureInfo.InvariantCulture);
+            double min = Convert.ToDouble(range.Minimum, CultureInfo.InvariantCulture);
+            double max = Convert.ToDouble(range.Maximum, CultureInfo.InvariantCulture);
+            bool aboveMin = range.MinimumIsExclusive ? value > min : value >= min;
+            bool belowMax = range.MaximumIsExclusive ? value < max : value <= max;
+            if (!(aboveMin && belowMax))
+            {
+                throw context.Contradiction($"\"{Name}\" must {DescribeRange(min, max)}, but it is {property.GetValue(options)}.");
+            }
+        }
+
+        private string DescribeRange(double min, double max)
+        {
+            bool unbounded = max is double.PositiveInfinity or double.MaxValue or int.MaxValue;
+            if (property.PropertyType == typeof(int))
+            {
+                return unbounded ? $"be at least {min}" : $"be between {min} and {max}";
+            }
+
+            if (unbounded)
+            {
+                return range!.MinimumIsExclusive ? (min == 0 ? "be positive" : $"be greater than {min}") : $"be at least {min}";
+            }
+
+            return $"lie in {(range!.MinimumIsExclusive ? '(' : '[')}{min}, {max}{(range.MaximumIsExclusive ? ')' : ']')}";
         }
     }
 
-    private string DescribeRange(double min, double max)
+    /// <summary>A key without a property: its value is checked, and possibly rewritten to a canonical one.</summary>
+    private sealed class RuleKey(string name, Action<JsonNode?, ConfigContext> check, Func<JsonNode?, JsonNode?> canonical) : ConfigKey(name)
     {
-        bool unbounded = max is double.PositiveInfinity or double.MaxValue or int.MaxValue;
-        if (_property!.PropertyType == typeof(int))
+        public override void Read(SchedulerOptions options, JsonNode? node, ConfigContext context) => check(node, context);
+
+        public override JsonNode? CanonicalValue(JsonNode? node, SchedulerOptions options) => canonical(node);
+
+        public override bool TryWrite(SchedulerOptions options, SchedulerOptions defaults, out JsonNode? value)
         {
-            return unbounded ? $"be at least {min}" : $"be between {min} and {max}";
+            value = null;
+            return false;
         }
 
-        if (unbounded)
+        public override void CheckRange(SchedulerOptions options, ConfigContext context)
         {
-            return _range!.MinimumIsExclusive ? (min == 0 ? "be positive" : $"be greater than {min}") : $"be at least {min}";
         }
-
-        return $"lie in {(_range!.MinimumIsExclusive ? '(' : '[')}{min}, {max}{(_range.MaximumIsExclusive ? ')' : ']')}";
     }
 
     private static JsonNode? NormalizeNumber(JsonNode? node) => node?.GetValueKind() == JsonValueKind.Number

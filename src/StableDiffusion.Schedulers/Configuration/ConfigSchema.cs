@@ -70,9 +70,19 @@ internal sealed class ConfigSchema<TOptions>
     /// The configuration of options built in code: the keys whose values differ from the class defaults, so that other
     /// schedulers built from it take their own defaults for the rest, as diffusers' <c>_use_default_values</c> does.
     /// </summary>
-    public SchedulerConfig Write(TOptions options) => SchedulerConfig.FromNodes(
-        ClassName,
-        _keys.Where(k => k.Differs(options, _defaults)).Select(k => KeyValuePair.Create(k.Name, k.Write(options))));
+    public SchedulerConfig Write(TOptions options)
+    {
+        var values = new List<KeyValuePair<string, JsonNode?>>();
+        foreach (ConfigKey key in _keys)
+        {
+            if (key.TryWrite(options, _defaults, out JsonNode? value))
+            {
+                values.Add(new(key.Name, value));
+            }
+        }
+
+        return SchedulerConfig.FromNodes(ClassName, values);
+    }
 
     /// <summary>Checks options built in code: each key's range, then the keys against each other.</summary>
     /// <exception cref="SchedulerConfigException">The options contradict each other; the message names the key at fault.</exception>

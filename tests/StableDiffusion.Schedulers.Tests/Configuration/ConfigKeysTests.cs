@@ -10,87 +10,49 @@ public sealed class ConfigKeysTests
 {
     private static readonly string[] SharedKeys = ["num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type"];
 
+    // Keys several classes share.
+    private static readonly string[] Spacing = ["timestep_spacing", "steps_offset"];
+    private static readonly string[] Sigmas = ["use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "sigma_min", "sigma_max"];
+    private static readonly string[] Thresholding = ["thresholding", "dynamic_thresholding_ratio", "sample_max_value"];
+    private static readonly string[] Clipping = ["clip_sample", "clip_sample_range"];
+    private static readonly string[] FlowMatching = ["use_flow_sigmas", "use_dynamic_shifting"];
+
     // The keys each class reads besides the shared ones, as diffusers names them.
     private static readonly Dictionary<string, string[]> ClassKeys = new()
     {
-        ["DDIMScheduler"] =
-        [
-            "clip_sample", "clip_sample_range", "set_alpha_to_one", "steps_offset", "thresholding",
-            "dynamic_thresholding_ratio", "sample_max_value", "timestep_spacing", "rescale_betas_zero_snr",
-        ],
-        ["DDPMScheduler"] =
-        [
-            "variance_type", "clip_sample", "thresholding", "dynamic_thresholding_ratio", "clip_sample_range",
-            "sample_max_value", "timestep_spacing", "steps_offset", "rescale_betas_zero_snr",
-        ],
-        ["DEISMultistepScheduler"] =
-        [
-            "solver_order", "thresholding", "dynamic_thresholding_ratio", "sample_max_value", "algorithm_type",
-            "solver_type", "lower_order_final", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
-            "use_flow_sigmas", "timestep_spacing", "steps_offset", "use_dynamic_shifting", "sigma_min", "sigma_max",
-        ],
+        ["PNDMScheduler"] = [.. Spacing, "skip_prk_steps", "set_alpha_to_one"],
+        ["DDIMScheduler"] = [.. Spacing, .. Clipping, .. Thresholding, "set_alpha_to_one", "rescale_betas_zero_snr"],
+        ["DDPMScheduler"] = [.. Spacing, .. Clipping, .. Thresholding, "variance_type", "rescale_betas_zero_snr"],
+        ["EulerDiscreteScheduler"] =
+            [.. Spacing, .. Sigmas, "interpolation_type", "timestep_type", "rescale_betas_zero_snr", "final_sigmas_type"],
+        ["EulerAncestralDiscreteScheduler"] = [.. Spacing, "rescale_betas_zero_snr"],
+        ["LMSDiscreteScheduler"] = [.. Spacing, .. Sigmas],
+        ["HeunDiscreteScheduler"] = [.. Spacing, .. Sigmas, .. Clipping],
+        ["KDPM2DiscreteScheduler"] = [.. Spacing, .. Sigmas],
+        ["KDPM2AncestralDiscreteScheduler"] = [.. Spacing, .. Sigmas],
         ["DPMSolverMultistepScheduler"] =
         [
-            "solver_order", "thresholding", "dynamic_thresholding_ratio", "sample_max_value", "algorithm_type",
-            "solver_type", "lower_order_final", "euler_at_final", "use_karras_sigmas", "use_exponential_sigmas",
-            "use_beta_sigmas", "use_lu_lambdas", "use_flow_sigmas", "final_sigmas_type", "lambda_min_clipped",
-            "variance_type", "timestep_spacing", "steps_offset", "rescale_betas_zero_snr", "use_dynamic_shifting",
-            "sigma_min", "sigma_max",
+            .. Spacing, .. Sigmas, .. Thresholding, .. FlowMatching, "solver_order", "algorithm_type", "solver_type",
+            "lower_order_final", "euler_at_final", "use_lu_lambdas", "final_sigmas_type", "lambda_min_clipped",
+            "variance_type", "rescale_betas_zero_snr",
         ],
         ["DPMSolverSinglestepScheduler"] =
         [
-            "solver_order", "thresholding", "dynamic_thresholding_ratio", "sample_max_value", "algorithm_type",
-            "solver_type", "lower_order_final", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
-            "use_flow_sigmas", "final_sigmas_type", "lambda_min_clipped", "variance_type", "use_dynamic_shifting",
-            "sigma_min", "sigma_max",
-        ],
-        ["EulerAncestralDiscreteScheduler"] =
-        [
-            "timestep_spacing", "steps_offset", "rescale_betas_zero_snr",
-        ],
-        ["EulerDiscreteScheduler"] =
-        [
-            "interpolation_type", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "sigma_min",
-            "sigma_max", "timestep_spacing", "timestep_type", "steps_offset", "rescale_betas_zero_snr",
-            "final_sigmas_type",
-        ],
-        ["HeunDiscreteScheduler"] =
-        [
-            "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "clip_sample", "clip_sample_range",
-            "timestep_spacing", "steps_offset", "sigma_min", "sigma_max",
-        ],
-        ["KDPM2AncestralDiscreteScheduler"] =
-        [
-            "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "timestep_spacing", "steps_offset",
-            "sigma_min", "sigma_max",
-        ],
-        ["KDPM2DiscreteScheduler"] =
-        [
-            "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "timestep_spacing", "steps_offset",
-            "sigma_min", "sigma_max",
-        ],
-        ["LCMScheduler"] =
-        [
-            "original_inference_steps", "clip_sample", "clip_sample_range", "set_alpha_to_one", "steps_offset",
-            "thresholding", "dynamic_thresholding_ratio", "sample_max_value", "timestep_spacing", "timestep_scaling",
-            "rescale_betas_zero_snr",
-        ],
-        ["LMSDiscreteScheduler"] =
-        [
-            "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "timestep_spacing", "steps_offset",
-            "sigma_min", "sigma_max",
-        ],
-        ["PNDMScheduler"] =
-        [
-            "skip_prk_steps", "set_alpha_to_one", "timestep_spacing", "steps_offset",
+            .. Sigmas, .. Thresholding, .. FlowMatching, "solver_order", "algorithm_type", "solver_type", "lower_order_final",
+            "final_sigmas_type", "lambda_min_clipped", "variance_type",
         ],
         ["UniPCMultistepScheduler"] =
         [
-            "solver_order", "thresholding", "dynamic_thresholding_ratio", "sample_max_value", "predict_x0",
-            "solver_type", "lower_order_final", "disable_corrector", "solver_p", "use_karras_sigmas",
-            "use_exponential_sigmas", "use_beta_sigmas", "use_flow_sigmas", "timestep_spacing", "steps_offset",
-            "final_sigmas_type", "rescale_betas_zero_snr", "use_dynamic_shifting", "sigma_min", "sigma_max",
+            .. Spacing, .. Sigmas, .. Thresholding, .. FlowMatching, "solver_order", "predict_x0", "solver_type",
+            "lower_order_final", "disable_corrector", "solver_p", "final_sigmas_type", "rescale_betas_zero_snr",
             "shift_terminal",
+        ],
+        ["DEISMultistepScheduler"] =
+            [.. Spacing, .. Sigmas, .. Thresholding, .. FlowMatching, "solver_order", "algorithm_type", "solver_type", "lower_order_final"],
+        ["LCMScheduler"] =
+        [
+            .. Spacing, .. Clipping, .. Thresholding, "original_inference_steps", "set_alpha_to_one", "timestep_scaling",
+            "rescale_betas_zero_snr",
         ],
     };
 
