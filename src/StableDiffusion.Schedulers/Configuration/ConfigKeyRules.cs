@@ -56,8 +56,17 @@ internal sealed class ConfigKeyRules
         .Only("use_dynamic_shifting", JsonValue.Create(false), FlowMatching);
 
     /// <summary>The names the class accepts for an enum property: its own, else the defaults of the enum.</summary>
-    public IConfigEnum NamesOf(string property, Type enumType) =>
-        _names.TryGetValue(property, out IConfigEnum? names) ? names : ConfigNames.Of(enumType);
+    public IConfigEnum NamesOf(string property, Type enumType)
+    {
+        if (!_names.TryGetValue(property, out IConfigEnum? names))
+        {
+            return ConfigNames.Of(enumType);
+        }
+
+        return names.EnumType == enumType
+            ? names
+            : throw new InvalidOperationException($"The names given for {property} are {names.EnumType.Name} names, but the property is a {enumType.Name}.");
+    }
 
     /// <summary>Whether the class implements <paramref name="value"/> of the enum property <paramref name="property"/>.</summary>
     public bool Implements<TEnum>(string property, TEnum value)
