@@ -8,7 +8,7 @@ namespace StableDiffusion.Schedulers;
 /// maps to another value, and names diffusers knows that this package deliberately does not support (with the reason).
 /// </summary>
 /// <typeparam name="TEnum">The .NET enum.</typeparam>
-internal sealed class ConfigEnum<TEnum>
+internal sealed class ConfigEnum<TEnum> : IConfigEnum
     where TEnum : struct, Enum
 {
     private readonly (string Name, TEnum Value)[] _names;
@@ -94,6 +94,37 @@ internal sealed class ConfigEnum<TEnum>
 
         throw context.Invalid(key, "one of " + string.Join(", ", _names.Select(n => $"\"{n.Name}\"")), node);
     }
+
+    /// <inheritdoc />
+    Type IConfigEnum.EnumType => typeof(TEnum);
+
+    /// <inheritdoc />
+    object IConfigEnum.Parse(JsonNode? node, ConfigContext context, string key) => Parse(node, context, key);
+
+    /// <inheritdoc />
+    string IConfigEnum.NameOf(object value) => NameOf((TEnum)value);
+
+    /// <inheritdoc />
+    bool IConfigEnum.Accepts(object value) => Accepts((TEnum)value);
+}
+
+/// <summary>The diffusers spellings of one enum, seen without its type, as the configuration schema reads them.</summary>
+internal interface IConfigEnum
+{
+    /// <summary>The .NET enum.</summary>
+    Type EnumType { get; }
+
+    /// <summary>Parses a configuration value into a boxed enum value.</summary>
+    object Parse(JsonNode? node, ConfigContext context, string key);
+
+    /// <summary>The diffusers name of a boxed enum value.</summary>
+    string NameOf(object value);
+
+    /// <summary>Whether a boxed enum value is accepted.</summary>
+    bool Accepts(object value);
+
+    /// <summary>Whether <paramref name="node"/> is an alias diffusers replaces by its canonical name in the config.</summary>
+    bool IsRegisteredAlias(JsonNode? node);
 }
 
 /// <summary>The diffusers spellings of the configuration enums.</summary>
@@ -116,6 +147,11 @@ internal static class ConfigNames
         ("sample", PredictionType.Sample),
         ("v_prediction", PredictionType.VPrediction))
         .WithUnsupported("flow_prediction", "flow-matching models (SD3, Flux) are outside the scope of this package.");
+
+    /// <summary>The prediction types of the classes whose diffusers step raises NotImplementedError for "sample".</summary>
+    public static ConfigEnum<PredictionType> PredictionTypesWithoutSample(string className) => PredictionTypes
+        .Only(PredictionType.Epsilon, PredictionType.VPrediction)
+        .WithUnsupported("sample", $"diffusers' {className} does not implement it.");
 
     public static readonly ConfigEnum<TimestepSpacing> TimestepSpacings = new(
         ("linspace", TimestepSpacing.Linspace),
@@ -162,4 +198,18 @@ internal static class ConfigNames
     public static readonly ConfigEnum<TimestepType> TimestepTypes = new(
         ("discrete", TimestepType.Discrete),
         ("continuous", TimestepType.Continuous));
+
+    // The names every class accepts unless it declares its own (SchedulerOptions.DescribeKeys). Most classes implement
+    // three of the six beta schedules; DDPM and Heun widen them.
+    private static readonly Dictionary<Type, IConfigEnum> Defaults = new IConfigEnum[]
+    {
+        StandardBetaSchedules, PredictionTypes, TimestepSpacings, FinalSigmasTypes, DpmSolverAlgorithms, DpmSolverTypes,
+        UniPCSolverTypes, DdpmVarianceTypes, InterpolationTypes, TimestepTypes,
+    }.ToDictionary(names => names.EnumType);
+
+    /// <summary>The names a class accepts for an enum-typed key unless it declares others.</summary>
+    public static IConfigEnum Of(Type enumType) =>
+        Defaults.TryGetValue(enumType, out IConfigEnum? names)
+            ? names
+            : throw new InvalidOperationException($"{enumType.Name} has no diffusers names: add them to {nameof(ConfigNames)}.");
 }

@@ -9,14 +9,22 @@ namespace StableDiffusion.Schedulers;
 /// </summary>
 internal sealed class KDpm2Schedule
 {
-    private KDpm2Schedule(float[] timesteps, float[] sigmas, float[] sigmasInterpol, float[] sigmasUp, float[] sigmasDown)
+    private KDpm2Schedule(float[] timesteps, float[] sigmas, float[] sigmasInterpol, float[] sigmasUp, float[] sigmasDown, bool ancestral, float initNoiseSigma)
     {
+        Ancestral = ancestral;
+        InitNoiseSigma = initNoiseSigma;
         Timesteps = timesteps;
         Sigmas = sigmas;
         SigmasInterpol = sigmasInterpol;
         SigmasUp = sigmasUp;
         SigmasDown = sigmasDown;
     }
+
+    /// <summary>Whether this is the ancestral variant's schedule.</summary>
+    public bool Ancestral { get; }
+
+    /// <summary>The scale of the initial noise (<see cref="KDiffusionMath.InitNoiseSigma"/>).</summary>
+    public float InitNoiseSigma { get; }
 
     /// <summary>The 2N − 1 timesteps: t₀, then a midpoint timestep and a base timestep per further step.</summary>
     public float[] Timesteps { get; }
@@ -33,13 +41,25 @@ internal sealed class KDpm2Schedule
     /// <summary>The noise level each ancestral step descends to before adding noise (ancestral variant only).</summary>
     public float[] SigmasDown { get; }
 
+    /// <summary>
+    /// The sigma of the midpoint evaluation of the step whose first evaluation is at <paramref name="index"/>: the one the
+    /// first evaluation steps to and the second is scaled and measured at (the two layouts keep it one entry apart).
+    /// </summary>
+    public float Midpoint(int index) => SigmasInterpol[Ancestral ? index : index + 1];
+
     /// <summary>Builds the schedule as diffusers' <c>set_timesteps</c> of KDPM2 (or KDPM2 ancestral) does, in float32.</summary>
-    public static KDpm2Schedule Create(
-        NoiseSchedule noise, TimestepSpacing spacing, int stepsOffset, int steps, SigmaSpacing sigmaSpacing, double? sigmaMin, double? sigmaMax, bool ancestral)
+    /// <param name="noise">The training noise schedule.</param>
+    /// <param name="options">The timestep and sigma spacing.</param>
+    /// <param name="steps">The number of steps.</param>
+    /// <param name="ancestral">Whether it is the ancestral variant's.</param>
+    /// <param name="respaced">Whether the sigma spacing applies (false: the training sigmas interpolated).</param>
+    public static KDpm2Schedule Create(NoiseSchedule noise, KDpm2SchedulerOptions options, int steps, bool ancestral, bool respaced = true)
     {
         // Karras timesteps are rounded here, unlike Euler's.
+        SigmaSpacing sigmaSpacing = respaced ? SigmaSchedules.SpacingOf(options) : SigmaSpacing.Interpolated;
         (float[] baseTimesteps, double[] baseSigmas) = SigmaSchedules.KDiffusion(
-            noise, spacing, stepsOffset, steps, sigmaSpacing, sigmaMin, sigmaMax, roundRespacedTimesteps: sigmaSpacing == SigmaSpacing.Karras);
+            noise, options.TimestepSpacing, options.StepsOffset, steps, sigmaSpacing, options.SigmaMin, options.SigmaMax,
+            roundRespacedTimesteps: sigmaSpacing == SigmaSpacing.Karras);
 
         int n = baseSigmas.Length;
         float[] sigmas = [.. baseSigmas.Select(s => (float)s), 0f];
@@ -79,7 +99,10 @@ internal sealed class KDpm2Schedule
             timesteps[2 * k] = baseTimesteps[k];
         }
 
-        return new KDpm2Schedule(timesteps, Repeat(sigmas), Repeat(interpol), ancestral ? Repeat(up) : [], ancestral ? Repeat(down) : []);
+        float[] repeatedSigmas = Repeat(sigmas);
+        return new KDpm2Schedule(
+            timesteps, repeatedSigmas, Repeat(interpol), ancestral ? Repeat(up) : [], ancestral ? Repeat(down) : [], ancestral,
+            KDiffusionMath.InitNoiseSigma(repeatedSigmas, options.TimestepSpacing));
     }
 
     // torch: log(a).lerp(log(b), 0.5).exp(), in float32; lerp at weight 0.5 measures from the end point.
@@ -101,5 +124,16 @@ internal sealed class KDpm2Schedule
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector<float> Invoke(Vector<float> first, Vector<float> x, Vector<float> x0) => first + (x - x0) / sigmaInterpol * dt;
+    }
+
+    /// <summary>d = (x − x₀)/σ_interpol; (x_first + d·dt) + z·σ_up.</summary>
+    internal readonly struct AncestralSecondOrderStep(float sigmaInterpol, float dt, float sigmaUp) : IElementwiseOp4
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float first, float x, float x0, float z) => first + (x - x0) / sigmaInterpol * dt + z * sigmaUp;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> first, Vector<float> x, Vector<float> x0, Vector<float> z) =>
+            first + (x - x0) / sigmaInterpol * dt + z * sigmaUp;
     }
 }

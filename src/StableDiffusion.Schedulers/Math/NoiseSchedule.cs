@@ -31,6 +31,34 @@ internal sealed class NoiseSchedule
     public float[] LogSigmas => _logSigmas ??= Sigmas.Select(s => (float)System.Math.Log(s)).ToArray();
 
     /// <summary>
+    /// The ᾱ of the step after the last timestep (<c>final_alpha_cumprod</c>): 1 with <c>set_alpha_to_one</c>, else the
+    /// ᾱ of timestep 0.
+    /// </summary>
+    public float FinalAlphaCumprod(bool setAlphaToOne) => setAlphaToOne ? 1f : AlphasCumprod[0];
+
+    /// <summary>The sigma the last step ends at: 0, or the smallest training sigma (<c>final_sigmas_type</c>).</summary>
+    public float FinalSigma(FinalSigmasType type) => type == FinalSigmasType.SigmaMin ? Sigmas[0] : 0f;
+
+    /// <summary>
+    /// How many training timesteps at the noisy end have a log-SNR below <paramref name="lambdaMinClipped"/>, which the
+    /// DPM-Solvers leave out of their schedule (diffusers' <c>searchsorted</c> on the flipped λ table).
+    /// </summary>
+    public int ClippedTimesteps(double lambdaMinClipped)
+    {
+        int clipped = 0;
+        foreach (float alphaProd in AlphasCumprod)
+        {
+            float lambda = MathF.Log(MathF.Sqrt(alphaProd)) - MathF.Log(MathF.Sqrt(1f - alphaProd));
+            if (lambda < lambdaMinClipped)
+            {
+                clipped++;
+            }
+        }
+
+        return clipped;
+    }
+
+    /// <summary>
     /// Builds the schedule from the shared options.
     /// </summary>
     /// <param name="options">The scheduler's options.</param>

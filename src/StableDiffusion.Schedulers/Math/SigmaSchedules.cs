@@ -27,8 +27,11 @@ internal static class SigmaSchedules
     private const double BetaSigmasBeta = 0.6;
 
     /// <summary>Which spacing the three flags of a configuration select (at most one is set; validation checks that).</summary>
-    public static SigmaSpacing FromFlags(bool karras, bool exponential, bool beta) =>
-        karras ? SigmaSpacing.Karras : exponential ? SigmaSpacing.Exponential : beta ? SigmaSpacing.Beta : SigmaSpacing.Interpolated;
+    public static SigmaSpacing SpacingOf(ISigmaSpacingOptions options) =>
+        options.UseKarrasSigmas ? SigmaSpacing.Karras
+        : options.UseExponentialSigmas ? SigmaSpacing.Exponential
+        : options.UseBetaSigmas ? SigmaSpacing.Beta
+        : SigmaSpacing.Interpolated;
 
     /// <summary>
     /// The timesteps and sigmas of the k-diffusion schedulers (Euler, Euler ancestral, LMS, Heun, KDPM2): timesteps from
@@ -56,6 +59,27 @@ internal static class SigmaSchedules
 
         double[] spaced = Space(sigmaSpacing, sigmaMin ?? sigmas[^1], sigmaMax ?? sigmas[0], steps);
         return (ToTimesteps(spaced, noise.LogSigmas, roundRespacedTimesteps).Select(t => (float)t).ToArray(), spaced);
+    }
+
+    /// <summary>
+    /// The sigmas of the multistep solvers (DPM-Solver, UniPC, DEIS) at their integer timesteps: the training sigmas
+    /// interpolated there or, with a sigma spacing, <paramref name="steps"/> spaced sigmas between the configured bounds
+    /// (else the training table's), the timesteps then mapped back from them and truncated to integers, or rounded for
+    /// Karras spacing when <paramref name="roundKarras"/>. The final sigma is not appended.
+    /// </summary>
+    public static (float[] Timesteps, double[] Sigmas, bool Respaced) AtSolverTimesteps(
+        NoiseSchedule noise, IEnumerable<long> timesteps, int steps, ISigmaSpacingOptions options, bool roundKarras = true)
+    {
+        SigmaSpacing spacing = SpacingOf(options);
+        if (spacing == SigmaSpacing.Interpolated)
+        {
+            float[] given = timesteps.Select(t => (float)t).ToArray();
+            return (given, Interpolate(given, noise.Sigmas), false);
+        }
+
+        double[] sigmas = Space(spacing, options.SigmaMin ?? noise.Sigmas[0], options.SigmaMax ?? noise.Sigmas[^1], steps);
+        double[] mapped = ToTimesteps(sigmas, noise.LogSigmas, round: roundKarras && spacing == SigmaSpacing.Karras);
+        return (mapped.Select(t => (float)(long)t).ToArray(), sigmas, true);
     }
 
     /// <summary>The timesteps of sigmas (<see cref="SigmaToTimestep"/>), rounded half to even when asked.</summary>

@@ -1,20 +1,10 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace StableDiffusion.Schedulers;
 
 /// <summary>The configuration of <see cref="DdimScheduler"/> (diffusers' <c>DDIMScheduler</c>), with diffusers' defaults.</summary>
-public sealed record DdimSchedulerOptions : SchedulerOptions
+public sealed record DdimSchedulerOptions : SchedulerOptions, ITimestepSpacingOptions, IThresholdingOptions, ISampleClippingOptions, IZeroTerminalSnrOptions
 {
-    internal static readonly ConfigSchema<DdimSchedulerOptions> Schema =
-        SharedKeys<DdimSchedulerOptions>(DdimScheduler.DiffusersName, ConfigNames.StandardBetaSchedules, ConfigNames.PredictionTypes)
-            .Bool("clip_sample", o => o.ClipSample, (o, v) => o with { ClipSample = v })
-            .Double("clip_sample_range", o => o.ClipSampleRange, (o, v) => o with { ClipSampleRange = v })
-            .Bool("set_alpha_to_one", o => o.SetAlphaToOne, (o, v) => o with { SetAlphaToOne = v })
-            .Int("steps_offset", o => o.StepsOffset, (o, v) => o with { StepsOffset = v })
-            .Bool("thresholding", o => o.Thresholding, (o, v) => o with { Thresholding = v })
-            .Double("dynamic_thresholding_ratio", o => o.DynamicThresholdingRatio, (o, v) => o with { DynamicThresholdingRatio = v })
-            .Double("sample_max_value", o => o.SampleMaxValue, (o, v) => o with { SampleMaxValue = v })
-            .Enum("timestep_spacing", o => o.TimestepSpacing, (o, v) => o with { TimestepSpacing = v }, ConfigNames.TimestepSpacings)
-            .Bool("rescale_betas_zero_snr", o => o.RescaleBetasZeroSnr, (o, v) => o with { RescaleBetasZeroSnr = v });
-
     /// <summary>
     /// Whether to clamp the predicted original sample to ±<see cref="ClipSampleRange"/> (<c>clip_sample</c>; diffusers' class
     /// default is true, Stable Diffusion's configuration sets false).
@@ -40,9 +30,11 @@ public sealed record DdimSchedulerOptions : SchedulerOptions
     public bool Thresholding { get; init; }
 
     /// <summary>The quantile of absolute values dynamic thresholding clamps at (<c>dynamic_thresholding_ratio</c>, default 0.995).</summary>
+    [Range(0.0, 1.0)]
     public double DynamicThresholdingRatio { get; init; } = 0.995;
 
     /// <summary>The largest threshold dynamic thresholding may use (<c>sample_max_value</c>, default 1).</summary>
+    [Range(0.0, double.PositiveInfinity, MinimumIsExclusive = true)]
     public double SampleMaxValue { get; init; } = 1.0;
 
     /// <summary>How the inference timesteps are spaced (<c>timestep_spacing</c>).</summary>
@@ -53,10 +45,4 @@ public sealed record DdimSchedulerOptions : SchedulerOptions
     /// trained that way.
     /// </summary>
     public bool RescaleBetasZeroSnr { get; init; }
-
-    internal override void Validate(ConfigContext context)
-    {
-        base.Validate(context);
-        ValidateThresholding(context, DynamicThresholdingRatio, SampleMaxValue);
-    }
 }

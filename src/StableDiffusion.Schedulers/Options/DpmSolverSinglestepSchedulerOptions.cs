@@ -1,4 +1,4 @@
-using System.Text.Json.Nodes;
+using System.ComponentModel.DataAnnotations;
 
 namespace StableDiffusion.Schedulers;
 
@@ -6,43 +6,21 @@ namespace StableDiffusion.Schedulers;
 /// The configuration of <see cref="DpmSolverSinglestepScheduler"/> (diffusers' <c>DPMSolverSinglestepScheduler</c>), with
 /// diffusers' defaults: DPM-Solver++ of order 2 ("DPM++ 2S"). The class always spaces its timesteps linearly.
 /// </summary>
-public sealed record DpmSolverSinglestepSchedulerOptions : SchedulerOptions
+public sealed record DpmSolverSinglestepSchedulerOptions : SchedulerOptions, ISigmaSpacingOptions, IThresholdingOptions
 {
-    internal static readonly ConfigSchema<DpmSolverSinglestepSchedulerOptions> Schema =
-        SharedKeys<DpmSolverSinglestepSchedulerOptions>(DpmSolverSinglestepScheduler.DiffusersName, ConfigNames.StandardBetaSchedules, ConfigNames.PredictionTypes)
-            .Int("solver_order", o => o.SolverOrder, (o, v) => o with { SolverOrder = v })
-            .Bool("thresholding", o => o.Thresholding, (o, v) => o with { Thresholding = v })
-            .Double("dynamic_thresholding_ratio", o => o.DynamicThresholdingRatio, (o, v) => o with { DynamicThresholdingRatio = v })
-            .Double("sample_max_value", o => o.SampleMaxValue, (o, v) => o with { SampleMaxValue = v })
-            .Enum("algorithm_type", o => o.AlgorithmType, (o, v) => o with { AlgorithmType = v }, SinglestepAlgorithms)
-            .Enum("solver_type", o => o.SolverType, (o, v) => o with { SolverType = v }, ConfigNames.DpmSolverTypes)
-            .Bool("lower_order_final", o => o.LowerOrderFinal, (o, v) => o with { LowerOrderFinal = v })
-            .Bool("use_karras_sigmas", o => o.UseKarrasSigmas, (o, v) => o with { UseKarrasSigmas = v })
-            .Bool("use_exponential_sigmas", o => o.UseExponentialSigmas, (o, v) => o with { UseExponentialSigmas = v })
-            .Bool("use_beta_sigmas", o => o.UseBetaSigmas, (o, v) => o with { UseBetaSigmas = v })
-            .Only("use_flow_sigmas", JsonValue.Create(false), DpmSolverMultistepSchedulerOptions.FlowMatchingReason)
-            .Ignored("flow_shift")
-            .Enum("final_sigmas_type", o => o.FinalSigmasType, (o, v) => o with { FinalSigmasType = v }, ConfigNames.FinalSigmasTypes)
-            .Double("lambda_min_clipped", o => o.LambdaMinClipped, (o, v) => o with { LambdaMinClipped = v })
-            .Only("variance_type", null, DpmSolverMultistepSchedulerOptions.LearnedVarianceReason)
-            .Only("use_dynamic_shifting", JsonValue.Create(false), DpmSolverMultistepSchedulerOptions.FlowMatchingReason)
-            .Ignored("time_shift_type")
-            .NullableDouble("sigma_min", o => o.SigmaMin, (o, v) => o with { SigmaMin = v })
-            .NullableDouble("sigma_max", o => o.SigmaMax, (o, v) => o with { SigmaMax = v });
-
-    private static ConfigEnum<DpmSolverAlgorithmType> SinglestepAlgorithms => ConfigNames.DpmSolverAlgorithms.Only(
-        DpmSolverAlgorithmType.DpmSolver, DpmSolverAlgorithmType.DpmSolverPlusPlus, DpmSolverAlgorithmType.SdeDpmSolverPlusPlus);
-
     /// <inheritdoc cref="DpmSolverMultistepSchedulerOptions.SolverOrder"/>
+    [Range(1, 3)]
     public int SolverOrder { get; init; } = 2;
 
     /// <inheritdoc cref="DdimSchedulerOptions.Thresholding"/>
     public bool Thresholding { get; init; }
 
     /// <inheritdoc cref="DdimSchedulerOptions.DynamicThresholdingRatio"/>
+    [Range(0.0, 1.0)]
     public double DynamicThresholdingRatio { get; init; } = 0.995;
 
     /// <inheritdoc cref="DdimSchedulerOptions.SampleMaxValue"/>
+    [Range(0.0, double.PositiveInfinity, MinimumIsExclusive = true)]
     public double SampleMaxValue { get; init; } = 1.0;
 
     /// <summary>The solver variant (<c>algorithm_type</c>; the singlestep solver has no <c>"sde-dpmsolver"</c>).</summary>
@@ -78,17 +56,17 @@ public sealed record DpmSolverSinglestepSchedulerOptions : SchedulerOptions
     /// <inheritdoc cref="HeunDiscreteSchedulerOptions.SigmaMax"/>
     public double? SigmaMax { get; init; }
 
+    internal override void DescribeKeys(ConfigKeyRules keys) => keys
+        .Names(
+            nameof(AlgorithmType),
+            ConfigNames.DpmSolverAlgorithms.Only(DpmSolverAlgorithmType.DpmSolver, DpmSolverAlgorithmType.DpmSolverPlusPlus, DpmSolverAlgorithmType.SdeDpmSolverPlusPlus))
+        .RejectFlowMatching()
+        .Only("variance_type", null, ConfigKeyRules.LearnedVariance);
+
     internal override void Validate(ConfigContext context)
     {
         base.Validate(context);
-        ValidateSolverOrder(context, SolverOrder, 3);
-        ValidateThresholding(context, DynamicThresholdingRatio, SampleMaxValue);
-        ValidateSigmaSpacing(context, UseKarrasSigmas, UseExponentialSigmas, UseBetaSigmas);
-        if (!SinglestepAlgorithms.Accepts(AlgorithmType))
-        {
-            throw context.Contradiction($"\"algorithm_type\" {AlgorithmType} is not implemented by {context.ClassName}.");
-        }
-
+        context.RequireImplemented(nameof(AlgorithmType), AlgorithmType);
         if (AlgorithmType == DpmSolverAlgorithmType.DpmSolver && FinalSigmasType == FinalSigmasType.Zero)
         {
             throw context.Contradiction("\"final_sigmas_type\" \"zero\" is not supported with \"algorithm_type\" \"dpmsolver\": use \"sigma_min\" or DPM-Solver++.");

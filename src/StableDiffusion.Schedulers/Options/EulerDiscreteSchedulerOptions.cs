@@ -1,25 +1,8 @@
 namespace StableDiffusion.Schedulers;
 
 /// <summary>The configuration of <see cref="EulerDiscreteScheduler"/> (diffusers' <c>EulerDiscreteScheduler</c>), with diffusers' defaults.</summary>
-public sealed record EulerDiscreteSchedulerOptions : SchedulerOptions
+public sealed record EulerDiscreteSchedulerOptions : SchedulerOptions, ITimestepSpacingOptions, ISigmaSpacingOptions, IZeroTerminalSnrOptions
 {
-    internal static readonly ConfigSchema<EulerDiscreteSchedulerOptions> Schema =
-        SharedKeys<EulerDiscreteSchedulerOptions>(EulerDiscreteScheduler.DiffusersName, ConfigNames.StandardBetaSchedules, EulerPredictionTypes)
-            .Enum("interpolation_type", o => o.InterpolationType, (o, v) => o with { InterpolationType = v }, ConfigNames.InterpolationTypes)
-            .Bool("use_karras_sigmas", o => o.UseKarrasSigmas, (o, v) => o with { UseKarrasSigmas = v })
-            .Bool("use_exponential_sigmas", o => o.UseExponentialSigmas, (o, v) => o with { UseExponentialSigmas = v })
-            .Bool("use_beta_sigmas", o => o.UseBetaSigmas, (o, v) => o with { UseBetaSigmas = v })
-            .NullableDouble("sigma_min", o => o.SigmaMin, (o, v) => o with { SigmaMin = v })
-            .NullableDouble("sigma_max", o => o.SigmaMax, (o, v) => o with { SigmaMax = v })
-            .Enum("timestep_spacing", o => o.TimestepSpacing, (o, v) => o with { TimestepSpacing = v }, ConfigNames.TimestepSpacings)
-            .Enum("timestep_type", o => o.TimestepType, (o, v) => o with { TimestepType = v }, ConfigNames.TimestepTypes)
-            .Int("steps_offset", o => o.StepsOffset, (o, v) => o with { StepsOffset = v })
-            .Bool("rescale_betas_zero_snr", o => o.RescaleBetasZeroSnr, (o, v) => o with { RescaleBetasZeroSnr = v })
-            .Enum("final_sigmas_type", o => o.FinalSigmasType, (o, v) => o with { FinalSigmasType = v }, ConfigNames.FinalSigmasTypes);
-
-    // diffusers' Euler also accepts "original_sample" for "sample".
-    private static ConfigEnum<PredictionType> EulerPredictionTypes => ConfigNames.PredictionTypes.WithAlias("original_sample", PredictionType.Sample, registered: false);
-
     /// <summary>How the inference sigmas come from the training sigmas (<c>interpolation_type</c>).</summary>
     public InterpolationType InterpolationType { get; init; } = InterpolationType.Linear;
 
@@ -56,11 +39,7 @@ public sealed record EulerDiscreteSchedulerOptions : SchedulerOptions
     /// <summary>The sigma the last step ends at (<c>final_sigmas_type</c>).</summary>
     public FinalSigmasType FinalSigmasType { get; init; } = FinalSigmasType.Zero;
 
-    private protected override ConfigEnum<PredictionType> PredictionTypes => EulerPredictionTypes;
-
-    internal override void Validate(ConfigContext context)
-    {
-        base.Validate(context);
-        ValidateSigmaSpacing(context, UseKarrasSigmas, UseExponentialSigmas, UseBetaSigmas);
-    }
+    // diffusers' Euler also accepts "original_sample" for "sample".
+    internal override void DescribeKeys(ConfigKeyRules keys) =>
+        keys.Names(nameof(PredictionType), ConfigNames.PredictionTypes.WithAlias("original_sample", PredictionType.Sample, registered: false));
 }

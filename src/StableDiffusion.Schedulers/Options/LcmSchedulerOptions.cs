@@ -1,25 +1,13 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace StableDiffusion.Schedulers;
 
 /// <summary>
 /// The configuration of <see cref="LcmScheduler"/> (diffusers' <c>LCMScheduler</c>), with diffusers' defaults, which are
 /// Stable Diffusion's beta schedule.
 /// </summary>
-public sealed record LcmSchedulerOptions : SchedulerOptions
+public sealed record LcmSchedulerOptions : SchedulerOptions, IThresholdingOptions, ISampleClippingOptions, IZeroTerminalSnrOptions
 {
-    internal static readonly ConfigSchema<LcmSchedulerOptions> Schema =
-        SharedKeys<LcmSchedulerOptions>(LcmScheduler.DiffusersName, ConfigNames.StandardBetaSchedules, ConfigNames.PredictionTypes)
-            .Int("original_inference_steps", o => o.OriginalInferenceSteps, (o, v) => o with { OriginalInferenceSteps = v })
-            .Bool("clip_sample", o => o.ClipSample, (o, v) => o with { ClipSample = v })
-            .Double("clip_sample_range", o => o.ClipSampleRange, (o, v) => o with { ClipSampleRange = v })
-            .Bool("set_alpha_to_one", o => o.SetAlphaToOne, (o, v) => o with { SetAlphaToOne = v })
-            .Int("steps_offset", o => o.StepsOffset, (o, v) => o with { StepsOffset = v })
-            .Bool("thresholding", o => o.Thresholding, (o, v) => o with { Thresholding = v })
-            .Double("dynamic_thresholding_ratio", o => o.DynamicThresholdingRatio, (o, v) => o with { DynamicThresholdingRatio = v })
-            .Double("sample_max_value", o => o.SampleMaxValue, (o, v) => o with { SampleMaxValue = v })
-            .Enum("timestep_spacing", o => o.TimestepSpacing, (o, v) => o with { TimestepSpacing = v }, ConfigNames.TimestepSpacings)
-            .Double("timestep_scaling", o => o.TimestepScaling, (o, v) => o with { TimestepScaling = v })
-            .Bool("rescale_betas_zero_snr", o => o.RescaleBetasZeroSnr, (o, v) => o with { RescaleBetasZeroSnr = v });
-
     /// <summary>Creates the options with the class defaults.</summary>
     public LcmSchedulerOptions()
     {
@@ -50,9 +38,11 @@ public sealed record LcmSchedulerOptions : SchedulerOptions
     public bool Thresholding { get; init; }
 
     /// <inheritdoc cref="DdimSchedulerOptions.DynamicThresholdingRatio"/>
+    [Range(0.0, 1.0)]
     public double DynamicThresholdingRatio { get; init; } = 0.995;
 
     /// <inheritdoc cref="DdimSchedulerOptions.SampleMaxValue"/>
+    [Range(0.0, double.PositiveInfinity, MinimumIsExclusive = true)]
     public double SampleMaxValue { get; init; } = 1.0;
 
     /// <summary>Declared by diffusers' LCMScheduler (<c>timestep_spacing</c>) but not used by its timestep schedule.</summary>
@@ -67,7 +57,6 @@ public sealed record LcmSchedulerOptions : SchedulerOptions
     internal override void Validate(ConfigContext context)
     {
         base.Validate(context);
-        ValidateThresholding(context, DynamicThresholdingRatio, SampleMaxValue);
         if (OriginalInferenceSteps < 1 || OriginalInferenceSteps > NumTrainTimesteps)
         {
             throw context.Contradiction(

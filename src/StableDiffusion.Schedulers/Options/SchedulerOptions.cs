@@ -1,3 +1,5 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace StableDiffusion.Schedulers;
 
 /// <summary>
@@ -6,7 +8,9 @@ namespace StableDiffusion.Schedulers;
 /// </summary>
 /// <remarks>
 /// Options are usually read from <c>scheduler_config.json</c> with the scheduler's <c>FromConfig</c>; build them in code
-/// to configure a scheduler without a file. Property names are diffusers' configuration keys in .NET casing.
+/// to configure a scheduler without a file. Each property is a configuration key: its name is the diffusers key in .NET
+/// casing (<see cref="NumTrainTimesteps"/> is <c>num_train_timesteps</c>), its initial value the class default, and a
+/// <see cref="RangeAttribute"/> on it the values the key accepts.
 /// </remarks>
 public abstract record SchedulerOptions
 {
@@ -15,6 +19,7 @@ public abstract record SchedulerOptions
     }
 
     /// <summary>The number of diffusion steps the model was trained with (<c>num_train_timesteps</c>, default 1000).</summary>
+    [Range(2, int.MaxValue)]
     public int NumTrainTimesteps { get; init; } = 1000;
 
     /// <summary>The first beta of the training schedule (<c>beta_start</c>; Stable Diffusion uses 0.00085).</summary>
@@ -35,25 +40,28 @@ public abstract record SchedulerOptions
     /// <summary>What the model predicts (<c>prediction_type</c>): the noise for Stable Diffusion 1.x.</summary>
     public PredictionType PredictionType { get; init; } = PredictionType.Epsilon;
 
-    /// <summary>The beta schedules the class implements.</summary>
-    private protected virtual ConfigEnum<BetaSchedule> BetaSchedules => ConfigNames.StandardBetaSchedules;
+    /// <summary>
+    /// Adds what the class's properties cannot say about its keys: enum names that differ from <see cref="ConfigNames"/>
+    /// and diffusers keys without a property. Called once per class, on an instance with the defaults.
+    /// </summary>
+    internal virtual void DescribeKeys(ConfigKeyRules keys)
+    {
+    }
 
-    /// <summary>The prediction types the class implements.</summary>
-    private protected virtual ConfigEnum<PredictionType> PredictionTypes => ConfigNames.PredictionTypes;
-
-    /// <summary>Checks the values against each other; the message names the configuration key at fault.</summary>
+    /// <summary>
+    /// Checks the values against each other and against what the class implements (each key's range is checked before);
+    /// the message names the configuration key at fault.
+    /// </summary>
     internal virtual void Validate(ConfigContext context)
     {
-        if (NumTrainTimesteps < 2)
+        context.RequireImplemented(nameof(PredictionType), PredictionType);
+        if (this is ISigmaSpacingOptions { UseKarrasSigmas: var karras, UseExponentialSigmas: var exponential, UseBetaSigmas: var beta }
+            && (karras ? 1 : 0) + (exponential ? 1 : 0) + (beta ? 1 : 0) > 1)
         {
-            throw context.Contradiction($"\"num_train_timesteps\" must be at least 2, but it is {NumTrainTimesteps}.");
+            throw context.Contradiction("only one of \"use_karras_sigmas\", \"use_exponential_sigmas\" and \"use_beta_sigmas\" can be true.");
         }
 
-        if (!PredictionTypes.Accepts(PredictionType))
-        {
-            throw context.Contradiction($"\"prediction_type\" {PredictionType} is not implemented by {context.ClassName}.");
-        }
-
+        // Trained betas replace the beta schedule and its range, as in diffusers.
         if (TrainedBetas is { } trained)
         {
             if (trained.Count != NumTrainTimesteps)
@@ -70,57 +78,10 @@ public abstract record SchedulerOptions
             return;
         }
 
-        if (!BetaSchedules.Accepts(BetaSchedule))
-        {
-            throw context.Contradiction($"\"beta_schedule\" {BetaSchedule} is not implemented by {context.ClassName}.");
-        }
-
+        context.RequireImplemented(nameof(BetaSchedule), BetaSchedule);
         if (!(BetaStart >= 0 && BetaStart < 1) || !(BetaEnd >= 0 && BetaEnd < 1))
         {
             throw context.Contradiction($"\"beta_start\" ({BetaStart}) and \"beta_end\" ({BetaEnd}) must lie in [0, 1).");
-        }
-    }
-
-    /// <summary>Adds the shared keys to a class's schema.</summary>
-    private protected static ConfigSchema<T> SharedKeys<T>(string className, ConfigEnum<BetaSchedule> betaSchedules, ConfigEnum<PredictionType> predictionTypes)
-        where T : SchedulerOptions, new() =>
-        new ConfigSchema<T>(className)
-            .Int("num_train_timesteps", o => o.NumTrainTimesteps, (o, v) => (T)((SchedulerOptions)o with { NumTrainTimesteps = v }))
-            .Double("beta_start", o => o.BetaStart, (o, v) => (T)((SchedulerOptions)o with { BetaStart = v }))
-            .Double("beta_end", o => o.BetaEnd, (o, v) => (T)((SchedulerOptions)o with { BetaEnd = v }))
-            .Enum("beta_schedule", o => o.BetaSchedule, (o, v) => (T)((SchedulerOptions)o with { BetaSchedule = v }), betaSchedules)
-            .FloatList("trained_betas", o => o.TrainedBetas, (o, v) => (T)((SchedulerOptions)o with { TrainedBetas = v }))
-            .Enum("prediction_type", o => o.PredictionType, (o, v) => (T)((SchedulerOptions)o with { PredictionType = v }), predictionTypes);
-
-    /// <summary>Checks the thresholding keys shared by several classes.</summary>
-    private protected static void ValidateThresholding(ConfigContext context, double ratio, double sampleMaxValue)
-    {
-        if (!(ratio >= 0 && ratio <= 1))
-        {
-            throw context.Contradiction($"\"dynamic_thresholding_ratio\" must lie in [0, 1], but it is {ratio}.");
-        }
-
-        if (!(sampleMaxValue > 0))
-        {
-            throw context.Contradiction($"\"sample_max_value\" must be positive, but it is {sampleMaxValue}.");
-        }
-    }
-
-    /// <summary>Checks that at most one of the sigma-spacing flags is set, as diffusers requires.</summary>
-    private protected static void ValidateSigmaSpacing(ConfigContext context, bool karras, bool exponential, bool beta)
-    {
-        if ((karras ? 1 : 0) + (exponential ? 1 : 0) + (beta ? 1 : 0) > 1)
-        {
-            throw context.Contradiction("only one of \"use_karras_sigmas\", \"use_exponential_sigmas\" and \"use_beta_sigmas\" can be true.");
-        }
-    }
-
-    /// <summary>Checks the solver order of the multistep solvers.</summary>
-    private protected static void ValidateSolverOrder(ConfigContext context, int order, int max)
-    {
-        if (order < 1 || order > max)
-        {
-            throw context.Contradiction($"\"solver_order\" must be between 1 and {max}, but it is {order}.");
         }
     }
 }

@@ -1,4 +1,4 @@
-using System.Text.Json.Nodes;
+using System.ComponentModel.DataAnnotations;
 
 namespace StableDiffusion.Schedulers;
 
@@ -6,47 +6,24 @@ namespace StableDiffusion.Schedulers;
 /// The configuration of <see cref="UniPCMultistepScheduler"/> (diffusers' <c>UniPCMultistepScheduler</c>), with diffusers'
 /// defaults: UniPC with B(h) = e^h − 1, order 2, corrector on every step.
 /// </summary>
-public sealed record UniPCMultistepSchedulerOptions : SchedulerOptions
+public sealed record UniPCMultistepSchedulerOptions : SchedulerOptions, ITimestepSpacingOptions, ISigmaSpacingOptions, IThresholdingOptions, IZeroTerminalSnrOptions
 {
-    internal static readonly ConfigSchema<UniPCMultistepSchedulerOptions> Schema =
-        SharedKeys<UniPCMultistepSchedulerOptions>(UniPCMultistepScheduler.DiffusersName, ConfigNames.StandardBetaSchedules, ConfigNames.PredictionTypes)
-            .Int("solver_order", o => o.SolverOrder, (o, v) => o with { SolverOrder = v })
-            .Bool("thresholding", o => o.Thresholding, (o, v) => o with { Thresholding = v })
-            .Double("dynamic_thresholding_ratio", o => o.DynamicThresholdingRatio, (o, v) => o with { DynamicThresholdingRatio = v })
-            .Double("sample_max_value", o => o.SampleMaxValue, (o, v) => o with { SampleMaxValue = v })
-            .Bool("predict_x0", o => o.PredictX0, (o, v) => o with { PredictX0 = v })
-            .Enum("solver_type", o => o.SolverType, (o, v) => o with { SolverType = v }, ConfigNames.UniPCSolverTypes)
-            .Bool("lower_order_final", o => o.LowerOrderFinal, (o, v) => o with { LowerOrderFinal = v })
-            .IntList("disable_corrector", o => o.DisableCorrector, (o, v) => o with { DisableCorrector = v })
-            .Only("solver_p", null, "a second scheduler as predictor cannot be given in a configuration file; this package uses UniPC's own predictor.")
-            .Bool("use_karras_sigmas", o => o.UseKarrasSigmas, (o, v) => o with { UseKarrasSigmas = v })
-            .Bool("use_exponential_sigmas", o => o.UseExponentialSigmas, (o, v) => o with { UseExponentialSigmas = v })
-            .Bool("use_beta_sigmas", o => o.UseBetaSigmas, (o, v) => o with { UseBetaSigmas = v })
-            .Only("use_flow_sigmas", JsonValue.Create(false), DpmSolverMultistepSchedulerOptions.FlowMatchingReason)
-            .Ignored("flow_shift")
-            .Enum("timestep_spacing", o => o.TimestepSpacing, (o, v) => o with { TimestepSpacing = v }, ConfigNames.TimestepSpacings)
-            .Int("steps_offset", o => o.StepsOffset, (o, v) => o with { StepsOffset = v })
-            .Enum("final_sigmas_type", o => o.FinalSigmasType, (o, v) => o with { FinalSigmasType = v }, ConfigNames.FinalSigmasTypes)
-            .Bool("rescale_betas_zero_snr", o => o.RescaleBetasZeroSnr, (o, v) => o with { RescaleBetasZeroSnr = v })
-            .Only("use_dynamic_shifting", JsonValue.Create(false), DpmSolverMultistepSchedulerOptions.FlowMatchingReason)
-            .Ignored("time_shift_type")
-            .NullableDouble("sigma_min", o => o.SigmaMin, (o, v) => o with { SigmaMin = v })
-            .NullableDouble("sigma_max", o => o.SigmaMax, (o, v) => o with { SigmaMax = v })
-            .Only("shift_terminal", null, DpmSolverMultistepSchedulerOptions.FlowMatchingReason);
-
     // Higher orders are numerically meaningless; the bound keeps the per-step linear solve on the stack.
     private const int MaxSolverOrder = 8;
 
     /// <summary>The order of the predictor (<c>solver_order</c>, 1 to 8): 2 for guided sampling, 3 for unconditional.</summary>
+    [Range(1, MaxSolverOrder)]
     public int SolverOrder { get; init; } = 2;
 
     /// <inheritdoc cref="DdimSchedulerOptions.Thresholding"/>
     public bool Thresholding { get; init; }
 
     /// <inheritdoc cref="DdimSchedulerOptions.DynamicThresholdingRatio"/>
+    [Range(0.0, 1.0)]
     public double DynamicThresholdingRatio { get; init; } = 0.995;
 
     /// <inheritdoc cref="DdimSchedulerOptions.SampleMaxValue"/>
+    [Range(0.0, double.PositiveInfinity, MinimumIsExclusive = true)]
     public double SampleMaxValue { get; init; } = 1.0;
 
     /// <summary>Whether to solve on the data prediction rather than the noise prediction (<c>predict_x0</c>, default true).</summary>
@@ -91,12 +68,14 @@ public sealed record UniPCMultistepSchedulerOptions : SchedulerOptions
     /// <inheritdoc cref="EulerDiscreteSchedulerOptions.SigmaMax"/>
     public double? SigmaMax { get; init; }
 
+    internal override void DescribeKeys(ConfigKeyRules keys) => keys
+        .Only("solver_p", null, "a second scheduler as predictor cannot be given in a configuration file; this package uses UniPC's own predictor.")
+        .RejectFlowMatching()
+        .Only("shift_terminal", null, ConfigKeyRules.FlowMatching);
+
     internal override void Validate(ConfigContext context)
     {
         base.Validate(context);
-        ValidateSolverOrder(context, SolverOrder, MaxSolverOrder);
-        ValidateThresholding(context, DynamicThresholdingRatio, SampleMaxValue);
-        ValidateSigmaSpacing(context, UseKarrasSigmas, UseExponentialSigmas, UseBetaSigmas);
         if (!PredictX0 && FinalSigmasType == FinalSigmasType.Zero)
         {
             // The noise-prediction update multiplies σ_t = 0 by e^h = ∞ at the last step; diffusers returns NaN latents.

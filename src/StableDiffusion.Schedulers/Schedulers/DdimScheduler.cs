@@ -8,12 +8,11 @@ namespace StableDiffusion.Schedulers;
 /// As in diffusers, the previous timestep is always <c>t − T/N</c> (the leading stride), whichever spacing produced the
 /// schedule.
 /// </remarks>
-public sealed class DdimScheduler : DiffusionScheduler
+public sealed class DdimScheduler : DiffusionScheduler<DdimScheduler, DdimSchedulerOptions>
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DDIMScheduler";
 
-    private readonly float _finalAlphaCumprod;
     private float[]? _originalSample;
     private float[]? _epsilon;
     private float[]? _noise;
@@ -23,48 +22,12 @@ public sealed class DdimScheduler : DiffusionScheduler
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public DdimScheduler(DdimSchedulerOptions? options = null)
-        : this(Validated(options ?? new DdimSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
     }
 
-    private DdimScheduler(DdimSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? DdimSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options, options.RescaleBetasZeroSnr))
-    {
-        Options = options;
-        _finalAlphaCumprod = options.SetAlphaToOne ? 1f : Noise.AlphasCumprod[0];
-    }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public DdimSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
-
-    private protected override bool HasStepState => false;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>DDIMScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static DdimScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = DdimSchedulerOptions.Schema.Read(config);
-        return new DdimScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override DdimScheduler Clone() => new(Options, Config);
-
-    private protected override float[] ComputeTimesteps(int numInferenceSteps)
-    {
-        long[] timesteps = TimestepSchedules.Discrete(Options.TimestepSpacing, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset);
-        RequireTrainingRange(timesteps, $"timestep_spacing \"{ConfigNames.TimestepSpacings.NameOf(Options.TimestepSpacing)}\" and steps_offset {Options.StepsOffset}");
-        return timesteps.Select(t => (float)t).ToArray();
-    }
-
-    private protected override void ResetState()
-    {
-    }
+    private protected override float[] ComputeTimesteps(int numInferenceSteps) =>
+        TrainingTableTimesteps(Options, numInferenceSteps).Select(t => (float)t).ToArray();
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
@@ -77,7 +40,7 @@ public sealed class DdimScheduler : DiffusionScheduler
         int t = TrainingTimestep(timestep);
         int prevTimestep = t - NumTrainTimesteps / NumInferenceSteps;
         float alphaProd = Noise.AlphasCumprod[t];
-        float alphaProdPrev = prevTimestep >= 0 ? Noise.AlphasCumprod[prevTimestep] : _finalAlphaCumprod;
+        float alphaProdPrev = prevTimestep >= 0 ? Noise.AlphasCumprod[prevTimestep] : Noise.FinalAlphaCumprod(Options.SetAlphaToOne);
         float betaProd = 1f - alphaProd;
         float sqrtAlphaProd = MathF.Sqrt(alphaProd);
         float sqrtBetaProd = MathF.Sqrt(betaProd);
@@ -95,8 +58,7 @@ public sealed class DdimScheduler : DiffusionScheduler
         }
 
         // 2. Keep it in range.
-        KeepInRange(
-            originalSample, batchSize, Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Options.ClipSample, Options.ClipSampleRange, ref _scratch);
+        KeepInRange(originalSample, batchSize, Options, ref _scratch);
 
         // 3. σ_t = η·sqrt(variance), formula (16) of the DDIM paper.
         float betaProdPrev = 1f - alphaProdPrev;

@@ -4,7 +4,7 @@ namespace StableDiffusion.Schedulers;
 /// Denoising diffusion probabilistic models (Ho et al., 2020): ancestral sampling that adds fresh noise every step.
 /// Port of diffusers' <c>DDPMScheduler</c>.
 /// </summary>
-public sealed class DdpmScheduler : DiffusionScheduler, ICustomTimestepsScheduler
+public sealed class DdpmScheduler : DiffusionScheduler<DdpmScheduler, DdpmSchedulerOptions>, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DDPMScheduler";
@@ -17,36 +17,9 @@ public sealed class DdpmScheduler : DiffusionScheduler, ICustomTimestepsSchedule
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public DdpmScheduler(DdpmSchedulerOptions? options = null)
-        : this(Validated(options ?? new DdpmSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
     }
-
-    private DdpmScheduler(DdpmSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? DdpmSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options, options.RescaleBetasZeroSnr))
-    {
-        Options = options;
-    }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public DdpmSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
-
-    private protected override bool HasStepState => false;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>DDPMScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static DdpmScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = DdpmSchedulerOptions.Schema.Read(config);
-        return new DdpmScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override DdpmScheduler Clone() => new(Options, Config);
 
     /// <inheritdoc />
     /// <remarks>The timesteps must be whole, strictly descending and below num_train_timesteps; each step goes to the next one (−1 after the last).</remarks>
@@ -56,16 +29,8 @@ public sealed class DdpmScheduler : DiffusionScheduler, ICustomTimestepsSchedule
         InstallTimesteps(custom, custom.Length);
     }
 
-    private protected override float[] ComputeTimesteps(int numInferenceSteps)
-    {
-        long[] timesteps = TimestepSchedules.Discrete(Options.TimestepSpacing, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset);
-        RequireTrainingRange(timesteps, $"timestep_spacing \"{ConfigNames.TimestepSpacings.NameOf(Options.TimestepSpacing)}\" and steps_offset {Options.StepsOffset}");
-        return timesteps.Select(t => (float)t).ToArray();
-    }
-
-    private protected override void ResetState()
-    {
-    }
+    private protected override float[] ComputeTimesteps(int numInferenceSteps) =>
+        TrainingTableTimesteps(Options, numInferenceSteps).Select(t => (float)t).ToArray();
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
@@ -82,8 +47,7 @@ public sealed class DdpmScheduler : DiffusionScheduler, ICustomTimestepsSchedule
         // 1. The predicted original sample, kept in range.
         float[] originalSample = Buffer(ref _originalSample, length);
         Prediction.DiscreteOriginalSample(Options.PredictionType, MathF.Sqrt(alphaProd), MathF.Sqrt(betaProd), sample, modelOutput, originalSample);
-        KeepInRange(
-            originalSample, batchSize, Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Options.ClipSample, Options.ClipSampleRange, ref _scratch);
+        KeepInRange(originalSample, batchSize, Options, ref _scratch);
 
         // 2. The posterior mean, formula (7) of the DDPM paper.
         float originalCoefficient = MathF.Sqrt(alphaProdPrev) * currentBeta / betaProd;

@@ -11,83 +11,36 @@ namespace StableDiffusion.Schedulers;
 /// The model sees integer timesteps and unscaled input. The last step ends at the smallest training sigma rather than
 /// zero, as in diffusers.
 /// </remarks>
-public sealed class DeisMultistepScheduler : DiffusionScheduler
+public sealed class DeisMultistepScheduler : DiffusionScheduler<DeisMultistepScheduler, DeisMultistepSchedulerOptions>
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DEISMultistepScheduler";
 
-    private float[] _sigmas;
-    private readonly float[]?[] _modelOutputs;
-    private int _storedOutputs;
-    private int _lowerOrderNums;
+    private readonly ModelOutputHistory _history;
     private float[]? _scratch;
 
     /// <summary>Creates the scheduler from options (diffusers' defaults when null).</summary>
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public DeisMultistepScheduler(DeisMultistepSchedulerOptions? options = null)
-        : this(Validated(options ?? new DeisMultistepSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
+        SigmaArray = Noise.Sigmas;
+        _history = new ModelOutputHistory(Options.SolverOrder);
     }
 
-    private DeisMultistepScheduler(DeisMultistepSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? DeisMultistepSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
-    {
-        Options = options;
-        _sigmas = Noise.Sigmas;
-        _modelOutputs = new float[]?[options.SolverOrder];
-    }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public DeisMultistepSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
-
-    /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
-
-    private protected override bool HasStepState => _storedOutputs > 0;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>DEISMultistepScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static DeisMultistepScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = DeisMultistepSchedulerOptions.Schema.Read(config);
-        return new DeisMultistepScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override DeisMultistepScheduler Clone() => new(Options, Config);
+    private protected override bool HasStepState => _history.Count > 0;
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        long[] timesteps = TimestepSchedules.Solver(Options.TimestepSpacing, NumTrainTimesteps, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset);
-        float[] table = Noise.Sigmas;
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
-        if (spacing != SigmaSpacing.Interpolated)
-        {
-            // The last spaced sigma is repeated as the final one.
-            double[] spaced = SigmaSchedules.Space(spacing, Options.SigmaMin ?? table[0], Options.SigmaMax ?? table[^1], numInferenceSteps);
-            timesteps = SigmaSchedules.ToTimesteps(spaced, Noise.LogSigmas, round: spacing == SigmaSpacing.Karras).Select(t => (long)t).ToArray();
-            _sigmas = [.. spaced.Select(s => (float)s), (float)spaced[^1]];
-        }
-        else
-        {
-            double[] sigmas = SigmaSchedules.Interpolate(timesteps.Select(t => (float)t).ToArray(), table);
-            _sigmas = [.. sigmas.Select(s => (float)s), table[0]];
-        }
-
-        return timesteps.Select(t => (float)t).ToArray();
+        long[] solverTimesteps = TimestepSchedules.Solver(Options.TimestepSpacing, NumTrainTimesteps, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset);
+        (float[] timesteps, double[] sigmas, bool respaced) = SigmaSchedules.AtSolverTimesteps(Noise, solverTimesteps, numInferenceSteps, Options);
+        // The last spaced sigma, or the smallest training sigma, is the final one.
+        SigmaArray = [.. sigmas.Select(s => (float)s), respaced ? (float)sigmas[^1] : Noise.Sigmas[0]];
+        return timesteps;
     }
 
-    private protected override void ResetState()
-    {
-        _storedOutputs = 0;
-        _lowerOrderNums = 0;
-    }
+    private protected override void ResetState() => _history.Clear();
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
@@ -97,8 +50,8 @@ public sealed class DeisMultistepScheduler : DiffusionScheduler
         bool lowerOrderSecond = index == count - 2 && Options.LowerOrderFinal && count < 15;
 
         // DEIS works on ε, recomputed from the (optionally thresholded) x₀.
-        float[] converted = ModelOutputHistory.Rotate(_modelOutputs, ref _storedOutputs, sample.Length);
-        DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index]);
+        float[] converted = _history.AppendNext(sample.Length);
+        DpmSolverMath.Point s0 = DpmSolverMath.At(SigmaArray[index]);
         if (Options.PredictionType == PredictionType.Epsilon && !Options.Thresholding)
         {
             Elementwise.Apply(new EpsilonRoundTrip(s0.Alpha, s0.Sigma), sample, modelOutput, converted);
@@ -114,43 +67,47 @@ public sealed class DeisMultistepScheduler : DiffusionScheduler
             Elementwise.Apply(new Prediction.SubtractScaledThenDivide(s0.Alpha, s0.Sigma), sample, converted, converted);
         }
 
-        DpmSolverMath.Point t = DpmSolverMath.At(_sigmas[index + 1]);
-        float[] m0 = _modelOutputs[^1]!;
-        if (Options.SolverOrder == 1 || _lowerOrderNums < 1 || lowerOrderFinal)
+        DpmSolverMath.Point t = DpmSolverMath.At(SigmaArray[index + 1]);
+        float[] m0 = _history[0];
+        switch (_history.StepOrder(lowerOrderFinal, lowerOrderSecond))
         {
-            // DEIS's first order is DPM-Solver's on ε.
-            DpmSolverMath.Coefficients c = DpmSolverMath.FirstOrder(DpmSolverAlgorithmType.DpmSolver, t, s0);
-            Elementwise.LinearCombination(c.X, sample, c.D0, m0, prevSample);
-        }
-        else if (Options.SolverOrder == 2 || _lowerOrderNums < 2 || lowerOrderSecond)
-        {
-            DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
-            float rhoT = t.Sigma / t.Alpha, rho0 = s0.Sigma / s0.Alpha, rho1 = s1.Sigma / s1.Alpha;
-            float c0 = Integral2(rhoT, rho0, rho1) - Integral2(rho0, rho0, rho1);
-            float c1 = Integral2(rhoT, rho1, rho0) - Integral2(rho0, rho1, rho0);
-            Elementwise.Apply(new DeisUpdate(t.Alpha, s0.Alpha, c0, c1, 0f), sample, m0, _modelOutputs[^2]!, m0, prevSample);
-        }
-        else
-        {
-            DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
-            DpmSolverMath.Point s2 = DpmSolverMath.At(_sigmas[index - 2]);
-            float rhoT = t.Sigma / t.Alpha, rho0 = s0.Sigma / s0.Alpha, rho1 = s1.Sigma / s1.Alpha, rho2 = s2.Sigma / s2.Alpha;
-            float c0 = Integral3(rhoT, rho0, rho1, rho2) - Integral3(rho0, rho0, rho1, rho2);
-            float c1 = Integral3(rhoT, rho1, rho2, rho0) - Integral3(rho0, rho1, rho2, rho0);
-            float c2 = Integral3(rhoT, rho2, rho0, rho1) - Integral3(rho0, rho2, rho0, rho1);
-            Elementwise.Apply(new DeisUpdate(t.Alpha, s0.Alpha, c0, c1, c2), sample, m0, _modelOutputs[^2]!, _modelOutputs[^3]!, prevSample);
+            case 1:
+            {
+                // DEIS's first order is DPM-Solver's on ε.
+                DpmSolverMath.Coefficients c = DpmSolverMath.FirstOrder(DpmSolverAlgorithmType.DpmSolver, t, s0);
+                Elementwise.LinearCombination(c.X, sample, c.D0, m0, prevSample);
+                break;
+            }
+
+            case 2:
+            {
+                DpmSolverMath.Point s1 = DpmSolverMath.At(SigmaArray[index - 1]);
+                float rhoT = t.Sigma / t.Alpha, rho0 = s0.Sigma / s0.Alpha, rho1 = s1.Sigma / s1.Alpha;
+                float c0 = Integral2(rhoT, rho0, rho1) - Integral2(rho0, rho0, rho1);
+                float c1 = Integral2(rhoT, rho1, rho0) - Integral2(rho0, rho1, rho0);
+                Elementwise.Apply(new DeisUpdate(t.Alpha, s0.Alpha, c0, c1, 0f), sample, m0, _history[1], m0, prevSample);
+                break;
+            }
+
+            default:
+            {
+                DpmSolverMath.Point s1 = DpmSolverMath.At(SigmaArray[index - 1]);
+                DpmSolverMath.Point s2 = DpmSolverMath.At(SigmaArray[index - 2]);
+                float rhoT = t.Sigma / t.Alpha, rho0 = s0.Sigma / s0.Alpha, rho1 = s1.Sigma / s1.Alpha, rho2 = s2.Sigma / s2.Alpha;
+                float c0 = Integral3(rhoT, rho0, rho1, rho2) - Integral3(rho0, rho0, rho1, rho2);
+                float c1 = Integral3(rhoT, rho1, rho2, rho0) - Integral3(rho0, rho1, rho2, rho0);
+                float c2 = Integral3(rhoT, rho2, rho0, rho1) - Integral3(rho0, rho2, rho0, rho1);
+                Elementwise.Apply(new DeisUpdate(t.Alpha, s0.Alpha, c0, c1, c2), sample, m0, _history[1], _history[2], prevSample);
+                break;
+            }
         }
 
-        if (_lowerOrderNums < Options.SolverOrder)
-        {
-            _lowerOrderNums++;
-        }
-
+        _history.CompleteStep();
         AdvanceStepIndex();
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseVariancePreserving(_sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseVariancePreserving(SigmaArray, originalSamples, noise, timestep, destination);
 
     // The antiderivative of the second-order log-ρ Lagrange basis (diffusers' ind_fn), in float32 as numpy evaluates it.
     private static float Integral2(float t, float b, float c) =>

@@ -19,16 +19,15 @@ public abstract class DiffusionScheduler : IScheduler
     private ReadOnlyCollection<float> _timestepsView = ReadOnlyCollection<float>.Empty;
     private int _stateLength = -1;
 
-    private protected DiffusionScheduler(SchedulerConfig config, SchedulerOptions options, NoiseSchedule noise)
+    private protected DiffusionScheduler(SchedulerOptions options, bool finiteTerminalSigma)
     {
-        Config = config;
-        Noise = noise;
+        Noise = NoiseSchedule.Create(options, options is IZeroTerminalSnrOptions { RescaleBetasZeroSnr: true }, finiteTerminalSigma);
         NumTrainTimesteps = options.NumTrainTimesteps;
-        AlphasCumprod = Array.AsReadOnly(noise.AlphasCumprod);
+        AlphasCumprod = Array.AsReadOnly(Noise.AlphasCumprod);
     }
 
     /// <inheritdoc />
-    public SchedulerConfig Config { get; }
+    public abstract SchedulerConfig Config { get; }
 
     /// <inheritdoc />
     public virtual int Order => 1;
@@ -52,7 +51,7 @@ public abstract class DiffusionScheduler : IScheduler
     /// The noise levels of the current schedule (diffusers' <c>sigmas</c>, laid out as diffusers lays them out), ending
     /// with the final one; empty for schedulers that have none (PNDM, DDIM, DDPM, LCM).
     /// </summary>
-    public virtual IReadOnlyList<float> Sigmas => [];
+    public IReadOnlyList<float> Sigmas => Array.AsReadOnly(SigmaArray);
 
     /// <summary>
     /// The index into <see cref="Timesteps"/> of the next step (diffusers' <c>step_index</c>); null before the first step,
@@ -167,11 +166,13 @@ public abstract class DiffusionScheduler : IScheduler
     /// <summary>Computes the schedule for <paramref name="numInferenceSteps"/> steps (already range-checked) and returns its timesteps.</summary>
     private protected abstract float[] ComputeTimesteps(int numInferenceSteps);
 
-    /// <summary>Clears the per-run state of multistep and second-order solvers (their buffers may be kept for reuse).</summary>
-    private protected abstract void ResetState();
+    /// <summary>Clears the per-run state of multistep and second-order solvers (their buffers may be kept for reuse); the default has none.</summary>
+    private protected virtual void ResetState()
+    {
+    }
 
-    /// <summary>Whether earlier steps of this run left state that later steps read.</summary>
-    private protected abstract bool HasStepState { get; }
+    /// <summary>Whether earlier steps of this run left state that later steps read; the default has none.</summary>
+    private protected virtual bool HasStepState => false;
 
     /// <summary>Scales the model input; the default (DDPM-family and DPM-Solver schedulers) leaves it unscaled.</summary>
     private protected virtual void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) => CopyIfDistinct(sample, destination);
@@ -229,9 +230,9 @@ public abstract class DiffusionScheduler : IScheduler
     }
 
     /// <summary>Throws when the configuration derives its own timesteps from respaced sigmas.</summary>
-    private protected void RequireNoRespacedSigmas(bool karras, bool exponential, bool beta, bool luLambdas = false)
+    private protected void RequireNoRespacedSigmas(ISigmaSpacingOptions options, bool luLambdas = false)
     {
-        string? key = karras ? "use_karras_sigmas" : exponential ? "use_exponential_sigmas" : beta ? "use_beta_sigmas" : luLambdas ? "use_lu_lambdas" : null;
+        string? key = options.UseKarrasSigmas ? "use_karras_sigmas" : options.UseExponentialSigmas ? "use_exponential_sigmas" : options.UseBetaSigmas ? "use_beta_sigmas" : luLambdas ? "use_lu_lambdas" : null;
         if (key is not null)
         {
             throw new InvalidOperationException($"{ClassName} cannot take custom timesteps with {key}: its timesteps come from the respaced sigmas. Pass a step count instead.");
@@ -240,6 +241,9 @@ public abstract class DiffusionScheduler : IScheduler
 
     /// <summary>The current timesteps (the array behind <see cref="Timesteps"/>).</summary>
     private protected float[] TimestepArray => _timesteps;
+
+    /// <summary>The current sigmas (the array behind <see cref="Sigmas"/>), set by the schedulers that have them.</summary>
+    private protected float[] SigmaArray { get; set; } = [];
 
     /// <summary>
     /// The step index, initialised as diffusers' <c>_init_step_index</c> does on the first call: the begin index if set,
@@ -317,6 +321,17 @@ public abstract class DiffusionScheduler : IScheduler
         return (int)timestep;
     }
 
+    /// <summary>
+    /// The integer timesteps of the schedulers that index their training tables by timestep (PNDM, DDIM, DDPM), checked
+    /// against the training range.
+    /// </summary>
+    private protected long[] TrainingTableTimesteps(ITimestepSpacingOptions options, int numInferenceSteps)
+    {
+        long[] timesteps = TimestepSchedules.Discrete(options.TimestepSpacing, NumTrainTimesteps, numInferenceSteps, options.StepsOffset);
+        RequireTrainingRange(timesteps, $"timestep_spacing \"{ConfigNames.TimestepSpacings.NameOf(options.TimestepSpacing)}\" and steps_offset {options.StepsOffset}");
+        return timesteps;
+    }
+
     /// <summary>Checks integer timesteps of a schedule against the training range (leading spacing plus a steps offset can exceed it).</summary>
     private protected void RequireTrainingRange(IEnumerable<long> timesteps, string spacingDescription)
     {
@@ -335,14 +350,6 @@ public abstract class DiffusionScheduler : IScheduler
     private protected INoiseGenerator RequireGenerator(SchedulerStepOptions options, string why) =>
         options.Generator ?? throw new InvalidOperationException(
             $"{ClassName} {why}, but SchedulerStepOptions.Generator is null. Pass a seeded INoiseGenerator (such as StableDiffusion.Randomness.TorchCpuGenerator) in SchedulerStepOptions.Generator so the step is reproducible.");
-
-    /// <summary>Validates options built in code (options read from a configuration are validated while reading).</summary>
-    private protected static TOptions Validated<TOptions>(TOptions options, string className)
-        where TOptions : SchedulerOptions
-    {
-        options.Validate(new ConfigContext(className, null));
-        return options;
-    }
 
     /// <summary>A state buffer of <paramref name="length"/> elements, allocated on first use and reused afterwards.</summary>
     private protected static float[] Buffer(ref float[]? buffer, int length)
@@ -365,19 +372,19 @@ public abstract class DiffusionScheduler : IScheduler
     }
 
     /// <summary>
-    /// Keeps a predicted x₀ in range as DDIM, DDPM and LCM do: dynamic thresholding when <paramref name="thresholding"/>
-    /// is on, else clamping to ±<paramref name="clipSampleRange"/> when <paramref name="clipSample"/> is on.
+    /// Keeps a predicted x₀ in range as DDIM, DDPM and LCM do: dynamic thresholding when it is on, else clamping to
+    /// ±<c>clip_sample_range</c> when <c>clip_sample</c> is on.
     /// </summary>
-    private protected static void KeepInRange(
-        Span<float> originalSample, int batchSize, bool thresholding, double ratio, double sampleMaxValue, bool clipSample, double clipSampleRange, ref float[]? scratch)
+    private protected static void KeepInRange<TOptions>(Span<float> originalSample, int batchSize, TOptions options, ref float[]? scratch)
+        where TOptions : IThresholdingOptions, ISampleClippingOptions
     {
-        if (thresholding)
+        if (options.Thresholding)
         {
-            SampleClipping.Threshold(originalSample, batchSize, ratio, sampleMaxValue, Buffer(ref scratch, originalSample.Length));
+            SampleClipping.Threshold(originalSample, batchSize, options.DynamicThresholdingRatio, options.SampleMaxValue, Buffer(ref scratch, originalSample.Length));
         }
-        else if (clipSample)
+        else if (options.ClipSample)
         {
-            SampleClipping.Clip(originalSample, (float)clipSampleRange);
+            SampleClipping.Clip(originalSample, (float)options.ClipSampleRange);
         }
     }
 

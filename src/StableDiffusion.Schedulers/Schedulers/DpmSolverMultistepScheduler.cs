@@ -12,15 +12,12 @@ namespace StableDiffusion.Schedulers;
 /// The model sees integer timesteps and unscaled input (<see cref="IScheduler.InitNoiseSigma"/> is 1). Runs shorter than
 /// 15 steps end with lower-order steps, as diffusers does by default.
 /// </remarks>
-public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTimestepsScheduler
+public sealed class DpmSolverMultistepScheduler : DiffusionScheduler<DpmSolverMultistepScheduler, DpmSolverMultistepSchedulerOptions>, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DPMSolverMultistepScheduler";
 
-    private float[] _sigmas;
-    private readonly float[]?[] _modelOutputs;
-    private int _storedOutputs;
-    private int _lowerOrderNums;
+    private readonly ModelOutputHistory _history;
     private float[]? _noise;
     private float[]? _scratch;
 
@@ -28,41 +25,13 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public DpmSolverMultistepScheduler(DpmSolverMultistepSchedulerOptions? options = null)
-        : this(Validated(options ?? new DpmSolverMultistepSchedulerOptions(), DiffusersName), null)
+        : base(options, finiteTerminalSigma: true)
     {
+        SigmaArray = Noise.Sigmas;
+        _history = new ModelOutputHistory(Options.SolverOrder);
     }
 
-    private DpmSolverMultistepScheduler(DpmSolverMultistepSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? DpmSolverMultistepSchedulerOptions.Schema.Write(options), ValidatedForMultistep(options, config), NoiseSchedule.Create(options, options.RescaleBetasZeroSnr, finiteTerminalSigma: true))
-    {
-        Options = options;
-        _sigmas = Noise.Sigmas;
-        _modelOutputs = new float[]?[options.SolverOrder];
-    }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public DpmSolverMultistepSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
-
-    /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
-
-    private protected override bool HasStepState => _storedOutputs > 0;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>DPMSolverMultistepScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static DpmSolverMultistepScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = DpmSolverMultistepSchedulerOptions.Schema.Read(config);
-        return new DpmSolverMultistepScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override DpmSolverMultistepScheduler Clone() => new(Options, Config);
+    private protected override bool HasStepState => _history.Count > 0;
 
     /// <inheritdoc />
     /// <remarks>
@@ -72,55 +41,38 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
     public void SetTimesteps(IReadOnlyList<float> timesteps)
     {
         float[] custom = CustomList(timesteps, nameof(timesteps));
-        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas, Options.UseLuLambdas);
+        RequireNoRespacedSigmas(Options, Options.UseLuLambdas);
         float[] truncated = custom.Select(t => (float)(long)t).ToArray();
-        SetInterpolatedSigmas(truncated);
+        SetSigmas(SigmaSchedules.Interpolate(truncated, Noise.Sigmas));
         InstallTimesteps(truncated, truncated.Length);
     }
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        int lastTimestep = NumTrainTimesteps - ClippedIndex(Noise, Options.LambdaMinClipped);
-        long[] timesteps = TimestepSchedules.Solver(Options.TimestepSpacing, NumTrainTimesteps, lastTimestep, numInferenceSteps, Options.StepsOffset);
+        int lastTimestep = NumTrainTimesteps - Noise.ClippedTimesteps(Options.LambdaMinClipped);
+        long[] solverTimesteps = TimestepSchedules.Solver(Options.TimestepSpacing, NumTrainTimesteps, lastTimestep, numInferenceSteps, Options.StepsOffset);
+        // diffusers truncates rather than rounds the timesteps of respaced cosine schedules.
         bool roundRespaced = Options.BetaSchedule != BetaSchedule.SquaredCosCapV2;
-        float[] table = Noise.Sigmas;
+        float[] timesteps;
         double[] sigmas;
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
         if (Options.UseLuLambdas && !Options.UseKarrasSigmas)
         {
             // diffusers checks Lu lambdas after Karras and before the other spacings.
             sigmas = SigmaSchedules.LuLambdas(Noise.LogSigmas, numInferenceSteps);
-            timesteps = SigmaSchedules.ToTimesteps(sigmas, Noise.LogSigmas, round: roundRespaced).Select(t => (long)t).ToArray();
-        }
-        else if (spacing != SigmaSpacing.Interpolated)
-        {
-            // Bounds from the whole training table; timesteps are truncated to integers unless rounded (Karras).
-            sigmas = SigmaSchedules.Space(spacing, Options.SigmaMin ?? table[0], Options.SigmaMax ?? table[^1], numInferenceSteps);
-            timesteps = SigmaSchedules.ToTimesteps(sigmas, Noise.LogSigmas, round: spacing == SigmaSpacing.Karras && roundRespaced)
-                .Select(t => (long)t).ToArray();
+            timesteps = SigmaSchedules.ToTimesteps(sigmas, Noise.LogSigmas, round: roundRespaced).Select(t => (float)(long)t).ToArray();
         }
         else
         {
-            float[] interpolated = timesteps.Select(t => (float)t).ToArray();
-            SetInterpolatedSigmas(interpolated);
-            return interpolated;
+            (timesteps, sigmas, _) = SigmaSchedules.AtSolverTimesteps(Noise, solverTimesteps, numInferenceSteps, Options, roundKarras: roundRespaced);
         }
 
-        _sigmas = [.. sigmas.Select(s => (float)s), FinalSigma];
-        return timesteps.Select(t => (float)t).ToArray();
+        SetSigmas(sigmas);
+        return timesteps;
     }
 
-    private float FinalSigma => Options.FinalSigmasType == FinalSigmasType.SigmaMin ? Noise.Sigmas[0] : 0f;
+    private void SetSigmas(IEnumerable<double> sigmas) => SigmaArray = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
 
-    private void SetInterpolatedSigmas(float[] timesteps) =>
-        _sigmas = [.. SigmaSchedules.Interpolate(timesteps, Noise.Sigmas).Select(s => (float)s), FinalSigma];
-
-    private protected override void ResetState()
-    {
-        // The history buffers are kept for the next run; only the count of valid entries resets.
-        _storedOutputs = 0;
-        _lowerOrderNums = 0;
-    }
+    private protected override void ResetState() => _history.Clear();
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
@@ -131,9 +83,9 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
         bool lowerOrderSecond = index == count - 2 && Options.LowerOrderFinal && count < 15;
 
         // The converted output joins the history; the oldest buffer is reused for it.
-        float[] converted = ModelOutputHistory.Rotate(_modelOutputs, ref _storedOutputs, sample.Length);
+        float[] converted = _history.AppendNext(sample.Length);
         DpmSolverModelOutput.Convert(
-            Options.AlgorithmType, Options.PredictionType, DpmSolverMath.At(_sigmas[index]), sample, modelOutput, converted,
+            Options.AlgorithmType, Options.PredictionType, DpmSolverMath.At(SigmaArray[index]), sample, modelOutput, converted,
             Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, batchSize, ref _scratch);
 
         ReadOnlySpan<float> noise = sample;
@@ -145,74 +97,47 @@ public sealed class DpmSolverMultistepScheduler : DiffusionScheduler, ICustomTim
             noise = noiseBuffer;
         }
 
-        DpmSolverMath.Point t = DpmSolverMath.At(_sigmas[index + 1]);
-        DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index]);
-        float[] m0 = _modelOutputs[^1]!;
-        if (Options.SolverOrder == 1 || _lowerOrderNums < 1 || lowerOrderFinal)
+        DpmSolverMath.Point t = DpmSolverMath.At(SigmaArray[index + 1]);
+        DpmSolverMath.Point s0 = DpmSolverMath.At(SigmaArray[index]);
+        float[] m0 = _history[0];
+        switch (_history.StepOrder(lowerOrderFinal, lowerOrderSecond))
         {
-            DpmSolverMath.Coefficients c = DpmSolverMath.FirstOrder(Options.AlgorithmType, t, s0);
-            Elementwise.LinearCombination(c.X, sample, c.D0, m0, c.Noise, noise, prevSample);
-        }
-        else if (Options.SolverOrder == 2 || _lowerOrderNums < 2 || lowerOrderSecond)
-        {
-            DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
-            float h = t.Lambda - s0.Lambda;
-            float r0 = (s0.Lambda - s1.Lambda) / h;
-            DpmSolverMath.Coefficients c = DpmSolverMath.SecondOrder(Options.AlgorithmType, Options.SolverType, t, s0, h);
-            float[] m1 = _modelOutputs[^2]!;
-            Elementwise.Apply(new DpmSolverMath.SecondOrderUpdate(c, 1f / r0), sample, m0, m0, m1, noise, prevSample);
-        }
-        else
-        {
-            DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
-            DpmSolverMath.Point s2 = DpmSolverMath.At(_sigmas[index - 2]);
-            float h = t.Lambda - s0.Lambda;
-            float r0 = (s0.Lambda - s1.Lambda) / h;
-            float r1 = (s1.Lambda - s2.Lambda) / h;
-            DpmSolverMath.Coefficients c = DpmSolverMath.ThirdOrder(Options.AlgorithmType, t, s0, h);
-            Elementwise.Apply(new ThirdOrderUpdate(c, r0, r1), sample, m0, _modelOutputs[^2]!, _modelOutputs[^3]!, noise, prevSample);
+            case 1:
+            {
+                DpmSolverMath.Coefficients c = DpmSolverMath.FirstOrder(Options.AlgorithmType, t, s0);
+                Elementwise.LinearCombination(c.X, sample, c.D0, m0, c.Noise, noise, prevSample);
+                break;
+            }
+
+            case 2:
+            {
+                DpmSolverMath.Point s1 = DpmSolverMath.At(SigmaArray[index - 1]);
+                float h = t.Lambda - s0.Lambda;
+                float r0 = (s0.Lambda - s1.Lambda) / h;
+                DpmSolverMath.Coefficients c = DpmSolverMath.SecondOrder(Options.AlgorithmType, Options.SolverType, t, s0, h);
+                Elementwise.Apply(new DpmSolverMath.SecondOrderUpdate(c, 1f / r0), sample, m0, m0, _history[1], noise, prevSample);
+                break;
+            }
+
+            default:
+            {
+                DpmSolverMath.Point s1 = DpmSolverMath.At(SigmaArray[index - 1]);
+                DpmSolverMath.Point s2 = DpmSolverMath.At(SigmaArray[index - 2]);
+                float h = t.Lambda - s0.Lambda;
+                float r0 = (s0.Lambda - s1.Lambda) / h;
+                float r1 = (s1.Lambda - s2.Lambda) / h;
+                DpmSolverMath.Coefficients c = DpmSolverMath.ThirdOrder(Options.AlgorithmType, t, s0, h);
+                Elementwise.Apply(new ThirdOrderUpdate(c, r0, r1), sample, m0, _history[1], _history[2], noise, prevSample);
+                break;
+            }
         }
 
-        if (_lowerOrderNums < Options.SolverOrder)
-        {
-            _lowerOrderNums++;
-        }
-
+        _history.CompleteStep();
         AdvanceStepIndex();
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseVariancePreserving(_sigmas, originalSamples, noise, timestep, destination);
-
-    /// <summary>
-    /// How many training timesteps at the noisy end have a log-SNR below <paramref name="lambdaMinClipped"/>
-    /// (diffusers' <c>searchsorted</c> on the flipped λ table).
-    /// </summary>
-    internal static int ClippedIndex(NoiseSchedule noise, double lambdaMinClipped)
-    {
-        int clipped = 0;
-        foreach (float alphaProd in noise.AlphasCumprod)
-        {
-            float lambda = MathF.Log(MathF.Sqrt(alphaProd)) - MathF.Log(MathF.Sqrt(1f - alphaProd));
-            if (lambda < lambdaMinClipped)
-            {
-                clipped++;
-            }
-        }
-
-        return clipped;
-    }
-
-    private static DpmSolverMultistepSchedulerOptions ValidatedForMultistep(DpmSolverMultistepSchedulerOptions options, SchedulerConfig? config)
-    {
-        if (options.AlgorithmType == DpmSolverAlgorithmType.SdeDpmSolver && options.SolverOrder == 3)
-        {
-            throw new ConfigContext(DiffusersName, config?.Source).Contradiction(
-                "\"algorithm_type\" \"sde-dpmsolver\" has no third-order update in diffusers: use \"solver_order\" 1 or 2, or \"sde-dpmsolver++\".");
-        }
-
-        return options;
-    }
+        AddNoiseVariancePreserving(SigmaArray, originalSamples, noise, timestep, destination);
 
     /// <summary>
     /// D₁₀ = (m0 − m1)/r0, D₁₁ = (m1 − m2)/r1, D₁ = D₁₀ + r0/(r0 + r1)·(D₁₀ − D₁₁), D₂ = (D₁₀ − D₁₁)/(r0 + r1);

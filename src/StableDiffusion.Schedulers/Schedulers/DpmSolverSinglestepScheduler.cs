@@ -9,16 +9,14 @@ namespace StableDiffusion.Schedulers;
 /// <c>DPMSolverSinglestepScheduler</c>.
 /// </summary>
 /// <remarks>The timesteps are always spaced linearly (the class has no <c>timestep_spacing</c>).</remarks>
-public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTimestepsScheduler
+public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler<DpmSolverSinglestepScheduler, DpmSolverSinglestepSchedulerOptions>, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "DPMSolverSinglestepScheduler";
 
-    private float[] _sigmas;
     private int[] _orders = [];
     private bool _lowerOrderFinal;
-    private readonly float[]?[] _modelOutputs;
-    private int _storedOutputs;
+    private readonly ModelOutputHistory _history;
     private float[]? _startSample;
     private float[]? _noise;
     private float[]? _scratch;
@@ -27,42 +25,14 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public DpmSolverSinglestepScheduler(DpmSolverSinglestepSchedulerOptions? options = null)
-        : this(Validated(options ?? new DpmSolverSinglestepSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
+        SigmaArray = Noise.Sigmas;
+        _history = new ModelOutputHistory(Options.SolverOrder);
+        _lowerOrderFinal = Options.LowerOrderFinal;
     }
 
-    private DpmSolverSinglestepScheduler(DpmSolverSinglestepSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? DpmSolverSinglestepSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
-    {
-        Options = options;
-        _sigmas = Noise.Sigmas;
-        _modelOutputs = new float[]?[options.SolverOrder];
-        _lowerOrderFinal = options.LowerOrderFinal;
-    }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public DpmSolverSinglestepSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
-
-    /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
-
-    private protected override bool HasStepState => _storedOutputs > 0;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>DPMSolverSinglestepScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static DpmSolverSinglestepScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = DpmSolverSinglestepSchedulerOptions.Schema.Read(config);
-        return new DpmSolverSinglestepScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override DpmSolverSinglestepScheduler Clone() => new(Options, Config);
+    private protected override bool HasStepState => _history.Count > 0;
 
     /// <inheritdoc />
     /// <remarks>
@@ -72,7 +42,7 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
     public void SetTimesteps(IReadOnlyList<float> timesteps)
     {
         float[] custom = CustomList(timesteps, nameof(timesteps));
-        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        RequireNoRespacedSigmas(Options);
         float[] truncated = custom.Select(t => (float)(long)t).ToArray();
         double[] sigmas = SigmaSchedules.Interpolate(truncated, Noise.Sigmas);
         InstallTimesteps(Finish(truncated, sigmas), truncated.Length);
@@ -80,30 +50,16 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        int clipped = DpmSolverMultistepScheduler.ClippedIndex(Noise, Options.LambdaMinClipped);
-        long[] timesteps = NumpyCompat.Linspace(0, NumTrainTimesteps - 1 - clipped, numInferenceSteps + 1)
-            .Select(t => (long)NumpyCompat.Round(t)).Reverse().Take(numInferenceSteps).ToArray();
-        float[] table = Noise.Sigmas;
-        double[] sigmas;
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
-        if (spacing != SigmaSpacing.Interpolated)
-        {
-            sigmas = SigmaSchedules.Space(spacing, Options.SigmaMin ?? table[0], Options.SigmaMax ?? table[^1], numInferenceSteps);
-            timesteps = SigmaSchedules.ToTimesteps(sigmas, Noise.LogSigmas, round: spacing == SigmaSpacing.Karras).Select(t => (long)t).ToArray();
-        }
-        else
-        {
-            sigmas = SigmaSchedules.Interpolate(timesteps.Select(t => (float)t).ToArray(), table);
-        }
-
-        return Finish(timesteps.Select(t => (float)t).ToArray(), sigmas);
+        IEnumerable<long> linspace = NumpyCompat.Linspace(0, NumTrainTimesteps - 1 - Noise.ClippedTimesteps(Options.LambdaMinClipped), numInferenceSteps + 1)
+            .Select(t => (long)NumpyCompat.Round(t)).Reverse().Take(numInferenceSteps);
+        (float[] timesteps, double[] sigmas, _) = SigmaSchedules.AtSolverTimesteps(Noise, linspace, numInferenceSteps, Options);
+        return Finish(timesteps, sigmas);
     }
 
     // Appends the final sigma and prepares the order of each step; returns the timesteps.
     private float[] Finish(float[] timesteps, double[] sigmas)
     {
-        float finalSigma = Options.FinalSigmasType == FinalSigmasType.SigmaMin ? Noise.Sigmas[0] : 0f;
-        _sigmas = [.. sigmas.Select(s => (float)s), finalSigma];
+        SigmaArray = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
 
         // diffusers switches lower_order_final on for good (it rewrites its config) when the steps do not divide by the
         // order or the last sigma is zero.
@@ -117,16 +73,16 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
         return timesteps;
     }
 
-    private protected override void ResetState() => _storedOutputs = 0;
+    private protected override void ResetState() => _history.Clear();
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
         int count = TimestepArray.Length;
         int index = StepIndexForStep(timestep, count, lastIfMissing: true);
 
-        float[] converted = ModelOutputHistory.Rotate(_modelOutputs, ref _storedOutputs, sample.Length);
+        float[] converted = _history.AppendNext(sample.Length);
         DpmSolverModelOutput.Convert(
-            Options.AlgorithmType, Options.PredictionType, DpmSolverMath.At(_sigmas[index]), sample, modelOutput, converted,
+            Options.AlgorithmType, Options.PredictionType, DpmSolverMath.At(SigmaArray[index]), sample, modelOutput, converted,
             Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, batchSize, ref _scratch);
 
         ReadOnlySpan<float> noise = sample;
@@ -138,47 +94,47 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
         }
 
         // The order of this step, lowered while there are too few earlier outputs (after SetBeginIndex, for example).
-        int order = Math.Min(_orders[index], _storedOutputs);
+        int order = Math.Min(_orders[index], _history.Count);
         float[] startSample = Buffer(ref _startSample, sample.Length);
         if (order == 1)
         {
             sample.CopyTo(startSample);
         }
 
-        DpmSolverMath.Point t = DpmSolverMath.At(_sigmas[index + 1]);
-        float[] m0 = _modelOutputs[^1]!;
+        DpmSolverMath.Point t = DpmSolverMath.At(SigmaArray[index + 1]);
+        float[] m0 = _history[0];
         switch (order)
         {
             case 1:
             {
-                DpmSolverMath.Coefficients c = DpmSolverMath.FirstOrder(Options.AlgorithmType, t, DpmSolverMath.At(_sigmas[index]));
+                DpmSolverMath.Coefficients c = DpmSolverMath.FirstOrder(Options.AlgorithmType, t, DpmSolverMath.At(SigmaArray[index]));
                 Elementwise.LinearCombination(c.X, startSample, c.D0, m0, c.Noise, noise, prevSample);
                 break;
             }
 
             case 2:
             {
-                DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index]);
-                DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
+                DpmSolverMath.Point s0 = DpmSolverMath.At(SigmaArray[index]);
+                DpmSolverMath.Point s1 = DpmSolverMath.At(SigmaArray[index - 1]);
                 float h = t.Lambda - s1.Lambda;
                 float r0 = (s0.Lambda - s1.Lambda) / h;
                 DpmSolverMath.Coefficients c = DpmSolverMath.SecondOrder(Options.AlgorithmType, Options.SolverType, t, s1, h);
-                float[] m1 = _modelOutputs[^2]!;
+                float[] m1 = _history[1];
                 Elementwise.Apply(new DpmSolverMath.SecondOrderUpdate(c, 1f / r0), startSample, m1, m0, m1, noise, prevSample);
                 break;
             }
 
             default:
             {
-                DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index]);
-                DpmSolverMath.Point s1 = DpmSolverMath.At(_sigmas[index - 1]);
-                DpmSolverMath.Point s2 = DpmSolverMath.At(_sigmas[index - 2]);
+                DpmSolverMath.Point s0 = DpmSolverMath.At(SigmaArray[index]);
+                DpmSolverMath.Point s1 = DpmSolverMath.At(SigmaArray[index - 1]);
+                DpmSolverMath.Point s2 = DpmSolverMath.At(SigmaArray[index - 2]);
                 float h = t.Lambda - s2.Lambda;
                 float r0 = (s0.Lambda - s2.Lambda) / h;
                 float r1 = (s1.Lambda - s2.Lambda) / h;
                 DpmSolverMath.Coefficients c = DpmSolverMath.ThirdOrder(Options.AlgorithmType, t, s2, h);
                 var op = new ThirdOrderUpdate(c, r0, r1, Options.SolverType == DpmSolverType.Midpoint);
-                Elementwise.Apply(op, startSample, m0, _modelOutputs[^2]!, _modelOutputs[^3]!, noise, prevSample);
+                Elementwise.Apply(op, startSample, m0, _history[1], _history[2], noise, prevSample);
                 break;
             }
         }
@@ -187,7 +143,7 @@ public sealed class DpmSolverSinglestepScheduler : DiffusionScheduler, ICustomTi
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseVariancePreserving(_sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseVariancePreserving(SigmaArray, originalSamples, noise, timestep, destination);
 
     // diffusers' get_order_list: the order of each step, cycling 1, 2(, 3) so that each higher-order update closes a block.
     private int[] OrderList(int steps)

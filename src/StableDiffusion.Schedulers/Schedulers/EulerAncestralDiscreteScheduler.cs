@@ -8,12 +8,11 @@ namespace StableDiffusion.Schedulers;
 /// back up to it. Port of diffusers' <c>EulerAncestralDiscreteScheduler</c>.
 /// </summary>
 /// <remarks>Every step draws noise (the last one too, scaled by zero, as diffusers does), so a generator is required.</remarks>
-public sealed class EulerAncestralDiscreteScheduler : DiffusionScheduler
+public sealed class EulerAncestralDiscreteScheduler : DiffusionScheduler<EulerAncestralDiscreteScheduler, EulerAncestralDiscreteSchedulerOptions>
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "EulerAncestralDiscreteScheduler";
 
-    private float[] _sigmas;
     private float[]? _originalSample;
     private float[]? _noise;
 
@@ -21,65 +20,31 @@ public sealed class EulerAncestralDiscreteScheduler : DiffusionScheduler
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public EulerAncestralDiscreteScheduler(EulerAncestralDiscreteSchedulerOptions? options = null)
-        : this(Validated(options ?? new EulerAncestralDiscreteSchedulerOptions(), DiffusersName), null)
+        : base(options, finiteTerminalSigma: true)
     {
+        SigmaArray = [.. Noise.Sigmas.Reverse(), 0f];
     }
-
-    private EulerAncestralDiscreteScheduler(EulerAncestralDiscreteSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? EulerAncestralDiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options, options.RescaleBetasZeroSnr, finiteTerminalSigma: true))
-    {
-        Options = options;
-        _sigmas = [.. Noise.Sigmas.Reverse(), 0f];
-    }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public EulerAncestralDiscreteSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
-
-    /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
 
     /// <inheritdoc />
     /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
-    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
-
-    private protected override bool HasStepState => false;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>EulerAncestralDiscreteScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static EulerAncestralDiscreteScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = EulerAncestralDiscreteSchedulerOptions.Schema.Read(config);
-        return new EulerAncestralDiscreteScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override EulerAncestralDiscreteScheduler Clone() => new(Options, Config);
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(SigmaArray, Options.TimestepSpacing);
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
         (float[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, SigmaSpacing.Interpolated, null, null);
-        _sigmas = [.. sigmas.Select(s => (float)s), 0f];
+        SigmaArray = [.. sigmas.Select(s => (float)s), 0f];
         return timesteps;
     }
 
-    private protected override void ResetState()
-    {
-    }
-
     private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>
-        KDiffusionMath.ScaleModelInput(sample, _sigmas[CurrentStepIndex(timestep)], destination);
+        KDiffusionMath.ScaleModelInput(sample, SigmaArray[CurrentStepIndex(timestep)], destination);
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
-        int index = StepIndexForStep(timestep, _sigmas.Length - 1);
-        float sigma = _sigmas[index];
-        float sigmaTo = _sigmas[index + 1];
+        int index = StepIndexForStep(timestep, SigmaArray.Length - 1);
+        float sigma = SigmaArray[index];
+        float sigmaTo = SigmaArray[index + 1];
         float sigmaUp = MathF.Sqrt(sigmaTo * sigmaTo * (sigma * sigma - sigmaTo * sigmaTo) / (sigma * sigma));
         float sigmaDown = MathF.Sqrt(sigmaTo * sigmaTo - sigmaUp * sigmaUp);
 
@@ -92,7 +57,7 @@ public sealed class EulerAncestralDiscreteScheduler : DiffusionScheduler
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseAtSigma(SigmaArray, originalSamples, noise, timestep, destination);
 
     /// <summary>d = (x − x₀)/σ; (x + d·dt) + z·σ_up.</summary>
     private readonly struct AncestralStep(float sigma, float dt, float sigmaUp) : IElementwiseOp3

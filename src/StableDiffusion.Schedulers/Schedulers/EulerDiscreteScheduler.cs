@@ -12,12 +12,11 @@ namespace StableDiffusion.Schedulers;
 /// Deterministic unless <see cref="SchedulerStepOptions.SChurn"/> adds noise back. Built from Stable Diffusion 1.x's
 /// configuration it spaces timesteps linearly (999, 888, … for 10 steps), as diffusers does.
 /// </remarks>
-public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestepsScheduler, ICustomSigmasScheduler
+public sealed class EulerDiscreteScheduler : DiffusionScheduler<EulerDiscreteScheduler, EulerDiscreteSchedulerOptions>, ICustomTimestepsScheduler, ICustomSigmasScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "EulerDiscreteScheduler";
 
-    private float[] _sigmas;
     private float[]? _churned;
     private float[]? _noise;
     private float[]? _originalSample;
@@ -26,51 +25,21 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public EulerDiscreteScheduler(EulerDiscreteSchedulerOptions? options = null)
-        : this(Validated(options ?? new EulerDiscreteSchedulerOptions(), DiffusersName), null)
+        : base(options, finiteTerminalSigma: true)
     {
+        SigmaArray = [.. Noise.Sigmas.Reverse(), 0f];
     }
-
-    private EulerDiscreteScheduler(EulerDiscreteSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? EulerDiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options, options.RescaleBetasZeroSnr, finiteTerminalSigma: true))
-    {
-        Options = options;
-        _sigmas = [.. Noise.Sigmas.Reverse(), 0f];
-    }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public EulerDiscreteSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
-
-    /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
 
     /// <inheritdoc />
     /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
-    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
-
-    private protected override bool HasStepState => false;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>EulerDiscreteScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static EulerDiscreteScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = EulerDiscreteSchedulerOptions.Schema.Read(config);
-        return new EulerDiscreteScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override EulerDiscreteScheduler Clone() => new(Options, Config);
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(SigmaArray, Options.TimestepSpacing);
 
     /// <inheritdoc />
     /// <remarks>The sigmas are interpolated at the given timesteps, as diffusers does; Karras, exponential and beta spacing do not apply.</remarks>
     public void SetTimesteps(IReadOnlyList<float> timesteps)
     {
         float[] custom = CustomList(timesteps, nameof(timesteps));
-        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        RequireNoRespacedSigmas(Options);
         if (ContinuousTimesteps)
         {
             throw new InvalidOperationException("EulerDiscreteScheduler cannot take custom timesteps with timestep_type \"continuous\" and v-prediction: its timesteps come from the sigmas.");
@@ -79,7 +48,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
         double[] sigmas = Options.InterpolationType == InterpolationType.LogLinear
             ? LogLinearSigmas(custom.Length)
             : SigmaSchedules.Interpolate(custom, Noise.Sigmas);
-        _sigmas = [.. sigmas.Select(s => (float)s), FinalSigma];
+        SigmaArray = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
         InstallTimesteps(custom, custom.Length);
     }
 
@@ -93,7 +62,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
             throw new ArgumentException("Sigmas must not be negative.", nameof(sigmas));
         }
 
-        _sigmas = custom;
+        SigmaArray = custom;
         float[] timesteps = ContinuousTimesteps
             ? custom[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray()
             : SigmaSchedules.ToTimesteps(custom[..^1].Select(s => (double)s), Noise.LogSigmas, round: false).Select(t => (float)t).ToArray();
@@ -102,11 +71,9 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
 
     private bool ContinuousTimesteps => Options.TimestepType == TimestepType.Continuous && Options.PredictionType == PredictionType.VPrediction;
 
-    private float FinalSigma => Options.FinalSigmasType == FinalSigmasType.SigmaMin ? Noise.Sigmas[0] : 0f;
-
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        SigmaSpacing spacing = SigmaSchedules.SpacingOf(Options);
         float[] timesteps;
         double[] sigmas;
         if (Options.InterpolationType == InterpolationType.LogLinear)
@@ -124,8 +91,8 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
             (timesteps, sigmas) = SigmaSchedules.KDiffusion(Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing, Options.SigmaMin, Options.SigmaMax);
         }
 
-        _sigmas = [.. sigmas.Select(s => (float)s), FinalSigma];
-        return ContinuousTimesteps ? _sigmas[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray() : timesteps;
+        SigmaArray = [.. sigmas.Select(s => (float)s), Noise.FinalSigma(Options.FinalSigmasType)];
+        return ContinuousTimesteps ? SigmaArray[..^1].Select(s => 0.25f * MathF.Log(s)).ToArray() : timesteps;
     }
 
     // diffusers spaces N + 1 sigmas evenly in log σ here (float32 torch), and appends the final sigma as well.
@@ -135,21 +102,17 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
         return TorchCompat.LinspaceFloat32(MathF.Log(table[^1]), MathF.Log(table[0]), numInferenceSteps + 1).Select(l => (double)MathF.Exp(l)).ToArray();
     }
 
-    private protected override void ResetState()
-    {
-    }
-
     private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>
-        KDiffusionMath.ScaleModelInput(sample, _sigmas[CurrentStepIndex(timestep)], destination);
+        KDiffusionMath.ScaleModelInput(sample, SigmaArray[CurrentStepIndex(timestep)], destination);
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
-        int index = StepIndexForStep(timestep, _sigmas.Length - 1);
-        float sigma = _sigmas[index];
+        int index = StepIndexForStep(timestep, SigmaArray.Length - 1);
+        float sigma = SigmaArray[index];
 
         // Churn (Karras et al., algorithm 2): raise the noise level to σ̂ = σ(γ + 1) by adding fresh noise.
         double gamma = options.STMin <= sigma && sigma <= options.STMax
-            ? Math.Min((double)options.SChurn / (_sigmas.Length - 1), Math.Sqrt(2) - 1)
+            ? Math.Min((double)options.SChurn / (SigmaArray.Length - 1), Math.Sqrt(2) - 1)
             : 0;
         float sigmaHat = sigma * (float)(gamma + 1);
         if (gamma > 0)
@@ -162,7 +125,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
             sample = churned;
         }
 
-        float dt = _sigmas[index + 1] - sigmaHat;
+        float dt = SigmaArray[index + 1] - sigmaHat;
         switch (Options.PredictionType)
         {
             case PredictionType.Epsilon:
@@ -180,7 +143,7 @@ public sealed class EulerDiscreteScheduler : DiffusionScheduler, ICustomTimestep
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseAtSigma(SigmaArray, originalSamples, noise, timestep, destination);
 
     /// <summary>x₀ = x − σ̂·ε; d = (x − x₀)/σ̂; x + d·dt, in diffusers' float32 order.</summary>
     private readonly struct EulerEpsilonStep(float sigmaHat, float dt) : IElementwiseOp2

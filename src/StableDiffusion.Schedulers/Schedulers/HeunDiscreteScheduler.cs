@@ -11,12 +11,11 @@ namespace StableDiffusion.Schedulers;
 /// <see cref="Order"/> is 2: N steps take 2N − 1 model evaluations (each timestep after the first appears twice), the
 /// last being a plain Euler step to σ = 0.
 /// </remarks>
-public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimestepsScheduler
+public sealed class HeunDiscreteScheduler : DiffusionScheduler<HeunDiscreteScheduler, HeunDiscreteSchedulerOptions>, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "HeunDiscreteScheduler";
 
-    private float[] _sigmas;
     private float[]? _originalSample;
     private float[]? _prevDerivative;
     private float[]? _firstSample;
@@ -26,48 +25,20 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public HeunDiscreteScheduler(HeunDiscreteSchedulerOptions? options = null)
-        : this(Validated(options ?? new HeunDiscreteSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
-    }
-
-    private HeunDiscreteScheduler(HeunDiscreteSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? HeunDiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
-    {
-        Options = options;
         // diffusers sets a schedule of all training timesteps at construction.
-        _sigmas = Interleave(Noise.Sigmas.Reverse());
+        SigmaArray = Interleave(Noise.Sigmas.Reverse());
     }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public HeunDiscreteSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
 
     /// <inheritdoc />
     public override int Order => 2;
 
     /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
-
-    /// <inheritdoc />
     /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
-    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(SigmaArray, Options.TimestepSpacing);
 
     private protected override bool HasStepState => _dt is not null;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>HeunDiscreteScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static HeunDiscreteScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = HeunDiscreteSchedulerOptions.Schema.Read(config);
-        return new HeunDiscreteScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override HeunDiscreteScheduler Clone() => new(Options, Config);
 
     /// <inheritdoc />
     /// <remarks>
@@ -77,14 +48,14 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
     public void SetTimesteps(IReadOnlyList<float> timesteps)
     {
         float[] custom = CustomList(timesteps, nameof(timesteps));
-        RequireNoRespacedSigmas(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        RequireNoRespacedSigmas(Options);
         double[] sigmas = SigmaSchedules.Interpolate(custom, Noise.Sigmas);
         InstallTimesteps(Interleaved(custom, sigmas), custom.Length);
     }
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        SigmaSpacing spacing = SigmaSchedules.SpacingOf(Options);
         (float[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing, Options.SigmaMin, Options.SigmaMax);
         return Interleaved(timesteps, sigmas);
@@ -93,21 +64,21 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
     // Sets the interleaved sigmas and returns [t0, t1, t1, t2, t2, …]: every timestep after the first is evaluated twice.
     private float[] Interleaved(float[] timesteps, double[] sigmas)
     {
-        _sigmas = Interleave(sigmas.Select(s => (float)s));
+        SigmaArray = Interleave(sigmas.Select(s => (float)s));
         return KDiffusionMath.RepeatAfterFirst(timesteps);
     }
 
     private protected override void ResetState() => _dt = null;
 
     private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>
-        KDiffusionMath.ScaleModelInput(sample, _sigmas[CurrentStepIndex(timestep)], destination);
+        KDiffusionMath.ScaleModelInput(sample, SigmaArray[CurrentStepIndex(timestep)], destination);
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
         int index = StepIndexForStep(timestep, TimestepArray.Length);
         bool firstOrder = _dt is null;
-        float sigma = firstOrder ? _sigmas[index] : _sigmas[index - 1];
-        float sigmaNext = firstOrder ? _sigmas[index + 1] : _sigmas[index];
+        float sigma = firstOrder ? SigmaArray[index] : SigmaArray[index - 1];
+        float sigmaNext = firstOrder ? SigmaArray[index + 1] : SigmaArray[index];
 
         float[] originalSample = Buffer(ref _originalSample, sample.Length);
         float sigmaInput = firstOrder ? sigma : sigmaNext;
@@ -138,7 +109,7 @@ public sealed class HeunDiscreteScheduler : DiffusionScheduler, ICustomTimesteps
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseAtSigma(SigmaArray, originalSamples, noise, timestep, destination);
 
     // [s0, s1, s1, s2, s2, …, s_{N−1}, s_{N−1}, 0]: the interior sigmas twice, then the final zero.
     private static float[] Interleave(IEnumerable<float> sigmas) => [.. KDiffusionMath.RepeatAfterFirst([.. sigmas]), 0f];

@@ -12,14 +12,13 @@ namespace StableDiffusion.Schedulers;
 /// (<see cref="LcmSchedulerOptions.OriginalInferenceSteps"/>), so at most that many steps can be run. Every step but the
 /// last draws noise, so a generator is required.
 /// </remarks>
-public sealed class LcmScheduler : DiffusionScheduler, ICustomTimestepsScheduler
+public sealed class LcmScheduler : DiffusionScheduler<LcmScheduler, LcmSchedulerOptions>, ICustomTimestepsScheduler
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "LCMScheduler";
 
     private const float SigmaDataSquared = 0.25f;
 
-    private readonly float _finalAlphaCumprod;
     private float[]? _originalSample;
     private float[]? _noise;
     private float[]? _scratch;
@@ -28,37 +27,9 @@ public sealed class LcmScheduler : DiffusionScheduler, ICustomTimestepsScheduler
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public LcmScheduler(LcmSchedulerOptions? options = null)
-        : this(Validated(options ?? new LcmSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
     }
-
-    private LcmScheduler(LcmSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? LcmSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options, options.RescaleBetasZeroSnr))
-    {
-        Options = options;
-        _finalAlphaCumprod = options.SetAlphaToOne ? 1f : Noise.AlphasCumprod[0];
-    }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public LcmSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
-
-    private protected override bool HasStepState => false;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>LCMScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static LcmScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = LcmSchedulerOptions.Schema.Read(config);
-        return new LcmScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override LcmScheduler Clone() => new(Options, Config);
 
     /// <summary>
     /// Prepares the schedule as diffusers' <c>set_timesteps(num_inference_steps, original_inference_steps=, strength=)</c>
@@ -98,10 +69,6 @@ public sealed class LcmScheduler : DiffusionScheduler, ICustomTimestepsScheduler
     private protected override float[] ComputeTimesteps(int numInferenceSteps) =>
         LcmTimesteps(numInferenceSteps, Options.OriginalInferenceSteps, 1.0);
 
-    private protected override void ResetState()
-    {
-    }
-
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
         float[] timesteps = TimestepArray;
@@ -109,7 +76,7 @@ public sealed class LcmScheduler : DiffusionScheduler, ICustomTimestepsScheduler
         int t = TrainingTimestep(timestep);
         int prevT = index + 1 < timesteps.Length ? (int)timesteps[index + 1] : t;
         float alphaProd = Noise.AlphasCumprod[t];
-        float alphaProdPrev = prevT >= 0 ? Noise.AlphasCumprod[prevT] : _finalAlphaCumprod;
+        float alphaProdPrev = prevT >= 0 ? Noise.AlphasCumprod[prevT] : Noise.FinalAlphaCumprod(Options.SetAlphaToOne);
         float betaProd = 1f - alphaProd;
         float betaProdPrev = 1f - alphaProdPrev;
 
@@ -121,8 +88,7 @@ public sealed class LcmScheduler : DiffusionScheduler, ICustomTimestepsScheduler
         int length = sample.Length;
         float[] originalSample = Buffer(ref _originalSample, length);
         Prediction.DiscreteOriginalSample(Options.PredictionType, MathF.Sqrt(alphaProd), MathF.Sqrt(betaProd), sample, modelOutput, originalSample);
-        KeepInRange(
-            originalSample, batchSize, Options.Thresholding, Options.DynamicThresholdingRatio, Options.SampleMaxValue, Options.ClipSample, Options.ClipSampleRange, ref _scratch);
+        KeepInRange(originalSample, batchSize, Options, ref _scratch);
 
         if (index == NumInferenceSteps - 1)
         {

@@ -8,7 +8,7 @@ namespace StableDiffusion.Schedulers;
 /// <see cref="LmsDiscreteSchedulerOptions.UseKarrasSigmas"/>): an order-4 Adams-Bashforth method in σ whose coefficients
 /// are integrals of Lagrange polynomials. Port of diffusers' <c>LMSDiscreteScheduler</c>.
 /// </summary>
-public sealed class LmsDiscreteScheduler : DiffusionScheduler
+public sealed class LmsDiscreteScheduler : DiffusionScheduler<LmsDiscreteScheduler, LmsDiscreteSchedulerOptions>
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "LMSDiscreteScheduler";
@@ -21,7 +21,6 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
     private static readonly double[] GaussNodes = [-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526];
     private static readonly double[] GaussWeights = [0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538];
 
-    private float[] _sigmas;
     private readonly List<float[]> _derivatives = [];
     private readonly Stack<float[]> _free = new();
     private float[]? _originalSample;
@@ -30,54 +29,26 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public LmsDiscreteScheduler(LmsDiscreteSchedulerOptions? options = null)
-        : this(Validated(options ?? new LmsDiscreteSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
+        SigmaArray = [.. Noise.Sigmas.Reverse(), 0f];
     }
-
-    private LmsDiscreteScheduler(LmsDiscreteSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? LmsDiscreteSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
-    {
-        Options = options;
-        _sigmas = [.. Noise.Sigmas.Reverse(), 0f];
-    }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public LmsDiscreteSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
-
-    /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
 
     /// <inheritdoc />
     /// <remarks>The largest sigma; for leading spacing √(σ_max² + 1), as diffusers has it.</remarks>
-    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(_sigmas, Options.TimestepSpacing);
+    public override float InitNoiseSigma => KDiffusionMath.InitNoiseSigma(SigmaArray, Options.TimestepSpacing);
 
     private protected override bool HasStepState => _derivatives.Count > 0;
 
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>LMSDiscreteScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static LmsDiscreteScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = LmsDiscreteSchedulerOptions.Schema.Read(config);
-        return new LmsDiscreteScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override LmsDiscreteScheduler Clone() => new(Options, Config);
-
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
+        SigmaSpacing spacing = SigmaSchedules.SpacingOf(Options);
         // diffusers' LMS takes Karras bounds from the interpolated sigmas only; exponential and beta read sigma_min/max.
         bool configuredBounds = spacing != SigmaSpacing.Karras;
         (float[] timesteps, double[] sigmas) = SigmaSchedules.KDiffusion(
             Noise, Options.TimestepSpacing, Options.StepsOffset, numInferenceSteps, spacing,
             configuredBounds ? Options.SigmaMin : null, configuredBounds ? Options.SigmaMax : null);
-        _sigmas = [.. sigmas.Select(s => (float)s), 0f];
+        SigmaArray = [.. sigmas.Select(s => (float)s), 0f];
         return timesteps;
     }
 
@@ -92,12 +63,12 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
     }
 
     private protected override void ScaleModelInputCore(ReadOnlySpan<float> sample, float timestep, Span<float> destination) =>
-        KDiffusionMath.ScaleModelInput(sample, _sigmas[CurrentStepIndex(timestep)], destination);
+        KDiffusionMath.ScaleModelInput(sample, SigmaArray[CurrentStepIndex(timestep)], destination);
 
     private protected override void StepCore(ReadOnlySpan<float> modelOutput, float timestep, ReadOnlySpan<float> sample, Span<float> prevSample, SchedulerStepOptions options, int batchSize)
     {
-        int index = StepIndexForStep(timestep, _sigmas.Length - 1);
-        float sigma = _sigmas[index];
+        int index = StepIndexForStep(timestep, SigmaArray.Length - 1);
+        float sigma = SigmaArray[index];
 
         // The derivative (x − x₀)/σ joins the history of the last four.
         float[] derivative = _derivatives.Count == LmsOrder ? _derivatives[0] : _free.TryPop(out float[]? free) && free.Length == sample.Length ? free : new float[sample.Length];
@@ -151,13 +122,13 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseAtSigma(_sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseAtSigma(SigmaArray, originalSamples, noise, timestep, destination);
 
     // ∫ from σ_t to σ_{t+1} of the Lagrange basis polynomial of node t − k over the nodes t, t − 1, …, t − order + 1.
     private double Coefficient(int order, int t, int k)
     {
-        double from = _sigmas[t];
-        double to = _sigmas[t + 1];
+        double from = SigmaArray[t];
+        double to = SigmaArray[t + 1];
         double half = (to - from) / 2;
         double middle = (to + from) / 2;
         double integral = 0;
@@ -169,7 +140,7 @@ public sealed class LmsDiscreteScheduler : DiffusionScheduler
             {
                 if (j != k)
                 {
-                    product *= (tau - _sigmas[t - j]) / ((double)_sigmas[t - k] - _sigmas[t - j]);
+                    product *= (tau - SigmaArray[t - j]) / ((double)SigmaArray[t - k] - SigmaArray[t - j]);
                 }
             }
 

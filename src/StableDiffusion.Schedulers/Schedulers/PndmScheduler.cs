@@ -14,14 +14,13 @@ namespace StableDiffusion.Schedulers;
 /// (for N = 50: 981, 961, 961, 941, …, 21, 1). With the Runge-Kutta warm-up the first three steps take four evaluations
 /// each, which needs at least 4 steps.
 /// </remarks>
-public sealed class PndmScheduler : DiffusionScheduler
+public sealed class PndmScheduler : DiffusionScheduler<PndmScheduler, PndmSchedulerOptions>
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "PNDMScheduler";
 
     private const int PndmOrder = 4;
 
-    private readonly float _finalAlphaCumprod;
     private int[] _prkTimesteps = [];
     private int _counter;
     private int _stepRatio;
@@ -38,37 +37,11 @@ public sealed class PndmScheduler : DiffusionScheduler
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public PndmScheduler(PndmSchedulerOptions? options = null)
-        : this(Validated(options ?? new PndmSchedulerOptions(), DiffusersName), null)
+        : base(options)
     {
     }
-
-    private PndmScheduler(PndmSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? PndmSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options))
-    {
-        Options = options;
-        _finalAlphaCumprod = options.SetAlphaToOne ? 1f : Noise.AlphasCumprod[0];
-    }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public PndmSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
 
     private protected override bool HasStepState => _counter > 0;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>PNDMScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static PndmScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = PndmSchedulerOptions.Schema.Read(config);
-        return new PndmScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override PndmScheduler Clone() => new(Options, Config);
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
@@ -82,8 +55,7 @@ public sealed class PndmScheduler : DiffusionScheduler
 
         int trainTimesteps = NumTrainTimesteps;
         _stepRatio = trainTimesteps / numInferenceSteps;
-        long[] ascending = TimestepSchedules.Discrete(Options.TimestepSpacing, trainTimesteps, numInferenceSteps, Options.StepsOffset).Reverse().ToArray();
-        RequireTrainingRange(ascending, $"timestep_spacing \"{ConfigNames.TimestepSpacings.NameOf(Options.TimestepSpacing)}\" and steps_offset {Options.StepsOffset}");
+        long[] ascending = TrainingTableTimesteps(Options, numInferenceSteps).Reverse().ToArray();
 
         long[] plms;
         if (Options.SkipPrkSteps)
@@ -247,7 +219,7 @@ public sealed class PndmScheduler : DiffusionScheduler
     private void PreviousSample(ReadOnlySpan<float> sample, int timestep, int prevTimestep, ReadOnlySpan<float> modelOutput, Span<float> prevSample)
     {
         float alphaProd = Noise.AlphasCumprod[timestep];
-        float alphaProdPrev = prevTimestep >= 0 ? Noise.AlphasCumprod[prevTimestep] : _finalAlphaCumprod;
+        float alphaProdPrev = prevTimestep >= 0 ? Noise.AlphasCumprod[prevTimestep] : Noise.FinalAlphaCumprod(Options.SetAlphaToOne);
         float betaProd = 1f - alphaProd;
         float betaProdPrev = 1f - alphaProdPrev;
         float sampleCoefficient = MathF.Sqrt(alphaProdPrev / alphaProd);

@@ -8,18 +8,13 @@ namespace StableDiffusion.Schedulers;
 /// order at no extra cost ("UniPC" in UIs). Port of diffusers' <c>UniPCMultistepScheduler</c>.
 /// </summary>
 /// <remarks>The model sees integer timesteps and unscaled input; runs work well from about 10 steps.</remarks>
-public sealed class UniPCMultistepScheduler : DiffusionScheduler
+public sealed class UniPCMultistepScheduler : DiffusionScheduler<UniPCMultistepScheduler, UniPCMultistepSchedulerOptions>
 {
     /// <summary>The diffusers class name.</summary>
     public const string DiffusersName = "UniPCMultistepScheduler";
 
-    private float[] _sigmas;
-
-    // Converted model outputs, oldest first, with one spare slot: the corrector still reads the history while the newest
-    // output is being converted.
-    private readonly float[]?[] _modelOutputs;
-    private int _storedOutputs;
-    private int _lowerOrderNums;
+    // With a spare slot: the corrector still reads the history while the newest output is being converted.
+    private readonly ModelOutputHistory _history;
     private int _thisOrder;
     private float[]? _lastSample;
     private bool _hasLastSample;
@@ -30,68 +25,27 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
     /// <param name="options">The options.</param>
     /// <exception cref="SchedulerConfigException">The options contradict each other.</exception>
     public UniPCMultistepScheduler(UniPCMultistepSchedulerOptions? options = null)
-        : this(Validated(options ?? new UniPCMultistepSchedulerOptions(), DiffusersName), null)
+        : base(options, finiteTerminalSigma: true)
     {
+        SigmaArray = Noise.Sigmas;
+        _history = new ModelOutputHistory(Options.SolverOrder, spareSlot: true);
     }
 
-    private UniPCMultistepScheduler(UniPCMultistepSchedulerOptions options, SchedulerConfig? config)
-        : base(config ?? UniPCMultistepSchedulerOptions.Schema.Write(options), options, NoiseSchedule.Create(options, options.RescaleBetasZeroSnr, finiteTerminalSigma: true))
-    {
-        Options = options;
-        _sigmas = Noise.Sigmas;
-        _modelOutputs = new float[]?[options.SolverOrder + 1];
-    }
-
-    /// <summary>The options this scheduler was built with.</summary>
-    public UniPCMultistepSchedulerOptions Options { get; }
-
-    /// <inheritdoc />
-    public override string ClassName => DiffusersName;
-
-    /// <inheritdoc />
-    public override IReadOnlyList<float> Sigmas => Array.AsReadOnly(_sigmas);
-
-    private protected override bool HasStepState => _storedOutputs > 0;
-
-    /// <summary>Builds the scheduler from a configuration as diffusers' <c>UniPCMultistepScheduler.from_config</c> does.</summary>
-    /// <param name="config">The configuration; keys it lacks take this class's defaults.</param>
-    /// <exception cref="SchedulerConfigException">The configuration is malformed or contradictory.</exception>
-    public static UniPCMultistepScheduler FromConfig(SchedulerConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        (var options, var kept) = UniPCMultistepSchedulerOptions.Schema.Read(config);
-        return new UniPCMultistepScheduler(options, kept);
-    }
-
-    /// <inheritdoc />
-    public override UniPCMultistepScheduler Clone() => new(Options, Config);
+    private protected override bool HasStepState => _history.Count > 0;
 
     private protected override float[] ComputeTimesteps(int numInferenceSteps)
     {
-        long[] timesteps = TimestepSchedules.Solver(Options.TimestepSpacing, NumTrainTimesteps, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset);
-        float[] table = Noise.Sigmas;
-        SigmaSpacing spacing = SigmaSchedules.FromFlags(Options.UseKarrasSigmas, Options.UseExponentialSigmas, Options.UseBetaSigmas);
-        if (spacing != SigmaSpacing.Interpolated)
-        {
-            double[] spaced = SigmaSchedules.Space(spacing, Options.SigmaMin ?? table[0], Options.SigmaMax ?? table[^1], numInferenceSteps);
-            timesteps = SigmaSchedules.ToTimesteps(spaced, Noise.LogSigmas, round: spacing == SigmaSpacing.Karras).Select(t => (long)t).ToArray();
-            // Here "sigma_min" means the last spaced sigma.
-            float last = Options.FinalSigmasType == FinalSigmasType.SigmaMin ? (float)spaced[^1] : 0f;
-            _sigmas = [.. spaced.Select(s => (float)s), last];
-        }
-        else
-        {
-            double[] sigmas = SigmaSchedules.Interpolate(timesteps.Select(t => (float)t).ToArray(), table);
-            _sigmas = [.. sigmas.Select(s => (float)s), Options.FinalSigmasType == FinalSigmasType.SigmaMin ? table[0] : 0f];
-        }
-
-        return timesteps.Select(t => (float)t).ToArray();
+        long[] solverTimesteps = TimestepSchedules.Solver(Options.TimestepSpacing, NumTrainTimesteps, NumTrainTimesteps, numInferenceSteps, Options.StepsOffset);
+        (float[] timesteps, double[] sigmas, bool respaced) = SigmaSchedules.AtSolverTimesteps(Noise, solverTimesteps, numInferenceSteps, Options);
+        // With respaced sigmas "sigma_min" means the last spaced sigma.
+        float last = Options.FinalSigmasType == FinalSigmasType.Zero ? 0f : respaced ? (float)sigmas[^1] : Noise.Sigmas[0];
+        SigmaArray = [.. sigmas.Select(s => (float)s), last];
+        return timesteps;
     }
 
     private protected override void ResetState()
     {
-        _storedOutputs = 0;
-        _lowerOrderNums = 0;
+        _history.Clear();
         _thisOrder = 0;
         _hasLastSample = false;
     }
@@ -104,8 +58,8 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
         bool useCorrector = index > 0 && !Options.DisableCorrector.Contains(index - 1) && _hasLastSample;
 
         // The converted output goes into the spare slot; the history (oldest first) stays as it was for the corrector.
-        float[] converted = ModelOutputHistory.Oldest(_modelOutputs, length);
-        ConvertModelOutput(DpmSolverMath.At(_sigmas[index]), sample, modelOutput, converted, batchSize);
+        float[] converted = _history.NextBuffer(length);
+        ConvertModelOutput(DpmSolverMath.At(SigmaArray[index]), sample, modelOutput, converted, batchSize);
 
         float[] lastSample = Buffer(ref _lastSample, length);
         if (useCorrector)
@@ -118,24 +72,19 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
             sample.CopyTo(lastSample);
         }
 
-        ModelOutputHistory.Append(_modelOutputs, converted);
-        _storedOutputs = Math.Min(_storedOutputs + 1, Options.SolverOrder);
+        _history.Append(converted);
 
         int thisOrder = Options.LowerOrderFinal ? Math.Min(Options.SolverOrder, count - index) : Options.SolverOrder;
-        _thisOrder = Math.Min(thisOrder, _lowerOrderNums + 1);
+        _thisOrder = Math.Min(thisOrder, _history.LowerOrderNums + 1);
         _hasLastSample = true;
         Predict(index, lastSample, prevSample);
 
-        if (_lowerOrderNums < Options.SolverOrder)
-        {
-            _lowerOrderNums++;
-        }
-
+        _history.CompleteStep();
         AdvanceStepIndex();
     }
 
     private protected override void AddNoiseCore(ReadOnlySpan<float> originalSamples, ReadOnlySpan<float> noise, float timestep, Span<float> destination) =>
-        AddNoiseVariancePreserving(_sigmas, originalSamples, noise, timestep, destination);
+        AddNoiseVariancePreserving(SigmaArray, originalSamples, noise, timestep, destination);
 
     // x₀ (predict_x0) or ε from the model output.
     private void ConvertModelOutput(DpmSolverMath.Point point, ReadOnlySpan<float> sample, ReadOnlySpan<float> modelOutput, Span<float> destination, int batchSize)
@@ -158,15 +107,15 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
     private void Predict(int index, ReadOnlySpan<float> x, Span<float> prevSample)
     {
         int order = _thisOrder;
-        DpmSolverMath.Point t = DpmSolverMath.At(_sigmas[index + 1]);
-        DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index]);
+        DpmSolverMath.Point t = DpmSolverMath.At(SigmaArray[index + 1]);
+        DpmSolverMath.Point s0 = DpmSolverMath.At(SigmaArray[index]);
         float h = t.Lambda - s0.Lambda;
-        float[] m0 = _modelOutputs[^1]!;
+        float[] m0 = _history[0];
 
         Span<float> rks = stackalloc float[order];
         for (int k = 1; k < order; k++)
         {
-            rks[k - 1] = (DpmSolverMath.At(_sigmas[index - k]).Lambda - s0.Lambda) / h;
+            rks[k - 1] = (DpmSolverMath.At(SigmaArray[index - k]).Lambda - s0.Lambda) / h;
         }
 
         rks[order - 1] = 1f;
@@ -185,7 +134,7 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
                 Elementwise.Apply(new PredictorUpdate(sampleCoefficient, outputCoefficient, 0f), x, m0, x, prevSample);
                 break;
             case 2:
-                Elementwise.Apply(new SecondOrderPredictorUpdate(sampleCoefficient, outputCoefficient, residualCoefficient, 0.5f, rks[0]), x, m0, _modelOutputs[^2]!, prevSample);
+                Elementwise.Apply(new SecondOrderPredictorUpdate(sampleCoefficient, outputCoefficient, residualCoefficient, 0.5f, rks[0]), x, m0, _history[1], prevSample);
                 break;
             default:
                 Span<float> rhos = stackalloc float[order - 1];
@@ -201,15 +150,15 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
     private void Correct(int index, ReadOnlySpan<float> modelT, float[] lastSample)
     {
         int order = _thisOrder;
-        DpmSolverMath.Point t = DpmSolverMath.At(_sigmas[index]);
-        DpmSolverMath.Point s0 = DpmSolverMath.At(_sigmas[index - 1]);
+        DpmSolverMath.Point t = DpmSolverMath.At(SigmaArray[index]);
+        DpmSolverMath.Point s0 = DpmSolverMath.At(SigmaArray[index - 1]);
         float h = t.Lambda - s0.Lambda;
-        float[] m0 = _modelOutputs[^1]!;
+        float[] m0 = _history[0];
 
         Span<float> rks = stackalloc float[order];
         for (int k = 1; k < order; k++)
         {
-            rks[k - 1] = (DpmSolverMath.At(_sigmas[index - (k + 1)]).Lambda - s0.Lambda) / h;
+            rks[k - 1] = (DpmSolverMath.At(SigmaArray[index - (k + 1)]).Lambda - s0.Lambda) / h;
         }
 
         rks[order - 1] = 1f;
@@ -238,7 +187,7 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
         if (order == 2)
         {
             var op = new SecondOrderCorrectorUpdate(sampleCoefficient, outputCoefficient, correctionCoefficient, rhos[0], rks[0], rhos[1]);
-            Elementwise.Apply(op, lastSample, m0, _modelOutputs[^2]!, modelT, lastSample);
+            Elementwise.Apply(op, lastSample, m0, _history[1], modelT, lastSample);
             return;
         }
 
@@ -252,7 +201,7 @@ public sealed class UniPCMultistepScheduler : DiffusionScheduler
     {
         for (int k = 0; k < rhos.Length; k++)
         {
-            float[] mk = _modelOutputs[^(k + 2)]!;
+            float[] mk = _history[k + 1];
             if (k == 0)
             {
                 Elementwise.Apply(new ResidualTerm(rhos[k], rks[k]), mk, m0, destination);
