@@ -59,14 +59,14 @@ internal sealed class ConfigEnum<TEnum> : IConfigEnum
 
     /// <summary>Whether <paramref name="node"/> is an alias diffusers replaces by its canonical name in the config.</summary>
     public bool IsRegisteredAlias(JsonNode? node) =>
-        node?.GetValueKind() == JsonValueKind.String && _aliases.Any(a => a.Registered && a.Name == node.Deserialize<string>());
+        node?.GetValueKind() == JsonValueKind.String && _aliases.Any(a => a.Registered && a.Name == JsonValues.AsString(node));
 
     /// <summary>Parses a configuration value.</summary>
     public TEnum Parse(JsonNode? node, ConfigContext context, string key)
     {
         if (node?.GetValueKind() == JsonValueKind.String)
         {
-            string text = node.Deserialize<string>()!;
+            string text = JsonValues.AsString(node)!;
             foreach (var (name, value) in _names)
             {
                 if (name == text)

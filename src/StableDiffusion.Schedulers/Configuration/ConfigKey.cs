@@ -33,12 +33,12 @@ internal abstract class ConfigKey(string name)
         name,
         (node, context) =>
         {
-            if (!(node?.GetValueKind() == JsonValueKind.String && accepted.Contains(node.Deserialize<string>())))
+            if (!(node?.GetValueKind() == JsonValueKind.String && accepted.Contains(JsonValues.AsString(node))))
             {
                 throw context.Invalid(name, "one of " + string.Join(", ", accepted.Select(a => $"\"{a}\"")), node);
             }
         },
-        node => node!.Deserialize<string>() == accepted[0] ? null : JsonValue.Create(accepted[0]));
+        node => JsonValues.AsString(node) == accepted[0] ? null : JsonValue.Create(accepted[0]));
 
     /// <summary>A key without a property that is only accepted at one value, with the reason other values are not supported.</summary>
     public static ConfigKey Only(string name, JsonNode? accepted, string reason) => new RuleKey(
@@ -137,7 +137,7 @@ internal abstract class ConfigKey(string name)
     }
 
     private static JsonNode? NormalizeNumber(JsonNode? node) => node?.GetValueKind() == JsonValueKind.Number
-        ? JsonValue.Create(node.Deserialize<double>())
+        ? JsonValue.Create(JsonValues.AsDouble(node))
         : node;
 
     /// <summary>How values of one property type are parsed, written and compared.</summary>
@@ -196,7 +196,7 @@ internal abstract class ConfigKey(string name)
     {
         if (node?.GetValueKind() == JsonValueKind.Number)
         {
-            double value = node.Deserialize<double>();
+            double value = JsonValues.AsDouble(node);
             if (value == System.Math.Floor(value) && value is >= int.MinValue and <= int.MaxValue)
             {
                 return (int)value;
@@ -211,10 +211,10 @@ internal abstract class ConfigKey(string name)
         switch (node?.GetValueKind())
         {
             case JsonValueKind.Number:
-                return node.Deserialize<double>();
+                return JsonValues.AsDouble(node);
             case JsonValueKind.String:
                 // Python's json writes -Infinity / Infinity / NaN as bare literals; SchedulerConfig keeps them as strings.
-                string text = node.Deserialize<string>()!;
+                string text = JsonValues.AsString(node)!;
                 if (text is "Infinity" or "-Infinity" or "NaN")
                 {
                     return double.Parse(text, CultureInfo.InvariantCulture);
@@ -248,7 +248,7 @@ internal abstract class ConfigKey(string name)
             for (int i = 0; i < values.Length; i++)
             {
                 values[i] = array[i]?.GetValueKind() == JsonValueKind.Number
-                    ? (float)array[i]!.Deserialize<double>()
+                    ? (float)JsonValues.AsDouble(array[i]!)
                     : throw context.Invalid(key, "a list of numbers", node);
             }
 
@@ -268,7 +268,7 @@ internal abstract class ConfigKey(string name)
                 return array.Select(item => ParseInt(item, context, key)).ToArray();
             case JsonValue value when value.GetValueKind() == JsonValueKind.String:
                 // Configs round-tripped through Python's str() hold a list repr such as "[]" or "[0, 1]".
-                string text = value.Deserialize<string>()!.Trim();
+                string text = JsonValues.AsString(value)!.Trim();
                 if (text.StartsWith('[') && text.EndsWith(']'))
                 {
                     var items = text[1..^1].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -296,5 +296,5 @@ internal abstract class ConfigKey(string name)
         : JsonValue.Create(value.ToString(CultureInfo.InvariantCulture));
 
     private static JsonArray? WriteList<T>(IReadOnlyList<T>? values) =>
-        values is null ? null : new JsonArray(values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
+        values is null ? null : (JsonArray?)JsonValues.FromObject(values, "list");
 }

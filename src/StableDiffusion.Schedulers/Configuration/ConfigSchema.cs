@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Text.Json.Nodes;
 
@@ -12,7 +13,7 @@ namespace StableDiffusion.Schedulers;
 /// default, keys the class does not know are ignored (and kept in <see cref="SchedulerConfig"/> for the next swap).
 /// </summary>
 /// <typeparam name="TOptions">The options record of the scheduler class.</typeparam>
-internal sealed class ConfigSchema<TOptions>
+internal sealed class ConfigSchema<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties | DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] TOptions>
     where TOptions : SchedulerOptions, new()
 {
     private readonly TOptions _defaults = new();
@@ -99,14 +100,19 @@ internal sealed class ConfigSchema<TOptions>
     }
 
     // The public instance properties of the record and its bases, base first, each type's in declaration order.
-    private static IEnumerable<PropertyInfo> Properties()
+    private static IEnumerable<PropertyInfo> Properties() =>
+        typeof(TOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .OrderBy(p => Depth(p.DeclaringType!))
+            .ThenBy(p => p.MetadataToken);
+
+    private static int Depth(Type type)
     {
-        var types = new Stack<Type>();
-        for (Type? type = typeof(TOptions); type is not null && type != typeof(object); type = type.BaseType)
+        int depth = 0;
+        for (Type? t = type.BaseType; t is not null; t = t.BaseType)
         {
-            types.Push(type);
+            depth++;
         }
 
-        return types.SelectMany(t => t.GetProperties(BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly).OrderBy(p => p.MetadataToken));
+        return depth;
     }
 }

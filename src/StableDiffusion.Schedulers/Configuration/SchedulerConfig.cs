@@ -101,14 +101,15 @@ public sealed class SchedulerConfig
 
     /// <summary>Creates a configuration for <paramref name="className"/> from explicit key-value pairs.</summary>
     /// <param name="className">The diffusers scheduler class name.</param>
-    /// <param name="values">The explicit keys; values are serialised to JSON.</param>
+    /// <param name="values">The explicit keys; values are null, bool, numbers, strings, lists or string-keyed dictionaries of these, or JSON nodes.</param>
+    /// <exception cref="ArgumentException">A value is of another type (the message names the key).</exception>
     public static SchedulerConfig Create(string className, IEnumerable<KeyValuePair<string, object?>>? values = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(className);
         var obj = new JsonObject();
         foreach (var (key, value) in values ?? [])
         {
-            obj[key] = JsonSerializer.SerializeToNode(value);
+            obj[key] = JsonValues.FromObject(value, key);
         }
 
         return new SchedulerConfig(className, obj, null);
@@ -145,12 +146,13 @@ public sealed class SchedulerConfig
 
     /// <summary>This configuration with <paramref name="key"/> set to <paramref name="value"/>.</summary>
     /// <param name="key">A configuration key such as <c>use_karras_sigmas</c>.</param>
-    /// <param name="value">The value, serialised to JSON.</param>
+    /// <param name="value">The value: null, a bool, a number, a string, a list or string-keyed dictionary of these, or a JSON node.</param>
+    /// <exception cref="ArgumentException">The value is of another type.</exception>
     public SchedulerConfig With(string key, object? value)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(key);
         var copy = (JsonObject)_values.DeepClone();
-        copy[key] = JsonSerializer.SerializeToNode(value);
+        copy[key] = JsonValues.FromObject(value, key);
         return new SchedulerConfig(ClassName, copy, Source);
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 
 namespace StableDiffusion.Schedulers;
@@ -15,7 +16,7 @@ namespace StableDiffusion.Schedulers;
 /// </remarks>
 /// <typeparam name="TSelf">The scheduler class itself.</typeparam>
 /// <typeparam name="TOptions">Its options record.</typeparam>
-public abstract class DiffusionScheduler<TSelf, TOptions> : DiffusionScheduler
+public abstract class DiffusionScheduler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors | DynamicallyAccessedMemberTypes.PublicFields)] TSelf, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties | DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] TOptions> : DiffusionScheduler
     where TSelf : DiffusionScheduler<TSelf, TOptions>
     where TOptions : SchedulerOptions, new()
 {
@@ -78,7 +79,7 @@ public abstract class DiffusionScheduler<TSelf, TOptions> : DiffusionScheduler
         return options;
     }
 
-    private static string DiffusersNameOf(Type schedulerType) =>
+    private static string DiffusersNameOf([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicFields)] Type schedulerType) =>
         schedulerType.GetField("DiffusersName", BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly)?.GetRawConstantValue() as string
         ?? throw new InvalidOperationException($"{schedulerType.Name} must declare public const string DiffusersName, the diffusers class it ports.");
 }

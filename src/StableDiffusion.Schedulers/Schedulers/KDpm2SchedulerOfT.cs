@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace StableDiffusion.Schedulers;
 
 /// <summary>
@@ -11,7 +13,7 @@ namespace StableDiffusion.Schedulers;
 /// </remarks>
 /// <typeparam name="TSelf">The scheduler class itself.</typeparam>
 /// <typeparam name="TOptions">Its options record.</typeparam>
-public abstract class KDpm2Scheduler<TSelf, TOptions> : DiffusionScheduler<TSelf, TOptions>
+public abstract class KDpm2Scheduler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors | DynamicallyAccessedMemberTypes.PublicFields)] TSelf, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties | DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] TOptions> : DiffusionScheduler<TSelf, TOptions>
     where TSelf : KDpm2Scheduler<TSelf, TOptions>
     where TOptions : KDpm2SchedulerOptions, new()
 {

@@ -85,6 +85,14 @@ public sealed class ConfigKeysTests
         Assert.Contains($"\"{key}\"", ex.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void With_AValueThatIsNotJsonData_IsRefusedNamingTheKey()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => TestConfigs.StableDiffusion15.With("beta_start", new Uri("https://example.com")));
+
+        Assert.Contains("\"beta_start\" is a Uri", ex.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [MemberData(nameof(TestConfigs.UiNames), MemberType = typeof(TestConfigs))]
     public void KeysOfOtherClasses_AreIgnored(string name)
@@ -92,7 +100,7 @@ public sealed class ConfigKeysTests
         DiffusionScheduler scheduler = SchedulerFactory.Create(name, TestConfigs.StableDiffusion15);
         string[] known = [.. SharedKeys, .. ClassKeys[scheduler.ClassName]];
         SchedulerConfig config = ClassKeys.Values.SelectMany(k => k).Except(known).Distinct()
-            .Aggregate(scheduler.Config, (c, key) => c.With(key, new { not = "valid" }));
+            .Aggregate(scheduler.Config, (c, key) => c.With(key, new Dictionary<string, object?> { ["not"] = "valid" }));
 
         DiffusionScheduler rebuilt = SchedulerFactory.FromConfig(config);
 
