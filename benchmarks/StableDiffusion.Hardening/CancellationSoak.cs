@@ -18,7 +18,7 @@ internal static class CancellationSoak
         using var pipeline = StableDiffusionImg2ImgPipeline.FromPretrained(options.TinyVariantsModel, options.PipelineOptions);
         using Image<Rgb24> picture = Picture(64);
         CancellationDrill drill = await CancellationDrill.CreateAsync(pipeline,
-            new ImageToImageRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 10, Strength = 0.8 }, CancellationToken.None);
+            new Img2ImgRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 10, Strength = 0.8 }, CancellationToken.None);
         await using DownloadCancellationDrill download = await DownloadCancellationDrill.StartAsync(options.TinyModel, chunkBytes: 256 * 1024, pause: TimeSpan.FromMilliseconds(5));
         TimeSpan loadTime = await TimeFullLoadAsync(download);
 
@@ -92,7 +92,7 @@ internal static class CancellationSoak
         using var pipeline = StableDiffusionImg2ImgPipeline.FromPretrained(options.TinyVariantsModel, options.PipelineOptions);
         using Image<Rgb24> picture = Picture(256);
         CancellationDrill drill = await CancellationDrill.CreateAsync(pipeline,
-            new ImageToImageRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 4, Strength = 1 }, CancellationToken.None);
+            new Img2ImgRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 4, Strength = 1 }, CancellationToken.None);
         var outcomes = new List<CancellationOutcome>();
         for (int i = 0; i < count; i++)
         {

@@ -71,7 +71,7 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
                             Height = settings.Height ?? initImage!.Height / 8 * 8,
                             Width = settings.Width ?? initImage!.Width / 8 * 8,
                         }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
-                        StableDiffusionImg2ImgPipeline img2img => await img2img.GenerateAsync(Apply(new ImageToImageRequest(settings.Prompt, initImage!)
+                        StableDiffusionImg2ImgPipeline img2img => await img2img.GenerateAsync(Apply(new Img2ImgRequest(settings.Prompt, initImage!)
                         {
                             Strength = settings.Strength,
                         }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),

@@ -41,7 +41,7 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
         full.SetTimesteps(steps);
         var seen = new List<float>();
 
-        using GenerationResult result = await pipelines.VariantsImageToImage.GenerateAsync(new ImageToImageRequest("a lighthouse", _picture)
+        using GenerationResult result = await pipelines.VariantsImageToImage.GenerateAsync(new Img2ImgRequest("a lighthouse", _picture)
         {
             Seed = 1, NumInferenceSteps = steps, Strength = strength, Scheduler = chosen, OnStepEnd = s => seen.Add(s.Timestep),
         }, Ct);
@@ -53,7 +53,7 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
     [Fact]
     public async Task DiffusersExportVaeEncoder_IsSeedReproducible_AndMatchesTheLatentParametersExport()
     {
-        var request = new ImageToImageRequest("a lighthouse at dusk", _picture) { Seed = 9, NumInferenceSteps = 6, Strength = 0.7 };
+        var request = new Img2ImgRequest("a lighthouse at dusk", _picture) { Seed = 9, NumInferenceSteps = 6, Strength = 0.7 };
 
         using GenerationResult first = await pipelines.ImageToImage.GenerateAsync(request, Ct);
         using GenerationResult second = await pipelines.ImageToImage.GenerateAsync(request, Ct);
@@ -68,19 +68,19 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
     {
         using Image<Rgb24> odd = TestImages.Picture(70, 66);
 
-        using GenerationResult resized = await pipelines.VariantsImageToImage.GenerateAsync(new ImageToImageRequest("a lighthouse", odd) { Seed = 1, NumInferenceSteps = 2 }, Ct);
-        using GenerationResult kept = await pipelines.VariantsImageToImage.GenerateAsync(new ImageToImageRequest("a lighthouse", _picture) { Seed = 1, NumInferenceSteps = 2, ResizeImage = false }, Ct);
+        using GenerationResult resized = await pipelines.VariantsImageToImage.GenerateAsync(new Img2ImgRequest("a lighthouse", odd) { Seed = 1, NumInferenceSteps = 2 }, Ct);
+        using GenerationResult kept = await pipelines.VariantsImageToImage.GenerateAsync(new Img2ImgRequest("a lighthouse", _picture) { Seed = 1, NumInferenceSteps = 2, ResizeImage = false }, Ct);
 
         Assert.Equal((64, 64), (resized.Images[0].Width, resized.Images[0].Height));
         Assert.Equal((64, 64), (kept.Images[0].Width, kept.Images[0].Height));
-        await Assert.ThrowsAsync<ArgumentException>(() => pipelines.VariantsImageToImage.GenerateAsync(new ImageToImageRequest("a lighthouse", odd) { ResizeImage = false }, Ct));
+        await Assert.ThrowsAsync<ArgumentException>(() => pipelines.VariantsImageToImage.GenerateAsync(new Img2ImgRequest("a lighthouse", odd) { ResizeImage = false }, Ct));
     }
 
     [Fact]
     public async Task ImageToImage_TakesPromptsImagesPerPromptNegativePromptsAndGuidance()
     {
         var reports = new List<GenerationProgress>();
-        var request = new ImageToImageRequest(["a lighthouse", "a castle"], _picture)
+        var request = new Img2ImgRequest(["a lighthouse", "a castle"], _picture)
         {
             Seed = 2, NumInferenceSteps = 4, Strength = 0.75, NumImagesPerPrompt = 2, NegativePrompts = ["fog", "rain"],
         };

@@ -79,7 +79,7 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
         Assert.Equal(["text_encoder", "unet", "vae_decoder", "safety_checker"], seen.Select(s => s.Component));
         using StableDiffusionImg2ImgPipeline edit = StableDiffusionImg2ImgPipeline.FromPipe(text);
         using (var picture = TestImages.Picture())
-        using (await edit.GenerateAsync(new ImageToImageRequest("a castle", picture) { Seed = 1, NumInferenceSteps = 2 }, Ct))
+        using (await edit.GenerateAsync(new Img2ImgRequest("a castle", picture) { Seed = 1, NumInferenceSteps = 2 }, Ct))
         {
         }
 
@@ -119,15 +119,15 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
         using var mask = TestImages.Mask();
         using GenerationResult expected = await pipelines.TextToImage.GenerateAsync(Castle, Ct);
 
-        Assert.Same(text.Unet, edit.Unet);
-        Assert.Same(text.Unet, inpaint.Unet);
+        Assert.Same(text.UNet, edit.UNet);
+        Assert.Same(text.UNet, inpaint.UNet);
         family[disposedFirst].Dispose();
         foreach (DiffusionPipeline alive in family.Where((_, i) => i != disposedFirst))
         {
             using GenerationResult result = alive switch
             {
                 StableDiffusionPipeline t => await t.GenerateAsync(Castle, Ct),
-                StableDiffusionImg2ImgPipeline e => await e.GenerateAsync(new ImageToImageRequest("a castle", picture) { Seed = 1, NumInferenceSteps = 2 }, Ct),
+                StableDiffusionImg2ImgPipeline e => await e.GenerateAsync(new Img2ImgRequest("a castle", picture) { Seed = 1, NumInferenceSteps = 2 }, Ct),
                 StableDiffusionInpaintPipeline i => await i.GenerateAsync(new InpaintRequest("a castle", picture, mask) { Seed = 1, NumInferenceSteps = 2, Height = 64, Width = 64 }, Ct),
                 _ => throw new InvalidOperationException(),
             };
@@ -142,7 +142,7 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
             pipeline.Dispose();
         }
 
-        Assert.Throws<ObjectDisposedException>(() => text.Unet.Predict(
+        Assert.Throws<ObjectDisposedException>(() => text.UNet.Predict(
             Tensor.CreateFromShape<float>([1, 4, 8, 8]), 1f, Tensor.CreateFromShape<float>([1, 77, 32]), Tensor.CreateFromShape<float>([1, 4, 8, 8])));
     }
 

@@ -145,7 +145,7 @@ public sealed class ModelConventionTests
         using ModelFolderCopy single = Model(F32, F32, F32, [1]);
         using ModelFolderCopy half = Model(F32, F32, F32, [1], encoderType: F16);
         using Image<Rgb24> picture = TestImages.Picture();
-        var request = new ImageToImageRequest("a lighthouse", picture) { Seed = 5, NumInferenceSteps = 6, Strength = 0.5 };
+        var request = new Img2ImgRequest("a lighthouse", picture) { Seed = 5, NumInferenceSteps = 6, Strength = 0.5 };
 
         using var singlePipe = StableDiffusionImg2ImgPipeline.FromPretrained(single.Path, WithoutSafetyChecker, Ct);
         using var halfPipe = StableDiffusionImg2ImgPipeline.FromPretrained(half.Path, WithoutSafetyChecker, Ct);

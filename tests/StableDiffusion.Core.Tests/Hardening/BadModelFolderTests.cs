@@ -159,7 +159,7 @@ public sealed class BadModelFolderTests
     {
         using StableDiffusionImg2ImgPipeline pipeline = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(path, cancellationToken: TestContext.Current.CancellationToken);
         using var picture = TestImages.Picture();
-        using GenerationResult result = await pipeline.GenerateAsync(new ImageToImageRequest("a lighthouse", picture) { Seed = 1, NumInferenceSteps = 2 },
+        using GenerationResult result = await pipeline.GenerateAsync(new Img2ImgRequest("a lighthouse", picture) { Seed = 1, NumInferenceSteps = 2 },
             TestContext.Current.CancellationToken);
     }
 

@@ -92,7 +92,7 @@ public sealed class BadRequestTests(TinyPipelines pipelines)
         {
             using var pipeline = StableDiffusionImg2ImgPipeline.FromPipe(p.Inpaint);
             using Image picture = TestImages.Picture();
-            using GenerationResult result = await pipeline.GenerateAsync(new ImageToImageRequest("a lighthouse", picture) { NumInferenceSteps = 2 }, ct);
+            using GenerationResult result = await pipeline.GenerateAsync(new Img2ImgRequest("a lighthouse", picture) { NumInferenceSteps = 2 }, ct);
         }, typeof(InvalidOperationException), "inpainting UNet", "StableDiffusionImg2ImgPipeline"),
 
         // Image-to-image.
@@ -159,11 +159,11 @@ public sealed class BadRequestTests(TinyPipelines pipelines)
             using GenerationResult result = await p.TextToImage.GenerateAsync(request, ct);
         }, exception, message);
 
-    private static BadRequest ImageToImage(Func<ImageToImageRequest, ImageToImageRequest> change, Type exception, params string[] message) =>
+    private static BadRequest ImageToImage(Func<Img2ImgRequest, Img2ImgRequest> change, Type exception, params string[] message) =>
         new(async (p, ct) =>
         {
             using Image picture = TestImages.Picture();
-            ImageToImageRequest request = change(new ImageToImageRequest("a lighthouse", picture) { Seed = 1, NumInferenceSteps = 4 });
+            Img2ImgRequest request = change(new Img2ImgRequest("a lighthouse", picture) { Seed = 1, NumInferenceSteps = 4 });
             try
             {
                 using GenerationResult result = await p.ImageToImage.GenerateAsync(request, ct);

@@ -100,5 +100,5 @@ public sealed class CancellationTests(TinyPipelines pipelines)
 
     private Task<CancellationDrill> CreateDrillAsync(SixLabors.ImageSharp.Image picture) =>
         CancellationDrill.CreateAsync(pipelines.VariantsImageToImage,
-            new ImageToImageRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 6, Strength = 0.8 }, TestContext.Current.CancellationToken);
+            new Img2ImgRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 6, Strength = 0.8 }, TestContext.Current.CancellationToken);
 }

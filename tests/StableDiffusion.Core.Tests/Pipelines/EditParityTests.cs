@@ -75,7 +75,7 @@ public sealed class EditParityTests
             case "img2img":
             {
                 using var pipe = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
-                var request = ReferenceCases.WithCallSettings(new ImageToImageRequest(prompts, image) { Strength = strength }, set, c, onStepEnd);
+                var request = ReferenceCases.WithCallSettings(new Img2ImgRequest(prompts, image) { Strength = strength }, set, c, onStepEnd);
                 return await pipe.GenerateAsync(request, ct);
             }
 
@@ -85,7 +85,7 @@ public sealed class EditParityTests
                 using var pipe = await StableDiffusionInpaintPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
                 if (c.TryGetProperty("unet", out JsonElement channels))
                 {
-                    Assert.Equal(channels.GetInt32(), pipe.Unet.InChannels ?? 4);
+                    Assert.Equal(channels.GetInt32(), pipe.UNet.InChannels ?? 4);
                 }
 
                 (int height, int width) = ReferenceCases.DiffusersDefaultSize(set, c);
