@@ -95,6 +95,6 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<Img2ImgRe
 
         // 8-10. Decode, check safety, make images.
         var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, request.Strength, components.ModelName, rows);
-        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, parameters, scope);
+        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, parameters, scope, Logger);
     }
 }

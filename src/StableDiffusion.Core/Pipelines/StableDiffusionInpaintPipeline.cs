@@ -158,7 +158,7 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
 
         // 8-10. Decode, check safety, make images.
         var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, request.Strength, components.ModelName, rows);
-        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, parameters, scope);
+        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, parameters, scope, Logger);
     }
 
     // init_image * (mask < 0.5): the repainted pixels become 0.

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Microsoft.Extensions.Logging;
 using StableDiffusion.Imaging;
 using StableDiffusion.Loading;
 using StableDiffusion.Models;
@@ -10,7 +11,7 @@ internal static class ImageOutput
 {
     /// <summary>Decodes, checks and converts the final latents into the call's result.</summary>
     public static GenerationResult Finish(StableDiffusionComponents components, float[] latents, int rows, int latentHeight, int latentWidth,
-        EncodedPrompt prompt, ulong? seed, Func<IReadOnlyList<GenerationParameters>> parameters, GenerationScope scope)
+        EncodedPrompt prompt, ulong? seed, Func<IReadOnlyList<GenerationParameters>> parameters, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.Decoding);
         Tensor<float> decoded = scope.Stage(() => Decode(components, latents, rows, latentHeight, latentWidth, scope), t => scope.Decoding = t,
@@ -20,6 +21,7 @@ internal static class ImageOutput
         var result = new GenerationResult(ToImages(images), parameters, images, flags,
             Tensor.Create(latents, [rows, 4, latentHeight, latentWidth]), prompt.ToTensor(), seed, scope.Timings());
         scope.Report(GenerationStage.Completed);
+        GenerationLog.Finished(logger, result);
         return result;
     }
 
