@@ -33,7 +33,7 @@ internal static class ImageFiles
         }
         catch (InvalidDataException ex)
         {
-            throw new CliUsageException($"--from-png: '{path}' is not a PNG this tool can read ({ex.Message.TrimEnd('.')}).");
+            throw new CliUsageException($"--from-png: '{path}' cannot be read. {ex.Message}");
         }
         catch (FormatException ex)
         {

@@ -1,3 +1,4 @@
+using StableDiffusion.Imaging;
 using StableDiffusion.Testing;
 using Xunit;
 
@@ -20,7 +21,9 @@ public sealed class UsageErrorTests : IDisposable
     [InlineData(new[] { "a cat", "--steps", "0" }, "error: --steps must be at least 1, not 0.")]
     [InlineData(new[] { "a cat", "--count", "-2" }, "error: --count must be at least 1, not -2.")]
     [InlineData(new[] { "a cat", "--guidance", "NaN" }, "error: --guidance must be a finite number, not NaN.")]
-    [InlineData(new[] { "a cat", "--seed", "-1" }, "error: --seed takes a whole number, not '-1'.")]
+    [InlineData(new[] { "a cat", "--seed", "-2" }, "error: --seed takes a whole number from 0 to 18446744073709551615, or -1 for a random seed, not '-2'.")]
+    [InlineData(new[] { "a cat", "--seed", "many" }, "error: --seed takes a whole number from 0 to 18446744073709551615, or -1 for a random seed, not 'many'.")]
+    [InlineData(new[] { "a cat", "-W", "8200" }, "error: --width must be at most 8192 pixels, not 8200.")]
     [InlineData(new[] { "a cat", "--device-id", "-1" }, "error: --device-id must be 0 or more, not -1.")]
     [InlineData(new[] { "a cat", "--provider", "gpu" }, "error: Unknown --provider 'gpu'; use one of: cpu, cuda, tensorrt, directml, coreml, openvino, rocm.")]
     [InlineData(new[] { "a cat", "--steps" }, "error: Required argument missing for option: '--steps'.")]
@@ -54,7 +57,7 @@ public sealed class UsageErrorTests : IDisposable
         CliRun run = await CliRunner.RunAsync([.. CliRunner.Tiny, "-o", path, "--", "-a dash first"]);
 
         Assert.True(run.ExitCode == 0, run.ToString());
-        Assert.Equal("-a dash first", PngMetadata.Read(path).Prompt);
+        Assert.Equal("-a dash first", ImageFiles.ReadParameters(path).Prompt);
     }
 
     [Theory]
@@ -118,7 +121,7 @@ public sealed class UsageErrorTests : IDisposable
 
     [Theory]
     [InlineData("missing.png", "error: --from-png: '{0}' does not exist.")]
-    [InlineData("text.png", "error: --from-png: '{0}' is not an image.")]
+    [InlineData("text.png", "error: --from-png: '{0}' cannot be read. This is not a PNG file: it does not start with the PNG signature.")]
     [InlineData("plain.png", "error: --from-png: '{0}' has no \"parameters\" text chunk")]
     public async Task FromPng_WithoutUsableParameters_IsAUsageError(string name, string message)
     {
@@ -129,8 +132,7 @@ public sealed class UsageErrorTests : IDisposable
         }
         else if (name == "plain.png")
         {
-            using var image = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(8, 8);
-            await SixLabors.ImageSharp.ImageExtensions.SaveAsPngAsync(image, path, TestContext.Current.CancellationToken);
+            await RgbImage.FromRgb(new byte[8 * 8 * 3], 8, 8).SaveAsPngAsync(path, cancellationToken: TestContext.Current.CancellationToken);
         }
 
         CliRun run = await CliRunner.RunAsync(["--from-png", path]);

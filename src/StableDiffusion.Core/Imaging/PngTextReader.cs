@@ -21,7 +21,7 @@ internal static class PngTextReader
         Span<byte> signature = stackalloc byte[8];
         if (png.ReadAtLeast(signature, signature.Length, throwOnEndOfStream: false) != signature.Length || !signature.SequenceEqual(PngEncoder.Signature))
         {
-            throw new InvalidDataException("This is not a PNG file (it does not start with the PNG signature).");
+            throw new InvalidDataException("This is not a PNG file: it does not start with the PNG signature.");
         }
 
         Span<byte> header = stackalloc byte[8];

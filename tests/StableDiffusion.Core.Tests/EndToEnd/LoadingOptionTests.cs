@@ -78,8 +78,7 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
         using StableDiffusionPipeline text = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel, options, Ct);
         Assert.Equal(["text_encoder", "unet", "vae_decoder", "safety_checker"], seen.Select(s => s.Component));
         using StableDiffusionImg2ImgPipeline edit = StableDiffusionImg2ImgPipeline.FromPipe(text);
-        using (var picture = TestImages.Picture())
-        using (await edit.GenerateAsync(new Img2ImgRequest("a castle", picture) { Seed = 1, NumInferenceSteps = 2 }, Ct))
+        using (await edit.GenerateAsync(new Img2ImgRequest("a castle", TestImages.Picture()) { Seed = 1, NumInferenceSteps = 2 }, Ct))
         {
         }
 
@@ -115,8 +114,8 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
         var edit = StableDiffusionImg2ImgPipeline.FromPipe(text);
         var inpaint = StableDiffusionInpaintPipeline.FromPipe(edit);
         DiffusionPipeline[] family = [text, edit, inpaint];
-        using var picture = TestImages.Picture();
-        using var mask = TestImages.Mask();
+        var picture = TestImages.Picture();
+        var mask = TestImages.Mask();
         using GenerationResult expected = await pipelines.TextToImage.GenerateAsync(Castle, Ct);
 
         Assert.Same(text.UNet, edit.UNet);

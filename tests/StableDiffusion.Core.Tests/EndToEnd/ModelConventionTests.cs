@@ -1,9 +1,8 @@
 using System.Numerics.Tensors;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using StableDiffusion.Core.Tests.EndToEnd.Support;
 using StableDiffusion.Core.Tests.Hardening.Drills;
 using StableDiffusion.Core.Tests.Hardening.Support;
+using StableDiffusion.Imaging;
 using StableDiffusion.Onnx;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Randomness;
@@ -144,7 +143,7 @@ public sealed class ModelConventionTests
         // Only the encoder differs, so both draw the same noise from the seed.
         using ModelFolderCopy single = Model(F32, F32, F32, [1]);
         using ModelFolderCopy half = Model(F32, F32, F32, [1], encoderType: F16);
-        using Image<Rgb24> picture = TestImages.Picture();
+        RgbImage picture = TestImages.Picture();
         var request = new Img2ImgRequest("a lighthouse", picture) { Seed = 5, NumInferenceSteps = 6, Strength = 0.5 };
 
         using var singlePipe = StableDiffusionImg2ImgPipeline.FromPretrained(single.Path, WithoutSafetyChecker, Ct);

@@ -26,8 +26,7 @@ public sealed class DisposalTests(TinyPipelines pipelines)
         var options = new StableDiffusionPipelineOptions { ConfigureSessionOptions = (component, _) => created.Add(component) };
         var text = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel, options, ct);
         var edit = StableDiffusionImg2ImgPipeline.FromPipe(text);
-        using (var picture = TestImages.Picture())
-        using (await edit.GenerateAsync(new Img2ImgRequest("a lighthouse", picture) { Seed = 1, NumInferenceSteps = 2 }, ct))
+        using (await edit.GenerateAsync(new Img2ImgRequest("a lighthouse", TestImages.Picture()) { Seed = 1, NumInferenceSteps = 2 }, ct))
         {
         }
 
@@ -55,8 +54,8 @@ public sealed class DisposalTests(TinyPipelines pipelines)
         var text = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel, cancellationToken: ct);
         var edit = StableDiffusionImg2ImgPipeline.FromPipe(text);
         var inpaint = StableDiffusionInpaintPipeline.FromPipe(text);
-        using var picture = TestImages.Picture();
-        using var mask = TestImages.Mask();
+        var picture = TestImages.Picture();
+        var mask = TestImages.Mask();
         var editRequest = new Img2ImgRequest("a lighthouse", picture) { NumInferenceSteps = 2 };
         var inpaintRequest = new InpaintRequest("a lighthouse", picture, mask) { NumInferenceSteps = 2, Height = 64, Width = 64 };
 

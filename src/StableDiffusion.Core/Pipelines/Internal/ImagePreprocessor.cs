@@ -95,7 +95,7 @@ internal static class ImagePreprocessor
         if (!allowResize)
         {
             throw new ArgumentException(
-                $"The {Describe(name)} is {inWidth}x{inHeight} but the output is {outWidth}x{outHeight}, and resizing is off (ResizeImage = false); resize or crop it to the output size first, or allow resizing.", name);
+                $"The {Describe(name)} is {inWidth}x{inHeight} but the output is {outWidth}x{outHeight} and ResizeImage is false; resize or crop it to the output size first, or allow resizing.", name);
         }
 
         // Pillow's Lanczos, exactly (the resampler is written for RGB; a grey image goes through it as three equal channels).
