@@ -109,7 +109,7 @@ public sealed class ImageEndpointTests
     {
         Fixtures.Require();
         await using TestApp app = await TestApp.StartAsync(("StableDiffusion:Pipeline:EnableSafetyChecker", "false"));
-        RgbImage input = RgbImage.FromRgb([.. Enumerable.Range(0, 72 * 64 * 3).Select(i => (byte)(i * 7))], 72, 64);
+        RgbImage input = RgbImage.FromRgb([.. Enumerable.Range(0, 64 * 64 * 3).Select(i => (byte)(i * 7))], 64, 64);
 
         using HttpResponseMessage response = await app.Client.PostAsJsonAsync("/images",
             new { prompt = "a watercolor", steps = 4, seed = 9, strength = 0.5, initImage = Convert.ToBase64String(input.ToPng()) }, Cancellation);

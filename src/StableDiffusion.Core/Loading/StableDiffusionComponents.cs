@@ -366,7 +366,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Path}: {Key} is outdated for Stable Diffusion and was changed to {Value}, as diffusers does.")]
     private static partial void LogSchedulerFixUp(ILogger logger, string path, string key, string value);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {Component} in {Milliseconds:0} ms on {Provider}.")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Component {Component} loaded in {Milliseconds:0} ms on {Provider}.")]
     private static partial void LogComponentLoaded(ILogger logger, string component, double milliseconds, string provider);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {ModelPath} ({ClassName}) on {Provider}; scheduler {Scheduler}; safety checker {SafetyChecker}.")]
