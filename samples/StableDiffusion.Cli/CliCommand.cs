@@ -194,6 +194,11 @@ internal sealed class CliCommand
     {
         string? fromPngPath = parse.GetValue(_fromPng);
         GenerationParameters? fromPng = fromPngPath is null ? null : ImageFiles.ReadParameters(fromPngPath);
+        if (fromPng is not null && fromPng.Extra.Keys.Except(InformationalSettings, StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray() is { Length: > 0 } ignored)
+        {
+            error.WriteLine($"warning: --from-png: sdnet cannot apply these settings of '{fromPngPath}' yet, so the image may differ: {string.Join(", ", ignored)}.");
+        }
+
         string? prompt = parse.GetValue(_prompt) ?? fromPng?.Prompt;
         if (string.IsNullOrWhiteSpace(prompt))
         {
@@ -228,11 +233,6 @@ internal sealed class CliCommand
             throw new CliUsageException(
                 $"--from-png: '{fromPngPath}' was made from an input image (image-to-image or inpainting, denoising strength {recorded.ToString(CultureInfo.InvariantCulture)}), " +
                 "which the PNG does not hold: pass that image with --init-image (and the mask with --mask, if it was inpainted).");
-        }
-
-        if (fromPng is not null && fromPng.Extra.Keys.Except(InformationalSettings, StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray() is { Length: > 0 } ignored)
-        {
-            error.WriteLine($"warning: --from-png: sdnet cannot apply these settings of '{fromPngPath}' yet, so the image may differ: {string.Join(", ", ignored)}.");
         }
 
         if (parse.GetValue(_output) is { } outputPath)

@@ -39,7 +39,7 @@ public sealed record ImageDecodeLimits
         if ((long)width * height > MaxPixels)
         {
             throw new InvalidDataException(Invariant(
-                $"The image is {width}x{height} pixels ({(long)width * height / 1e6:0.#} megapixels); at most {MaxPixels / 1e6:0.#} megapixels are accepted. Scale it down first."));
+                $"The image is {width}x{height}, {(long)width * height:N0} pixels; at most {MaxPixels:N0} pixels are accepted. Scale it down first."));
         }
     }
 
