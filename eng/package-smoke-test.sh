@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the freshly packed SDK packages from a local folder into new console projects, as applications would, and runs
 # each (eng/package-smoke/*/Program.cs):
-#   core             StableDiffusion.Core + the CPU native ONNX Runtime: generate, save a PNG with its parameters, read them back
+#   smoke-core             StableDiffusion.Core + the CPU native ONNX Runtime: generate, save a PNG with its parameters, read them back
 #   imagesharp-*     StableDiffusion.ImageSharp with each SixLabors.ImageSharp the registry serves: 2.1.13 by name, and the
 #                    version an add without a version takes (the adapter is compiled against 2.1.13 and must run on both)
 #   skiasharp        StableDiffusion.SkiaSharp + SkiaSharp's Linux native assets: convert, encode, decode with limits
@@ -59,23 +59,23 @@ app() {
 run() { local name=$1; shift; (cd "$work/$name" && dotnet run -c "${apps[$name]}" --no-build -- "$@"); }
 declare -A apps
 
-app core Core Release StableDiffusion.Core@"$version" Microsoft.ML.OnnxRuntime@"$onnxruntime"
-run core "$fixtures" "$work/out"
+app smoke-core Core Release StableDiffusion.Core@"$version" Microsoft.ML.OnnxRuntime@"$onnxruntime"
+run smoke-core "$fixtures" "$work/out"
 
 # Every ImageSharp version the registry serves that an application could pick: 2.1.13 named, and the newest.
-app imagesharp-2.1.13 ImageSharp Release StableDiffusion.ImageSharp@"$version" SixLabors.ImageSharp@2.1.13 Microsoft.ML.OnnxRuntime@"$onnxruntime"
-run imagesharp-2.1.13 "$fixtures" "$work/out"
-app imagesharp-newest ImageSharp Debug StableDiffusion.ImageSharp@"$version" SixLabors.ImageSharp Microsoft.ML.OnnxRuntime@"$onnxruntime"
-newest=$(cd "$work/imagesharp-newest" && dotnet list package | sed -nE 's/.*> SixLabors.ImageSharp +[^ ]+ +([^ ]+).*/\1/p')
+app smoke-imagesharp-2.1.13 ImageSharp Release StableDiffusion.ImageSharp@"$version" SixLabors.ImageSharp@2.1.13 Microsoft.ML.OnnxRuntime@"$onnxruntime"
+run smoke-imagesharp-2.1.13 "$fixtures" "$work/out"
+app smoke-imagesharp-newest ImageSharp Debug StableDiffusion.ImageSharp@"$version" SixLabors.ImageSharp Microsoft.ML.OnnxRuntime@"$onnxruntime"
+newest=$(cd "$work/smoke-imagesharp-newest" && dotnet list package | sed -nE 's/.*> SixLabors.ImageSharp +[^ ]+ +([^ ]+).*/\1/p')
 if [ "$newest" = "2.1.13" ]; then
   echo "note: an add without a version took SixLabors.ImageSharp 2.1.13 here, so only that version was tested"
 fi
-run imagesharp-newest "$fixtures" "$work/out"
+run smoke-imagesharp-newest "$fixtures" "$work/out"
 
-app skiasharp SkiaSharp Release StableDiffusion.SkiaSharp@"$version" SkiaSharp.NativeAssets.Linux.NoDependencies@"$skiasharp" Microsoft.ML.OnnxRuntime@"$onnxruntime"
-run skiasharp "$fixtures" "$work/out"
+app smoke-skiasharp SkiaSharp Release StableDiffusion.SkiaSharp@"$version" SkiaSharp.NativeAssets.Linux.NoDependencies@"$skiasharp" Microsoft.ML.OnnxRuntime@"$onnxruntime"
+run smoke-skiasharp "$fixtures" "$work/out"
 
-app no-native NoNativeRuntime Release StableDiffusion.Core@"$version"
-run no-native "$fixtures"
+app smoke-no-native NoNativeRuntime Release StableDiffusion.Core@"$version"
+run smoke-no-native "$fixtures"
 
 echo "package smoke test OK (StableDiffusion $version from $pkgdir; ONNX Runtime $onnxruntime; SixLabors.ImageSharp 2.1.13 and $newest; SkiaSharp $skiasharp)"

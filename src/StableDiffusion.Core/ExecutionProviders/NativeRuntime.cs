@@ -40,12 +40,14 @@ internal static class NativeRuntime
 
     internal static ExecutionProviderException Missing(Exception error)
     {
+        // The loader's message lists every path it tried, one per line: the first line says enough.
+        Exception cause = error.GetBaseException();
         string version = typeof(OrtEnv).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "the same version";
         return new ExecutionProviderException(
             "ONNX Runtime's native library (onnxruntime) could not be loaded: StableDiffusion references only ONNX Runtime's managed package, " +
             $"and your application chooses the native one. Add Microsoft.ML.OnnxRuntime for the CPU (dotnet add package Microsoft.ML.OnnxRuntime --version {version}), " +
             "or Microsoft.ML.OnnxRuntime.Gpu for CUDA, at the version of Microsoft.ML.OnnxRuntime.Managed. " +
-            $"({error.GetBaseException().GetType().Name}: {error.GetBaseException().Message})",
+            $"({cause.GetType().Name}: {cause.Message.Split('\n')[0].Trim()})",
             error);
     }
 }
