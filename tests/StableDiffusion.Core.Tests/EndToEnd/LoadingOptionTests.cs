@@ -35,14 +35,7 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
         using var loggerFactory = LoggerFactory.Create(builder => builder.AddProvider(logs));
         using StableDiffusionPipeline withoutChecker = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel,
             new StableDiffusionPipelineOptions { EnableSafetyChecker = false, LoggerFactory = loggerFactory }, Ct);
-        // A reference case the tiny checker flags (astronaut_euler: flagged in diffusers too).
-        JsonElement flaggedCase = Reference.Published.Case("pipeline", "astronaut_euler");
-        Assert.True(flaggedCase.GetProperty("torch_nsfw")[0].GetBoolean());
-        var flagged = new TextToImageRequest(flaggedCase.GetProperty("prompt").GetString()!)
-        {
-            Seed = flaggedCase.GetProperty("seed").GetUInt64(), NumInferenceSteps = flaggedCase.GetProperty("steps").GetInt32(),
-            Height = 64, Width = 64, Scheduler = ReferenceSchedulers.Create("euler"),
-        };
+        TextToImageRequest flagged = FlaggedRequest.Create();
 
         using GenerationResult checkedResult = await pipelines.TextToImage.GenerateAsync(flagged, Ct);
         using GenerationResult uncheckedResult = await withoutChecker.GenerateAsync(flagged, Ct);

@@ -1,7 +1,6 @@
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
-using StableDiffusion.Core.Tests.Pipelines;
+using StableDiffusion.Core.Tests.EndToEnd.Support;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Testing;
 using Xunit;
@@ -40,13 +39,7 @@ public sealed class LoggingTests
         using var loggerFactory = LoggerFactory.Create(builder => builder.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
         using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel,
             new StableDiffusionPipelineOptions { LoggerFactory = loggerFactory }, Ct);
-        // A reference case the tiny checker flags (astronaut_euler: flagged in diffusers too), generated twice in one batch.
-        JsonElement flaggedCase = Reference.Case("pipeline", "astronaut_euler");
-        var flagged = new TextToImageRequest(flaggedCase.GetProperty("prompt").GetString()!)
-        {
-            Seed = flaggedCase.GetProperty("seed").GetUInt64(), NumInferenceSteps = flaggedCase.GetProperty("steps").GetInt32(),
-            Height = 64, Width = 64, Scheduler = ReferenceSchedulers.Create("euler"),
-        };
+        TextToImageRequest flagged = FlaggedRequest.Create();
 
         using GenerationResult result = await pipe.GenerateAsync(flagged, Ct);
 
