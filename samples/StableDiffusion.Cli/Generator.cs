@@ -225,11 +225,6 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
                 $"--mask: '{maskPath}' is {mask.Width}x{mask.Height} pixels but --init-image '{imagePath}' is {image.Width}x{image.Height}; the mask must have the image's size.");
         }
 
-        if (settings.Width is null && settings.Height is null && (image.Width < 8 || image.Height < 8))
-        {
-            throw new CliUsageException($"--init-image: '{imagePath}' is {image.Width}x{image.Height} pixels; inpainting needs at least 8x8, or give --width and --height.");
-        }
-
         return (image, mask);
     }
 

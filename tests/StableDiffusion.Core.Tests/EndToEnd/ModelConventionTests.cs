@@ -77,8 +77,8 @@ public sealed class ModelConventionTests
         IScheduler schedule = Euler;
         schedule.SetTimesteps(7);
         Assert.Contains(schedule.Timesteps, t => t != MathF.Truncate(t));
-        Assert.Equal(TensorElementType.Float, integerPipe.Unet.TimestepType);
-        Assert.False(integerPipe.Unet.HasIntegerTimestep);
+        Assert.Equal(TensorElementType.Float, integerPipe.UNet.TimestepType);
+        Assert.False(integerPipe.UNet.HasIntegerTimestep);
         ResultAssert.Identical(expected, actual, "integer timestep graph vs float32 graph, fractional timesteps");
     }
 
@@ -96,7 +96,7 @@ public sealed class ModelConventionTests
         using GenerationResult expected = await GenerateAsync(reference, request);
         using GenerationResult actual = await integerPipe.GenerateAsync(request, Ct);
 
-        Assert.True(integerPipe.Unet.HasIntegerTimestep);
+        Assert.True(integerPipe.UNet.HasIntegerTimestep);
         (double difference, _) = ArrayAssert.MaxAbsDifference(GenerationBytes.Flatten(expected.Latents), GenerationBytes.Flatten(actual.Latents));
         Assert.True(difference > 0, "Truncated timesteps should give other latents than whole ones.");
     }
