@@ -225,6 +225,13 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
                 $"--mask: '{maskPath}' is {mask.Width}x{mask.Height} pixels but --init-image '{imagePath}' is {image.Width}x{image.Height}; the mask must have the image's size.");
         }
 
+        // Inpainting keeps the picture's size too, unless --width and --height choose another.
+        if ((settings.Width is null || settings.Height is null) && (image.Width < 8 || image.Height < 8))
+        {
+            throw new CliUsageException(
+                $"--init-image: '{imagePath}' is {image.Width}x{image.Height} pixels; inpainting needs at least 8x8 (the output has the input's size, rounded down to a multiple of 8), or give --width and --height.");
+        }
+
         return (image, mask);
     }
 
