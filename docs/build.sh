@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the documentation site into docs/_site, offline: the API reference from the three packages' XML docs
+# Builds the documentation site into docs/_site, offline: the API reference from the five packages' XML docs
 # (docfx metadata), a check that every public type and member has a summary, then the site, with docfx's warnings
 # (broken links, unresolved cross-references, invalid TOC entries) treated as errors. docfx is a local .NET tool
 # (.config/dotnet-tools.json). Serve the result with `dotnet docfx serve docs/_site`.

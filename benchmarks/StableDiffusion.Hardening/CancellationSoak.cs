@@ -1,6 +1,5 @@
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using StableDiffusion.Core.Tests.Hardening.Drills;
+using StableDiffusion.Imaging;
 using StableDiffusion.Pipelines;
 
 namespace StableDiffusion.Hardening;
@@ -16,9 +15,9 @@ internal static class CancellationSoak
         report.Line();
         var random = new Random(2026);
         using var pipeline = StableDiffusionImg2ImgPipeline.FromPretrained(options.TinyVariantsModel, options.PipelineOptions);
-        using Image<Rgb24> picture = Picture(64);
+        RgbImage picture = Picture(64);
         CancellationDrill drill = await CancellationDrill.CreateAsync(pipeline,
-            new ImageToImageRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 10, Strength = 0.8 }, CancellationToken.None);
+            new Img2ImgRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 10, Strength = 0.8 }, CancellationToken.None);
         await using DownloadCancellationDrill download = await DownloadCancellationDrill.StartAsync(options.TinyModel, chunkBytes: 256 * 1024, pause: TimeSpan.FromMilliseconds(5));
         TimeSpan loadTime = await TimeFullLoadAsync(download);
 
@@ -90,9 +89,9 @@ internal static class CancellationSoak
     {
         int count = Math.Max(5, options.Cancellations / 5);
         using var pipeline = StableDiffusionImg2ImgPipeline.FromPretrained(options.TinyVariantsModel, options.PipelineOptions);
-        using Image<Rgb24> picture = Picture(256);
+        RgbImage picture = Picture(256);
         CancellationDrill drill = await CancellationDrill.CreateAsync(pipeline,
-            new ImageToImageRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 4, Strength = 1 }, CancellationToken.None);
+            new Img2ImgRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 4, Strength = 1 }, CancellationToken.None);
         var outcomes = new List<CancellationOutcome>();
         for (int i = 0; i < count; i++)
         {
@@ -131,20 +130,18 @@ internal static class CancellationSoak
 
     private static string Count<T>(IEnumerable<T> items) => Report.Number(items.Count(), "D");
 
-    private static Image<Rgb24> Picture(int size)
+    private static RgbImage Picture(int size)
     {
-        var image = new Image<Rgb24>(size, size);
-        image.ProcessPixelRows(rows =>
+        var rgb = new byte[size * size * 3];
+        for (int y = 0; y < size; y++)
         {
-            for (int y = 0; y < rows.Height; y++)
+            for (int x = 0; x < size; x++)
             {
-                Span<Rgb24> row = rows.GetRowSpan(y);
-                for (int x = 0; x < row.Length; x++)
-                {
-                    row[x] = new Rgb24((byte)(255 * x / (size - 1)), (byte)(255 * y / (size - 1)), (byte)((x ^ y) & 0xFF));
-                }
+                int o = ((y * size) + x) * 3;
+                (rgb[o], rgb[o + 1], rgb[o + 2]) = ((byte)(255 * x / (size - 1)), (byte)(255 * y / (size - 1)), (byte)((x ^ y) & 0xFF));
             }
-        });
-        return image;
+        }
+
+        return RgbImage.FromRgb(rgb, size, size);
     }
 }

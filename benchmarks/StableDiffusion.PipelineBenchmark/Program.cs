@@ -44,9 +44,9 @@ try
     var load = Stopwatch.StartNew();
     using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(options.Model, pipelineOptions);
     report.LoadSeconds = load.Elapsed.TotalSeconds;
-    report.UNetDeviceBinding = pipe.Unet.UsesDeviceBinding;
-    report.UNetCudaGraph = pipe.Unet.UsesCudaGraph;
-    Console.WriteLine($"[{options.Label}] loaded in {report.LoadSeconds:0.00} s (UNet {pipe.Unet.SampleType}, device binding {pipe.Unet.UsesDeviceBinding}, CUDA graph {pipe.Unet.UsesCudaGraph})");
+    report.UNetDeviceBinding = pipe.UNet.UsesDeviceBinding;
+    report.UNetCudaGraph = pipe.UNet.UsesCudaGraph;
+    Console.WriteLine($"[{options.Label}] loaded in {report.LoadSeconds:0.00} s (UNet {pipe.UNet.SampleType}, device binding {pipe.UNet.UsesDeviceBinding}, CUDA graph {pipe.UNet.UsesCudaGraph})");
 
     IScheduler scheduler = options.Scheduler is { } name ? SchedulerFactory.Create(name, pipe.Scheduler.Config) : pipe.Scheduler;
     var request = new TextToImageRequest("a photo of an astronaut riding a horse on mars")
@@ -79,7 +79,7 @@ try
         Console.WriteLine($"[{options.Label}] run {i + 1}: {total:0.000} s ({t.UNetCalls} UNet calls, {t.UNet.TotalMilliseconds / t.UNetCalls:0.00} ms each)");
     }
 
-    report.BareUNetMilliseconds = BareUNet.Measure(pipe.Unet.Session, options, pipe.Unet.UsesCudaGraph);
+    report.BareUNetMilliseconds = BareUNet.Measure(pipe.UNet.Session, options, pipe.UNet.UsesCudaGraph);
     report.Summarise();
     Console.WriteLine(report.Table());
 }

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Numerics;
 using StableDiffusion.Hub;
+using StableDiffusion.Pipelines;
+using StableDiffusion.Schedulers;
 
 namespace StableDiffusion.Cli;
 
@@ -15,6 +17,12 @@ internal sealed class CliCommand
 
     private static readonly string[] Providers = ["cpu", "cuda", "tensorrt", "directml", "coreml", "openvino", "rocm"];
 
+    /// <summary>The largest image side the SDK generates.</summary>
+    private const int MaxImageSide = 8192;
+
+    /// <summary>Settings of a web UI's parameters that say nothing about the image; all others the tool cannot apply are named in a warning.</summary>
+    private static readonly string[] InformationalSettings = ["Version", "Model hash"];
+
     private readonly Argument<string?> _prompt = new("prompt") { Description = "What to draw (optional with --from-png).", Arity = ArgumentArity.ZeroOrOne };
     private readonly Option<string?> _model = new("--model", "-m") { HelpName = "folder|repo-id", Description = $"A model folder in the diffusers ONNX layout, or a Hugging Face repository id [default: {HubClient.DefaultModelId}, downloaded into the Hugging Face cache on first use]" };
     private readonly Option<string?> _revision = new("--revision") { Description = "Branch, tag or commit of a Hub model [default: main]" };
@@ -24,13 +32,37 @@ internal sealed class CliCommand
     private readonly Option<int?> _steps = Number<int>("--steps", ["-s"], "Denoising steps [default: 50]", AtLeastOne);
     private readonly Option<float?> _guidance = Number<float>("--guidance", ["--cfg-scale", "-g"], "Classifier-free guidance scale; 1 or less turns guidance off [default: 7.5]",
         g => float.IsFinite(g) ? null : "must be a finite number");
-    private readonly Option<ulong?> _seed = Number<ulong>("--seed", [],  "Seed: gives the image diffusers gives with generator=torch.Generator(\"cpu\").manual_seed(SEED); with --count, image i uses SEED + i [default: random, printed and stored in the PNG]");
+    private readonly Option<RequestedSeed?> _seed = new("--seed")
+    {
+        Description = "Seed: gives the image diffusers gives with generator=torch.Generator(\"cpu\").manual_seed(SEED); with --count, image i uses SEED + i; -1 picks one at random, as web UIs do [default: random, printed and stored in the PNG]",
+        CustomParser = result =>
+        {
+            if (result.Tokens.Count == 0)
+            {
+                return null; // the arity check reports the missing value
+            }
+
+            string text = result.Tokens[0].Value;
+            if (text == "-1")
+            {
+                return new RequestedSeed(null);
+            }
+
+            if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong seed))
+            {
+                result.AddError($"--seed takes a whole number from 0 to {ulong.MaxValue}, or -1 for a random seed, not '{text}'.");
+                return null;
+            }
+
+            return new RequestedSeed(seed);
+        },
+    };
     private readonly Option<string?> _scheduler = new("--scheduler", "--sampler") { HelpName = "name", Description = "Scheduler by web UI or diffusers name, e.g. \"Euler a\", \"DPM++ 2M Karras\", DDIM, UniPC, EulerDiscreteScheduler [default: the model's, PLMS for SD 1.5]" };
     private readonly Option<int?> _count = Number<int>("--count", ["-c"], "Images to generate, one seed each [default: 1]", AtLeastOne);
     private readonly Option<string> _provider = new("--provider", "-p") { Description = $"Execution provider: {string.Join(", ", Providers)} (GPU providers need their ONNX Runtime package; see docs/execution-providers.md)", DefaultValueFactory = _ => "cpu" };
     private readonly Option<int?> _deviceId = Number<int>("--device-id", [], "GPU index for cuda, tensorrt, directml and rocm [default: 0]", d => d >= 0 ? null : "must be 0 or more");
     private readonly Option<bool> _noSafetyChecker = new("--no-safety-checker") { Description = "Turn the safety checker off: images are not checked for NSFW content (a warning is printed; you take responsibility for the images)" };
-    private readonly Option<string?> _output = new("--output", "-o") { HelpName = "file.png", Description = "The PNG to write; with --count, -1, -2, ... are added before the extension [default: sdnet-SEED.png]" };
+    private readonly Option<string?> _output = new("--output", "-o") { HelpName = "file.png", Description = "The image to write: .png (with its settings in it, for --from-png and web UIs), .jpg or .webp; with --count, -1, -2, ... are added before the extension [default: sdnet-SEED.png]" };
     private readonly Option<bool> _overwrite = new("--overwrite") { Description = "Replace existing files instead of stopping" };
     private readonly Option<string?> _fromPng = new("--from-png") { HelpName = "file.png", Description = "Regenerate from the parameters stored in a PNG written by sdnet or a Stable Diffusion web UI; options given here override them" };
     private readonly Option<bool> _offline = new("--offline") { Description = "Use only the Hugging Face cache, never the network (like HF_HUB_OFFLINE=1)" };
@@ -122,7 +154,9 @@ internal sealed class CliCommand
     }
 
     private static string? MultipleOfEight(int size) =>
-        size > 0 && size % 8 == 0 ? null : "must be a positive multiple of 8 (the VAE works on 8x8 pixel blocks)";
+        size <= 0 || size % 8 != 0 ? "must be a positive multiple of 8 (the VAE works on 8x8 pixel blocks)"
+        : size > MaxImageSide ? $"must be at most {MaxImageSide} pixels"
+        : null;
 
     private static string? AtLeastOne(int value) => value >= 1 ? null : "must be at least 1";
 
@@ -158,7 +192,13 @@ internal sealed class CliCommand
 
     private CliSettings Bind(ParseResult parse, TextWriter error)
     {
-        GenerationParameters? fromPng = parse.GetValue(_fromPng) is { } png ? PngMetadata.Read(png) : null;
+        string? fromPngPath = parse.GetValue(_fromPng);
+        GenerationParameters? fromPng = fromPngPath is null ? null : ImageFiles.ReadParameters(fromPngPath);
+        if (fromPng is not null && fromPng.Extra.Keys.Except(InformationalSettings, StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray() is { Length: > 0 } ignored)
+        {
+            error.WriteLine($"warning: --from-png: sdnet cannot apply these settings of '{fromPngPath}' yet, so the image may differ: {string.Join(", ", ignored)}.");
+        }
+
         string? prompt = parse.GetValue(_prompt) ?? fromPng?.Prompt;
         if (string.IsNullOrWhiteSpace(prompt))
         {
@@ -168,7 +208,7 @@ internal sealed class CliCommand
         string? scheduler = parse.GetValue(_scheduler) ?? fromPng?.Sampler;
         if (scheduler is not null)
         {
-            SamplerNames.Validate(scheduler, parse.GetValue(_scheduler) is null ? $"--from-png: the sampler \"{scheduler}\"" : "--scheduler");
+            ValidateScheduler(scheduler, parse.GetValue(_scheduler) is null ? $"--from-png: the sampler \"{scheduler}\"" : "--scheduler");
         }
 
         string? initImage = parse.GetValue(_initImage);
@@ -178,12 +218,26 @@ internal sealed class CliCommand
             throw new CliUsageException("--mask and --strength need --init-image, the image to change.");
         }
 
-        foreach (string? file in new[] { initImage, mask })
+        foreach ((string? file, string option) in new[] { (initImage, "--init-image"), (mask, "--mask") })
         {
             if (file is not null && !File.Exists(file))
             {
-                throw new CliUsageException($"'{file}' does not exist.");
+                throw new CliUsageException($"{option}: '{file}' does not exist.");
             }
+        }
+
+        // A web UI's image-to-image and inpainting PNGs record a denoising strength (hires fix records one too, with its
+        // upscale, on a text-to-image generation): regenerating them needs the input image, which a PNG does not hold.
+        if (fromPng is { Strength: double recorded } && initImage is null && !fromPng.Extra.ContainsKey("Hires upscale"))
+        {
+            throw new CliUsageException(
+                $"--from-png: '{fromPngPath}' was made from an input image (image-to-image or inpainting, denoising strength {recorded.ToString(CultureInfo.InvariantCulture)}), " +
+                "which the PNG does not hold: pass that image with --init-image (and the mask with --mask, if it was inpainted).");
+        }
+
+        if (parse.GetValue(_output) is { } outputPath)
+        {
+            ImageFiles.ValidateOutput(outputPath);
         }
 
         if (initImage is not null && mask is null && (parse.GetValue(_width) is not null || parse.GetValue(_height) is not null))
@@ -196,15 +250,15 @@ internal sealed class CliCommand
             Prompt = prompt,
             InitImage = initImage,
             Mask = mask,
-            Strength = parse.GetValue(_strength) ?? (initImage is null ? null : fromPng?.DenoisingStrength) ?? (mask is null ? 0.8 : 1.0),
+            Strength = parse.GetValue(_strength) ?? (initImage is null ? null : fromPng?.Strength) ?? (mask is null ? 0.8 : 1.0),
             NegativePrompt = parse.GetValue(_negative) ?? fromPng?.NegativePrompt,
             Model = parse.GetValue(_model) ?? ModelFromPng(fromPng, error) ?? HubClient.DefaultModelId,
             Revision = parse.GetValue(_revision),
             Width = parse.GetValue(_width) ?? (fromPng?.Width > 0 ? fromPng.Width : null),
             Height = parse.GetValue(_height) ?? (fromPng?.Height > 0 ? fromPng.Height : null),
-            Steps = parse.GetValue(_steps) ?? fromPng?.Steps ?? 50,
-            Guidance = parse.GetValue(_guidance) ?? fromPng?.CfgScale ?? 7.5f,
-            Seed = parse.GetValue(_seed) ?? fromPng?.Seed,
+            Steps = parse.GetValue(_steps) ?? fromPng?.NumInferenceSteps ?? 50,
+            Guidance = parse.GetValue(_guidance) ?? fromPng?.GuidanceScale ?? 7.5f,
+            Seed = parse.GetValue(_seed) is { } seed ? seed.Value : fromPng?.Seed,
             Scheduler = scheduler,
             Count = parse.GetValue(_count) ?? 1,
             Provider = parse.GetValue(_provider)!.ToLowerInvariant(),
@@ -215,6 +269,20 @@ internal sealed class CliCommand
             Offline = parse.GetValue(_offline),
             Verbose = parse.GetValue(_verbose),
         };
+    }
+
+    /// <summary>Checks a scheduler name before anything is loaded, so a typo fails at once rather than after a download.</summary>
+    /// <exception cref="CliUsageException">The name is unknown; the message lists the known names.</exception>
+    private static void ValidateScheduler(string name, string source)
+    {
+        try
+        {
+            SchedulerFactory.ConfigFor(name, SchedulerConfig.Create(PndmScheduler.DiffusersName));
+        }
+        catch (SchedulerConfigException ex)
+        {
+            throw new CliUsageException($"{source}: {ex.Message}");
+        }
     }
 
     // sdnet records the folder or repository id it loaded, which can be loaded again; web UIs record a checkpoint's display
@@ -289,3 +357,6 @@ internal sealed record CliSettings
 
 /// <summary>A command line that cannot be run as given; the message says why.</summary>
 internal sealed class CliUsageException(string message) : Exception(message);
+
+/// <summary>The seed asked for on the command line: a value, or null for a random one (<c>--seed -1</c>).</summary>
+internal readonly record struct RequestedSeed(ulong? Value);

@@ -2,10 +2,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
 using Microsoft.Extensions.Logging;
-using SixLabors.ImageSharp;
 using Spectre.Console;
 using StableDiffusion.ExecutionProviders;
 using StableDiffusion.Hub;
+using StableDiffusion.Imaging;
 using StableDiffusion.Models;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Schedulers;
@@ -38,6 +38,18 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
             return CliCommand.UsageError;
         }
 
+        // Input images are decoded and checked before the model loads, so a bad file fails in a moment, not after a download.
+        RgbImage? initImage, mask;
+        try
+        {
+            (initImage, mask) = LoadInputs();
+        }
+        catch (CliUsageException ex)
+        {
+            _console.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
+            return CliCommand.UsageError;
+        }
+
         var written = new List<string>();
         var timings = new List<GenerationTimings>();
         // Warnings always show (turning the safety checker off is one); -v adds what the SDK does.
@@ -50,12 +62,9 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
             await ProgressDisplay.RunAsync(_console, async progress =>
             {
                 long loadStart = Stopwatch.GetTimestamp();
-                using Image? initImage = settings.InitImage is { } imagePath ? LoadImage(imagePath, "--init-image") : null;
-                using Image? mask = settings.Mask is { } maskPath ? LoadImage(maskPath, "--mask") : null;
                 using DiffusionPipeline pipe = await LoadAsync(progress, loggerFactory, cancellationToken).ConfigureAwait(false);
                 loadTime = Stopwatch.GetElapsedTime(loadStart);
                 IScheduler scheduler = settings.Scheduler is { } name ? SchedulerFactory.Create(name, pipe.Scheduler.Config) : pipe.Scheduler;
-                string sampler = SamplerNames.Of(scheduler);
                 for (int i = 0; i < settings.Count; i++)
                 {
                     // One generation per image, each with its own seed: every PNG then holds the settings that reproduce it alone.
@@ -71,7 +80,7 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
                             Height = settings.Height ?? initImage!.Height / 8 * 8,
                             Width = settings.Width ?? initImage!.Width / 8 * 8,
                         }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
-                        StableDiffusionImg2ImgPipeline img2img => await img2img.GenerateAsync(Apply(new ImageToImageRequest(settings.Prompt, initImage!)
+                        StableDiffusionImg2ImgPipeline img2img => await img2img.GenerateAsync(Apply(new Img2ImgRequest(settings.Prompt, initImage!)
                         {
                             Strength = settings.Strength,
                         }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
@@ -81,7 +90,7 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
                         }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
                         _ => throw new InvalidOperationException($"Unexpected pipeline {pipe.GetType().Name}."),
                     };
-                    Write(result, Parameters(sampler, imageSeed, result), paths[i]);
+                    Write(result, paths[i]);
                     written.Add(paths[i]);
                     timings.Add(result.Timings);
                 }
@@ -99,11 +108,10 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
         }
         catch (Exception ex) when (ex is SchedulerConfigException or ArgumentException or CliUsageException)
         {
-            _console.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
+            _console.MarkupLine($"[red]error:[/] {Markup.Escape(UserMessage(ex))}");
             return CliCommand.UsageError;
         }
-        catch (Exception ex) when (ex is ModelLoadException or HubException or ExecutionProviderException or TokenizerLoadException
-            or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is StableDiffusionException or IOException or UnauthorizedAccessException)
         {
             _console.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
             return CliCommand.Failure;
@@ -191,41 +199,63 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
         Scheduler = scheduler,
     };
 
-    private static Image LoadImage(string path, string option)
+    /// <summary>Decodes --init-image and --mask and checks what can be checked without the model.</summary>
+    private (RgbImage? Image, RgbImage? Mask) LoadInputs()
     {
-        try
+        if (settings.InitImage is not { } imagePath)
         {
-            return Image.Load(path);
+            return (null, null);
         }
-        catch (Exception ex) when (ex is UnknownImageFormatException or InvalidImageContentException or NotSupportedException)
+
+        RgbImage image = ImageFiles.Load(imagePath, "--init-image", isMask: false);
+        if (settings.Mask is null && (image.Width < 8 || image.Height < 8))
         {
-            throw new CliUsageException($"{option}: '{path}' is not an image this tool can read ({ex.Message}).");
+            throw new CliUsageException($"--init-image: '{imagePath}' is {image.Width}x{image.Height} pixels; image-to-image needs at least 8x8 (the output has the input's size, rounded down to a multiple of 8).");
         }
+
+        if (settings.Mask is not { } maskPath)
+        {
+            return (image, null);
+        }
+
+        RgbImage mask = ImageFiles.Load(maskPath, "--mask", isMask: true);
+        if (mask.Width != image.Width || mask.Height != image.Height)
+        {
+            throw new CliUsageException(
+                $"--mask: '{maskPath}' is {mask.Width}x{mask.Height} pixels but --init-image '{imagePath}' is {image.Width}x{image.Height}; the mask must have the image's size.");
+        }
+
+        // Inpainting keeps the picture's size too, unless --width and --height choose another.
+        if ((settings.Width is null || settings.Height is null) && (image.Width < 8 || image.Height < 8))
+        {
+            throw new CliUsageException(
+                $"--init-image: '{imagePath}' is {image.Width}x{image.Height} pixels; inpainting needs at least 8x8 (the output has the input's size, rounded down to a multiple of 8), or give --width and --height.");
+        }
+
+        return (image, mask);
     }
 
-    private GenerationParameters Parameters(string sampler, ulong seed, GenerationResult result) => new()
+    /// <summary>
+    /// An SDK error's message for the command line: the SDK names its request properties (Height, NumInferenceSteps) as a
+    /// C# caller knows them, and .NET appends "(Parameter 'name')" and "Actual value was ..."; the tool's users need neither.
+    /// </summary>
+    internal static string UserMessage(Exception error)
     {
-        Prompt = settings.Prompt,
-        NegativePrompt = settings.NegativePrompt,
-        Steps = settings.Steps,
-        Sampler = sampler,
-        CfgScale = settings.Guidance,
-        Seed = seed,
-        Width = result.Images[0].Width,
-        Height = result.Images[0].Height,
-        // A folder is recorded in full so that --from-png finds it from any working directory.
-        Model = Directory.Exists(settings.Model) ? Path.GetFullPath(settings.Model) : settings.Model,
-        DenoisingStrength = settings.InitImage is null ? null : settings.Strength,
-        Extra = new Dictionary<string, string> { ["Version"] = $"sdnet {Version}" },
-    };
-
-    private void Write(GenerationResult result, GenerationParameters parameters, string path)
-    {
-        PngMetadata.Write(result.Images[0], parameters, path, settings.Overwrite);
-        if (result.NsfwContentDetected?[0] == true)
+        string message = error.Message;
+        if (error is ArgumentException { ParamName: { } name })
         {
-            _console.MarkupLine($"[yellow]warning:[/] the safety checker flagged {Markup.Escape(path)}; it was written black.");
+            message = message.Replace($" (Parameter '{name}')", string.Empty, StringComparison.Ordinal);
         }
+
+        return error is ArgumentOutOfRangeException ? message.Split(Environment.NewLine)[0] : message;
+    }
+
+    private void Write(GenerationResult result, string path)
+    {
+        // The PNG records the tool's version beside the settings, as web UIs do.
+        GenerationParameters parameters = result.Parameters[0] with { Extra = new Dictionary<string, string> { ["Version"] = $"sdnet {Version}" } };
+        // A flagged image is written black; the SDK's log says so, as a warning the console always shows.
+        ImageFiles.Write(result.Images[0], parameters, path, settings.Overwrite);
     }
 
     private void WriteSummary(TimeSpan loadTime, IReadOnlyList<GenerationTimings> timings, ulong seed)

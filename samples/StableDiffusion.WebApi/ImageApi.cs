@@ -3,11 +3,13 @@ using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
-using SixLabors.ImageSharp;
+using SkiaSharp;
 using StableDiffusion.DependencyInjection;
+using StableDiffusion.Imaging;
 using StableDiffusion.Models;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Schedulers;
+using StableDiffusion.SkiaSharp;
 
 namespace StableDiffusion.WebApi;
 
@@ -78,6 +80,22 @@ internal static partial class ImageApi
             return TypedResults.ValidationProblem(errors);
         }
 
+        // The image is decoded before the model is asked for, with its size checked on the header before any pixel is decoded.
+        RgbImage? initImage = null;
+        if (request.InitImage is { } encoded)
+        {
+            try
+            {
+                initImage = SkiaImageCodec.Decode(new MemoryStream(Convert.FromBase64String(encoded)),
+                    new ImageDecodeLimits { MaxWidth = limits.Value.MaxSize, MaxHeight = limits.Value.MaxSize, MaxPixels = (long)limits.Value.MaxSize * limits.Value.MaxSize });
+            }
+            catch (Exception ex) when (ex is FormatException or InvalidDataException or ArgumentException)
+            {
+                string problem = ex is FormatException ? "It is not valid base64." : ex.Message;
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["initImage"] = [$"The image cannot be used: {problem}"] });
+            }
+        }
+
         StableDiffusionPipeline pipe;
         try
         {
@@ -99,18 +117,20 @@ internal static partial class ImageApi
             using IDisposable slot = await slots.EnterAsync(cancellationToken).ConfigureAwait(false);
 
             long start = Stopwatch.GetTimestamp();
-            var generation = new TextToImageRequest(request.Prompt!)
-            {
-                NegativePrompt = request.NegativePrompt,
-                NumInferenceSteps = request.Steps ?? 50,
-                GuidanceScale = request.Guidance ?? 7.5f,
-                Seed = request.Seed,
-                Width = request.Width,
-                Height = request.Height,
-                Scheduler = scheduler,
-            };
-            LogGenerating(logger, request.Prompt!, generation.NumInferenceSteps, request.Seed);
-            using GenerationResult result = await pipe.GenerateAsync(generation, cancellationToken).ConfigureAwait(false);
+            int steps = request.Steps ?? 50;
+            LogGenerating(logger, request.Prompt!, steps, request.SeedValue);
+            using GenerationResult result = initImage is null
+                ? await pipe.GenerateAsync(new TextToImageRequest(request.Prompt!)
+                {
+                    NegativePrompt = request.NegativePrompt,
+                    NumInferenceSteps = steps,
+                    GuidanceScale = request.Guidance ?? 7.5f,
+                    Seed = request.SeedValue,
+                    Width = request.Width,
+                    Height = request.Height,
+                    Scheduler = scheduler,
+                }, cancellationToken).ConfigureAwait(false)
+                : await ChangeImageAsync(pipe, request, initImage, steps, scheduler, cancellationToken).ConfigureAwait(false);
 
             bool? flagged = result.NsfwContentDetected?[0];
             LogGenerated(logger, result.Seed ?? 0, Stopwatch.GetElapsedTime(start).TotalSeconds, flagged == true);
@@ -120,9 +140,10 @@ internal static partial class ImageApi
                 http.Response.Headers[NsfwHeader] = nsfw ? "true" : "false";
             }
 
-            using var png = new MemoryStream();
-            await result.Images[0].SaveAsPngAsync(png, cancellationToken).ConfigureAwait(false);
-            return TypedResults.File(png.ToArray(), "image/png");
+            // PNG carries the settings in its parameters chunk, as web UIs write it; JPEG and WebP carry the pixels only.
+            (string mediaType, SKEncodedImageFormat? encoder) = ImageRequest.Formats[request.Format ?? "png"];
+            byte[] body = encoder is { } format ? SkiaImageCodec.Encode(result.Images[0], format) : result.ToPng();
+            return TypedResults.File(body, mediaType);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -135,6 +156,22 @@ internal static partial class ImageApi
             // The pipeline's own checks (a scheduler name, more steps than the model has timesteps): the message says what to change.
             return TypedResults.Problem(ex.Message, statusCode: StatusCodes.Status400BadRequest, title: "The request cannot be run.");
         }
+    }
+
+    private static async Task<GenerationResult> ChangeImageAsync(StableDiffusionPipeline pipe, ImageRequest request, RgbImage image, int steps,
+        IScheduler? scheduler, CancellationToken cancellationToken)
+    {
+        // An image-to-image pipeline over the same loaded sessions costs nothing to make; disposing it releases only its hold.
+        using var img2img = StableDiffusionImg2ImgPipeline.FromPipe(pipe);
+        return await img2img.GenerateAsync(new Img2ImgRequest(request.Prompt!, image)
+        {
+            NegativePrompt = request.NegativePrompt,
+            NumInferenceSteps = steps,
+            GuidanceScale = request.Guidance ?? 7.5f,
+            Seed = request.SeedValue,
+            Strength = request.Strength ?? 0.8,
+            Scheduler = scheduler,
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Generating \"{Prompt}\" ({Steps} steps, seed {Seed})")]

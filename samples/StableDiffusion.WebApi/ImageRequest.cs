@@ -1,19 +1,35 @@
 using System.Globalization;
+using SkiaSharp;
 
 namespace StableDiffusion.WebApi;
 
 /// <summary>The JSON body of <c>POST /images</c>; absent values take the pipeline's defaults (the model's size, 50 steps,
-/// guidance 7.5, a random seed, the model's scheduler).</summary>
+/// guidance 7.5, a random seed, the model's scheduler, PNG). With <see cref="InitImage"/> it is image-to-image.</summary>
 internal sealed record ImageRequest(
     string? Prompt,
     string? NegativePrompt = null,
     int? Steps = null,
     float? Guidance = null,
-    ulong? Seed = null,
+    long? Seed = null,
     int? Width = null,
     int? Height = null,
-    string? Scheduler = null)
+    string? Scheduler = null,
+    string? InitImage = null,
+    double? Strength = null,
+    string? Format = null)
 {
+    /// <summary>The response formats, by <see cref="Format"/>: the media type and SkiaSharp's encoder (null: the SDK's PNG with parameters).</summary>
+    public static readonly IReadOnlyDictionary<string, (string MediaType, SKEncodedImageFormat? Encoder)> Formats =
+        new Dictionary<string, (string, SKEncodedImageFormat?)>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["png"] = ("image/png", null),
+            ["jpeg"] = ("image/jpeg", SKEncodedImageFormat.Jpeg),
+            ["webp"] = ("image/webp", SKEncodedImageFormat.Webp),
+        };
+
+    /// <summary>The seed to use: null (random) when absent or -1, as web UIs take it.</summary>
+    public ulong? SeedValue => Seed is long seed and >= 0 ? (ulong)seed : null;
+
     /// <summary>What is wrong with the request, by JSON property name; empty when it can be run.</summary>
     public Dictionary<string, string[]> Validate(ImageApiOptions limits)
     {
@@ -33,8 +49,33 @@ internal sealed record ImageRequest(
             errors["guidance"] = ["Guidance must be a finite number."];
         }
 
+        if (Seed < -1)
+        {
+            errors["seed"] = [Invariant($"The seed must be 0 or more, or -1 for a random one, not {Seed}.")];
+        }
+
         CheckSize(errors, "width", Width, limits.MaxSize);
         CheckSize(errors, "height", Height, limits.MaxSize);
+        if (Strength is double strength && !(strength is >= 0 and <= 1))
+        {
+            errors["strength"] = [Invariant($"The strength must be from 0 (keep the image) to 1 (replace it), not {strength}.")];
+        }
+
+        if (InitImage is null && Strength is not null)
+        {
+            errors["strength"] = ["The strength applies to image-to-image: send the image to change as initImage (base64)."];
+        }
+
+        if (InitImage is not null && (Width is not null || Height is not null))
+        {
+            errors["initImage"] = ["Width and height do not apply to image-to-image: the output has the image's size, rounded down to a multiple of 8."];
+        }
+
+        if (Format is { } format && !Formats.ContainsKey(format))
+        {
+            errors["format"] = [$"The format must be png, jpeg or webp, not '{format}'."];
+        }
+
         return errors;
     }
 

@@ -1,5 +1,4 @@
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
+using StableDiffusion.SkiaSharp;
 using StableDiffusion.Testing;
 using Xunit;
 
@@ -37,13 +36,7 @@ internal sealed class CliRunner : IDisposable
     }
 
     /// <summary>The PNG's pixels, row by row.</summary>
-    public static byte[] Pixels(string path)
-    {
-        using Image<Rgb24> image = Image.Load<Rgb24>(path);
-        var pixels = new byte[image.Width * image.Height * 3];
-        image.CopyPixelDataTo(pixels);
-        return pixels;
-    }
+    public static byte[] Pixels(string path) => SkiaImageCodec.Decode(path).Pixels.ToArray();
 
     /// <summary>Files left in the folder, temporary ones included.</summary>
     public string[] Files() => [.. Directory.EnumerateFiles(Folder).Select(Path.GetFileName).Order(StringComparer.Ordinal)!];

@@ -1,5 +1,5 @@
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
+using StableDiffusion.Imaging;
+using StableDiffusion.Pipelines;
 using StableDiffusion.Testing;
 using Xunit;
 
@@ -17,7 +17,7 @@ public sealed class ImageEditTests : IDisposable
     public async Task InitImage_ChangesTheImage_AndRecordsTheStrength()
     {
         Fixtures.Require();
-        string input = WriteImage("input.png", (x, y) => new Rgb24((byte)(x * 4), (byte)(y * 4), 128));
+        string input = WriteImage("input.png", (x, y) => ((byte)(x * 4), (byte)(y * 4), 128));
         string output = _cli.PathOf("changed.png");
 
         CliRun run = await CliRunner.RunAsync(["a watercolor castle", "--model", Fixtures.TinyVariantsModel, "--steps", "10", "--seed", "1",
@@ -26,8 +26,8 @@ public sealed class ImageEditTests : IDisposable
         Assert.True(run.ExitCode == 0, run.ToString());
         // int(10 x 0.7) = 7 steps; the SD 1.5 default PNDM runs 11 timesteps for 10 steps, of which the last 8 here, as diffusers does.
         Assert.Contains("denoising 8/8", run.Error, StringComparison.Ordinal);
-        GenerationParameters parameters = PngMetadata.Read(output);
-        Assert.Equal(0.7, parameters.DenoisingStrength);
+        GenerationParameters parameters = ImageFiles.ReadParameters(output);
+        Assert.Equal(0.7, parameters.Strength);
         Assert.Equal((64, 64), (parameters.Width, parameters.Height));
     }
 
@@ -35,22 +35,22 @@ public sealed class ImageEditTests : IDisposable
     public async Task Mask_Inpaints_WithTheInpaintingModel()
     {
         Fixtures.Require();
-        string input = WriteImage("room.png", (x, y) => new Rgb24(200, (byte)(y * 4), 50));
-        string mask = WriteImage("mask.png", (x, y) => x is >= 16 and < 48 && y is >= 16 and < 48 ? new Rgb24(255, 255, 255) : new Rgb24(0, 0, 0));
+        string input = WriteImage("room.png", (x, y) => (200, (byte)(y * 4), 50));
+        string mask = WriteImage("mask.png", (x, y) => x is >= 16 and < 48 && y is >= 16 and < 48 ? (255, 255, 255) : (0, 0, 0));
         string output = _cli.PathOf("inpainted.png");
 
         CliRun run = await CliRunner.RunAsync(["a red sofa", "--model", Fixtures.TinyInpaintModel, "--steps", "4", "--seed", "2",
             "--init-image", input, "--mask", mask, "-o", output]);
 
         Assert.True(run.ExitCode == 0, run.ToString());
-        Assert.Equal(1.0, PngMetadata.Read(output).DenoisingStrength);
+        Assert.Equal(1.0, ImageFiles.ReadParameters(output).Strength);
     }
 
     [Fact]
     public async Task FromPng_ReproducesAnImageToImageResult()
     {
         Fixtures.Require();
-        string input = WriteImage("input.png", (x, y) => new Rgb24((byte)(x * 4), 64, (byte)(y * 4)));
+        string input = WriteImage("input.png", (x, y) => ((byte)(x * 4), 64, (byte)(y * 4)));
         string first = _cli.PathOf("first.png");
         string again = _cli.PathOf("again.png");
         CliRun run = await CliRunner.RunAsync(["a fox", "--model", Fixtures.TinyModel, "--steps", "6", "--init-image", input, "--strength", "0.5", "-o", first]);
@@ -65,12 +65,12 @@ public sealed class ImageEditTests : IDisposable
     [Theory]
     [InlineData(new[] { "a cat", "--mask", "m.png" }, "--mask and --strength need --init-image")]
     [InlineData(new[] { "a cat", "--strength", "0.5" }, "--mask and --strength need --init-image")]
-    [InlineData(new[] { "a cat", "--init-image", "missing.png" }, "'missing.png' does not exist.")]
+    [InlineData(new[] { "a cat", "--init-image", "missing.png" }, "error: --init-image: 'missing.png' does not exist.")]
     [InlineData(new[] { "a cat", "--init-image", "in.png", "--strength", "1.5" }, "--strength must be between 0 and 1, not 1.5.")]
     [InlineData(new[] { "a cat", "--init-image", "in.png", "-W", "128" }, "--width and --height do not apply to image-to-image")]
     public async Task BadImageOptions_AreUsageErrors(string[] args, string message)
     {
-        string[] withPaths = [.. args.Select(a => a.EndsWith(".png", StringComparison.Ordinal) && a != "missing.png" ? WriteImage(a, (_, _) => new Rgb24(1, 2, 3)) : a)];
+        string[] withPaths = [.. args.Select(a => a.EndsWith(".png", StringComparison.Ordinal) && a != "missing.png" ? WriteImage(a, (_, _) => (1, 2, 3)) : a)];
 
         CliRun run = await CliRunner.RunAsync(withPaths);
 
@@ -92,19 +92,21 @@ public sealed class ImageEditTests : IDisposable
         Assert.Contains("is not an image", run.Error, StringComparison.Ordinal);
     }
 
-    private string WriteImage(string name, Func<int, int, Rgb24> pixel)
+    private string WriteImage(string name, Func<int, int, (int R, int G, int B)> pixel, int width = 64, int height = 64)
     {
         string path = _cli.PathOf(name);
-        using var image = new Image<Rgb24>(64, 64);
-        for (int y = 0; y < 64; y++)
+        var rgb = new byte[width * height * 3];
+        for (int y = 0; y < height; y++)
         {
-            for (int x = 0; x < 64; x++)
+            for (int x = 0; x < width; x++)
             {
-                image[x, y] = pixel(x, y);
+                (int r, int g, int b) = pixel(x, y);
+                int o = ((y * width) + x) * 3;
+                (rgb[o], rgb[o + 1], rgb[o + 2]) = ((byte)r, (byte)g, (byte)b);
             }
         }
 
-        image.SaveAsPng(path);
+        RgbImage.FromRgb(rgb, width, height).SaveAsPng(path);
         return path;
     }
 }

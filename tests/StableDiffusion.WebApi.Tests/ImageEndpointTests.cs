@@ -2,9 +2,9 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
+using StableDiffusion.Imaging;
 using StableDiffusion.Pipelines;
+using StableDiffusion.SkiaSharp;
 using StableDiffusion.Testing;
 using Xunit;
 
@@ -29,8 +29,11 @@ public sealed class ImageEndpointTests
         Assert.Equal("image/png", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal("5", Assert.Single(response.Headers.GetValues(ImageApi.SeedHeader)));
         Assert.Contains(Assert.Single(response.Headers.GetValues(ImageApi.NsfwHeader)), new[] { "true", "false" });
-        using Image<Rgb24> image = Image.Load<Rgb24>(await response.Content.ReadAsByteArrayAsync(Cancellation));
+        byte[] png = await response.Content.ReadAsByteArrayAsync(Cancellation);
+        RgbImage image = SkiaImageCodec.Decode(new MemoryStream(png));
         Assert.Equal((64, 48), (image.Width, image.Height));
+        GenerationParameters parameters = GenerationParameters.FromPng(new MemoryStream(png))!;
+        Assert.Equal(("a cat", "blurry", 4, 6.5f, 5UL), (parameters.Prompt, parameters.NegativePrompt, parameters.NumInferenceSteps, parameters.GuidanceScale, parameters.Seed!.Value));
         await app.WaitForLogAsync("Generated seed 5");
     }
 
@@ -44,7 +47,7 @@ public sealed class ImageEndpointTests
             new { prompt = "a lighthouse at dusk", steps = 5, seed = 42, width = 64, height = 64, scheduler = "Euler a" }, Cancellation);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.False(response.Headers.Contains(ImageApi.NsfwHeader)); // the checker is off: no verdict
-        using Image<Rgb24> served = Image.Load<Rgb24>(await response.Content.ReadAsByteArrayAsync(Cancellation));
+        RgbImage served = SkiaImageCodec.Decode(await response.Content.ReadAsStreamAsync(Cancellation));
 
         using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel,
             new StableDiffusionPipelineOptions { EnableSafetyChecker = false }, Cancellation);
@@ -57,7 +60,7 @@ public sealed class ImageEndpointTests
             Scheduler = Schedulers.SchedulerFactory.Create("Euler a", pipe.Scheduler.Config),
         }, Cancellation);
 
-        Assert.Equal(Pixels(direct.Images[0]), Pixels(served));
+        Assert.Equal(direct.Images[0].Pixels.ToArray(), served.Pixels.ToArray());
     }
 
     [Fact]
@@ -70,6 +73,75 @@ public sealed class ImageEndpointTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.True(ulong.TryParse(Assert.Single(response.Headers.GetValues(ImageApi.SeedHeader)), out _));
+    }
+
+    [Fact]
+    public async Task SeedMinusOne_IsRandom_AsInWebUis()
+    {
+        Fixtures.Require();
+        await using TestApp app = await TestApp.StartAsync();
+
+        using HttpResponseMessage response = await app.Client.PostAsJsonAsync("/images", new { prompt = "a cat", steps = 2, width = 64, height = 64, seed = -1 }, Cancellation);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True(ulong.TryParse(Assert.Single(response.Headers.GetValues(ImageApi.SeedHeader)), out _));
+    }
+
+    [Theory]
+    [InlineData("jpeg", "image/jpeg")]
+    [InlineData("webp", "image/webp")]
+    [InlineData("PNG", "image/png")]
+    public async Task Format_ChoosesTheEncoding(string format, string mediaType)
+    {
+        Fixtures.Require();
+        await using TestApp app = await TestApp.StartAsync();
+
+        using HttpResponseMessage response = await app.Client.PostAsJsonAsync("/images", new { prompt = "a cat", steps = 2, seed = 3, width = 64, height = 48, format }, Cancellation);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(mediaType, response.Content.Headers.ContentType?.MediaType);
+        RgbImage image = SkiaImageCodec.Decode(await response.Content.ReadAsStreamAsync(Cancellation));
+        Assert.Equal((64, 48), (image.Width, image.Height));
+    }
+
+    [Fact]
+    public async Task InitImage_ChangesThatImage_WithTheImageToImagePipeline()
+    {
+        Fixtures.Require();
+        await using TestApp app = await TestApp.StartAsync(("StableDiffusion:Pipeline:EnableSafetyChecker", "false"));
+        RgbImage input = RgbImage.FromRgb([.. Enumerable.Range(0, 64 * 64 * 3).Select(i => (byte)(i * 7))], 64, 64);
+
+        using HttpResponseMessage response = await app.Client.PostAsJsonAsync("/images",
+            new { prompt = "a watercolor", steps = 4, seed = 9, strength = 0.5, initImage = Convert.ToBase64String(input.ToPng()) }, Cancellation);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        RgbImage served = SkiaImageCodec.Decode(await response.Content.ReadAsStreamAsync(Cancellation));
+
+        using StableDiffusionImg2ImgPipeline pipe = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(Fixtures.TinyModel,
+            new StableDiffusionPipelineOptions { EnableSafetyChecker = false }, Cancellation);
+        using GenerationResult direct = await pipe.GenerateAsync(new Img2ImgRequest("a watercolor", input) { NumInferenceSteps = 4, Seed = 9, Strength = 0.5 }, Cancellation);
+        Assert.Equal(direct.Images[0].Pixels.ToArray(), served.Pixels.ToArray());
+    }
+
+    [Fact]
+    public async Task BadInitImages_Get400_BeforeTheModelIsAsked()
+    {
+        await using TestApp app = await TestApp.StartAsync(("ImageApi:PreloadModel", "false"), ("StableDiffusion:Model", "/no/such/model"));
+        RgbImage huge = RgbImage.FromRgb(new byte[2048 * 8 * 3], 2048, 8);
+
+        JsonElement notBase64 = await ProblemAsync(app, HttpStatusCode.BadRequest, JsonContent.Create(new { prompt = "a cat", initImage = "not base64!" }));
+        Assert.Equal("The image cannot be used: It is not valid base64.", notBase64.GetProperty("errors").GetProperty("initImage")[0].GetString());
+
+        JsonElement notAnImage = await ProblemAsync(app, HttpStatusCode.BadRequest, JsonContent.Create(new { prompt = "a cat", initImage = Convert.ToBase64String("hello"u8.ToArray()) }));
+        Assert.StartsWith("The image cannot be used: This is not an image that can be read", notAnImage.GetProperty("errors").GetProperty("initImage")[0].GetString(), StringComparison.Ordinal);
+
+        JsonElement tooLarge = await ProblemAsync(app, HttpStatusCode.BadRequest, JsonContent.Create(new { prompt = "a cat", initImage = Convert.ToBase64String(huge.ToPng()) }));
+        Assert.Equal("The image cannot be used: The image is 2048x8 pixels; at most 1024x1024 is accepted. Scale it down first.",
+            tooLarge.GetProperty("errors").GetProperty("initImage")[0].GetString());
+
+        JsonElement invalid = await ProblemAsync(app, HttpStatusCode.BadRequest, JsonContent.Create(new { prompt = "a cat", seed = -2, strength = 0.5, format = "gif" }));
+        Assert.Equal("The seed must be 0 or more, or -1 for a random one, not -2.", invalid.GetProperty("errors").GetProperty("seed")[0].GetString());
+        Assert.Equal("The strength applies to image-to-image: send the image to change as initImage (base64).", invalid.GetProperty("errors").GetProperty("strength")[0].GetString());
+        Assert.Equal("The format must be png, jpeg or webp, not 'gif'.", invalid.GetProperty("errors").GetProperty("format")[0].GetString());
     }
 
     [Fact]
@@ -152,10 +224,4 @@ public sealed class ImageEndpointTests
         }
     }
 
-    private static byte[] Pixels(Image<Rgb24> image)
-    {
-        var pixels = new byte[image.Width * image.Height * 3];
-        image.CopyPixelDataTo(pixels);
-        return pixels;
-    }
 }

@@ -1,7 +1,7 @@
 namespace StableDiffusion.ExecutionProviders;
 
 /// <summary>An execution provider is not available in the installed ONNX Runtime native package, or failed to start.</summary>
-public sealed class ExecutionProviderException : Exception
+public sealed class ExecutionProviderException : StableDiffusionException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="message">What failed and what to do.</param>

@@ -3,7 +3,7 @@ using System.Net;
 namespace StableDiffusion.Hub;
 
 /// <summary>A Hugging Face Hub download failed; the derived types say why and what to do.</summary>
-public class HubException : Exception
+public class HubException : StableDiffusionException
 {
     /// <summary>Creates the exception.</summary>
     public HubException()

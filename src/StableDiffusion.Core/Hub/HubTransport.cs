@@ -147,6 +147,24 @@ internal sealed partial class HubTransport : IDisposable
     public static string Redact(Uri url) => url.GetLeftPart(UriPartial.Path);
 
     /// <summary>The error for "the Hub could not be reached" (no network, DNS, proxy, timeouts).</summary>
+    /// <summary>
+    /// Whether the host name could not be resolved: offline, no DNS or a mistyped endpoint. Retrying rarely helps and would
+    /// keep the user waiting through every backoff, so it fails at once (a cached copy is still used when there is one).
+    /// </summary>
+    internal static bool IsNameResolutionFailure(Exception error)
+    {
+        for (Exception? e = error; e is not null; e = e.InnerException)
+        {
+            if (e is HttpRequestException { HttpRequestError: HttpRequestError.NameResolutionError }
+                || e is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.HostNotFound or System.Net.Sockets.SocketError.TryAgain })
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     private HubUnavailableException Unreachable(HubRequestContext context, Exception cause) =>
         new($"Could not reach the Hub at {_options.Endpoint} for {context.Describe()}: {cause.Message.TrimEnd('.')}. " +
             "Check your network connection, proxy and HF_ENDPOINT; once the files are in the cache, offline mode (HF_HUB_OFFLINE=1) needs no network.",
@@ -229,7 +247,7 @@ internal sealed partial class HubTransport : IDisposable
                 catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is HttpRequestException or OperationCanceledException or IOException)
                 {
                     Exception cause = e is OperationCanceledException ? new TimeoutException($"No answer within {timeout.TotalSeconds:0.###} s.", e) : e;
-                    if (attempt >= maxAttempts)
+                    if (attempt >= maxAttempts || IsNameResolutionFailure(e))
                     {
                         throw Unreachable(context, cause);
                     }

@@ -26,8 +26,7 @@ internal static partial class RepoNames
     public static void ValidateRepoId(string repoId)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(repoId);
-        if (!RepoIdRegex().IsMatch(repoId) || repoId.Contains("--", StringComparison.Ordinal)
-            || repoId.Contains("..", StringComparison.Ordinal) || repoId.EndsWith(".git", StringComparison.Ordinal))
+        if (!IsValidRepoId(repoId))
         {
             throw new ArgumentException(
                 $"'{repoId}' is not a Hugging Face repository id. Use 'name' or 'namespace/name' (for example " +
@@ -36,6 +35,11 @@ internal static partial class RepoNames
                 nameof(repoId));
         }
     }
+
+    /// <summary>Whether <paramref name="repoId"/> is a repository id <c>huggingface_hub</c> accepts.</summary>
+    public static bool IsValidRepoId(string repoId) =>
+        RepoIdRegex().IsMatch(repoId) && !repoId.Contains("--", StringComparison.Ordinal)
+        && !repoId.Contains("..", StringComparison.Ordinal) && !repoId.EndsWith(".git", StringComparison.Ordinal);
 
     /// <summary>Checks a branch, tag or commit name that will also become a <c>refs/</c> file name.</summary>
     /// <exception cref="ArgumentException">The revision is empty or could name a file outside the cache.</exception>

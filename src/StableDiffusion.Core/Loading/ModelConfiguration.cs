@@ -23,7 +23,7 @@ internal sealed record ModelConfiguration(int SampleSize, int VaeScaleFactor, fl
         int sampleSize = 64;
         int scaleFactor = 8;
         float scaling = 0.18215f;
-        string unetPath = ConfigPath(modelPath, ModelComponents.Unet);
+        string unetPath = ConfigPath(modelPath, ModelComponents.UNet);
         if (ReadConfig(unetPath) is JsonElement unet && unet.TryGetProperty("sample_size", out JsonElement size))
         {
             sampleSize = ReadSampleSize(size, unetPath);

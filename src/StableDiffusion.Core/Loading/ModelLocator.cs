@@ -23,6 +23,15 @@ internal static partial class ModelLocator
                 modelIdOrPath);
         }
 
+        // Checked before the Hub is asked, so a typo fails at once rather than after a round trip (or five retries offline).
+        if (!RepoNames.IsValidRepoId(modelIdOrPath))
+        {
+            throw new ModelLoadException(
+                $"The model '{modelIdOrPath}' is neither a folder here ('{Path.GetFullPath(modelIdOrPath)}' does not exist) nor a Hugging Face repository id " +
+                $"('name' or 'namespace/name' of letters, digits, '-', '_' and '.', such as '{HubClient.DefaultModelId}').",
+                modelIdOrPath);
+        }
+
         LogFromHub(logger, modelIdOrPath, options.Revision ?? HubClient.DefaultRevision);
         using var client = new HubClient(options.Hub ?? HubOptions.FromEnvironment(), handler: null, options.LoggerFactory?.CreateLogger<HubClient>());
         try
@@ -39,6 +48,9 @@ internal static partial class ModelLocator
             };
         }
     }
+
+    /// <summary>How the model is named in each image's parameters: the Hub id as given, or the folder's full path.</summary>
+    public static string DisplayName(string modelIdOrPath, string folder) => Directory.Exists(modelIdOrPath) ? folder : modelIdOrPath;
 
     // A Hub id is "name" or "org/name"; anything with more separators, a root or a relative prefix is a path.
     private static bool LooksLikeRepositoryId(string value) =>

@@ -28,7 +28,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         Index = index;
         _options = options;
         TextEncoder = textEncoder;
-        Unet = unet;
+        UNet = unet;
         VaeDecoder = vaeDecoder;
         SafetyChecker = safetyChecker;
         if (safetyChecker is not null && Models.Cuda.DeviceThread.IsCudaFamily(options.SessionFor(ModelComponents.SafetyChecker).ExecutionProvider))
@@ -48,13 +48,16 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
     public string ModelPath { get; }
 
+    /// <summary>What the user loaded: the Hub repository id, or the folder's full path; recorded in each image's parameters.</summary>
+    public string ModelName { get; private init; } = string.Empty;
+
     public StableDiffusionPipelineOptions Options => _options;
 
     public ModelIndex Index { get; }
 
     public TextEncoderModel TextEncoder { get; }
 
-    public UNetModel Unet { get; }
+    public UNetModel UNet { get; }
 
     public VaeDecoderModel VaeDecoder { get; }
 
@@ -70,7 +73,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     public ModelConfiguration Configuration { get; }
 
     /// <summary>The UNet's input channels: the graph's when fixed, else 9 for an inpainting pipeline's model and 4 otherwise.</summary>
-    public int UNetInChannels => Unet.InChannels ?? ChannelsByClassName(Index);
+    public int UNetInChannels => UNet.InChannels ?? ChannelsByClassName(Index);
 
     /// <summary>Throws unless the UNet takes plain 4-channel latents (text-to-image and image-to-image).</summary>
     public void RequireLatentUNet(string pipeline)
@@ -113,7 +116,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         }
 
         TextEncoder.Dispose();
-        Unet.Dispose();
+        UNet.Dispose();
         VaeDecoder.Dispose();
         SafetyThread?.Dispose();
         SafetyChecker?.Dispose();
@@ -124,7 +127,8 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     }
 
     /// <summary>Loads a model folder in the diffusers ONNX layout.</summary>
-    public static StableDiffusionComponents Load(string modelPath, StableDiffusionPipelineOptions options, ILogger logger, CancellationToken cancellationToken)
+    public static StableDiffusionComponents Load(string modelPath, StableDiffusionPipelineOptions options, ILogger logger, CancellationToken cancellationToken,
+        string? modelName = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelPath);
         ArgumentNullException.ThrowIfNull(options);
@@ -185,18 +189,21 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         try
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var textEncoder = Track(TextEncoderModel.Load(Graph(ModelComponents.TextEncoder), Settings(ModelComponents.TextEncoder), options.ConfigureSessionOptions));
+            var textEncoder = Track(ModelComponents.TextEncoder, () => TextEncoderModel.Load(Graph(ModelComponents.TextEncoder), Settings(ModelComponents.TextEncoder), options.ConfigureSessionOptions));
             cancellationToken.ThrowIfCancellationRequested();
-            var unet = Track(UNetModel.Load(Graph(ModelComponents.Unet), Settings(ModelComponents.Unet), options.ConfigureSessionOptions));
+            var unet = Track(ModelComponents.UNet, () => UNetModel.Load(Graph(ModelComponents.UNet), Settings(ModelComponents.UNet), options.ConfigureSessionOptions));
             cancellationToken.ThrowIfCancellationRequested();
-            var vaeDecoder = Track(VaeDecoderModel.Load(Graph(ModelComponents.VaeDecoder), Settings(ModelComponents.VaeDecoder), options.ConfigureSessionOptions));
+            var vaeDecoder = Track(ModelComponents.VaeDecoder, () => VaeDecoderModel.Load(Graph(ModelComponents.VaeDecoder), Settings(ModelComponents.VaeDecoder), options.ConfigureSessionOptions));
             cancellationToken.ThrowIfCancellationRequested();
             SafetyChecker? checker = useChecker
-                ? Track(LoadSafetyChecker(Graph(ModelComponents.SafetyChecker), preprocessorPath, options))
+                ? Track(ModelComponents.SafetyChecker, () => LoadSafetyChecker(Graph(ModelComponents.SafetyChecker), preprocessorPath, options))
                 : null;
             CheckCompatibility(modelPath, textEncoder, unet);
             LogLoaded(logger, modelPath, index.ClassName, options.Session.ExecutionProvider.ToString(), scheduler.Config.ClassName, checker is not null);
-            return new StableDiffusionComponents(modelPath, index, options, textEncoder, unet, vaeDecoder, checker, tokenizer, scheduler, configuration);
+            return new StableDiffusionComponents(modelPath, index, options, textEncoder, unet, vaeDecoder, checker, tokenizer, scheduler, configuration)
+            {
+                ModelName = modelName ?? modelPath,
+            };
         }
         catch
         {
@@ -208,9 +215,13 @@ internal sealed partial class StableDiffusionComponents : IDisposable
             throw;
         }
 
-        T Track<T>(T disposable) where T : IDisposable
+        // Loads one component, timed: session creation is most of a model's load time, and the log says where it went.
+        T Track<T>(string component, Func<T> load) where T : IDisposable
         {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            T disposable = load();
             loaded.Add(disposable);
+            LogComponentLoaded(logger, component, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds, options.SessionFor(component).ExecutionProvider.ToString());
             return disposable;
         }
     }
@@ -238,7 +249,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
     private static void RequireOnnxLayout(string modelPath)
     {
-        foreach (string component in new[] { ModelComponents.TextEncoder, ModelComponents.Unet, ModelComponents.VaeDecoder })
+        foreach (string component in new[] { ModelComponents.TextEncoder, ModelComponents.UNet, ModelComponents.VaeDecoder })
         {
             string graph = Path.Combine(modelPath, component, "model.onnx");
             if (File.Exists(graph))
@@ -354,6 +365,9 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Path}: {Key} is outdated for Stable Diffusion and was changed to {Value}, as diffusers does.")]
     private static partial void LogSchedulerFixUp(ILogger logger, string path, string key, string value);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Component {Component} loaded in {Milliseconds:0} ms on {Provider}.")]
+    private static partial void LogComponentLoaded(ILogger logger, string component, double milliseconds, string provider);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {ModelPath} ({ClassName}) on {Provider}; scheduler {Scheduler}; safety checker {SafetyChecker}.")]
     private static partial void LogLoaded(ILogger logger, string modelPath, string className, string provider, string scheduler, bool safetyChecker);

@@ -7,7 +7,7 @@ public static class ModelComponents
     public const string TextEncoder = "text_encoder";
 
     /// <summary>The denoising UNet.</summary>
-    public const string Unet = "unet";
+    public const string UNet = "unet";
 
     /// <summary>The VAE decoder (latents to images).</summary>
     public const string VaeDecoder = "vae_decoder";

@@ -6,7 +6,7 @@ namespace StableDiffusion.Models;
 /// </summary>
 /// <remarks>Derived types name failures a caller may want to tell apart, such as <see cref="Weights.UnsafePickleException"/>
 /// and <see cref="Weights.SafetensorsFormatException"/>.</remarks>
-public class ModelLoadException : Exception
+public class ModelLoadException : StableDiffusionException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="message">What is wrong, where, and what to do.</param>

@@ -8,7 +8,7 @@ namespace StableDiffusion.Models;
 /// fit together (a tokenizer that pads to more tokens than the text encoder takes). The message names the component, what
 /// it was given, ONNX Runtime's error and what to try; <see cref="Exception.InnerException"/> is ONNX Runtime's exception.
 /// </summary>
-public sealed class ModelRunException : Exception
+public sealed class ModelRunException : StableDiffusionException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="message">What failed, on what input, and what to try.</param>

@@ -25,7 +25,7 @@ public sealed class UNetModel : OnnxModel
     private long[]? _graphShape;
 
     private UNetModel(InferenceSession session, string modelPath, SessionSettings settings)
-        : base(session, ModelComponents.Unet, modelPath, settings)
+        : base(session, ModelComponents.UNet, modelPath, settings)
     {
         bool onCuda = OnCuda;
         _cudaGraph = onCuda && settings.ExecutionProvider.Options.TryGetValue("enable_cuda_graph", out string? graph) && graph is "1" or "true" or "True";
@@ -99,7 +99,7 @@ public sealed class UNetModel : OnnxModel
     public static UNetModel Load(string modelPath, SessionSettings? settings = null) => Load(modelPath, settings ?? new SessionSettings(), null);
 
     internal static UNetModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.Unet, settings, configure, FloatTimestepGraph(modelPath)), modelPath, settings);
+        new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, FloatTimestepGraph(modelPath)), modelPath, settings);
 
     /// <summary>
     /// An export with an integer timestep input that it only casts to float, retyped to take float timesteps: the

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using StableDiffusion.ExecutionProviders;
 using StableDiffusion.Loading;
 using StableDiffusion.Models;
 using StableDiffusion.Safety;
@@ -46,7 +47,7 @@ public abstract class DiffusionPipeline : IDisposable
     public TextEncoderModel TextEncoder => Components.TextEncoder;
 
     /// <summary>The UNet.</summary>
-    public UNetModel Unet => Components.Unet;
+    public UNetModel UNet => Components.UNet;
 
     /// <summary>The VAE decoder.</summary>
     public VaeDecoderModel VaeDecoder => Components.VaeDecoder;
@@ -80,9 +81,11 @@ public abstract class DiffusionPipeline : IDisposable
     {
         options ??= new StableDiffusionPipelineOptions();
         ILogger logger = CreateLogger<TPipeline>(options);
+        NativeRuntime.EnsureAvailable();
         string folder = await ModelLocator.ResolveAsync(modelIdOrPath, options, logger, cancellationToken).ConfigureAwait(false);
+        string name = ModelLocator.DisplayName(modelIdOrPath, folder);
         return await Task.Factory.StartNew(
-            () => create(StableDiffusionComponents.Load(folder, options, logger, cancellationToken), logger),
+            () => create(StableDiffusionComponents.Load(folder, options, logger, cancellationToken, name), logger),
             cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
     }
 
@@ -92,9 +95,10 @@ public abstract class DiffusionPipeline : IDisposable
     {
         options ??= new StableDiffusionPipelineOptions();
         ILogger logger = CreateLogger<TPipeline>(options);
+        NativeRuntime.EnsureAvailable();
         // A folder resolves synchronously; only a Hub download blocks here.
         string folder = ModelLocator.ResolveAsync(modelIdOrPath, options, logger, cancellationToken).GetAwaiter().GetResult();
-        return create(StableDiffusionComponents.Load(folder, options, logger, cancellationToken), logger);
+        return create(StableDiffusionComponents.Load(folder, options, logger, cancellationToken, ModelLocator.DisplayName(modelIdOrPath, folder)), logger);
     }
 
     /// <summary>Runs a generation on a background thread, so the caller's thread (a UI thread, say) stays free.</summary>

@@ -16,7 +16,7 @@ public abstract class DiffusionPipeline<TRequest> : DiffusionPipeline
     /// <summary>Runs the pipeline on a background thread (diffusers' <c>pipe(...)</c>).</summary>
     /// <param name="request">Prompts and generation settings.</param>
     /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    /// <returns>The images, flags, tensors and timings; dispose it when done with the images.</returns>
+    /// <returns>The images with their settings, flags, tensors and timings.</returns>
     public Task<GenerationResult> GenerateAsync(TRequest request, CancellationToken cancellationToken = default) =>
         GenerateAsync(request, null, cancellationToken);
 
@@ -24,7 +24,7 @@ public abstract class DiffusionPipeline<TRequest> : DiffusionPipeline
     /// <param name="request">Prompts and generation settings.</param>
     /// <param name="progress">Receives a report per stage and per denoising step.</param>
     /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    /// <returns>The images, flags, tensors and timings; dispose it when done with the images.</returns>
+    /// <returns>The images with their settings, flags, tensors and timings.</returns>
     public Task<GenerationResult> GenerateAsync(TRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken = default) =>
         RunAsync(() => Generate(request, progress, cancellationToken), cancellationToken);
 
@@ -32,7 +32,7 @@ public abstract class DiffusionPipeline<TRequest> : DiffusionPipeline
     /// <param name="request">Prompts and generation settings.</param>
     /// <param name="progress">Receives a report per stage and per denoising step.</param>
     /// <param name="cancellationToken">Stops the generation within one model call.</param>
-    /// <returns>The images, flags, tensors and timings; dispose it when done with the images.</returns>
+    /// <returns>The images with their settings, flags, tensors and timings.</returns>
     /// <exception cref="ArgumentException">The request is invalid (the message names the setting).</exception>
     /// <exception cref="Models.ModelRunException">A model failed on the request's inputs (the message names the component).</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>

@@ -1,19 +1,27 @@
 using System.Numerics.Tensors;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
+using StableDiffusion.Imaging;
 
 namespace StableDiffusion.Pipelines;
 
 /// <summary>
-/// What a generation returns (diffusers' <c>StableDiffusionPipelineOutput</c> and more): the images, the raw tensors, the
-/// safety checker's flags, the seed and the time each stage took. Dispose it to return the images' pooled memory.
+/// What a generation returns (diffusers' <c>StableDiffusionPipelineOutput</c> and more): the images, the settings that
+/// made each, the raw tensors, the safety checker's flags, the seed and the time each stage took.
 /// </summary>
+/// <remarks>
+/// The images are library-neutral <see cref="RgbImage"/>s: save them as PNG with their settings
+/// (<see cref="SaveImage(string, int)"/>), or convert them with the StableDiffusion.ImageSharp or StableDiffusion.SkiaSharp
+/// packages. Disposing a result is optional today (it holds managed memory only); results stay disposable so that a later
+/// version may hand back pooled or device memory without breaking callers that dispose them.
+/// </remarks>
 public sealed class GenerationResult : IDisposable
 {
-    internal GenerationResult(IReadOnlyList<Image<Rgb24>> images, Tensor<float> imageTensor, IReadOnlyList<bool>? nsfwContentDetected,
-        Tensor<float> latents, Tensor<float> promptEmbeds, ulong? seed, GenerationTimings timings)
+    private readonly Lazy<IReadOnlyList<GenerationParameters>> _parameters;
+
+    internal GenerationResult(IReadOnlyList<RgbImage> images, Func<IReadOnlyList<GenerationParameters>> parameters, Tensor<float> imageTensor,
+        IReadOnlyList<bool>? nsfwContentDetected, Tensor<float> latents, Tensor<float> promptEmbeds, ulong? seed, GenerationTimings timings)
     {
         Images = images;
+        _parameters = new Lazy<IReadOnlyList<GenerationParameters>>(parameters);
         ImageTensor = imageTensor;
         NsfwContentDetected = nsfwContentDetected;
         Latents = latents;
@@ -23,7 +31,11 @@ public sealed class GenerationResult : IDisposable
     }
 
     /// <summary>The images, in prompt order (each prompt's images together); flagged images are black.</summary>
-    public IReadOnlyList<Image<Rgb24>> Images { get; }
+    public IReadOnlyList<RgbImage> Images { get; }
+
+    /// <summary>The settings that made each image, in the order of <see cref="Images"/>: what
+    /// <see cref="SaveImage(string, int)"/> stores in the PNG's <c>parameters</c> chunk, as web UIs write it.</summary>
+    public IReadOnlyList<GenerationParameters> Parameters => _parameters.Value;
 
     /// <summary>The images as diffusers' <c>output_type="np"</c> gives them: NHWC float32 in [0, 1].</summary>
     public Tensor<float> ImageTensor { get; }
@@ -44,18 +56,38 @@ public sealed class GenerationResult : IDisposable
     /// <summary>How long each stage took.</summary>
     public GenerationTimings Timings { get; }
 
-    /// <summary>Saves image <paramref name="index"/> as PNG.</summary>
+    /// <summary>Saves image <paramref name="index"/> as a PNG file with its settings in the <c>parameters</c> chunk,
+    /// replacing an existing file (see <see cref="RgbImage.SaveAsPng(string, GenerationParameters?)"/>).</summary>
     /// <param name="path">The file to write.</param>
     /// <param name="index">Which image.</param>
-    public void SaveImage(string path, int index = 0) => Images[index].SaveAsPng(path);
+    public void SaveImage(string path, int index = 0) => Images[index].SaveAsPng(path, Parameters[index]);
 
-    /// <summary>Disposes the images.</summary>
+    /// <summary>Saves image <paramref name="index"/> as a PNG file with its settings in the <c>parameters</c> chunk.</summary>
+    /// <param name="path">The file to write.</param>
+    /// <param name="index">Which image.</param>
+    /// <param name="cancellationToken">Cancels the write; the target is then left as it was.</param>
+    public Task SaveImageAsync(string path, int index = 0, CancellationToken cancellationToken = default) =>
+        Images[index].SaveAsPngAsync(path, Parameters[index], cancellationToken);
+
+    /// <summary>Writes image <paramref name="index"/> as PNG, with its settings, to a stream (which stays open).</summary>
+    /// <param name="stream">A writable stream.</param>
+    /// <param name="index">Which image.</param>
+    public void SaveImage(Stream stream, int index = 0) => Images[index].SaveAsPng(stream, Parameters[index]);
+
+    /// <summary>Writes image <paramref name="index"/> as PNG, with its settings, to a stream (which stays open).</summary>
+    /// <param name="stream">A writable stream.</param>
+    /// <param name="index">Which image.</param>
+    /// <param name="cancellationToken">Cancels the write.</param>
+    public Task SaveImageAsync(Stream stream, int index = 0, CancellationToken cancellationToken = default) =>
+        Images[index].SaveAsPngAsync(stream, Parameters[index], cancellationToken);
+
+    /// <summary>Image <paramref name="index"/> as a PNG file's bytes, with its settings.</summary>
+    /// <param name="index">Which image.</param>
+    public byte[] ToPng(int index = 0) => Images[index].ToPng(Parameters[index]);
+
+    /// <summary>Does nothing today; see the remarks on <see cref="GenerationResult"/>.</summary>
     public void Dispose()
     {
-        foreach (Image<Rgb24> image in Images)
-        {
-            image.Dispose();
-        }
     }
 }
 

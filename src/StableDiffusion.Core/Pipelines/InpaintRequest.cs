@@ -1,5 +1,5 @@
 using System.Numerics.Tensors;
-using SixLabors.ImageSharp;
+using StableDiffusion.Imaging;
 
 namespace StableDiffusion.Pipelines;
 
@@ -12,8 +12,8 @@ public sealed record InpaintRequest : DiffusionRequest
     /// <summary>A request for one prompt.</summary>
     /// <param name="prompt">What to paint into the masked region.</param>
     /// <param name="image">The image.</param>
-    /// <param name="maskImage">The mask: white repaints, black keeps; grey levels are binarised at 50%, as diffusers does.</param>
-    public InpaintRequest(string prompt, Image image, Image maskImage)
+    /// <param name="maskImage">The mask: white repaints, black keeps; its luma (Pillow's <c>convert("L")</c>) is binarised at 50%, as diffusers does.</param>
+    public InpaintRequest(string prompt, RgbImage image, RgbImage maskImage)
         : base([prompt ?? throw new ArgumentNullException(nameof(prompt))])
     {
         Image = image ?? throw new ArgumentNullException(nameof(image));
@@ -24,7 +24,7 @@ public sealed record InpaintRequest : DiffusionRequest
     /// <param name="prompts">The prompts.</param>
     /// <param name="image">The image.</param>
     /// <param name="maskImage">The mask.</param>
-    public InpaintRequest(IReadOnlyList<string> prompts, Image image, Image maskImage)
+    public InpaintRequest(IReadOnlyList<string> prompts, RgbImage image, RgbImage maskImage)
         : base(prompts ?? throw new ArgumentNullException(nameof(prompts)))
     {
         Image = image ?? throw new ArgumentNullException(nameof(image));
@@ -35,7 +35,7 @@ public sealed record InpaintRequest : DiffusionRequest
     /// <param name="promptEmbeds">The prompt embeddings.</param>
     /// <param name="image">The image.</param>
     /// <param name="maskImage">The mask.</param>
-    public InpaintRequest(Tensor<float> promptEmbeds, Image image, Image maskImage)
+    public InpaintRequest(Tensor<float> promptEmbeds, RgbImage image, RgbImage maskImage)
         : base((IReadOnlyList<string>?)null)
     {
         PromptEmbeds = promptEmbeds ?? throw new ArgumentNullException(nameof(promptEmbeds));
@@ -43,11 +43,11 @@ public sealed record InpaintRequest : DiffusionRequest
         MaskImage = maskImage ?? throw new ArgumentNullException(nameof(maskImage));
     }
 
-    /// <summary>The image to repaint (any pixel format without transparency).</summary>
-    public Image Image { get; init; }
+    /// <summary>The image to repaint.</summary>
+    public RgbImage Image { get; init; }
 
     /// <summary>The mask, of the same size as the image: white (&gt;= 50% grey) repaints, black keeps.</summary>
-    public Image MaskImage { get; init; }
+    public RgbImage MaskImage { get; init; }
 
     /// <summary>How much to change the masked region, in [0, 1] (default 1: start from pure noise there).</summary>
     public double Strength { get; init; } = 1.0;

@@ -13,11 +13,12 @@ namespace StableDiffusion.Pipelines;
 /// <example>
 /// <code>
 /// using var pipe = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync("onnx-community/stable-diffusion-v1-5-ONNX");
-/// using Image photo = await Image.LoadAsync("photo.jpg");
-/// using var result = await pipe.GenerateAsync(new ImageToImageRequest("a watercolour painting", photo) { Strength = 0.6, Seed = 42 });
+/// RgbImage photo = RgbImage.FromRgba(rgbaBytes, width, height); // or photo.ToRgbImage() with StableDiffusion.ImageSharp / .SkiaSharp
+/// using var result = await pipe.GenerateAsync(new Img2ImgRequest("a watercolour painting", photo) { Strength = 0.6, Seed = 42 });
+/// result.SaveImage("painting.png");
 /// </code>
 /// </example>
-public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<ImageToImageRequest>
+public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<Img2ImgRequest>
 {
     private StableDiffusionImg2ImgPipeline(StableDiffusionComponents components, ILogger logger)
         : base(components, logger)
@@ -50,7 +51,7 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<ImageToIm
     /// <inheritdoc />
     /// <remarks>Changes an image as the prompt says, on the calling thread.</remarks>
     /// <exception cref="ModelLoadException">The model has no VAE encoder.</exception>
-    public override GenerationResult Generate(ImageToImageRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
+    public override GenerationResult Generate(Img2ImgRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
@@ -93,6 +94,7 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<ImageToIm
         DenoisingLoop.Run(components, scheduler, timesteps, prompt, latents, latentHeight, latentWidth, request, generator, DenoisingHooks.None, scope, Logger);
 
         // 8-10. Decode, check safety, make images.
-        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, scope);
+        var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, request.Strength, components.ModelName, rows);
+        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, parameters, scope, Logger);
     }
 }

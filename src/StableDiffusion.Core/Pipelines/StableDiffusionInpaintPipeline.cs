@@ -16,8 +16,9 @@ namespace StableDiffusion.Pipelines;
 /// <example>
 /// <code>
 /// using var pipe = await StableDiffusionInpaintPipeline.FromPretrainedAsync("path/to/stable-diffusion-inpainting-onnx");
-/// using Image photo = await Image.LoadAsync("photo.png"), mask = await Image.LoadAsync("mask.png");
+/// // RgbImage photo, mask: from pixels (RgbImage.FromRgb), or converted with StableDiffusion.ImageSharp / .SkiaSharp.
 /// using var result = await pipe.GenerateAsync(new InpaintRequest("a red sofa", photo, mask) { Seed = 42 });
+/// result.SaveImage("sofa.png");
 /// </code>
 /// </example>
 public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRequest>
@@ -73,7 +74,7 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
         if (request.MaskImage.Width != request.Image.Width || request.MaskImage.Height != request.Image.Height)
         {
             throw new ArgumentException(
-                $"The mask is {request.MaskImage.Width}x{request.MaskImage.Height} but the image is {request.Image.Width}x{request.Image.Height}; they must be the same size.",
+                $"The mask is {request.MaskImage.Width}x{request.MaskImage.Height} pixels but the image is {request.Image.Width}x{request.Image.Height}; they must be the same size.",
                 nameof(request.MaskImage));
         }
 
@@ -156,7 +157,8 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
         DenoisingLoop.Run(components, scheduler, timesteps, prompt, latents, latentHeight, latentWidth, request, generator, hooks, scope, Logger);
 
         // 8-10. Decode, check safety, make images.
-        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, scope);
+        var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, request.Strength, components.ModelName, rows);
+        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, parameters, scope, Logger);
     }
 
     // init_image * (mask < 0.5): the repainted pixels become 0.

@@ -98,6 +98,7 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline<TextToImageReque
         DenoisingLoop.Run(components, scheduler, scheduler.Timesteps, prompt, latents, latentHeight, latentWidth, request, generator, DenoisingHooks.None, scope, Logger);
 
         // 8-10. Decode, check safety, make images.
-        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, scope);
+        var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, strength: null, components.ModelName, rows);
+        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, parameters, scope, Logger);
     }
 }

@@ -22,7 +22,7 @@ public sealed record StaticShapeOptions
     /// <summary>The fixed symbolic dimensions of a diffusers ONNX export's component graphs, for this shape.</summary>
     internal IReadOnlyDictionary<string, long> DimensionsFor(string component, int vaeScaleFactor, int unetChannels) => component switch
     {
-        Models.ModelComponents.Unet => new Dictionary<string, long>
+        Models.ModelComponents.UNet => new Dictionary<string, long>
         {
             ["batch"] = (ClassifierFreeGuidance ? 2 : 1) * ImagesPerCall,
             ["channels"] = unetChannels,

@@ -4,7 +4,7 @@ namespace StableDiffusion.Tokenization;
 /// A tokenizer folder could not be loaded: a file is missing or malformed, or the vocabulary, the merges and the special
 /// tokens disagree. The message names the file and what is wrong with it.
 /// </summary>
-public sealed class TokenizerLoadException : Exception
+public sealed class TokenizerLoadException : StableDiffusionException
 {
     /// <summary>Creates the exception with a generic message.</summary>
     public TokenizerLoadException()

@@ -1,8 +1,6 @@
 using System.Buffers;
 using System.Globalization;
 using System.Numerics.Tensors;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 
 namespace StableDiffusion.Safety;
 
@@ -77,58 +75,32 @@ public sealed class ClipImageProcessor
     }
 
     /// <summary>Pre-processes one 8-bit RGB image, for use of this package on its own.</summary>
-    /// <param name="image">The image.</param>
+    /// <param name="rgb">The image's pixels: <paramref name="height"/> rows of <paramref name="width"/> × 3 bytes (R, G, B),
+    /// top row first, no padding.</param>
+    /// <param name="width">The width in pixels.</param>
+    /// <param name="height">The height in pixels.</param>
     /// <returns>The CLIP input, NCHW: [1, 3, crop height, crop width].</returns>
-    public Tensor<float> Preprocess(Image<Rgb24> image)
+    /// <exception cref="ArgumentException">The byte count is not width × height × 3.</exception>
+    public Tensor<float> Preprocess(ReadOnlySpan<byte> rgb, int width, int height)
     {
-        ArgumentNullException.ThrowIfNull(image);
-        return Preprocess([image]);
+        ValidatePixels(rgb, width, height, nameof(rgb));
+        Plan plan = GetPlan(height, width);
+        ImageSize size = plan.Output;
+        float[] output = GC.AllocateUninitializedArray<float>(Channels * size.Height * size.Width);
+        ProcessOne(plan, rgb, output);
+        return Tensor.Create(output, [1, Channels, size.Height, size.Width]);
     }
 
-    /// <summary>Pre-processes 8-bit RGB images into one batch; their processed sizes must agree (they do with a centre crop).</summary>
-    /// <param name="images">The images, at least one.</param>
-    /// <returns>The CLIP input, NCHW: [count, 3, crop height, crop width].</returns>
-    /// <exception cref="ArgumentException">The list is empty, holds null, or the images would come out at different sizes.</exception>
-    public Tensor<float> Preprocess(IReadOnlyList<Image<Rgb24>> images)
+    /// <summary>Checks that <paramref name="rgb"/> holds exactly a <paramref name="width"/> × <paramref name="height"/> RGB image.</summary>
+    internal static void ValidatePixels(ReadOnlySpan<byte> rgb, int width, int height, string parameterName)
     {
-        ArgumentNullException.ThrowIfNull(images);
-        if (images.Count == 0)
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        if ((long)width * height * Channels != rgb.Length)
         {
-            throw new ArgumentException("At least one image is required.", nameof(images));
+            throw new ArgumentException(
+                $"A {width}x{height} RGB image has {(long)width * height * Channels} bytes (3 per pixel, no row padding), but {rgb.Length} were given.", parameterName);
         }
-
-        Plan[] plans = new Plan[images.Count];
-        for (int i = 0; i < images.Count; i++)
-        {
-            Image<Rgb24> image = images[i] ?? throw new ArgumentException($"Image {i} is null.", nameof(images));
-            plans[i] = GetPlan(image.Height, image.Width);
-            if (plans[i].Output != plans[0].Output)
-            {
-                throw new ArgumentException(
-                    $"Image {i} ({image.Height}x{image.Width}) would be processed to {plans[i].Output}, image 0 to {plans[0].Output}; " +
-                    "a batch needs one output size. Enable the centre crop or pre-process the images one at a time.",
-                    nameof(images));
-            }
-        }
-
-        ImageSize size = plans[0].Output;
-        int planeSize = size.Height * size.Width;
-        float[] output = GC.AllocateUninitializedArray<float>(images.Count * Channels * planeSize);
-        byte[] pixels = [];
-        for (int i = 0; i < images.Count; i++)
-        {
-            Image<Rgb24> image = images[i];
-            int byteCount = image.Height * image.Width * Channels;
-            if (pixels.Length < byteCount)
-            {
-                pixels = new byte[byteCount];
-            }
-
-            image.CopyPixelDataTo(pixels.AsSpan(0, byteCount));
-            ProcessOne(plans[i], pixels.AsSpan(0, byteCount), output.AsSpan(i * Channels * planeSize, Channels * planeSize));
-        }
-
-        return Tensor.Create(output, [images.Count, Channels, size.Height, size.Width]);
     }
 
     /// <summary>

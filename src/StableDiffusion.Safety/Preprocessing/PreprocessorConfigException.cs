@@ -4,7 +4,7 @@ namespace StableDiffusion.Safety;
 /// A <c>preprocessor_config.json</c> that cannot configure a CLIP image processor: malformed JSON, a key of the wrong type,
 /// or values that contradict each other. The message names the file and the key.
 /// </summary>
-public sealed class PreprocessorConfigException : Exception
+public sealed class PreprocessorConfigException : StableDiffusionException
 {
     /// <summary>Creates the exception with a message naming the problem.</summary>
     /// <param name="message">What is wrong, where, and what to do.</param>

@@ -3,8 +3,6 @@ using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 
 namespace StableDiffusion.Safety;
 
@@ -164,27 +162,29 @@ public sealed class SafetyChecker : IDisposable
         return Task.Run(() => CheckCopy(images.AsSpan(), batch, height, width, cancellationToken), cancellationToken);
     }
 
-    /// <summary>Checks one 8-bit RGB picture, for use of this package on its own. The picture is not modified.</summary>
-    /// <param name="image">The picture.</param>
+    /// <summary>Checks one 8-bit RGB picture, for use of this package on its own. The pixels are not modified.</summary>
+    /// <param name="rgb">The picture's pixels: <paramref name="height"/> rows of <paramref name="width"/> × 3 bytes (R, G, B),
+    /// top row first, no padding (what an image library's RGB24 pixel buffer holds).</param>
+    /// <param name="width">The width in pixels.</param>
+    /// <param name="height">The height in pixels.</param>
     /// <param name="cancellationToken">Stops the check, also within a run of the graph.</param>
     /// <returns>True where the checker flags the picture; diffusers would return it black.</returns>
+    /// <exception cref="ArgumentException">The byte count is not width × height × 3.</exception>
     /// <exception cref="SafetyCheckerModelException">The graph failed or answered unexpectedly.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     /// <exception cref="ObjectDisposedException">The checker was disposed.</exception>
-    public bool HasNsfwConcept(Image<Rgb24> image, CancellationToken cancellationToken = default)
+    public bool HasNsfwConcept(ReadOnlySpan<byte> rgb, int width, int height, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(image);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        CheckImageSize(image.Height, image.Width);
-        byte[] pixels = new byte[image.Width * image.Height * 3];
-        image.CopyPixelDataTo(pixels);
+        ClipImageProcessor.ValidatePixels(rgb, width, height, nameof(rgb));
+        CheckImageSize(height, width);
 
         // level / 255 quantises back to the same level in numpy_to_pil, so the CLIP input is the picture's own.
         // The values are this call's own, so the check runs on them in place.
-        float[] values = new float[pixels.Length];
-        TensorPrimitives.ConvertTruncating<byte, float>(pixels, values);
+        float[] values = new float[rgb.Length];
+        TensorPrimitives.ConvertTruncating<byte, float>(rgb, values);
         TensorPrimitives.Divide(values, 255f, values);
-        return CheckInPlace(values, 1, image.Height, image.Width, cancellationToken)[0];
+        return CheckInPlace(values, 1, height, width, cancellationToken)[0];
     }
 
     /// <summary>Disposes the session if this checker owns it. Must not run while a check is in progress.</summary>

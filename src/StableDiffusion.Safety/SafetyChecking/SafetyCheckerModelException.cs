@@ -5,7 +5,7 @@ namespace StableDiffusion.Safety;
 /// not those diffusers exports (<c>clip_input</c>, <c>images</c> in; <c>out_images</c>, <c>has_nsfw_concepts</c> out), or
 /// it fails or answers unexpectedly when run. The message names the file and what was expected.
 /// </summary>
-public sealed class SafetyCheckerModelException : Exception
+public sealed class SafetyCheckerModelException : StableDiffusionException
 {
     /// <summary>Creates the exception with a message naming the problem.</summary>
     /// <param name="message">What is wrong, where, and what to do.</param>

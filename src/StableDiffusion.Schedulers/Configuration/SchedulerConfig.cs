@@ -199,7 +199,7 @@ public sealed class SchedulerConfig
 }
 
 /// <summary>A scheduler configuration is malformed, contradictory or names an unknown scheduler.</summary>
-public sealed class SchedulerConfigException : Exception
+public sealed class SchedulerConfigException : StableDiffusionException
 {
     /// <summary>Creates the exception with a message naming the problem.</summary>
     /// <param name="message">What is wrong, where, and what to do.</param>

@@ -1,8 +1,7 @@
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using StableDiffusion.Core.Tests.EndToEnd.Support;
 using StableDiffusion.Core.Tests.Hardening.Drills;
 using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Imaging;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Randomness;
 using StableDiffusion.Schedulers;
@@ -12,18 +11,12 @@ namespace StableDiffusion.Core.Tests.EndToEnd;
 
 /// <summary>The options of image-to-image and inpainting requests, through the public API on the tiny models.</summary>
 [Trait("Area", "Edit")]
-public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
+public sealed class ImageEditOptionTests(TinyPipelines pipelines)
 {
-    private readonly Image<Rgb24> _picture = TestImages.Picture();
-    private readonly Image<L8> _mask = TestImages.Mask();
+    private readonly RgbImage _picture = TestImages.Picture();
+    private readonly RgbImage _mask = TestImages.Mask();
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public void Dispose()
-    {
-        _picture.Dispose();
-        _mask.Dispose();
-    }
 
     [Theory]
     [InlineData("DDIM", 10, 0.3, 3)]
@@ -41,7 +34,7 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
         full.SetTimesteps(steps);
         var seen = new List<float>();
 
-        using GenerationResult result = await pipelines.VariantsImageToImage.GenerateAsync(new ImageToImageRequest("a lighthouse", _picture)
+        using GenerationResult result = await pipelines.VariantsImageToImage.GenerateAsync(new Img2ImgRequest("a lighthouse", _picture)
         {
             Seed = 1, NumInferenceSteps = steps, Strength = strength, Scheduler = chosen, OnStepEnd = s => seen.Add(s.Timestep),
         }, Ct);
@@ -53,7 +46,7 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
     [Fact]
     public async Task DiffusersExportVaeEncoder_IsSeedReproducible_AndMatchesTheLatentParametersExport()
     {
-        var request = new ImageToImageRequest("a lighthouse at dusk", _picture) { Seed = 9, NumInferenceSteps = 6, Strength = 0.7 };
+        var request = new Img2ImgRequest("a lighthouse at dusk", _picture) { Seed = 9, NumInferenceSteps = 6, Strength = 0.7 };
 
         using GenerationResult first = await pipelines.ImageToImage.GenerateAsync(request, Ct);
         using GenerationResult second = await pipelines.ImageToImage.GenerateAsync(request, Ct);
@@ -66,21 +59,21 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
     [Fact]
     public async Task ResizeImage_RoundsDownToMultiplesOf8_OrKeepsAnImageThatAlreadyFits()
     {
-        using Image<Rgb24> odd = TestImages.Picture(70, 66);
+        RgbImage odd = TestImages.Picture(70, 66);
 
-        using GenerationResult resized = await pipelines.VariantsImageToImage.GenerateAsync(new ImageToImageRequest("a lighthouse", odd) { Seed = 1, NumInferenceSteps = 2 }, Ct);
-        using GenerationResult kept = await pipelines.VariantsImageToImage.GenerateAsync(new ImageToImageRequest("a lighthouse", _picture) { Seed = 1, NumInferenceSteps = 2, ResizeImage = false }, Ct);
+        using GenerationResult resized = await pipelines.VariantsImageToImage.GenerateAsync(new Img2ImgRequest("a lighthouse", odd) { Seed = 1, NumInferenceSteps = 2 }, Ct);
+        using GenerationResult kept = await pipelines.VariantsImageToImage.GenerateAsync(new Img2ImgRequest("a lighthouse", _picture) { Seed = 1, NumInferenceSteps = 2, ResizeImage = false }, Ct);
 
         Assert.Equal((64, 64), (resized.Images[0].Width, resized.Images[0].Height));
         Assert.Equal((64, 64), (kept.Images[0].Width, kept.Images[0].Height));
-        await Assert.ThrowsAsync<ArgumentException>(() => pipelines.VariantsImageToImage.GenerateAsync(new ImageToImageRequest("a lighthouse", odd) { ResizeImage = false }, Ct));
+        await Assert.ThrowsAsync<ArgumentException>(() => pipelines.VariantsImageToImage.GenerateAsync(new Img2ImgRequest("a lighthouse", odd) { ResizeImage = false }, Ct));
     }
 
     [Fact]
     public async Task ImageToImage_TakesPromptsImagesPerPromptNegativePromptsAndGuidance()
     {
         var reports = new List<GenerationProgress>();
-        var request = new ImageToImageRequest(["a lighthouse", "a castle"], _picture)
+        var request = new Img2ImgRequest(["a lighthouse", "a castle"], _picture)
         {
             Seed = 2, NumInferenceSteps = 4, Strength = 0.75, NumImagesPerPrompt = 2, NegativePrompts = ["fog", "rain"],
         };
@@ -164,7 +157,7 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
     [Fact]
     public async Task Inpaint_MaskGreyLevels_AreBinarisedAtHalf()
     {
-        using Image<L8> dark = TestImages.Mask(inside: 127), black = TestImages.Mask(inside: 0), light = TestImages.Mask(inside: 128);
+        RgbImage dark = TestImages.Mask(inside: 127), black = TestImages.Mask(inside: 0), light = TestImages.Mask(inside: 128);
         var request = new InpaintRequest("a red door", _picture, _mask) { Seed = 5, NumInferenceSteps = 2, Height = 64, Width = 64 };
 
         using GenerationResult white = await pipelines.Inpaint.GenerateAsync(request, Ct);
@@ -182,8 +175,8 @@ public sealed class ImageEditOptionTests(TinyPipelines pipelines) : IDisposable
     {
         // diffusers' inpainting pipeline makes images of the UNet's default size whatever the image's (resizing the image
         // and mask to it), unlike image-to-image, which keeps the image's size rounded down to a multiple of 8.
-        using Image<Rgb24> wide = TestImages.Picture(70, 66);
-        using Image<L8> wideMask = TestImages.Mask(70, 66);
+        RgbImage wide = TestImages.Picture(70, 66);
+        RgbImage wideMask = TestImages.Mask(70, 66);
 
         using GenerationResult byDefault = await pipelines.Inpaint.GenerateAsync(new InpaintRequest("a red door", wide, wideMask) { Seed = 1, NumInferenceSteps = 2 }, Ct);
         using GenerationResult asked = await pipelines.Inpaint.GenerateAsync(new InpaintRequest("a red door", wide, wideMask) { Seed = 1, NumInferenceSteps = 2, Height = 48, Width = 80 }, Ct);

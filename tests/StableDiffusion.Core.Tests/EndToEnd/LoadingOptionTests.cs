@@ -35,14 +35,7 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
         using var loggerFactory = LoggerFactory.Create(builder => builder.AddProvider(logs));
         using StableDiffusionPipeline withoutChecker = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel,
             new StableDiffusionPipelineOptions { EnableSafetyChecker = false, LoggerFactory = loggerFactory }, Ct);
-        // A reference case the tiny checker flags (astronaut_euler: flagged in diffusers too).
-        JsonElement flaggedCase = Reference.Published.Case("pipeline", "astronaut_euler");
-        Assert.True(flaggedCase.GetProperty("torch_nsfw")[0].GetBoolean());
-        var flagged = new TextToImageRequest(flaggedCase.GetProperty("prompt").GetString()!)
-        {
-            Seed = flaggedCase.GetProperty("seed").GetUInt64(), NumInferenceSteps = flaggedCase.GetProperty("steps").GetInt32(),
-            Height = 64, Width = 64, Scheduler = ReferenceSchedulers.Create("euler"),
-        };
+        TextToImageRequest flagged = FlaggedRequest.Create();
 
         using GenerationResult checkedResult = await pipelines.TextToImage.GenerateAsync(flagged, Ct);
         using GenerationResult uncheckedResult = await withoutChecker.GenerateAsync(flagged, Ct);
@@ -78,8 +71,7 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
         using StableDiffusionPipeline text = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel, options, Ct);
         Assert.Equal(["text_encoder", "unet", "vae_decoder", "safety_checker"], seen.Select(s => s.Component));
         using StableDiffusionImg2ImgPipeline edit = StableDiffusionImg2ImgPipeline.FromPipe(text);
-        using (var picture = TestImages.Picture())
-        using (await edit.GenerateAsync(new ImageToImageRequest("a castle", picture) { Seed = 1, NumInferenceSteps = 2 }, Ct))
+        using (await edit.GenerateAsync(new Img2ImgRequest("a castle", TestImages.Picture()) { Seed = 1, NumInferenceSteps = 2 }, Ct))
         {
         }
 
@@ -115,19 +107,19 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
         var edit = StableDiffusionImg2ImgPipeline.FromPipe(text);
         var inpaint = StableDiffusionInpaintPipeline.FromPipe(edit);
         DiffusionPipeline[] family = [text, edit, inpaint];
-        using var picture = TestImages.Picture();
-        using var mask = TestImages.Mask();
+        var picture = TestImages.Picture();
+        var mask = TestImages.Mask();
         using GenerationResult expected = await pipelines.TextToImage.GenerateAsync(Castle, Ct);
 
-        Assert.Same(text.Unet, edit.Unet);
-        Assert.Same(text.Unet, inpaint.Unet);
+        Assert.Same(text.UNet, edit.UNet);
+        Assert.Same(text.UNet, inpaint.UNet);
         family[disposedFirst].Dispose();
         foreach (DiffusionPipeline alive in family.Where((_, i) => i != disposedFirst))
         {
             using GenerationResult result = alive switch
             {
                 StableDiffusionPipeline t => await t.GenerateAsync(Castle, Ct),
-                StableDiffusionImg2ImgPipeline e => await e.GenerateAsync(new ImageToImageRequest("a castle", picture) { Seed = 1, NumInferenceSteps = 2 }, Ct),
+                StableDiffusionImg2ImgPipeline e => await e.GenerateAsync(new Img2ImgRequest("a castle", picture) { Seed = 1, NumInferenceSteps = 2 }, Ct),
                 StableDiffusionInpaintPipeline i => await i.GenerateAsync(new InpaintRequest("a castle", picture, mask) { Seed = 1, NumInferenceSteps = 2, Height = 64, Width = 64 }, Ct),
                 _ => throw new InvalidOperationException(),
             };
@@ -142,7 +134,7 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
             pipeline.Dispose();
         }
 
-        Assert.Throws<ObjectDisposedException>(() => text.Unet.Predict(
+        Assert.Throws<ObjectDisposedException>(() => text.UNet.Predict(
             Tensor.CreateFromShape<float>([1, 4, 8, 8]), 1f, Tensor.CreateFromShape<float>([1, 77, 32]), Tensor.CreateFromShape<float>([1, 4, 8, 8])));
     }
 

@@ -1,9 +1,8 @@
 using System.Numerics.Tensors;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using StableDiffusion.Core.Tests.EndToEnd.Support;
 using StableDiffusion.Core.Tests.Hardening.Drills;
 using StableDiffusion.Core.Tests.Hardening.Support;
+using StableDiffusion.Imaging;
 using StableDiffusion.Onnx;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Randomness;
@@ -78,8 +77,8 @@ public sealed class ModelConventionTests
         IScheduler schedule = Euler;
         schedule.SetTimesteps(7);
         Assert.Contains(schedule.Timesteps, t => t != MathF.Truncate(t));
-        Assert.Equal(TensorElementType.Float, integerPipe.Unet.TimestepType);
-        Assert.False(integerPipe.Unet.HasIntegerTimestep);
+        Assert.Equal(TensorElementType.Float, integerPipe.UNet.TimestepType);
+        Assert.False(integerPipe.UNet.HasIntegerTimestep);
         ResultAssert.Identical(expected, actual, "integer timestep graph vs float32 graph, fractional timesteps");
     }
 
@@ -97,7 +96,7 @@ public sealed class ModelConventionTests
         using GenerationResult expected = await GenerateAsync(reference, request);
         using GenerationResult actual = await integerPipe.GenerateAsync(request, Ct);
 
-        Assert.True(integerPipe.Unet.HasIntegerTimestep);
+        Assert.True(integerPipe.UNet.HasIntegerTimestep);
         (double difference, _) = ArrayAssert.MaxAbsDifference(GenerationBytes.Flatten(expected.Latents), GenerationBytes.Flatten(actual.Latents));
         Assert.True(difference > 0, "Truncated timesteps should give other latents than whole ones.");
     }
@@ -144,8 +143,8 @@ public sealed class ModelConventionTests
         // Only the encoder differs, so both draw the same noise from the seed.
         using ModelFolderCopy single = Model(F32, F32, F32, [1]);
         using ModelFolderCopy half = Model(F32, F32, F32, [1], encoderType: F16);
-        using Image<Rgb24> picture = TestImages.Picture();
-        var request = new ImageToImageRequest("a lighthouse", picture) { Seed = 5, NumInferenceSteps = 6, Strength = 0.5 };
+        RgbImage picture = TestImages.Picture();
+        var request = new Img2ImgRequest("a lighthouse", picture) { Seed = 5, NumInferenceSteps = 6, Strength = 0.5 };
 
         using var singlePipe = StableDiffusionImg2ImgPipeline.FromPretrained(single.Path, WithoutSafetyChecker, Ct);
         using var halfPipe = StableDiffusionImg2ImgPipeline.FromPretrained(half.Path, WithoutSafetyChecker, Ct);

@@ -21,7 +21,7 @@ public sealed class CudaProviderTests
         using var pipe = await StableDiffusionPipeline.FromPretrainedAsync(model, Options(ioBinding: null), TestContext.Current.CancellationToken);
         using GenerationResult result = await pipe.GenerateAsync(Request(), TestContext.Current.CancellationToken);
 
-        Assert.True(pipe.Unet.UsesDeviceBinding, "On CUDA the UNet should be bound in device memory by default.");
+        Assert.True(pipe.UNet.UsesDeviceBinding, "On CUDA the UNet should be bound in device memory by default.");
         Assert.Equal([1, 512, 512, 3], result.ImageTensor.Lengths.ToArray());
         Assert.Equal(6, result.Timings.UNetCalls);
         Assert.All(result.Latents.AsSpan().ToArray(), v => Assert.True(float.IsFinite(v), "latents must be finite"));

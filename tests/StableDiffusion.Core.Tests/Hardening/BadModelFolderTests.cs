@@ -158,8 +158,8 @@ public sealed class BadModelFolderTests
     private static async Task ImageToImageAsync(string path)
     {
         using StableDiffusionImg2ImgPipeline pipeline = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(path, cancellationToken: TestContext.Current.CancellationToken);
-        using var picture = TestImages.Picture();
-        using GenerationResult result = await pipeline.GenerateAsync(new ImageToImageRequest("a lighthouse", picture) { Seed = 1, NumInferenceSteps = 2 },
+        var picture = TestImages.Picture();
+        using GenerationResult result = await pipeline.GenerateAsync(new Img2ImgRequest("a lighthouse", picture) { Seed = 1, NumInferenceSteps = 2 },
             TestContext.Current.CancellationToken);
     }
 

@@ -1,5 +1,6 @@
 using StableDiffusion.Core.Tests.EndToEnd.Support;
 using StableDiffusion.Core.Tests.Hardening.Drills;
+using StableDiffusion.Imaging;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Testing;
 using Xunit;
@@ -26,7 +27,7 @@ public sealed class CancellationTests(TinyPipelines pipelines)
     [InlineData(CancellationPoint.Decoding, CancellationTiming.DuringModelCall)]
     public async Task CancellingAt_ThrowsOperationCanceledAndLeavesThePipelineCorrect(CancellationPoint point, CancellationTiming timing)
     {
-        using var picture = TestImages.Picture();
+        var picture = TestImages.Picture();
         CancellationDrill drill = await CreateDrillAsync(picture);
 
         CancellationOutcome outcome = await drill.RunOnceAsync(point, new Random(1234), TestContext.Current.CancellationToken, timing);
@@ -38,7 +39,7 @@ public sealed class CancellationTests(TinyPipelines pipelines)
     [Fact]
     public async Task CancellingAtRandomPoints_TenTimes_NeverBreaksThePipeline()
     {
-        using var picture = TestImages.Picture();
+        var picture = TestImages.Picture();
         CancellationDrill drill = await CreateDrillAsync(picture);
         var random = new Random(42);
         CancellationPoint[] points = Enum.GetValues<CancellationPoint>();
@@ -98,7 +99,7 @@ public sealed class CancellationTests(TinyPipelines pipelines)
         Assert.Empty(drill.CacheProblems());
     }
 
-    private Task<CancellationDrill> CreateDrillAsync(SixLabors.ImageSharp.Image picture) =>
+    private Task<CancellationDrill> CreateDrillAsync(RgbImage picture) =>
         CancellationDrill.CreateAsync(pipelines.VariantsImageToImage,
-            new ImageToImageRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 6, Strength = 0.8 }, TestContext.Current.CancellationToken);
+            new Img2ImgRequest("a lighthouse at dusk", picture) { Seed = 21, NumInferenceSteps = 6, Strength = 0.8 }, TestContext.Current.CancellationToken);
 }

@@ -33,10 +33,10 @@ public sealed class ConcurrencyTests(TinyPipelines pipelines)
     public async Task ConcurrentGenerations_OfAllThreePipelinesOnSharedSessions_AreByteIdenticalToSequentialOnes()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
-        using var picture = TestImages.Picture();
-        using var mask = TestImages.Mask();
+        var picture = TestImages.Picture();
+        var mask = TestImages.Mask();
         var text = new TextToImageRequest("a lighthouse") { Seed = 5, NumInferenceSteps = 4, Height = 64, Width = 64 };
-        var edit = new ImageToImageRequest("a lighthouse at night", picture) { Seed = 6, NumInferenceSteps = 4, Strength = 0.6 };
+        var edit = new Img2ImgRequest("a lighthouse at night", picture) { Seed = 6, NumInferenceSteps = 4, Strength = 0.6 };
         var inpaint = new InpaintRequest("a red door", picture, mask) { Seed = 7, NumInferenceSteps = 4, Height = 64, Width = 64 };
         Func<Task<GenerationResult>>[] calls =
         [

@@ -26,12 +26,11 @@ public sealed class DisposalTests(TinyPipelines pipelines)
         var options = new StableDiffusionPipelineOptions { ConfigureSessionOptions = (component, _) => created.Add(component) };
         var text = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel, options, ct);
         var edit = StableDiffusionImg2ImgPipeline.FromPipe(text);
-        using (var picture = TestImages.Picture())
-        using (await edit.GenerateAsync(new ImageToImageRequest("a lighthouse", picture) { Seed = 1, NumInferenceSteps = 2 }, ct))
+        using (await edit.GenerateAsync(new Img2ImgRequest("a lighthouse", TestImages.Picture()) { Seed = 1, NumInferenceSteps = 2 }, ct))
         {
         }
 
-        OnnxModel[] models = [text.TextEncoder, text.Unet, text.VaeDecoder, edit.Components.VaeEncoder];
+        OnnxModel[] models = [text.TextEncoder, text.UNet, text.VaeDecoder, edit.Components.VaeEncoder];
         SafetyChecker checker = text.SafetyChecker!;
         text.Dispose();
         edit.Dispose();
@@ -39,7 +38,7 @@ public sealed class DisposalTests(TinyPipelines pipelines)
         // diffusers' VAE encoder export is opened twice (once to read its outputs, once with its distribution exposed).
         Assert.Equal(["text_encoder", "unet", "vae_decoder", "safety_checker", "vae_encoder"], created.Distinct());
         Assert.Throws<ObjectDisposedException>(() => text.TextEncoder.Encode(new int[77], 1));
-        Assert.Throws<ObjectDisposedException>(() => text.Unet.Predict(
+        Assert.Throws<ObjectDisposedException>(() => text.UNet.Predict(
             Tensor.CreateFromShape<float>([1, 4, 8, 8]), 1f, Tensor.CreateFromShape<float>([1, 77, 32]), Tensor.CreateFromShape<float>([1, 4, 8, 8])));
         Assert.Throws<ObjectDisposedException>(() => text.VaeDecoder.Decode(Tensor.CreateFromShape<float>([1, 4, 8, 8])));
         Assert.Throws<ObjectDisposedException>(() => edit.Components.VaeEncoder.Encode(Tensor.CreateFromShape<float>([1, 3, 64, 64])));
@@ -55,9 +54,9 @@ public sealed class DisposalTests(TinyPipelines pipelines)
         var text = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel, cancellationToken: ct);
         var edit = StableDiffusionImg2ImgPipeline.FromPipe(text);
         var inpaint = StableDiffusionInpaintPipeline.FromPipe(text);
-        using var picture = TestImages.Picture();
-        using var mask = TestImages.Mask();
-        var editRequest = new ImageToImageRequest("a lighthouse", picture) { NumInferenceSteps = 2 };
+        var picture = TestImages.Picture();
+        var mask = TestImages.Mask();
+        var editRequest = new Img2ImgRequest("a lighthouse", picture) { NumInferenceSteps = 2 };
         var inpaintRequest = new InpaintRequest("a lighthouse", picture, mask) { NumInferenceSteps = 2, Height = 64, Width = 64 };
 
         // The text-to-image pipeline goes first while the others still hold the shared sessions: it must refuse work anyway.

@@ -1,7 +1,6 @@
 using System.Numerics.Tensors;
 using System.Text.Json;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
+using StableDiffusion.Imaging;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Testing;
 using Xunit;
@@ -66,7 +65,7 @@ public sealed class EditParityTests
     /// <summary>Runs an edit case of a reference on the model at <paramref name="modelPath"/> through the public API.</summary>
     internal static async Task<GenerationResult> RunAsync(ReferenceSet set, JsonElement c, string modelPath, Action<StepEndContext>? onStepEnd)
     {
-        using Image<Rgb24> image = ReferenceImage(set, c.GetProperty("image").GetString()!);
+        RgbImage image = ReferenceImage(set, c.GetProperty("image").GetString()!);
         IReadOnlyList<string> prompts = ReferenceCases.Prompts(c);
         double strength = c.GetProperty("strength").GetDouble();
         CancellationToken ct = TestContext.Current.CancellationToken;
@@ -75,17 +74,17 @@ public sealed class EditParityTests
             case "img2img":
             {
                 using var pipe = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
-                var request = ReferenceCases.WithCallSettings(new ImageToImageRequest(prompts, image) { Strength = strength }, set, c, onStepEnd);
+                var request = ReferenceCases.WithCallSettings(new Img2ImgRequest(prompts, image) { Strength = strength }, set, c, onStepEnd);
                 return await pipe.GenerateAsync(request, ct);
             }
 
             case "inpaint":
             {
-                using Image<L8> mask = ReferenceMask(set, c.GetProperty("mask").GetString()!);
+                RgbImage mask = ReferenceMask(set, c.GetProperty("mask").GetString()!);
                 using var pipe = await StableDiffusionInpaintPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
                 if (c.TryGetProperty("unet", out JsonElement channels))
                 {
-                    Assert.Equal(channels.GetInt32(), pipe.Unet.InChannels ?? 4);
+                    Assert.Equal(channels.GetInt32(), pipe.UNet.InChannels ?? 4);
                 }
 
                 (int height, int width) = ReferenceCases.DiffusersDefaultSize(set, c);
@@ -98,15 +97,16 @@ public sealed class EditParityTests
         }
     }
 
-    internal static Image<Rgb24> ReferenceImage(ReferenceSet set, string name)
+    internal static RgbImage ReferenceImage(ReferenceSet set, string name)
     {
         NpyArray array = set.Array(name);
-        return Image.LoadPixelData<Rgb24>(array.ToBytes(), array.Shape[1], array.Shape[0]);
+        return RgbImage.FromRgb(array.ToBytes(), array.Shape[1], array.Shape[0]);
     }
 
-    internal static Image<L8> ReferenceMask(ReferenceSet set, string name)
+    // A grey mask as equal R, G and B: its luma is its grey level exactly.
+    internal static RgbImage ReferenceMask(ReferenceSet set, string name)
     {
         NpyArray array = set.Array(name);
-        return Image.LoadPixelData<L8>(array.ToBytes(), array.Shape[1], array.Shape[0]);
+        return RgbImage.FromRgb([.. array.ToBytes().SelectMany(level => new[] { level, level, level })], array.Shape[1], array.Shape[0]);
     }
 }

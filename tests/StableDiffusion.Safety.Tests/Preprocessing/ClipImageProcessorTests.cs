@@ -1,7 +1,5 @@
 using System.Buffers;
 using System.Numerics.Tensors;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using Xunit;
 
 namespace StableDiffusion.Safety.Tests.Preprocessing;
@@ -68,7 +66,7 @@ public sealed class ClipImageProcessorTests
     [Fact]
     public void Quantize_EveryLevelOver255_ComesBackAsThatLevel()
     {
-        // What lets 8-bit pictures (ImageSharp) go through the float path unchanged.
+        // What lets 8-bit pictures go through the float path unchanged.
         float[] values = [.. Enumerable.Range(0, 256).Select(level => level / 255f)];
         var bytes = new byte[256];
 
@@ -173,43 +171,27 @@ public sealed class ClipImageProcessorTests
     }
 
     [Fact]
-    public void Preprocess_ImageSharpImage_EqualsTheTensorOfItsPixels()
+    public void Preprocess_RgbPixels_EqualsTheTensorOfThosePixels()
     {
         byte[] pixels = PillowResizeTests.Pixels(77, 131);
-        using Image<Rgb24> image = Image.LoadPixelData<Rgb24>(pixels, 131, 77);
         var processor = new ClipImageProcessor(ClipImageProcessorConfig.Default);
 
-        float[] fromImage = Flatten(processor.Preprocess(image));
+        float[] fromPixels = Flatten(processor.Preprocess(pixels, 131, 77));
         float[] fromTensor = Flatten(processor.Preprocess(Tensor.Create(pixels.Select(b => b / 255f).ToArray(), [1, 77, 131, 3])));
 
-        Assert.Equal(fromTensor, fromImage);
+        Assert.Equal(fromTensor, fromPixels);
     }
 
-    [Fact]
-    public void Preprocess_ImagesOfDifferentSizes_BatchWhenTheCropAgrees()
+    [Theory]
+    [InlineData(8, 8, 191, "A 8x8 RGB image has 192 bytes (3 per pixel, no row padding), but 191 were given.")]
+    [InlineData(4, 2, 32, "A 4x2 RGB image has 24 bytes (3 per pixel, no row padding), but 32 were given.")]
+    public void Preprocess_PixelsOfTheWrongLength_SaysWhatWasExpected(int width, int height, int length, string message)
     {
-        using Image<Rgb24> wide = Image.LoadPixelData<Rgb24>(PillowResizeTests.Pixels(64, 96), 96, 64);
-        using Image<Rgb24> tall = Image.LoadPixelData<Rgb24>(PillowResizeTests.Pixels(96, 64), 64, 96);
         var processor = new ClipImageProcessor(ClipImageProcessorConfig.Default);
 
-        Tensor<float> batch = processor.Preprocess([wide, tall]);
+        var ex = Assert.Throws<ArgumentException>(() => processor.Preprocess(new byte[length], width, height));
 
-        Assert.Equal([2, 3, 224, 224], batch.Lengths.ToArray());
-        float[] all = Flatten(batch);
-        Assert.Equal(Flatten(processor.Preprocess(wide)), all[..(3 * 224 * 224)]);
-        Assert.Equal(Flatten(processor.Preprocess(tall)), all[(3 * 224 * 224)..]);
-    }
-
-    [Fact]
-    public void Preprocess_ImagesThatWouldComeOutAtDifferentSizes_Throws()
-    {
-        using var wide = new Image<Rgb24>(96, 64);
-        using var tall = new Image<Rgb24>(64, 96);
-        var processor = new ClipImageProcessor(ClipImageProcessorConfig.Default with { DoCenterCrop = false });
-
-        var ex = Assert.Throws<ArgumentException>(() => processor.Preprocess([wide, tall]));
-
-        Assert.Contains("Image 1", ex.Message, StringComparison.Ordinal);
+        Assert.StartsWith(message, ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -52,7 +52,7 @@ internal static partial class DenoisingLoop
         string? hint = latentHeight % 8 == 0 && latentWidth % 8 == 0
             ? null
             : $"UNet exports usually need the height and width to be multiples of {8 * scale}: try Height = {RoundUp(latentHeight, 8) * scale} and Width = {RoundUp(latentWidth, 8) * scale}.";
-        return ModelRunException.For(components.Unet, inputs, error, hint);
+        return ModelRunException.For(components.UNet, inputs, error, hint);
     }
 
     private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
@@ -66,9 +66,9 @@ internal static partial class DenoisingLoop
         int latentLength = rows * 4 * latentHeight * latentWidth;
         nint[] latentShape = [rows, 4, latentHeight, latentWidth];
         nint[] inputShape = [batch, 4, latentHeight, latentWidth];
-        bool halfLatents = components.Unet.SampleType == TensorElementType.Float16;
+        bool halfLatents = components.UNet.SampleType == TensorElementType.Float16;
 
-        using UNetInvocation unet = components.Unet.CreateInvocation(batch, hooks.UNetChannels, latentHeight, latentWidth,
+        using UNetInvocation unet = components.UNet.CreateInvocation(batch, hooks.UNetChannels, latentHeight, latentWidth,
             prompt.Embeddings, prompt.SequenceLength, prompt.HiddenSize, scope.CancellationToken);
         // The scaled latents go straight into the UNet's input unless the pipeline adds channels (inpainting UNets).
         float[]? staging = hooks.ComposesInput ? new float[batch * 4 * latentHeight * latentWidth] : null;
@@ -82,7 +82,7 @@ internal static partial class DenoisingLoop
         {
             scope.CancellationToken.ThrowIfCancellationRequested();
             float t = timesteps[i];
-            if (components.Unet.HasIntegerTimestep && t != MathF.Truncate(t) && !warnedTruncation)
+            if (components.UNet.HasIntegerTimestep && t != MathF.Truncate(t) && !warnedTruncation)
             {
                 warnedTruncation = true;
                 LogTimestepTruncated(logger, t);

@@ -1,6 +1,6 @@
 using System.Numerics.Tensors;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
+using Microsoft.Extensions.Logging;
+using StableDiffusion.Imaging;
 using StableDiffusion.Loading;
 using StableDiffusion.Models;
 
@@ -11,16 +11,17 @@ internal static class ImageOutput
 {
     /// <summary>Decodes, checks and converts the final latents into the call's result.</summary>
     public static GenerationResult Finish(StableDiffusionComponents components, float[] latents, int rows, int latentHeight, int latentWidth,
-        EncodedPrompt prompt, ulong? seed, GenerationScope scope)
+        EncodedPrompt prompt, ulong? seed, Func<IReadOnlyList<GenerationParameters>> parameters, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.Decoding);
         Tensor<float> decoded = scope.Stage(() => Decode(components, latents, rows, latentHeight, latentWidth, scope), t => scope.Decoding = t,
             error => ModelRunException.For(components.VaeDecoder, $"latents [{rows}, 4, {latentHeight}, {latentWidth}]", error));
         scope.Report(GenerationStage.SafetyChecking);
         (Tensor<float> images, IReadOnlyList<bool>? flags) = scope.Stage(() => CheckSafety(components, decoded, scope), t => scope.SafetyChecking = t);
-        var result = new GenerationResult(ToImages(images), images, flags,
+        var result = new GenerationResult(ToImages(images), parameters, images, flags,
             Tensor.Create(latents, [rows, 4, latentHeight, latentWidth]), prompt.ToTensor(), seed, scope.Timings());
         scope.Report(GenerationStage.Completed);
+        GenerationLog.Finished(logger, result);
         return result;
     }
 
@@ -79,20 +80,17 @@ internal static class ImageOutput
     }
 
     /// <summary>NHWC floats in [0, 1] to RGB images: <c>round(x * 255)</c> with numpy's round-half-to-even.</summary>
-    public static IReadOnlyList<Image<Rgb24>> ToImages(Tensor<float> images)
+    public static IReadOnlyList<RgbImage> ToImages(Tensor<float> images)
     {
         int batch = (int)images.Lengths[0], height = (int)images.Lengths[1], width = (int)images.Lengths[2];
         ReadOnlySpan<float> values = images.AsSpan();
-        var result = new List<Image<Rgb24>>(batch);
-        var bytes = new byte[height * width * 3];
-        var scaled = new float[bytes.Length];
+        var result = new RgbImage[batch];
+        int length = height * width * RgbImage.BytesPerPixel;
         for (int b = 0; b < batch; b++)
         {
-            // round(x * 255), rounding half to even as numpy does, then to bytes (the values are within [0, 255]).
-            TensorPrimitives.Multiply(values.Slice(b * bytes.Length, bytes.Length), 255f, scaled);
-            TensorPrimitives.Round(scaled, scaled);
-            TensorPrimitives.ConvertTruncating<float, byte>(scaled, bytes);
-            result.Add(Image.LoadPixelData<Rgb24>(bytes, width, height));
+            var bytes = new byte[length];
+            RgbImage.Quantize(values.Slice(b * length, length), bytes);
+            result[b] = RgbImage.Wrap(bytes, width, height);
         }
 
         return result;

@@ -1,5 +1,4 @@
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
+using StableDiffusion.Imaging;
 using StableDiffusion.Safety;
 
 namespace StableDiffusion.Pipelines.Internal;
@@ -11,23 +10,23 @@ namespace StableDiffusion.Pipelines.Internal;
 internal static class ImagePreprocessor
 {
     /// <summary>The output size: the one asked for, else the image's size rounded down to a multiple of <paramref name="scale"/>.</summary>
-    public static (int Height, int Width) TargetSize(Image image, int? height, int? width, int scale, string name)
+    public static (int Height, int Width) TargetSize(RgbImage image, int? height, int? width, int scale, string name)
     {
         int h = height ?? image.Height - (image.Height % scale);
         int w = width ?? image.Width - (image.Width % scale);
         // An image smaller than one latent pixel holds nothing to start from, whatever size it would be resized to.
         if (image.Height < scale || image.Width < scale || h < scale || w < scale)
         {
-            throw new ArgumentException($"{name} is {image.Width}x{image.Height} pixels; it must be at least {scale}x{scale}.", name);
+            throw new ArgumentException($"The {Describe(name)} is {image.Width}x{image.Height} pixels; it must be at least {scale}x{scale}.", name);
         }
 
         return (h, w);
     }
 
     /// <summary>The image as normalised NCHW floats [1, 3, height, width] in [-1, 1], resized if needed and allowed.</summary>
-    public static float[] Image(Image image, int height, int width, bool allowResize, string name)
+    public static float[] Image(RgbImage image, int height, int width, bool allowResize, string name)
     {
-        byte[] rgb = Resize(RgbBytes(image, name), image.Height, image.Width, height, width, 3, allowResize, name);
+        ReadOnlySpan<byte> rgb = Resize(image.Pixels, image.Height, image.Width, height, width, 3, allowResize, name).Span;
         int plane = height * width;
         var nchw = new float[3 * plane];
         for (int p = 0; p < plane; p++)
@@ -44,9 +43,9 @@ internal static class ImagePreprocessor
     }
 
     /// <summary>The mask as [height * width] values, 1 where it repaints (at least 50% white) and 0 where it keeps.</summary>
-    public static float[] Mask(Image mask, int height, int width, bool allowResize, string name)
+    public static float[] Mask(RgbImage mask, int height, int width, bool allowResize, string name)
     {
-        byte[] luma = Resize(LumaBytes(mask), mask.Height, mask.Width, height, width, 1, allowResize, name);
+        byte[] luma = Resize(Luma(mask.Pixels.Span), mask.Height, mask.Width, height, width, 1, allowResize, name).ToArray();
         var binary = new float[luma.Length];
         for (int i = 0; i < luma.Length; i++)
         {
@@ -74,63 +73,19 @@ internal static class ImagePreprocessor
         return result;
     }
 
-    private static byte[] RgbBytes(Image image, string name)
+    // Pillow's convert("L"): ITU-R 601-2 luma in 16-bit fixed point (grey pixels keep their level exactly).
+    private static byte[] Luma(ReadOnlySpan<byte> rgb)
     {
-        using Image<Rgba32> rgba = image.CloneAs<Rgba32>();
-        var rgb = new byte[rgba.Width * rgba.Height * 3];
-        Exception? transparent = null;
-        rgba.ProcessPixelRows(rows =>
+        var luma = new byte[rgb.Length / 3];
+        for (int p = 0; p < luma.Length; p++)
         {
-            for (int y = 0; y < rows.Height && transparent is null; y++)
-            {
-                Span<Rgba32> row = rows.GetRowSpan(y);
-                for (int x = 0; x < row.Length; x++)
-                {
-                    if (row[x].A != 255)
-                    {
-                        transparent = new ArgumentException(
-                            $"{name} has transparent pixels (alpha {row[x].A} at {x},{y}); Stable Diffusion works on opaque RGB images. Flatten it onto a background first, e.g. image.Mutate(x => x.BackgroundColor(Color.White)).",
-                            name);
-                        break;
-                    }
-
-                    int o = ((y * row.Length) + x) * 3;
-                    rgb[o] = row[x].R;
-                    rgb[o + 1] = row[x].G;
-                    rgb[o + 2] = row[x].B;
-                }
-            }
-        });
-        return transparent is null ? rgb : throw transparent;
-    }
-
-    // Pillow's convert("L") (ITU-R 601-2 luma in 16-bit fixed point); alpha is ignored, as Pillow does.
-    private static byte[] LumaBytes(Image mask)
-    {
-        if (mask is Image<L8> gray)
-        {
-            var values = new byte[gray.Width * gray.Height];
-            gray.CopyPixelDataTo(values);
-            return values;
+            luma[p] = (byte)(((rgb[3 * p] * 19595) + (rgb[(3 * p) + 1] * 38470) + (rgb[(3 * p) + 2] * 7471) + 0x8000) >> 16);
         }
 
-        using Image<Rgb24> rgb = mask.CloneAs<Rgb24>();
-        var luma = new byte[rgb.Width * rgb.Height];
-        rgb.ProcessPixelRows(rows =>
-        {
-            for (int y = 0; y < rows.Height; y++)
-            {
-                Span<Rgb24> row = rows.GetRowSpan(y);
-                for (int x = 0; x < row.Length; x++)
-                {
-                    luma[(y * row.Length) + x] = (byte)(((row[x].R * 19595) + (row[x].G * 38470) + (row[x].B * 7471) + 0x8000) >> 16);
-                }
-            }
-        });
         return luma;
     }
 
-    private static byte[] Resize(byte[] pixels, int inHeight, int inWidth, int outHeight, int outWidth, int channels, bool allowResize, string name)
+    private static ReadOnlyMemory<byte> Resize(ReadOnlyMemory<byte> pixels, int inHeight, int inWidth, int outHeight, int outWidth, int channels, bool allowResize, string name)
     {
         if (inHeight == outHeight && inWidth == outWidth)
         {
@@ -140,17 +95,17 @@ internal static class ImagePreprocessor
         if (!allowResize)
         {
             throw new ArgumentException(
-                $"{name} is {inWidth}x{inHeight} but the output is {outWidth}x{outHeight} and ResizeImage is false; resize or crop it to a multiple of 8 first, or allow resizing.", name);
+                $"The {Describe(name)} is {inWidth}x{inHeight} but the output is {outWidth}x{outHeight} and ResizeImage is false; resize or crop it to the output size first, or allow resizing.", name);
         }
 
         // Pillow's Lanczos, exactly (the resampler is written for RGB; a grey image goes through it as three equal channels).
-        byte[] rgb = channels == 3 ? pixels : Expand(pixels);
+        ReadOnlySpan<byte> rgb = channels == 3 ? pixels.Span : Expand(pixels.Span);
         var resized = new byte[outHeight * outWidth * 3];
         new Uint8Resize(inHeight, inWidth, outHeight, outWidth, PilResampling.Lanczos, ImageProcessorBackend.Pil).ResizeRegion(rgb, 0, outHeight, 0, outWidth, resized);
         return channels == 3 ? resized : Collapse(resized);
     }
 
-    private static byte[] Expand(byte[] gray)
+    private static byte[] Expand(ReadOnlySpan<byte> gray)
     {
         var rgb = new byte[gray.Length * 3];
         for (int i = 0; i < gray.Length; i++)
@@ -160,6 +115,9 @@ internal static class ImagePreprocessor
 
         return rgb;
     }
+
+    /// <summary>The user's word for a request property: "image" for Image, "mask" for MaskImage.</summary>
+    public static string Describe(string name) => name == nameof(InpaintRequest.MaskImage) ? "mask" : "image";
 
     private static byte[] Collapse(byte[] rgb)
     {

@@ -28,7 +28,7 @@ internal static class InitialNoise
     public static float[] Draw(INoiseGenerator generator, int length, StableDiffusionComponents components)
     {
         var noise = new float[length];
-        if (components.Unet.SampleType == TensorElementType.Float16)
+        if (components.UNet.SampleType == TensorElementType.Float16)
         {
             var half = new Half[length];
             generator.FillStandardNormal(half);

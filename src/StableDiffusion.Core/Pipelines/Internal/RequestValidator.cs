@@ -182,7 +182,7 @@ internal static class RequestValidator
             throw new ArgumentException($"{name} must have shape [batch, sequence, hidden], but has [{Shape(embeds)}].", name);
         }
 
-        int? hidden = components.Unet.CrossAttentionDim ?? components.TextEncoder.HiddenSize;
+        int? hidden = components.UNet.CrossAttentionDim ?? components.TextEncoder.HiddenSize;
         if (hidden is int h && embeds.Lengths[2] != h)
         {
             throw new ArgumentException($"{name} has hidden size {embeds.Lengths[2]} but this model's UNet expects {h}.", name);

@@ -62,10 +62,10 @@ public sealed record CancellationOutcome(CancellationPoint Point, CancellationTi
 public sealed class CancellationDrill
 {
     private readonly StableDiffusionImg2ImgPipeline _pipeline;
-    private readonly ImageToImageRequest _request;
+    private readonly Img2ImgRequest _request;
     private readonly byte[] _reference;
 
-    private CancellationDrill(StableDiffusionImg2ImgPipeline pipeline, ImageToImageRequest request, byte[] reference, GenerationTimings timings)
+    private CancellationDrill(StableDiffusionImg2ImgPipeline pipeline, Img2ImgRequest request, byte[] reference, GenerationTimings timings)
     {
         _pipeline = pipeline;
         _request = request;
@@ -83,7 +83,7 @@ public sealed class CancellationDrill
     /// <param name="pipeline">The pipeline.</param>
     /// <param name="request">The request every run makes (it must be seeded).</param>
     /// <param name="cancellationToken">Cancels the preparation.</param>
-    public static async Task<CancellationDrill> CreateAsync(StableDiffusionImg2ImgPipeline pipeline, ImageToImageRequest request, CancellationToken cancellationToken)
+    public static async Task<CancellationDrill> CreateAsync(StableDiffusionImg2ImgPipeline pipeline, Img2ImgRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(request);

@@ -17,9 +17,7 @@ public static class GenerationBytes
         bytes.Write(MemoryMarshal.AsBytes<float>(Flatten(result.Latents)));
         foreach (var image in result.Images)
         {
-            var pixels = new byte[image.Width * image.Height * 3];
-            image.CopyPixelDataTo(pixels);
-            bytes.Write(pixels);
+            bytes.Write(image.Pixels.Span);
         }
 
         return bytes.ToArray();

@@ -1,9 +1,10 @@
+using StableDiffusion.Pipelines;
 using Xunit;
 
-namespace StableDiffusion.Cli.Tests;
+namespace StableDiffusion.Core.Tests.Pipelines;
 
 /// <summary>The A1111 <c>parameters</c> text: what web UIs write, parsed and formatted back.</summary>
-[Trait("Area", "Cli")]
+[Trait("Area", "Images")]
 public sealed class GenerationParametersTests
 {
     private const string WebUiText = """
@@ -19,9 +20,9 @@ public sealed class GenerationParametersTests
 
         Assert.Equal("masterpiece, (a castle:1.2), sunset", p.Prompt);
         Assert.Equal("lowres, bad anatomy", p.NegativePrompt);
-        Assert.Equal(28, p.Steps);
+        Assert.Equal(28, p.NumInferenceSteps);
         Assert.Equal("DPM++ 2M Karras", p.Sampler); // the schedule type folds into the sampler name
-        Assert.Equal(7f, p.CfgScale);
+        Assert.Equal(7f, p.GuidanceScale);
         Assert.Equal(3528402127UL, p.Seed);
         Assert.Equal((512, 768), (p.Width, p.Height));
         Assert.Equal("v1-5-pruned-emaonly", p.Model);
@@ -35,22 +36,22 @@ public sealed class GenerationParametersTests
         {
             Prompt = "line one\nline two: \"quoted\", with commas",
             NegativePrompt = "neg, \\ backslash",
-            Steps = 25,
+            NumInferenceSteps = 25,
             Sampler = "Euler a",
-            CfgScale = 7.25f,
+            GuidanceScale = 7.25f,
             Seed = ulong.MaxValue,
             Width = 768,
             Height = 512,
             Model = "org/name",
-            DenoisingStrength = 0.75f,
+            Strength = 0.75,
             Extra = new Dictionary<string, string> { ["Clip skip"] = "2", ["Note"] = "a, b: \"c\"" },
         };
 
-        string text = p.Format();
+        string text = p.ToString();
         GenerationParameters back = GenerationParameters.Parse(text);
 
         Assert.Equivalent(p, back, strict: true);
-        Assert.Equal(text, back.Format());
+        Assert.Equal(text, back.ToString());
     }
 
     [Theory]

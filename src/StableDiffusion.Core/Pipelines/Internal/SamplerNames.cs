@@ -1,6 +1,6 @@
 using StableDiffusion.Schedulers;
 
-namespace StableDiffusion.Cli;
+namespace StableDiffusion.Pipelines.Internal;
 
 /// <summary>
 /// The name Stable Diffusion web UIs give a scheduler ("PLMS", "Euler a", "DPM++ 2M Karras"), so that the
@@ -34,22 +34,6 @@ internal static class SamplerNames
         }
 
         return config.ClassName;
-    }
-
-    /// <summary>
-    /// Checks a scheduler name before anything is loaded, so a typo fails at once rather than after a download.
-    /// </summary>
-    /// <exception cref="CliUsageException">The name is unknown; the message lists the known names.</exception>
-    public static void Validate(string name, string source)
-    {
-        try
-        {
-            SchedulerFactory.ConfigFor(name, SchedulerConfig.Create(PndmScheduler.DiffusersName));
-        }
-        catch (SchedulerConfigException ex)
-        {
-            throw new CliUsageException($"{source}: {ex.Message}");
-        }
     }
 
     // Every scheduler class keeps its resolved options, a record with value equality, in a property named Options.

@@ -1,45 +1,85 @@
 using System.Globalization;
 using System.Text;
+using StableDiffusion.Imaging;
 
-namespace StableDiffusion.Cli;
+namespace StableDiffusion.Pipelines;
 
 /// <summary>
-/// The generation settings a PNG carries in its <c>parameters</c> text chunk, in the format Stable Diffusion web UIs
-/// (AUTOMATIC1111, Forge, ComfyUI importers, CivitAI) write and read:
+/// The settings of one generated image, as PNGs carry them in their <c>parameters</c> text chunk in the format Stable
+/// Diffusion web UIs (AUTOMATIC1111, Forge, ComfyUI importers, CivitAI) write and read, the "infotext":
 /// <code>
 /// a photo of an astronaut
 /// Negative prompt: blurry
 /// Steps: 50, Sampler: PNDM, CFG scale: 7.5, Seed: 42, Size: 512x512, Model: stable-diffusion-v1-5
 /// </code>
+/// <see cref="GenerationResult.Parameters"/> gives them per image, <see cref="RgbImage.SaveAsPng(string, GenerationParameters?)"/>
+/// writes them, and <see cref="FromPng(string)"/> reads them back from a PNG written here or by a web UI.
 /// </summary>
-internal sealed record GenerationParameters
+public sealed record GenerationParameters
 {
-    public const string ChunkKeyword = "parameters";
+    /// <summary>The keyword of the PNG text chunk that holds the parameters.</summary>
+    public const string PngKeyword = "parameters";
 
+    /// <summary>The prompt (empty when the generation was driven by prompt embeddings).</summary>
     public required string Prompt { get; init; }
 
+    /// <summary>The negative prompt, if any.</summary>
     public string? NegativePrompt { get; init; }
 
-    public int Steps { get; init; } = 50;
+    /// <summary>The number of denoising steps ("Steps").</summary>
+    public int NumInferenceSteps { get; init; } = 50;
 
+    /// <summary>The scheduler under its web UI name ("Euler a", "DPM++ 2M Karras"), or its diffusers class name when no
+    /// web UI name fits ("Sampler").</summary>
     public string? Sampler { get; init; }
 
-    public float CfgScale { get; init; } = 7.5f;
+    /// <summary>The classifier-free guidance scale ("CFG scale").</summary>
+    public float GuidanceScale { get; init; } = 7.5f;
 
+    /// <summary>The seed, when the generation was seeded ("Seed").</summary>
     public ulong? Seed { get; init; }
 
+    /// <summary>The image width in pixels ("Size").</summary>
     public int Width { get; init; }
 
+    /// <summary>The image height in pixels ("Size").</summary>
     public int Height { get; init; }
 
+    /// <summary>The model: a Hugging Face repository id or a folder ("Model").</summary>
     public string? Model { get; init; }
 
-    public double? DenoisingStrength { get; init; }
+    /// <summary>How much an image-to-image or inpainting generation changed its input ("Denoising strength"); null for
+    /// text-to-image.</summary>
+    public double? Strength { get; init; }
 
-    /// <summary>Settings this tool does not use, kept so a round trip loses nothing.</summary>
+    /// <summary>Other settings, by their web UI names ("Clip skip", "Version", ...), kept so that a round trip loses nothing.</summary>
     public IReadOnlyDictionary<string, string> Extra { get; init; } = new Dictionary<string, string>();
 
-    public string Format()
+    /// <summary>Reads the parameters from a PNG file's <c>parameters</c> text chunk, without decoding the image.</summary>
+    /// <param name="path">The PNG file.</param>
+    /// <returns>The parameters, or null when the PNG has no <c>parameters</c> chunk.</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a PNG, or is truncated or corrupt.</exception>
+    /// <exception cref="FormatException">The chunk's text is not in the web UI format (the message says what is wrong).</exception>
+    public static GenerationParameters? FromPng(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return FromPng(file);
+    }
+
+    /// <summary>Reads the parameters from a PNG stream's <c>parameters</c> text chunk, without decoding the image.</summary>
+    /// <param name="png">The PNG, read from its current position.</param>
+    /// <returns>The parameters, or null when the PNG has no <c>parameters</c> chunk.</returns>
+    /// <exception cref="InvalidDataException">The stream is not a PNG, or is truncated or corrupt.</exception>
+    /// <exception cref="FormatException">The chunk's text is not in the web UI format (the message says what is wrong).</exception>
+    public static GenerationParameters? FromPng(Stream png)
+    {
+        ArgumentNullException.ThrowIfNull(png);
+        return PngTextReader.Read(png, PngKeyword) is { } text ? Parse(text) : null;
+    }
+
+    /// <summary>The parameters as web UIs write them: the prompt, a "Negative prompt:" line, then one line of settings.</summary>
+    public override string ToString()
     {
         var text = new StringBuilder(Prompt);
         if (!string.IsNullOrEmpty(NegativePrompt))
@@ -47,13 +87,13 @@ internal sealed record GenerationParameters
             text.Append('\n').Append("Negative prompt: ").Append(NegativePrompt);
         }
 
-        var fields = new List<(string, string)> { ("Steps", Invariant(Steps)) };
+        var fields = new List<(string, string)> { ("Steps", Invariant(NumInferenceSteps)) };
         if (Sampler is not null)
         {
             fields.Add(("Sampler", Sampler));
         }
 
-        fields.Add(("CFG scale", Invariant(CfgScale)));
+        fields.Add(("CFG scale", Invariant(GuidanceScale)));
         if (Seed is ulong seed)
         {
             fields.Add(("Seed", Invariant(seed)));
@@ -65,7 +105,7 @@ internal sealed record GenerationParameters
             fields.Add(("Model", Model));
         }
 
-        if (DenoisingStrength is double strength)
+        if (Strength is double strength)
         {
             fields.Add(("Denoising strength", Invariant(strength)));
         }
@@ -75,10 +115,12 @@ internal sealed record GenerationParameters
         return text.ToString();
     }
 
-    /// <summary>Parses the text of a <c>parameters</c> chunk.</summary>
+    /// <summary>Parses the text of a <c>parameters</c> chunk, as web UIs and <see cref="ToString"/> write it.</summary>
+    /// <param name="text">The text.</param>
     /// <exception cref="FormatException">The text has no settings line or a setting is malformed (the message says which).</exception>
     public static GenerationParameters Parse(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         string[] lines = text.Replace("\r\n", "\n", StringComparison.Ordinal).Split('\n');
         int settingsLine = Array.FindLastIndex(lines, l => l.StartsWith("Steps: ", StringComparison.Ordinal));
         if (settingsLine < 0)
@@ -114,14 +156,14 @@ internal sealed record GenerationParameters
         {
             Prompt = string.Join('\n', prompt),
             NegativePrompt = negative.Count > 0 ? string.Join('\n', negative) : null,
-            Steps = ParseInt(Take(settings, "Steps") ?? throw new FormatException("The parameters have no Steps."), "Steps"),
+            NumInferenceSteps = ParseInt(Take(settings, "Steps") ?? throw new FormatException("The parameters have no Steps."), "Steps"),
             Sampler = SamplerWithSchedule(Take(settings, "Sampler"), settings),
-            CfgScale = Take(settings, "CFG scale") is { } cfg ? ParseFloat(cfg, "CFG scale") : 7.5f,
+            GuidanceScale = Take(settings, "CFG scale") is { } cfg ? ParseFloat(cfg, "CFG scale") : 7.5f,
             Seed = Take(settings, "Seed") is { } seed ? ulong.TryParse(seed, CultureInfo.InvariantCulture, out ulong s) ? s : throw new FormatException($"Seed '{seed}' is not a whole number.") : null,
             Width = width,
             Height = height,
             Model = Take(settings, "Model"),
-            DenoisingStrength = Take(settings, "Denoising strength") is { } strength ? ParseDouble(strength, "Denoising strength") : null,
+            Strength = Take(settings, "Denoising strength") is { } strength ? ParseDouble(strength, "Denoising strength") : null,
             Extra = settings,
         };
     }

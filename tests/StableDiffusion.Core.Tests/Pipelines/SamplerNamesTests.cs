@@ -1,11 +1,12 @@
+using StableDiffusion.Pipelines.Internal;
 using StableDiffusion.Schedulers;
 using StableDiffusion.Testing;
 using Xunit;
 
-namespace StableDiffusion.Cli.Tests;
+namespace StableDiffusion.Core.Tests.Pipelines;
 
 /// <summary>The web UI name written into the PNG for a scheduler.</summary>
-[Trait("Area", "Cli")]
+[Trait("Area", "Images")]
 public sealed class SamplerNamesTests
 {
     private static readonly SchedulerConfig StableDiffusion15 = SchedulerConfig.Parse(SchedulerConfigJson.StableDiffusion15);

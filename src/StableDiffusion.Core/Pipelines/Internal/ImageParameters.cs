@@ -1,0 +1,46 @@
+using System.Globalization;
+using StableDiffusion.Schedulers;
+
+namespace StableDiffusion.Pipelines.Internal;
+
+/// <summary>The settings of each image of a call, in the web UI form <see cref="GenerationResult.Parameters"/> gives.</summary>
+internal static class ImageParameters
+{
+    /// <summary>
+    /// The parameters of every image, computed when first asked for (naming the scheduler tries the web UI names). Images
+    /// of a batch share one seed's noise stream, so each also records its batch size and position, as web UIs do.
+    /// </summary>
+    public static Func<IReadOnlyList<GenerationParameters>> Describe(DiffusionRequest request, IScheduler scheduler, ulong? seed,
+        int width, int height, double? strength, string model, int imageCount) => () =>
+    {
+        var common = new GenerationParameters
+        {
+            Prompt = string.Empty,
+            NumInferenceSteps = request.NumInferenceSteps,
+            Sampler = SamplerNames.Of(scheduler),
+            GuidanceScale = request.GuidanceScale,
+            Seed = seed,
+            Width = width,
+            Height = height,
+            Model = model,
+            Strength = strength,
+        };
+        var parameters = new GenerationParameters[imageCount];
+        for (int i = 0; i < imageCount; i++)
+        {
+            int prompt = i / request.NumImagesPerPrompt;
+            parameters[i] = common with
+            {
+                Prompt = request.Prompts.Count > prompt ? request.Prompts[prompt] : string.Empty,
+                NegativePrompt = request.NegativePrompts is { } negatives ? negatives[prompt] : request.NegativePrompt,
+                Extra = imageCount == 1 ? common.Extra : new Dictionary<string, string>
+                {
+                    ["Batch size"] = imageCount.ToString(CultureInfo.InvariantCulture),
+                    ["Batch pos"] = i.ToString(CultureInfo.InvariantCulture),
+                },
+            };
+        }
+
+        return parameters;
+    };
+}
