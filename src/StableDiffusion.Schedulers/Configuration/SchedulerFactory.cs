@@ -90,6 +90,34 @@ public static class SchedulerFactory
     public static IReadOnlyList<string> ClassNames { get; } = [.. Classes.Select(c => c.DiffusersName)];
 
     /// <summary>
+    /// The name Stable Diffusion web UIs give <paramref name="scheduler"/> ("PLMS", "Euler a", "DPM++ 2M Karras"): the first
+    /// UI name whose scheduler has the same class and the same resolved options (so a configuration that leaves
+    /// <c>use_karras_sigmas</c> out is "Euler", not "Euler Karras"); the diffusers class name when none fits, as for a custom
+    /// configuration or a scheduler of another library.
+    /// </summary>
+    /// <param name="scheduler">The scheduler.</param>
+    public static string NameOf(IScheduler scheduler)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        SchedulerConfig config = scheduler.Config;
+        if (scheduler is not DiffusionScheduler ours)
+        {
+            return config.ClassName;
+        }
+
+        foreach (SchedulerAlias alias in Aliases)
+        {
+            SchedulerConfig candidate = ConfigFor(alias.Name, config);
+            if (candidate.ClassName == config.ClassName && ours.ResolvedOptions.Equals(FromConfig(candidate).ResolvedOptions))
+            {
+                return alias.Name;
+            }
+        }
+
+        return config.ClassName;
+    }
+
+    /// <summary>
     /// Builds the scheduler a configuration names (its <c>_class_name</c>), as loading a pipeline's
     /// <c>scheduler/scheduler_config.json</c> does in diffusers.
     /// </summary>

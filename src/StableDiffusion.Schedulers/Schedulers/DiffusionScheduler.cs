@@ -29,6 +29,10 @@ public abstract class DiffusionScheduler : IScheduler
     /// <inheritdoc />
     public abstract SchedulerConfig Config { get; }
 
+    /// <summary>The resolved options (a record with value equality), whatever the class: two schedulers of one class with
+    /// equal options step identically.</summary>
+    internal abstract SchedulerOptions ResolvedOptions { get; }
+
     /// <inheritdoc />
     public virtual int Order => 1;
 

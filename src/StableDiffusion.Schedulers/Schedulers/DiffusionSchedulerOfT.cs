@@ -44,6 +44,9 @@ public abstract class DiffusionScheduler<[DynamicallyAccessedMembers(Dynamically
     public TOptions Options { get; }
 
     /// <inheritdoc />
+    internal override SchedulerOptions ResolvedOptions => Options;
+
+    /// <inheritdoc />
     /// <remarks>
     /// For a scheduler built from a configuration, that configuration (unknown keys kept); for one built from options, the
     /// keys whose values differ from the class defaults.

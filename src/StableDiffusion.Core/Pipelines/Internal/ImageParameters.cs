@@ -17,7 +17,7 @@ internal static class ImageParameters
         {
             Prompt = string.Empty,
             NumInferenceSteps = request.NumInferenceSteps,
-            Sampler = SamplerNames.Of(scheduler),
+            Sampler = SchedulerFactory.NameOf(scheduler),
             GuidanceScale = request.GuidanceScale,
             Seed = seed,
             Width = width,

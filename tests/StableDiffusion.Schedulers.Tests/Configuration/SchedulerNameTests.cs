@@ -1,13 +1,12 @@
-using StableDiffusion.Pipelines.Internal;
 using StableDiffusion.Schedulers;
 using StableDiffusion.Testing;
 using Xunit;
 
-namespace StableDiffusion.Core.Tests.Pipelines;
+namespace StableDiffusion.Schedulers.Tests.Configuration;
 
-/// <summary>The web UI name written into the PNG for a scheduler.</summary>
-[Trait("Area", "Images")]
-public sealed class SamplerNamesTests
+/// <summary>SchedulerFactory.NameOf: the web UI name of a scheduler (what PNG parameters record).</summary>
+[Trait("Area", "Schedulers")]
+public sealed class SchedulerNameTests
 {
     private static readonly SchedulerConfig StableDiffusion15 = SchedulerConfig.Parse(SchedulerConfigJson.StableDiffusion15);
 
@@ -16,14 +15,14 @@ public sealed class SamplerNamesTests
     [Fact]
     public void TheModelsOwnScheduler_IsPlms()
     {
-        Assert.Equal("PLMS", SamplerNames.Of(SchedulerFactory.FromConfig(StableDiffusion15)));
+        Assert.Equal("PLMS", SchedulerFactory.NameOf(SchedulerFactory.FromConfig(StableDiffusion15)));
     }
 
     [Theory]
     [MemberData(nameof(UiNames))]
     public void EveryUiName_ComesBack(string name)
     {
-        Assert.Equal(name, SamplerNames.Of(SchedulerFactory.Create(name, StableDiffusion15)));
+        Assert.Equal(name, SchedulerFactory.NameOf(SchedulerFactory.Create(name, StableDiffusion15)));
     }
 
     [Theory]
@@ -33,7 +32,7 @@ public sealed class SamplerNamesTests
     [InlineData("dpm++_2m_karras", "DPM++ 2M Karras")]
     public void ClassNamesAndOtherSpellings_GetTheUiName(string asked, string written)
     {
-        Assert.Equal(written, SamplerNames.Of(SchedulerFactory.Create(asked, StableDiffusion15)));
+        Assert.Equal(written, SchedulerFactory.NameOf(SchedulerFactory.Create(asked, StableDiffusion15)));
     }
 
     [Fact]
@@ -42,6 +41,6 @@ public sealed class SamplerNamesTests
         // Third-order DPM-Solver has no web UI name.
         SchedulerConfig config = StableDiffusion15.WithClassName("DPMSolverMultistepScheduler").With("solver_order", 3);
 
-        Assert.Equal("DPMSolverMultistepScheduler", SamplerNames.Of(SchedulerFactory.FromConfig(config)));
+        Assert.Equal("DPMSolverMultistepScheduler", SchedulerFactory.NameOf(SchedulerFactory.FromConfig(config)));
     }
 }
