@@ -31,9 +31,9 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         UNet = unet;
         VaeDecoder = vaeDecoder;
         SafetyChecker = safetyChecker;
-        if (safetyChecker is not null && Models.Cuda.DeviceThread.IsCudaFamily(options.SessionFor(ModelComponents.SafetyChecker).ExecutionProvider))
+        if (safetyChecker is not null)
         {
-            SafetyThread = new Models.Cuda.DeviceThread("StableDiffusion safety_checker (CUDA)");
+            SafetyThread = DeviceThread.For(options.SessionFor(ModelComponents.SafetyChecker).ExecutionProvider, ModelComponents.SafetyChecker);
         }
 
         Tokenizer = tokenizer;
@@ -63,8 +63,8 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
     public SafetyChecker? SafetyChecker { get; }
 
-    /// <summary>The thread that makes the safety checker's calls when it runs on CUDA (its state is per thread); null otherwise.</summary>
-    public Models.Cuda.DeviceThread? SafetyThread { get; }
+    /// <summary>The thread that makes the safety checker's calls when its provider keeps state per thread (CUDA); null otherwise.</summary>
+    public DeviceThread? SafetyThread { get; }
 
     public ClipTokenizer Tokenizer { get; }
 

@@ -1,7 +1,6 @@
 using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
-using StableDiffusion.Models.Cuda;
 using StableDiffusion.Onnx;
 
 namespace StableDiffusion.Models;
@@ -18,7 +17,7 @@ public sealed class UNetModel : OnnxModel
     private const string HiddenStatesName = "encoder_hidden_states";
     private readonly string _outputName;
     private readonly NodeMetadata _timestep;
-    private readonly int? _cudaDevice;
+    private readonly DeviceMemory? _deviceMemory;
     private readonly bool _cudaGraph;
     private readonly SemaphoreSlim _graphLock = new(1, 1);
     private UNetInvocation? _graphInvocation;
@@ -27,17 +26,15 @@ public sealed class UNetModel : OnnxModel
     private UNetModel(InferenceSession session, string modelPath, SessionSettings settings)
         : base(session, ModelComponents.UNet, modelPath, settings)
     {
-        bool onCuda = OnCuda;
-        _cudaGraph = onCuda && settings.ExecutionProvider.Options.TryGetValue("enable_cuda_graph", out string? graph) && graph is "1" or "true" or "True";
-        if (onCuda && (settings.IoBinding ?? true) && CudaRuntime.IsAvailable)
-        {
-            _cudaDevice = settings.ExecutionProvider.DeviceId;
-        }
-        else if (_cudaGraph)
+        ExecutionProvider provider = settings.ExecutionProvider;
+        ExecutionProviderFamily family = ExecutionProviderFamily.Of(provider);
+        _cudaGraph = family.CapturesGraphs(provider);
+        _deviceMemory = (settings.IoBinding ?? true) ? family.CreateDeviceMemory(provider) : null;
+        if (_cudaGraph && _deviceMemory is null)
         {
             session.Dispose();
             throw new ModelLoadException(
-                "CUDA graphs (enable_cuda_graph) need the UNet bound in device memory: keep SessionSettings.IoBinding on and make sure the CUDA runtime (libcudart) can be loaded.", modelPath);
+                $"Graph capture ({family.GraphCaptureOption}) needs the UNet bound in device memory: keep SessionSettings.IoBinding on and {family.DeviceMemoryRequirement}.", modelPath);
         }
 
         try
@@ -59,6 +56,7 @@ public sealed class UNetModel : OnnxModel
         }
         catch
         {
+            _deviceMemory?.Dispose();
             session.Dispose();
             throw;
         }
@@ -86,10 +84,10 @@ public sealed class UNetModel : OnnxModel
     /// </summary>
     public bool HasIntegerTimestep => TimestepType is TensorElementType.Int64 or TensorElementType.Int32;
 
-    /// <summary>Whether each step copies only the latents to and from CUDA device memory (IOBinding).</summary>
-    public bool UsesDeviceBinding => _cudaDevice is not null;
+    /// <summary>Whether each step copies only the latents to and from device memory (IOBinding).</summary>
+    public bool UsesDeviceBinding => _deviceMemory is not null;
 
-    /// <summary>Whether the UNet replays a captured CUDA graph (generations on one pipeline then take turns in the loop).</summary>
+    /// <summary>Whether the UNet replays a captured graph (CUDA graphs; generations on one pipeline then take turns in the loop).</summary>
     public bool UsesCudaGraph => _cudaGraph;
 
     /// <summary>Loads <c>unet/model.onnx</c>.</summary>
@@ -191,8 +189,8 @@ public sealed class UNetModel : OnnxModel
         var timestep = new OrtBuffer(TimestepType, timestepShape);
         OrtBuffer hidden = CreateHiddenStates(encoderHiddenStates, hiddenShape);
         var output = new OrtBuffer(Session.OutputMetadata[_outputName].ElementDataType, [sampleShape[0], 4, sampleShape[2], sampleShape[3]]);
-        return _cudaDevice is int device
-            ? new DeviceUNetInvocation(Session, device, DeviceThread, _outputName, sample, timestep, hidden, output)
+        return _deviceMemory is { } memory
+            ? new DeviceUNetInvocation(Session, memory, DeviceThread, _outputName, sample, timestep, hidden, output)
             : new HostUNetInvocation(Session, DeviceThread, _outputName, sample, timestep, hidden, output);
     }
 
@@ -200,6 +198,7 @@ public sealed class UNetModel : OnnxModel
     {
         _graphInvocation?.Dispose();
         _graphLock.Dispose();
+        _deviceMemory?.Dispose();
     }
 
     /// <summary>A turn on the shared CUDA-graph invocation; disposing it ends the turn, not the invocation.</summary>

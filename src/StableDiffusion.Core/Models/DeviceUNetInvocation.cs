@@ -1,21 +1,21 @@
 using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.ExecutionProviders;
 
-namespace StableDiffusion.Models.Cuda;
+namespace StableDiffusion.Models;
 
 /// <summary>
-/// A UNet call whose inputs and output live in CUDA device memory, bound once through IOBinding: the prompt embeddings are
+/// A UNet call whose inputs and output live in the provider's device memory (CUDA's), bound once through IOBinding: the prompt embeddings are
 /// copied to the device once per generation, and each step copies only the sample in and the prediction out. Fixed device
 /// addresses are also what CUDA graph replay needs.
 /// </summary>
-internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
+internal sealed class DeviceUNetInvocation : UNetInvocation
 {
     private readonly InferenceSession _session;
-    private readonly int _deviceId;
+    private readonly DeviceMemory _memory;
     private readonly OrtBuffer _sample;
     private readonly OrtBuffer _timestep;
     private readonly OrtBuffer _hiddenStates;
     private readonly OrtBuffer _output;
-    private readonly OrtMemoryInfo _memoryInfo;
     private readonly OrtAllocator _allocator;
     private readonly OrtMemoryAllocation _sampleDevice;
     private readonly OrtMemoryAllocation _timestepDevice;
@@ -26,18 +26,17 @@ internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
     private float? _boundTimestep;
     private readonly List<OrtBuffer> _registered = [];
 
-    public DeviceUNetInvocation(InferenceSession session, int deviceId, DeviceThread? thread, string outputName, OrtBuffer sample, OrtBuffer timestep, OrtBuffer hiddenStates, OrtBuffer output)
+    public DeviceUNetInvocation(InferenceSession session, DeviceMemory memory, DeviceThread? thread, string outputName, OrtBuffer sample, OrtBuffer timestep, OrtBuffer hiddenStates, OrtBuffer output)
         : base(thread)
     {
         _session = session;
-        _deviceId = deviceId;
+        _memory = memory;
         _sample = sample;
         _timestep = timestep;
         _hiddenStates = hiddenStates;
         _output = output;
         _timestepValues = new float[timestep.Length];
-        _memoryInfo = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default);
-        _allocator = new OrtAllocator(session, _memoryInfo);
+        _allocator = new OrtAllocator(session, memory.MemoryInfo);
         _sampleDevice = Allocate(sample);
         _timestepDevice = Allocate(timestep);
         _hiddenStatesDevice = Allocate(hiddenStates);
@@ -50,7 +49,7 @@ internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
         CopyIn(_hiddenStates, _hiddenStatesDevice);
         foreach (OrtBuffer buffer in new[] { sample, output })
         {
-            if (CudaRuntime.TryRegisterHost(buffer.NativeData, buffer.ByteLength))
+            if (memory.TryPinHost(buffer.NativeData, buffer.ByteLength))
             {
                 _registered.Add(buffer);
             }
@@ -81,7 +80,7 @@ internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
         CopyIn(_sample, _sampleDevice);
         // ONNX Runtime synchronises its stream before returning, so the output is ready to copy.
         _session.RunWithBinding(runOptions, _binding);
-        CudaRuntime.CopyToHost(_deviceId, _output.NativeData, _outputDevice.DangerousGetHandle(), _output.ByteLength);
+        _memory.CopyToHost(_output.NativeData, _outputDevice.DangerousGetHandle(), _output.ByteLength);
         _output.Refresh();
     }
 
@@ -89,7 +88,7 @@ internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
     {
         foreach (OrtBuffer buffer in _registered)
         {
-            CudaRuntime.UnregisterHost(buffer.NativeData);
+            _memory.UnpinHost(buffer.NativeData);
         }
 
         _binding.Dispose();
@@ -98,7 +97,6 @@ internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
         _hiddenStatesDevice.Dispose();
         _outputDevice.Dispose();
         _allocator.Dispose();
-        _memoryInfo.Dispose();
         _sample.Dispose();
         _timestep.Dispose();
         _hiddenStates.Dispose();
@@ -107,5 +105,5 @@ internal sealed unsafe class DeviceUNetInvocation : UNetInvocation
 
     private OrtMemoryAllocation Allocate(OrtBuffer buffer) => _allocator.Allocate(checked((uint)buffer.ByteLength));
 
-    private void CopyIn(OrtBuffer host, OrtMemoryAllocation device) => CudaRuntime.CopyToDevice(_deviceId, device.DangerousGetHandle(), host.NativeData, host.ByteLength);
+    private void CopyIn(OrtBuffer host, OrtMemoryAllocation device) => _memory.CopyToDevice(device.DangerousGetHandle(), host.NativeData, host.ByteLength);
 }
