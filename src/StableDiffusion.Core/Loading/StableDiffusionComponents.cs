@@ -75,10 +75,16 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     /// <summary>The UNet's input channels: the graph's when fixed, else 9 for an inpainting pipeline's model and 4 otherwise.</summary>
     public int UNetInChannels => UNet.InChannels ?? ChannelsByClassName(Index);
 
-    /// <summary>Throws unless the UNet takes plain 4-channel latents (text-to-image and image-to-image).</summary>
+    /// <summary>
+    /// The channels of the latents (4 for SD 1.x): what the UNet predicts, else what the VAE decoder takes, when the graphs
+    /// fix them; SD 1.x's 4 when both leave them open.
+    /// </summary>
+    public int LatentChannels => UNet.OutChannels ?? VaeDecoder.LatentChannels ?? 4;
+
+    /// <summary>Throws unless the UNet takes plain latents (text-to-image and image-to-image).</summary>
     public void RequireLatentUNet(string pipeline)
     {
-        if (UNetInChannels != 4)
+        if (UNetInChannels != LatentChannels)
         {
             throw new InvalidOperationException(
                 $"The model '{ModelPath}' has an inpainting UNet ({UNetInChannels} input channels: latents, mask and masked image), which {pipeline} cannot drive. " +

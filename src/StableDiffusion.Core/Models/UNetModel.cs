@@ -48,10 +48,11 @@ public sealed class UNetModel : OnnxModel
 
             NodeMetadata hidden = RequireInput(HiddenStatesName, 3, TensorElementType.Float, TensorElementType.Float16);
             _outputName = OutputNameOr("out_sample");
-            RequireOutput(_outputName, 4, TensorElementType.Float, TensorElementType.Float16);
+            NodeMetadata output = RequireOutput(_outputName, 4, TensorElementType.Float, TensorElementType.Float16);
             SampleType = sample.ElementDataType;
             HiddenStatesType = hidden.ElementDataType;
             InChannels = FixedDimension(sample, 1);
+            OutChannels = FixedDimension(output, 1);
             CrossAttentionDim = FixedDimension(hidden, 2);
         }
         catch
@@ -64,6 +65,9 @@ public sealed class UNetModel : OnnxModel
 
     /// <summary>The number of input channels when the graph fixes it (4 for text-to-image UNets, 9 for inpainting ones).</summary>
     public int? InChannels { get; }
+
+    /// <summary>The number of channels it predicts when the graph fixes it: the model's latent channels (4 for SD 1.x).</summary>
+    public int? OutChannels { get; }
 
     /// <summary>The width of the encoder hidden states the graph expects, when fixed (768 for SD 1.x).</summary>
     public int? CrossAttentionDim { get; }
@@ -120,18 +124,18 @@ public sealed class UNetModel : OnnxModel
     /// <param name="sample">The (scaled) latent input, [batch, channels, height, width].</param>
     /// <param name="timestep">The timestep.</param>
     /// <param name="encoderHiddenStates">The prompt embeddings, [batch, sequence, hidden].</param>
-    /// <param name="destination">Where the prediction goes, [batch, 4, height, width].</param>
+    /// <param name="destination">Where the prediction goes, [batch, latent channels, height, width].</param>
     /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>
     public void Predict(ReadOnlyTensorSpan<float> sample, float timestep, ReadOnlyTensorSpan<float> encoderHiddenStates, TensorSpan<float> destination, RunOptions? runOptions = null)
     {
         ThrowIfDisposed();
         if (sample.Rank != 4 || encoderHiddenStates.Rank != 3 || destination.Rank != 4)
         {
-            throw new ArgumentException("Expected sample [batch, channels, height, width], encoderHiddenStates [batch, sequence, hidden] and destination [batch, 4, height, width].");
+            throw new ArgumentException("Expected sample [batch, channels, height, width], encoderHiddenStates [batch, sequence, hidden] and destination [batch, channels, height, width].");
         }
 
-        int batch = (int)sample.Lengths[0];
-        using UNetInvocation invocation = CreateInvocation(batch, (int)sample.Lengths[1], (int)sample.Lengths[2], (int)sample.Lengths[3],
+        var shape = new LatentShape((int)sample.Lengths[0], (int)sample.Lengths[1], (int)sample.Lengths[2], (int)sample.Lengths[3]);
+        using UNetInvocation invocation = CreateInvocation(shape, (int)destination.Lengths[1],
             encoderHiddenStates.AsSpan(), (int)encoderHiddenStates.Lengths[1], (int)encoderHiddenStates.Lengths[2]);
         sample.AsSpan().CopyTo(invocation.Sample);
         using var owned = runOptions is null ? new RunOptions() : null;
@@ -143,27 +147,34 @@ public sealed class UNetModel : OnnxModel
     /// Binds input and output buffers of one shape once, so that each denoising step only writes the sample and runs the
     /// graph, with no allocation. With a CUDA graph the one bound invocation is shared, and this waits for its turn.
     /// </summary>
-    internal UNetInvocation CreateInvocation(int batch, int channels, int height, int width, ReadOnlySpan<float> encoderHiddenStates, int sequenceLength, int hiddenSize,
+    /// <param name="sample">The sample's shape.</param>
+    /// <param name="predictionChannels">The channels of the prediction when the graph leaves them open (the latent channels).</param>
+    /// <param name="encoderHiddenStates">The prompt embeddings.</param>
+    /// <param name="sequenceLength">Tokens per prompt.</param>
+    /// <param name="hiddenSize">The embedding width.</param>
+    /// <param name="cancellationToken">Stops waiting for a captured graph's turn.</param>
+    internal UNetInvocation CreateInvocation(LatentShape sample, int predictionChannels, ReadOnlySpan<float> encoderHiddenStates, int sequenceLength, int hiddenSize,
         CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        if (encoderHiddenStates.Length != batch * sequenceLength * hiddenSize)
+        if (encoderHiddenStates.Length != sample.Batch * sequenceLength * hiddenSize)
         {
-            throw new ArgumentException($"Encoder hidden states of {encoderHiddenStates.Length} values do not match [{batch},{sequenceLength},{hiddenSize}].", nameof(encoderHiddenStates));
+            throw new ArgumentException($"Encoder hidden states of {encoderHiddenStates.Length} values do not match [{sample.Batch},{sequenceLength},{hiddenSize}].", nameof(encoderHiddenStates));
         }
 
-        long[] sampleShape = [batch, channels, height, width];
-        long[] hiddenShape = [batch, sequenceLength, hiddenSize];
+        long[] sampleShape = sample.ToDimensions();
+        long[] hiddenShape = [sample.Batch, sequenceLength, hiddenSize];
+        long[] outputShape = sample.WithChannels(OutChannels ?? predictionChannels).ToDimensions();
         if (!_cudaGraph)
         {
-            return Bind(sampleShape, hiddenShape, encoderHiddenStates);
+            return Bind(sampleShape, hiddenShape, outputShape, encoderHiddenStates);
         }
 
         // A captured graph replays fixed device addresses: one invocation serves every generation, one at a time.
         _graphLock.Wait(cancellationToken);
         try
         {
-            _graphInvocation ??= Bind(sampleShape, hiddenShape, encoderHiddenStates);
+            _graphInvocation ??= Bind(sampleShape, hiddenShape, outputShape, encoderHiddenStates);
             _graphShape ??= sampleShape;
             if (!_graphShape.SequenceEqual(sampleShape))
             {
@@ -182,13 +193,13 @@ public sealed class UNetModel : OnnxModel
         }
     }
 
-    private UNetInvocation Bind(long[] sampleShape, long[] hiddenShape, ReadOnlySpan<float> encoderHiddenStates)
+    private UNetInvocation Bind(long[] sampleShape, long[] hiddenShape, long[] outputShape, ReadOnlySpan<float> encoderHiddenStates)
     {
         long[] timestepShape = _timestep.Dimensions.Length == 0 ? [] : [FixedDimension(_timestep, 0) ?? sampleShape[0]];
         var sample = new OrtBuffer(SampleType, sampleShape);
         var timestep = new OrtBuffer(TimestepType, timestepShape);
         OrtBuffer hidden = CreateHiddenStates(encoderHiddenStates, hiddenShape);
-        var output = new OrtBuffer(Session.OutputMetadata[_outputName].ElementDataType, [sampleShape[0], 4, sampleShape[2], sampleShape[3]]);
+        var output = new OrtBuffer(Session.OutputMetadata[_outputName].ElementDataType, outputShape);
         return _deviceMemory is { } memory
             ? new DeviceUNetInvocation(Session, memory, DeviceThread, _outputName, sample, timestep, hidden, output)
             : new HostUNetInvocation(Session, DeviceThread, _outputName, sample, timestep, hidden, output);
@@ -248,7 +259,7 @@ internal abstract class UNetInvocation : IDisposable
     /// <summary>The sample input to fill before <see cref="Run"/>, [batch, channels, height, width].</summary>
     public abstract Span<float> Sample { get; }
 
-    /// <summary>The prediction after <see cref="Run"/>, [batch, 4, height, width].</summary>
+    /// <summary>The prediction after <see cref="Run"/>, [batch, latent channels, height, width].</summary>
     public abstract ReadOnlySpan<float> NoisePrediction { get; }
 
     /// <summary>Replaces the prompt embeddings.</summary>
