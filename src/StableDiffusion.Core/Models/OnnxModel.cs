@@ -155,7 +155,8 @@ public abstract class OnnxModel : IDisposable
     private static string Describe(IReadOnlyDictionary<string, NodeMetadata> metadata) =>
         metadata.Count == 0 ? "none" : string.Join(", ", metadata.Select(m => $"'{m.Key}' {Describe(m.Value)}"));
 
-    private static string Describe(NodeMetadata node) => node.IsTensor
+    /// <summary>A node's type and shape as an error message shows them, such as <c>Float[batch,4,64,64]</c>.</summary>
+    private protected static string Describe(NodeMetadata node) => node.IsTensor
         ? $"{node.ElementDataType}[{string.Join(",", node.Dimensions.Select((d, i) => d > 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture) : node.SymbolicDimensions.ElementAtOrDefault(i) is { Length: > 0 } s ? s : "?"))}]"
         : node.OnnxValueType.ToString();
 }

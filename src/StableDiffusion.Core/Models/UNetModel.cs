@@ -7,58 +7,64 @@ namespace StableDiffusion.Models;
 
 /// <summary>
 /// The denoising UNet (<c>unet/model.onnx</c>, weights possibly in an external file beside it): predicts the noise in a
-/// latent sample at a timestep, conditioned on the prompt embeddings. The timestep's element type (float32, float16, int64)
-/// and shape (scalar, [1] or [batch]) are read from the graph, as exports differ.
+/// latent sample at a timestep, conditioned on the prompt embeddings. Inputs are bound by name: the timestep's element
+/// type (float32, float16, int64) and shape (scalar, [1] or [batch]) are read from the graph, as exports differ, and any
+/// input beyond <c>sample</c>, <c>timestep</c> and <c>encoder_hidden_states</c> (<see cref="ExtraInputNames"/>) is
+/// written by an <see cref="IUNetInputContributor"/>.
 /// </summary>
 public sealed class UNetModel : OnnxModel
 {
-    private const string SampleName = "sample";
-    private const string TimestepName = "timestep";
-    private const string HiddenStatesName = "encoder_hidden_states";
+    internal const string SampleName = "sample";
+    internal const string TimestepName = "timestep";
+    internal const string HiddenStatesName = "encoder_hidden_states";
     private readonly string _outputName;
-    private readonly NodeMetadata _timestep;
+    private readonly NodeMetadata _sample;
+    private readonly NodeMetadata _hiddenStates;
     private readonly DeviceMemory? _deviceMemory;
-    private readonly bool _cudaGraph;
+    private readonly bool _capturesGraph;
     private readonly SemaphoreSlim _graphLock = new(1, 1);
-    private UNetInvocation? _graphInvocation;
-    private long[]? _graphShape;
+    private UNetBinding? _graphBinding;
 
     private UNetModel(InferenceSession session, string modelPath, SessionSettings settings)
         : base(session, ModelComponents.UNet, modelPath, settings)
     {
-        ExecutionProvider provider = settings.ExecutionProvider;
-        ExecutionProviderFamily family = ExecutionProviderFamily.Of(provider);
-        _cudaGraph = family.CapturesGraphs(provider);
-        _deviceMemory = (settings.IoBinding ?? true) ? family.CreateDeviceMemory(provider) : null;
-        if (_cudaGraph && _deviceMemory is null)
-        {
-            session.Dispose();
-            throw new ModelLoadException(
-                $"Graph capture ({family.GraphCaptureOption}) needs the UNet bound in device memory: keep SessionSettings.IoBinding on and {family.DeviceMemoryRequirement}.", modelPath);
-        }
-
         try
         {
-            NodeMetadata sample = RequireInput(SampleName, 4, TensorElementType.Float, TensorElementType.Float16);
-            _timestep = RequireInput(TimestepName, null, TensorElementType.Float, TensorElementType.Float16, TensorElementType.Int64, TensorElementType.Int32);
-            if (_timestep.Dimensions.Length > 1)
+            _sample = RequireInput(SampleName, 4, TensorElementType.Float, TensorElementType.Float16);
+            NodeMetadata timestep = RequireInput(TimestepName, null, TensorElementType.Float, TensorElementType.Float16, TensorElementType.Int64, TensorElementType.Int32);
+            if (timestep.Dimensions.Length > 1)
             {
-                throw new ModelLoadException($"The unet graph '{modelPath}' has a timestep input of rank {_timestep.Dimensions.Length}; expected a scalar or a vector.", modelPath);
+                throw new ModelLoadException($"The unet graph '{modelPath}' has a timestep input of rank {timestep.Dimensions.Length}; expected a scalar or a vector.", modelPath);
             }
 
-            NodeMetadata hidden = RequireInput(HiddenStatesName, 3, TensorElementType.Float, TensorElementType.Float16);
+            _hiddenStates = RequireInput(HiddenStatesName, 3, TensorElementType.Float, TensorElementType.Float16);
+            ExtraInputNames = [.. session.InputNames.Where(name => name is not (SampleName or TimestepName or HiddenStatesName))];
+            foreach (string name in ExtraInputNames)
+            {
+                // The types a binding converts to; anything else would fail deep inside a generation.
+                RequireInput(name, null, TensorElementType.Float, TensorElementType.Float16, TensorElementType.Int64, TensorElementType.Int32);
+            }
+
             _outputName = OutputNameOr("out_sample");
             NodeMetadata output = RequireOutput(_outputName, 4, TensorElementType.Float, TensorElementType.Float16);
-            SampleType = sample.ElementDataType;
-            HiddenStatesType = hidden.ElementDataType;
-            InChannels = FixedDimension(sample, 1);
+            TimestepType = timestep.ElementDataType;
+            InChannels = FixedDimension(_sample, 1);
             OutChannels = FixedDimension(output, 1);
-            CrossAttentionDim = FixedDimension(hidden, 2);
+            CrossAttentionDim = FixedDimension(_hiddenStates, 2);
+
+            ExecutionProvider provider = settings.ExecutionProvider;
+            ExecutionProviderFamily family = ExecutionProviderFamily.Of(provider);
+            _capturesGraph = family.CapturesGraphs(provider);
+            _deviceMemory = (settings.IoBinding ?? true) ? family.CreateDeviceMemory(provider) : null;
+            if (_capturesGraph && _deviceMemory is null)
+            {
+                throw new ModelLoadException(
+                    $"Graph capture ({family.GraphCaptureOption}) needs the UNet bound in device memory: keep SessionSettings.IoBinding on and {family.DeviceMemoryRequirement}.", modelPath);
+            }
         }
         catch
         {
-            _deviceMemory?.Dispose();
-            session.Dispose();
+            Dispose();
             throw;
         }
     }
@@ -73,13 +79,19 @@ public sealed class UNetModel : OnnxModel
     public int? CrossAttentionDim { get; }
 
     /// <summary>The element type of the sample input (Float16 for fp16 exports).</summary>
-    public TensorElementType SampleType { get; }
+    public TensorElementType SampleType => _sample.ElementDataType;
 
     /// <summary>The element type of the encoder hidden states input.</summary>
-    public TensorElementType HiddenStatesType { get; }
+    public TensorElementType HiddenStatesType => _hiddenStates.ElementDataType;
 
     /// <summary>The element type of the timestep input.</summary>
-    public TensorElementType TimestepType => _timestep.ElementDataType;
+    public TensorElementType TimestepType { get; }
+
+    /// <summary>
+    /// The graph's inputs beyond <c>sample</c>, <c>timestep</c> and <c>encoder_hidden_states</c> (such as LCM's
+    /// <c>timestep_cond</c>), in the graph's order: each must be written by an <see cref="IUNetInputContributor"/>.
+    /// </summary>
+    public IReadOnlyList<string> ExtraInputNames { get; }
 
     /// <summary>
     /// Whether the graph takes integer timesteps: fractional timesteps are then truncated, as diffusers' ONNX pipelines do.
@@ -88,11 +100,11 @@ public sealed class UNetModel : OnnxModel
     /// </summary>
     public bool HasIntegerTimestep => TimestepType is TensorElementType.Int64 or TensorElementType.Int32;
 
-    /// <summary>Whether each step copies only the latents to and from device memory (IOBinding).</summary>
+    /// <summary>Whether the inputs and output are bound in device memory (IOBinding), so each step copies only what changed (the latents).</summary>
     public bool UsesDeviceBinding => _deviceMemory is not null;
 
-    /// <summary>Whether the UNet replays a captured graph (CUDA graphs; generations on one pipeline then take turns in the loop).</summary>
-    public bool UsesCudaGraph => _cudaGraph;
+    /// <summary>Whether the UNet replays a captured graph (CUDA graphs); generations on one pipeline then take turns in the loop.</summary>
+    public bool UsesCudaGraph => _capturesGraph;
 
     /// <summary>Loads <c>unet/model.onnx</c>.</summary>
     /// <param name="modelPath">The graph file (external weights are found beside it).</param>
@@ -126,7 +138,20 @@ public sealed class UNetModel : OnnxModel
     /// <param name="encoderHiddenStates">The prompt embeddings, [batch, sequence, hidden].</param>
     /// <param name="destination">Where the prediction goes, [batch, latent channels, height, width].</param>
     /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>
-    public void Predict(ReadOnlyTensorSpan<float> sample, float timestep, ReadOnlyTensorSpan<float> encoderHiddenStates, TensorSpan<float> destination, RunOptions? runOptions = null)
+    /// <exception cref="ArgumentException">The shapes do not fit, or the graph takes <see cref="ExtraInputNames"/> (use the overload with contributors).</exception>
+    public void Predict(ReadOnlyTensorSpan<float> sample, float timestep, ReadOnlyTensorSpan<float> encoderHiddenStates, TensorSpan<float> destination, RunOptions? runOptions = null) =>
+        Predict(sample, timestep, encoderHiddenStates, destination, [], runOptions);
+
+    /// <summary>Predicts the noise in <paramref name="sample"/> at <paramref name="timestep"/>, with inputs beyond the usual three.</summary>
+    /// <param name="sample">The (scaled) latent input, [batch, channels, height, width].</param>
+    /// <param name="timestep">The timestep.</param>
+    /// <param name="encoderHiddenStates">The prompt embeddings, [batch, sequence, hidden].</param>
+    /// <param name="destination">Where the prediction goes, [batch, latent channels, height, width].</param>
+    /// <param name="inputs">The contributors of <see cref="ExtraInputNames"/>, called once as step 0 of 1.</param>
+    /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>
+    /// <exception cref="ArgumentException">The shapes do not fit, or the contributors do not write exactly <see cref="ExtraInputNames"/>.</exception>
+    public void Predict(ReadOnlyTensorSpan<float> sample, float timestep, ReadOnlyTensorSpan<float> encoderHiddenStates, TensorSpan<float> destination,
+        IReadOnlyList<IUNetInputContributor> inputs, RunOptions? runOptions = null)
     {
         ThrowIfDisposed();
         if (sample.Rank != 4 || encoderHiddenStates.Rank != 3 || destination.Rank != 4)
@@ -135,56 +160,61 @@ public sealed class UNetModel : OnnxModel
         }
 
         var shape = new LatentShape((int)sample.Lengths[0], (int)sample.Lengths[1], (int)sample.Lengths[2], (int)sample.Lengths[3]);
-        using UNetInvocation invocation = CreateInvocation(shape, (int)destination.Lengths[1],
-            encoderHiddenStates.AsSpan(), (int)encoderHiddenStates.Lengths[1], (int)encoderHiddenStates.Lengths[2]);
+        using UNetInvocation invocation = CreateInvocation(shape, (int)destination.Lengths[1], encoderHiddenStates, inputs, nameof(inputs));
         sample.AsSpan().CopyTo(invocation.Sample);
         using var owned = runOptions is null ? new RunOptions() : null;
-        invocation.Run(timestep, runOptions ?? owned!);
+        invocation.Run(new UNetStep(0, 1, timestep, Guided: false), runOptions ?? owned!);
         invocation.NoisePrediction.CopyTo(destination.AsSpan());
     }
 
     /// <summary>
-    /// Binds input and output buffers of one shape once, so that each denoising step only writes the sample and runs the
-    /// graph, with no allocation. With a CUDA graph the one bound invocation is shared, and this waits for its turn.
+    /// Binds every input and the output for calls of one shape once, so that each denoising step only writes the sample
+    /// (and what contributors change) and runs the graph, with no allocation. With a captured graph the one binding is
+    /// shared, and this waits for its turn.
     /// </summary>
     /// <param name="sample">The sample's shape.</param>
     /// <param name="predictionChannels">The channels of the prediction when the graph leaves them open (the latent channels).</param>
-    /// <param name="encoderHiddenStates">The prompt embeddings.</param>
-    /// <param name="sequenceLength">Tokens per prompt.</param>
-    /// <param name="hiddenSize">The embedding width.</param>
+    /// <param name="encoderHiddenStates">The prompt embeddings, [batch, sequence, hidden].</param>
+    /// <param name="contributors">The contributors of <see cref="ExtraInputNames"/>.</param>
+    /// <param name="contributorsName">The argument the contributors came from, for errors.</param>
     /// <param name="cancellationToken">Stops waiting for a captured graph's turn.</param>
-    internal UNetInvocation CreateInvocation(LatentShape sample, int predictionChannels, ReadOnlySpan<float> encoderHiddenStates, int sequenceLength, int hiddenSize,
-        CancellationToken cancellationToken = default)
+    internal UNetInvocation CreateInvocation(LatentShape sample, int predictionChannels, ReadOnlyTensorSpan<float> encoderHiddenStates,
+        IReadOnlyList<IUNetInputContributor> contributors, string contributorsName, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        if (encoderHiddenStates.Length != sample.Batch * sequenceLength * hiddenSize)
+        if (encoderHiddenStates.Rank != 3 || encoderHiddenStates.Lengths[0] != sample.Batch)
         {
-            throw new ArgumentException($"Encoder hidden states of {encoderHiddenStates.Length} values do not match [{sample.Batch},{sequenceLength},{hiddenSize}].", nameof(encoderHiddenStates));
+            throw new ArgumentException(
+                $"Encoder hidden states of shape [{string.Join(",", encoderHiddenStates.Lengths.ToArray())}] do not match a sample batch of {sample.Batch}; expected [{sample.Batch}, sequence, hidden].",
+                nameof(encoderHiddenStates));
         }
 
-        long[] sampleShape = sample.ToDimensions();
-        long[] hiddenShape = [sample.Batch, sequenceLength, hiddenSize];
+        IUNetInputContributor[] chosen = RequireContributors(contributors, contributorsName);
+        long[][] shapes = InputShapes(sample.ToDimensions(), [.. encoderHiddenStates.Lengths.ToArray().Select(d => (long)d)], chosen);
         long[] outputShape = sample.WithChannels(OutChannels ?? predictionChannels).ToDimensions();
-        if (!_cudaGraph)
+        if (!_capturesGraph)
         {
-            return Bind(sampleShape, hiddenShape, outputShape, encoderHiddenStates);
+            UNetBinding binding = Bind(shapes, outputShape);
+            try
+            {
+                binding.HiddenStates.Write(encoderHiddenStates.AsSpan());
+                return new UNetInvocation(binding, null, chosen, DeviceThread);
+            }
+            catch
+            {
+                binding.Dispose();
+                throw;
+            }
         }
 
-        // A captured graph replays fixed device addresses: one invocation serves every generation, one at a time.
+        // A captured graph replays fixed device addresses: one binding serves every generation, one at a time.
         _graphLock.Wait(cancellationToken);
         try
         {
-            _graphInvocation ??= Bind(sampleShape, hiddenShape, outputShape, encoderHiddenStates);
-            _graphShape ??= sampleShape;
-            if (!_graphShape.SequenceEqual(sampleShape))
-            {
-                throw new ArgumentException(
-                    $"The UNet's CUDA graph was captured for samples [{string.Join(",", _graphShape)}]; a replay cannot take [{string.Join(",", sampleShape)}]. Use one shape per pipeline (StaticShapeOptions).");
-            }
-
-            var lease = new GraphLease(_graphInvocation, _graphLock);
-            lease.SetEncoderHiddenStates(encoderHiddenStates);
-            return lease;
+            _graphBinding ??= Bind(shapes, outputShape);
+            RequireCapturedShapes(_graphBinding, shapes);
+            _graphBinding.HiddenStates.Write(encoderHiddenStates.AsSpan());
+            return new UNetInvocation(_graphBinding, _graphLock, chosen, DeviceThread);
         }
         catch
         {
@@ -193,146 +223,171 @@ public sealed class UNetModel : OnnxModel
         }
     }
 
-    private UNetInvocation Bind(long[] sampleShape, long[] hiddenShape, long[] outputShape, ReadOnlySpan<float> encoderHiddenStates)
+    /// <summary>
+    /// The contributors as an array, after checking that they write exactly <see cref="ExtraInputNames"/>, each once: a
+    /// missing input fails here, by name, rather than deep inside ONNX Runtime or silently as zeros.
+    /// </summary>
+    internal IUNetInputContributor[] RequireContributors(IReadOnlyList<IUNetInputContributor> contributors, string argumentName)
     {
-        long[] timestepShape = _timestep.Dimensions.Length == 0 ? [] : [FixedDimension(_timestep, 0) ?? sampleShape[0]];
-        var sample = new OrtBuffer(SampleType, sampleShape);
-        var timestep = new OrtBuffer(TimestepType, timestepShape);
-        OrtBuffer hidden = CreateHiddenStates(encoderHiddenStates, hiddenShape);
-        var output = new OrtBuffer(Session.OutputMetadata[_outputName].ElementDataType, outputShape);
-        return _deviceMemory is { } memory
-            ? new DeviceUNetInvocation(Session, memory, DeviceThread, _outputName, sample, timestep, hidden, output)
-            : new HostUNetInvocation(Session, DeviceThread, _outputName, sample, timestep, hidden, output);
-    }
-
-    private protected override void DisposeCore()
-    {
-        _graphInvocation?.Dispose();
-        _graphLock.Dispose();
-        _deviceMemory?.Dispose();
-    }
-
-    /// <summary>A turn on the shared CUDA-graph invocation; disposing it ends the turn, not the invocation.</summary>
-    private sealed class GraphLease(UNetInvocation inner, SemaphoreSlim gate) : UNetInvocation(null)
-    {
-        private int _released;
-
-        public override Span<float> Sample => inner.Sample;
-
-        public override ReadOnlySpan<float> NoisePrediction => inner.NoisePrediction;
-
-        public override void SetEncoderHiddenStates(ReadOnlySpan<float> values) => inner.SetEncoderHiddenStates(values);
-
-        public override void Run(float timestep, RunOptions runOptions) => inner.Run(timestep, runOptions);
-
-        public override void Dispose()
+        ArgumentNullException.ThrowIfNull(contributors, argumentName);
+        var writers = new Dictionary<string, IUNetInputContributor>(StringComparer.Ordinal);
+        foreach (IUNetInputContributor contributor in contributors)
         {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
+            if (contributor is null)
             {
-                gate.Release();
+                throw new ArgumentException("The UNet input contributors contain null.", argumentName);
+            }
+
+            foreach (string name in contributor.InputNames)
+            {
+                if (name is SampleName or TimestepName or HiddenStatesName)
+                {
+                    throw new ArgumentException(
+                        $"{contributor.GetType().Name} writes the UNet input '{name}', which the pipeline fills itself; contributors write the UNet's other inputs ({ListOrNone(ExtraInputNames)}).", argumentName);
+                }
+
+                if (!ExtraInputNames.Contains(name))
+                {
+                    throw new ArgumentException(
+                        $"{contributor.GetType().Name} writes the UNet input '{name}', which the UNet '{ModelPath}' does not take (its inputs: {string.Join(", ", Session.InputNames.Select(n => $"'{n}'"))}).", argumentName);
+                }
+
+                if (!writers.TryAdd(name, contributor))
+                {
+                    throw new ArgumentException($"Both {writers[name].GetType().Name} and {contributor.GetType().Name} write the UNet input '{name}'; give it one contributor.", argumentName);
+                }
+            }
+        }
+
+        foreach (string name in ExtraInputNames)
+        {
+            if (!writers.ContainsKey(name))
+            {
+                throw new ArgumentException(
+                    $"The UNet '{ModelPath}' takes an input '{name}' ({Describe(Session.InputMetadata[name])}) that nothing supplies. " +
+                    $"Add an {nameof(IUNetInputContributor)} that writes it to the request's UNetInputs (diffusers passes such inputs to the UNet as keyword arguments).",
+                    argumentName);
+            }
+        }
+
+        return [.. contributors];
+    }
+
+    private static string ListOrNone(IReadOnlyList<string> names) => names.Count == 0 ? "this UNet has none" : string.Join(", ", names.Select(n => $"'{n}'"));
+
+    /// <summary>
+    /// Each input's shape, in the graph's order: the sample's and the prompt embeddings' as given, and the others from the
+    /// graph, a contributor's <see cref="IUNetInputContributor.ShapeOf"/> overriding: fixed dimensions as they are, a
+    /// symbolic one by its name among the sample's and embeddings' dimensions, a first one the batch.
+    /// </summary>
+    private long[][] InputShapes(long[] sampleShape, long[] hiddenShape, IUNetInputContributor[] contributors)
+    {
+        var known = new Dictionary<string, long>(StringComparer.Ordinal);
+        AddSymbols(_sample, sampleShape, known);
+        AddSymbols(_hiddenStates, hiddenShape, known);
+        IReadOnlyList<string> names = Session.InputNames;
+        var shapes = new long[names.Count][];
+        for (int i = 0; i < names.Count; i++)
+        {
+            string name = names[i];
+            shapes[i] = name switch
+            {
+                SampleName => sampleShape,
+                HiddenStatesName => hiddenShape,
+                _ => contributors.FirstOrDefault(c => c.InputNames.Contains(name))?.ShapeOf(name, sampleShape) is { } given
+                    ? Checked(name, given)
+                    : FromGraph(name, sampleShape[0], known),
+            };
+        }
+
+        return shapes;
+    }
+
+    private static void AddSymbols(NodeMetadata node, long[] shape, Dictionary<string, long> known)
+    {
+        for (int d = 0; d < node.Dimensions.Length && d < shape.Length; d++)
+        {
+            if (node.Dimensions[d] <= 0 && node.SymbolicDimensions.ElementAtOrDefault(d) is { Length: > 0 } symbol)
+            {
+                known.TryAdd(symbol, shape[d]);
             }
         }
     }
 
-    private OrtBuffer CreateHiddenStates(ReadOnlySpan<float> values, long[] shape)
+    private long[] FromGraph(string name, long batch, Dictionary<string, long> known)
     {
-        var buffer = new OrtBuffer(HiddenStatesType, shape);
-        buffer.Write(values);
-        return buffer;
-    }
-}
-
-/// <summary>A UNet call of fixed shape whose buffers are bound once and reused for every step of a generation. Not thread-safe.</summary>
-internal abstract class UNetInvocation : IDisposable
-{
-    private readonly DeviceThread? _thread;
-    private readonly Action? _runOnThread;
-    private float _pendingTimestep;
-    private RunOptions? _pendingOptions;
-
-    private protected UNetInvocation(DeviceThread? thread)
-    {
-        _thread = thread;
-        _runOnThread = thread is null ? null : () => RunCore(_pendingTimestep, _pendingOptions!);
-    }
-
-    /// <summary>The sample input to fill before <see cref="Run"/>, [batch, channels, height, width].</summary>
-    public abstract Span<float> Sample { get; }
-
-    /// <summary>The prediction after <see cref="Run"/>, [batch, latent channels, height, width].</summary>
-    public abstract ReadOnlySpan<float> NoisePrediction { get; }
-
-    /// <summary>Replaces the prompt embeddings.</summary>
-    public abstract void SetEncoderHiddenStates(ReadOnlySpan<float> values);
-
-    /// <summary>Runs the UNet at <paramref name="timestep"/>, on the device thread when the session is on CUDA.</summary>
-    public virtual void Run(float timestep, RunOptions runOptions)
-    {
-        if (_thread is null)
+        NodeMetadata node = Session.InputMetadata[name];
+        var shape = new long[node.Dimensions.Length];
+        for (int d = 0; d < shape.Length; d++)
         {
-            RunCore(timestep, runOptions);
-            return;
+            string? symbol = node.SymbolicDimensions.ElementAtOrDefault(d);
+            shape[d] = node.Dimensions[d] > 0 ? node.Dimensions[d]
+                : symbol is { Length: > 0 } && known.TryGetValue(symbol, out long size) ? size
+                : d == 0 ? batch
+                : throw new ArgumentException(
+                    $"The UNet input '{name}' ({Describe(node)}) has a dimension {d} ('{symbol}') that neither the graph nor the sample fixes: return its shape from the contributor's " +
+                    $"{nameof(IUNetInputContributor.ShapeOf)}, or fix the dimension with SessionSettings.FreeDimensionOverrides.");
         }
 
-        // A cached delegate and fields, so a step allocates nothing.
-        _pendingTimestep = timestep;
-        _pendingOptions = runOptions;
-        _thread.Invoke(_runOnThread!);
+        return shape;
     }
 
-    public abstract void Dispose();
-
-    private protected virtual void RunCore(float timestep, RunOptions runOptions) => throw new NotSupportedException();
-}
-
-/// <summary>Pinned host buffers bound as OrtValues: ONNX Runtime copies them to the device (if any) inside each run.</summary>
-internal sealed class HostUNetInvocation : UNetInvocation
-{
-    private static readonly string[] InputNames = ["sample", "timestep", "encoder_hidden_states"];
-    private readonly InferenceSession _session;
-    private readonly string[] _outputNames;
-    private readonly OrtBuffer _sample;
-    private readonly OrtBuffer _timestep;
-    private readonly OrtBuffer _hiddenStates;
-    private readonly OrtBuffer _output;
-    private readonly OrtValue[] _inputs;
-    private readonly OrtValue[] _outputs;
-    private readonly float[] _timestepValues;
-
-    internal HostUNetInvocation(InferenceSession session, DeviceThread? thread, string outputName, OrtBuffer sample, OrtBuffer timestep, OrtBuffer hiddenStates, OrtBuffer output)
-        : base(thread)
+    private long[] Checked(string name, long[] given)
     {
-        _session = session;
-        _outputNames = [outputName];
-        _sample = sample;
-        _timestep = timestep;
-        _hiddenStates = hiddenStates;
-        _output = output;
-        _inputs = [sample.Value, timestep.Value, hiddenStates.Value];
-        _outputs = [output.Value];
-        _timestepValues = new float[timestep.Length];
+        NodeMetadata node = Session.InputMetadata[name];
+        bool fits = given.Length == node.Dimensions.Length && given.Select((size, d) => size > 0 && (node.Dimensions[d] <= 0 || node.Dimensions[d] == size)).All(ok => ok);
+        return fits
+            ? [.. given]
+            : throw new ArgumentException($"A contributor gives the UNet input '{name}' the shape [{string.Join(", ", given)}], which does not fit the graph's {Describe(node)}.");
     }
 
-    public override Span<float> Sample => _sample.Single;
-
-    public override ReadOnlySpan<float> NoisePrediction => _output.Single;
-
-    public override void SetEncoderHiddenStates(ReadOnlySpan<float> values) => _hiddenStates.Write(values);
-
-    private protected override void RunCore(float timestep, RunOptions runOptions)
+    private UNetBinding Bind(long[][] shapes, long[] outputShape)
     {
-        _timestepValues.AsSpan().Fill(timestep);
-        _timestep.Write(_timestepValues);
-        _sample.Commit();
-        _session.Run(runOptions, InputNames, _inputs, _outputNames, _outputs);
-        _output.Refresh();
+        IReadOnlyList<string> names = Session.InputNames;
+        var inputs = new List<UNetInput>(names.Count);
+        OrtBuffer? output = null;
+        try
+        {
+            for (int i = 0; i < names.Count; i++)
+            {
+                inputs.Add(new UNetInput(names[i], new OrtBuffer(Session.InputMetadata[names[i]].ElementDataType, shapes[i])));
+            }
+
+            output = new OrtBuffer(Session.OutputMetadata[_outputName].ElementDataType, outputShape);
+            var bound = new UNetInputs([.. inputs]);
+            return _deviceMemory is { } memory
+                ? new DeviceUNetBinding(Session, memory, bound, _outputName, output)
+                : new HostUNetBinding(Session, bound, _outputName, output);
+        }
+        catch
+        {
+            foreach (UNetInput input in inputs)
+            {
+                input.Buffer.Dispose();
+            }
+
+            output?.Dispose();
+            throw;
+        }
     }
 
-    public override void Dispose()
+    private static void RequireCapturedShapes(UNetBinding binding, long[][] shapes)
     {
-        _sample.Dispose();
-        _timestep.Dispose();
-        _hiddenStates.Dispose();
-        _output.Dispose();
+        UNetInput[] inputs = binding.Inputs.All;
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            if (!inputs[i].Shape.SequenceEqual(shapes[i]))
+            {
+                throw new ArgumentException(
+                    $"The UNet's graph was captured with '{inputs[i].Name}' of shape [{string.Join(",", inputs[i].Shape.ToArray())}]; a replay cannot take [{string.Join(",", shapes[i])}]. Use one shape per pipeline (StaticShapeOptions).");
+            }
+        }
+    }
+
+    private protected override void DisposeCore()
+    {
+        _graphBinding?.Dispose();
+        _graphLock.Dispose();
+        _deviceMemory?.Dispose();
     }
 }

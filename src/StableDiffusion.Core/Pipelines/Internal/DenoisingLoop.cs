@@ -8,7 +8,10 @@ using StableDiffusion.Schedulers;
 
 namespace StableDiffusion.Pipelines.Internal;
 
-/// <summary>What differs between the pipelines inside the loop: how the UNet input is built and what happens after a step.</summary>
+/// <summary>
+/// What differs between the pipelines inside the loop: how the UNet sample is built and what happens after a step. Inputs
+/// the UNet takes besides the sample come from the request's <see cref="DiffusionRequest.UNetInputs"/>.
+/// </summary>
 internal class DenoisingHooks
 {
     public static readonly DenoisingHooks None = new();
@@ -67,7 +70,7 @@ internal static partial class DenoisingLoop
         bool halfLatents = components.UNet.SampleType == TensorElementType.Float16;
 
         using UNetInvocation unet = components.UNet.CreateInvocation(input.WithChannels(hooks.UNetChannels(shape.Channels)), shape.Channels,
-            prompt.Embeddings, prompt.SequenceLength, prompt.HiddenSize, scope.CancellationToken);
+            prompt.ToTensor(), request.UNetInputs, nameof(request.UNetInputs), scope.CancellationToken);
         // The scaled latents go straight into the UNet's input unless the pipeline adds channels (inpainting UNets).
         float[]? staging = hooks.ComposesInput ? new float[input.ElementCount] : null;
         var guidedNoise = prompt.Guided ? new float[latentLength] : null;
@@ -103,7 +106,7 @@ internal static partial class DenoisingLoop
                 hooks.ComposeInput(staging, unet.Sample);
             }
 
-            scope.RunUNet(unet, t);
+            scope.RunUNet(unet, new UNetStep(i, timesteps.Count, t, prompt.Guided));
 
             // Guidance: uncond + g * (text - uncond), optionally rescaled.
             ReadOnlySpan<float> prediction = unet.NoisePrediction;

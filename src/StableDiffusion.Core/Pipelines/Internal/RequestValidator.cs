@@ -121,6 +121,7 @@ internal static class RequestValidator
             throw new ArgumentException("Pass either Seed or Generator, not both.", nameof(request));
         }
 
+        components.UNet.RequireContributors(request.UNetInputs, nameof(DiffusionRequest.UNetInputs));
         return batch;
     }
 
