@@ -156,7 +156,7 @@ public abstract class OnnxModel : IDisposable
         metadata.Count == 0 ? "none" : string.Join(", ", metadata.Select(m => $"'{m.Key}' {Describe(m.Value)}"));
 
     /// <summary>A node's type and shape as an error message shows them, such as <c>Float[batch,4,64,64]</c>.</summary>
-    private protected static string Describe(NodeMetadata node) => node.IsTensor
+    internal static string Describe(NodeMetadata node) => node.IsTensor
         ? $"{node.ElementDataType}[{string.Join(",", node.Dimensions.Select((d, i) => d > 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture) : node.SymbolicDimensions.ElementAtOrDefault(i) is { Length: > 0 } s ? s : "?"))}]"
         : node.OnnxValueType.ToString();
 }

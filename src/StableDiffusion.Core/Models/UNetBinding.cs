@@ -15,9 +15,9 @@ internal abstract class UNetBinding : IDisposable
     private protected UNetBinding(UNetInputs inputs, OrtBuffer output)
     {
         Inputs = inputs;
-        Sample = inputs[UNetModel.SampleName];
-        Timestep = inputs[UNetModel.TimestepName];
-        HiddenStates = inputs[UNetModel.HiddenStatesName];
+        Sample = inputs[UNetSignature.SampleName];
+        Timestep = inputs[UNetSignature.TimestepName];
+        HiddenStates = inputs[UNetSignature.HiddenStatesName];
         Output = output;
         _timestepValues = new float[Timestep.Length];
     }

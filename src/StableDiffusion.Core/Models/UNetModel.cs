@@ -14,9 +14,6 @@ namespace StableDiffusion.Models;
 /// </summary>
 public sealed class UNetModel : OnnxModel
 {
-    internal const string SampleName = "sample";
-    internal const string TimestepName = "timestep";
-    internal const string HiddenStatesName = "encoder_hidden_states";
     private readonly string _outputName;
     private readonly NodeMetadata _sample;
     private readonly NodeMetadata _hiddenStates;
@@ -30,16 +27,16 @@ public sealed class UNetModel : OnnxModel
     {
         try
         {
-            _sample = RequireInput(SampleName, 4, TensorElementType.Float, TensorElementType.Float16);
-            NodeMetadata timestep = RequireInput(TimestepName, null, TensorElementType.Float, TensorElementType.Float16, TensorElementType.Int64, TensorElementType.Int32);
+            _sample = RequireInput(UNetSignature.SampleName, 4, TensorElementType.Float, TensorElementType.Float16);
+            NodeMetadata timestep = RequireInput(UNetSignature.TimestepName, null, TensorElementType.Float, TensorElementType.Float16, TensorElementType.Int64, TensorElementType.Int32);
             if (timestep.Dimensions.Length > 1)
             {
                 throw new ModelLoadException($"The unet graph '{modelPath}' has a timestep input of rank {timestep.Dimensions.Length}; expected a scalar or a vector.", modelPath);
             }
 
-            _hiddenStates = RequireInput(HiddenStatesName, 3, TensorElementType.Float, TensorElementType.Float16);
-            ExtraInputNames = [.. session.InputNames.Where(name => name is not (SampleName or TimestepName or HiddenStatesName))];
-            foreach (string name in ExtraInputNames)
+            _hiddenStates = RequireInput(UNetSignature.HiddenStatesName, 3, TensorElementType.Float, TensorElementType.Float16);
+            Inputs = new UNetSignature(session, modelPath);
+            foreach (string name in Inputs.ExtraNames)
             {
                 // The types a binding converts to; anything else would fail deep inside a generation.
                 RequireInput(name, null, TensorElementType.Float, TensorElementType.Float16, TensorElementType.Int64, TensorElementType.Int32);
@@ -91,7 +88,10 @@ public sealed class UNetModel : OnnxModel
     /// The graph's inputs beyond <c>sample</c>, <c>timestep</c> and <c>encoder_hidden_states</c> (such as LCM's
     /// <c>timestep_cond</c>), in the graph's order: each must be written by an <see cref="IUNetInputContributor"/>.
     /// </summary>
-    public IReadOnlyList<string> ExtraInputNames { get; }
+    public IReadOnlyList<string> ExtraInputNames => Inputs.ExtraNames;
+
+    /// <summary>The graph's inputs by name: which the pipeline fills, which contributors write, and their shapes for a call.</summary>
+    internal UNetSignature Inputs { get; }
 
     /// <summary>
     /// Whether the graph takes integer timesteps: fractional timesteps are then truncated, as diffusers' ONNX pipelines do.
@@ -124,7 +124,7 @@ public sealed class UNetModel : OnnxModel
     {
         try
         {
-            return File.Exists(modelPath) ? OnnxGraphSurgery.RetypeIntegerInputToFloat(modelPath, TimestepName) : null;
+            return File.Exists(modelPath) ? OnnxGraphSurgery.RetypeIntegerInputToFloat(modelPath, UNetSignature.TimestepName) : null;
         }
         catch (InvalidDataException)
         {
@@ -189,8 +189,8 @@ public sealed class UNetModel : OnnxModel
                 nameof(encoderHiddenStates));
         }
 
-        IUNetInputContributor[] chosen = RequireContributors(contributors, contributorsName);
-        long[][] shapes = InputShapes(sample.ToDimensions(), [.. encoderHiddenStates.Lengths.ToArray().Select(d => (long)d)], chosen);
+        IUNetInputContributor[] chosen = Inputs.RequireContributors(contributors, contributorsName);
+        long[][] shapes = Inputs.Shapes(sample.ToDimensions(), [.. encoderHiddenStates.Lengths.ToArray().Select(d => (long)d)], chosen);
         long[] outputShape = sample.WithChannels(OutChannels ?? predictionChannels).ToDimensions();
         if (!_capturesGraph)
         {
@@ -223,134 +223,16 @@ public sealed class UNetModel : OnnxModel
         }
     }
 
-    /// <summary>
-    /// The contributors as an array, after checking that they write exactly <see cref="ExtraInputNames"/>, each once: a
-    /// missing input fails here, by name, rather than deep inside ONNX Runtime or silently as zeros.
-    /// </summary>
-    internal IUNetInputContributor[] RequireContributors(IReadOnlyList<IUNetInputContributor> contributors, string argumentName)
-    {
-        ArgumentNullException.ThrowIfNull(contributors, argumentName);
-        var writers = new Dictionary<string, IUNetInputContributor>(StringComparer.Ordinal);
-        foreach (IUNetInputContributor contributor in contributors)
-        {
-            if (contributor is null)
-            {
-                throw new ArgumentException("The UNet input contributors contain null.", argumentName);
-            }
-
-            foreach (string name in contributor.InputNames)
-            {
-                if (name is SampleName or TimestepName or HiddenStatesName)
-                {
-                    throw new ArgumentException(
-                        $"{contributor.GetType().Name} writes the UNet input '{name}', which the pipeline fills itself; contributors write the UNet's other inputs ({ListOrNone(ExtraInputNames)}).", argumentName);
-                }
-
-                if (!ExtraInputNames.Contains(name))
-                {
-                    throw new ArgumentException(
-                        $"{contributor.GetType().Name} writes the UNet input '{name}', which the UNet '{ModelPath}' does not take (its inputs: {string.Join(", ", Session.InputNames.Select(n => $"'{n}'"))}).", argumentName);
-                }
-
-                if (!writers.TryAdd(name, contributor))
-                {
-                    throw new ArgumentException($"Both {writers[name].GetType().Name} and {contributor.GetType().Name} write the UNet input '{name}'; give it one contributor.", argumentName);
-                }
-            }
-        }
-
-        foreach (string name in ExtraInputNames)
-        {
-            if (!writers.ContainsKey(name))
-            {
-                throw new ArgumentException(
-                    $"The UNet '{ModelPath}' takes an input '{name}' ({Describe(Session.InputMetadata[name])}) that nothing supplies. " +
-                    $"Add an {nameof(IUNetInputContributor)} that writes it to the request's UNetInputs (diffusers passes such inputs to the UNet as keyword arguments).",
-                    argumentName);
-            }
-        }
-
-        return [.. contributors];
-    }
-
-    private static string ListOrNone(IReadOnlyList<string> names) => names.Count == 0 ? "this UNet has none" : string.Join(", ", names.Select(n => $"'{n}'"));
-
-    /// <summary>
-    /// Each input's shape, in the graph's order: the sample's and the prompt embeddings' as given, and the others from the
-    /// graph, a contributor's <see cref="IUNetInputContributor.ShapeOf"/> overriding: fixed dimensions as they are, a
-    /// symbolic one by its name among the sample's and embeddings' dimensions, a first one the batch.
-    /// </summary>
-    private long[][] InputShapes(long[] sampleShape, long[] hiddenShape, IUNetInputContributor[] contributors)
-    {
-        var known = new Dictionary<string, long>(StringComparer.Ordinal);
-        AddSymbols(_sample, sampleShape, known);
-        AddSymbols(_hiddenStates, hiddenShape, known);
-        IReadOnlyList<string> names = Session.InputNames;
-        var shapes = new long[names.Count][];
-        for (int i = 0; i < names.Count; i++)
-        {
-            string name = names[i];
-            shapes[i] = name switch
-            {
-                SampleName => sampleShape,
-                HiddenStatesName => hiddenShape,
-                _ => contributors.FirstOrDefault(c => c.InputNames.Contains(name))?.ShapeOf(name, sampleShape) is { } given
-                    ? Checked(name, given)
-                    : FromGraph(name, sampleShape[0], known),
-            };
-        }
-
-        return shapes;
-    }
-
-    private static void AddSymbols(NodeMetadata node, long[] shape, Dictionary<string, long> known)
-    {
-        for (int d = 0; d < node.Dimensions.Length && d < shape.Length; d++)
-        {
-            if (node.Dimensions[d] <= 0 && node.SymbolicDimensions.ElementAtOrDefault(d) is { Length: > 0 } symbol)
-            {
-                known.TryAdd(symbol, shape[d]);
-            }
-        }
-    }
-
-    private long[] FromGraph(string name, long batch, Dictionary<string, long> known)
-    {
-        NodeMetadata node = Session.InputMetadata[name];
-        var shape = new long[node.Dimensions.Length];
-        for (int d = 0; d < shape.Length; d++)
-        {
-            string? symbol = node.SymbolicDimensions.ElementAtOrDefault(d);
-            shape[d] = node.Dimensions[d] > 0 ? node.Dimensions[d]
-                : symbol is { Length: > 0 } && known.TryGetValue(symbol, out long size) ? size
-                : d == 0 ? batch
-                : throw new ArgumentException(
-                    $"The UNet input '{name}' ({Describe(node)}) has a dimension {d} ('{symbol}') that neither the graph nor the sample fixes: return its shape from the contributor's " +
-                    $"{nameof(IUNetInputContributor.ShapeOf)}, or fix the dimension with SessionSettings.FreeDimensionOverrides.");
-        }
-
-        return shape;
-    }
-
-    private long[] Checked(string name, long[] given)
-    {
-        NodeMetadata node = Session.InputMetadata[name];
-        bool fits = given.Length == node.Dimensions.Length && given.Select((size, d) => size > 0 && (node.Dimensions[d] <= 0 || node.Dimensions[d] == size)).All(ok => ok);
-        return fits
-            ? [.. given]
-            : throw new ArgumentException($"A contributor gives the UNet input '{name}' the shape [{string.Join(", ", given)}], which does not fit the graph's {Describe(node)}.");
-    }
-
     private UNetBinding Bind(long[][] shapes, long[] outputShape)
     {
-        IReadOnlyList<string> names = Session.InputNames;
+        IReadOnlyList<string> names = Inputs.Names;
         var inputs = new List<UNetInput>(names.Count);
         OrtBuffer? output = null;
         try
         {
             for (int i = 0; i < names.Count; i++)
             {
-                inputs.Add(new UNetInput(names[i], new OrtBuffer(Session.InputMetadata[names[i]].ElementDataType, shapes[i])));
+                inputs.Add(new UNetInput(names[i], new OrtBuffer(Inputs.ElementType(names[i]), shapes[i])));
             }
 
             output = new OrtBuffer(Session.OutputMetadata[_outputName].ElementDataType, outputShape);

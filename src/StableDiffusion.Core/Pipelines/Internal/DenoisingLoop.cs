@@ -19,8 +19,8 @@ internal class DenoisingHooks
     /// <summary>Whether <see cref="ComposeInput"/> builds the UNet sample; otherwise the scaled latents are the sample.</summary>
     public virtual bool ComposesInput => false;
 
-    /// <summary>The UNet sample's channels for latents of <paramref name="latentChannels"/> (more for inpainting UNets).</summary>
-    public virtual int UNetChannels(int latentChannels) => latentChannels;
+    /// <summary>The UNet sample's shape for the scaled latent input of shape <paramref name="input"/> (more channels for inpainting UNets).</summary>
+    public virtual LatentShape UNetSample(LatentShape input) => input;
 
     /// <summary>Builds the UNet sample from the scaled latent input [batch, latent channels, h, w].</summary>
     public virtual void ComposeInput(ReadOnlySpan<float> scaledInput, Span<float> unetSample) => throw new NotSupportedException();
@@ -39,7 +39,7 @@ internal static partial class DenoisingLoop
         float[] latents, LatentShape shape, DiffusionRequest request, INoiseGenerator generator, DenoisingHooks hooks, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.Denoising, 0, timesteps.Count);
-        LatentShape sample = shape.WithBatch(prompt.UNetBatch).WithChannels(hooks.UNetChannels(shape.Channels));
+        LatentShape sample = hooks.UNetSample(shape.WithBatch(prompt.UNetBatch));
         scope.Stage(() =>
         {
             RunCore(components, scheduler, timesteps, prompt, latents, shape, request, generator, hooks, scope, logger);
@@ -69,7 +69,7 @@ internal static partial class DenoisingLoop
         nint[] inputLengths = input.ToLengths();
         bool halfLatents = components.UNet.SampleType == TensorElementType.Float16;
 
-        using UNetInvocation unet = components.UNet.CreateInvocation(input.WithChannels(hooks.UNetChannels(shape.Channels)), shape.Channels,
+        using UNetInvocation unet = components.UNet.CreateInvocation(hooks.UNetSample(input), shape.Channels,
             prompt.ToTensor(), request.UNetInputs, nameof(request.UNetInputs), scope.CancellationToken);
         // The scaled latents go straight into the UNet's input unless the pipeline adds channels (inpainting UNets).
         float[]? staging = hooks.ComposesInput ? new float[input.ElementCount] : null;

@@ -18,11 +18,11 @@ internal sealed class InpaintUNetInput(float[] mask, float[] maskedImageLatents,
     /// <summary>An inpainting UNet's input channels: latents, mask and masked image latents, twice the latent channels and one.</summary>
     public static int Channels(int latentChannels) => (2 * latentChannels) + 1;
 
-    public override int UNetChannels(int latentChannels) => Channels(latentChannels);
+    public override LatentShape UNetSample(LatentShape input) => input.WithChannels(Channels(input.Channels));
 
     public override void ComposeInput(ReadOnlySpan<float> scaledInput, Span<float> unetSample)
     {
-        int plane = shape.PlaneLength, latentRow = shape.RowLength, sampleRow = UNetChannels(shape.Channels) * plane;
+        int plane = shape.PlaneLength, latentRow = shape.RowLength, sampleRow = Channels(shape.Channels) * plane;
         int batch = scaledInput.Length / latentRow;
         for (int b = 0; b < batch; b++)
         {

@@ -121,7 +121,7 @@ internal static class RequestValidator
             throw new ArgumentException("Pass either Seed or Generator, not both.", nameof(request));
         }
 
-        components.UNet.RequireContributors(request.UNetInputs, nameof(DiffusionRequest.UNetInputs));
+        components.UNet.Inputs.RequireContributors(request.UNetInputs, nameof(DiffusionRequest.UNetInputs));
         return batch;
     }
 
