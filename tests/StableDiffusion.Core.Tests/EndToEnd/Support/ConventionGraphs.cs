@@ -55,15 +55,16 @@ internal static class ConventionGraphs
     /// The float32 stand-in UNet with a per-channel offset added to its prediction: a graph input <paramref name="name"/>
     /// of shape <paramref name="dimensions"/> ([batch, 4]; a UNet input beyond the usual three, as LCM's <c>timestep_cond</c>),
     /// or, given <paramref name="constant"/>, the same offset built in as a [1, 4] initializer. Fed the constant on every
-    /// row, the two graphs compute exactly the same thing.
+    /// row, the two graphs compute exactly the same thing. <paramref name="hiddenSize"/> is the prompt embeddings' width
+    /// (a number, or a name to take any text encoder's).
     /// </summary>
-    public static byte[] UNetWithOffset(string name, Dim[]? dimensions = null, float[]? constant = null)
+    public static byte[] UNetWithOffset(string name, Dim[]? dimensions = null, float[]? constant = null, Dim? hiddenSize = null)
     {
         var graph = new GraphBuilder();
         Value sample = graph.Input("sample", Float, "batch", 4, "height", "width");
         Value offset = constant is null ? graph.Input(name, Float, dimensions ?? ["batch", 4]) : graph.Initializer(name, [1, 4], constant);
         Value timestep = graph.Input("timestep", Float, 1);
-        Value hiddenStates = graph.Input("encoder_hidden_states", Float, "batch", 77, 32);
+        Value hiddenStates = graph.Input("encoder_hidden_states", Float, "batch", 77, hiddenSize ?? 32);
         Value prediction = Prediction(sample, timestep, hiddenStates, 0.001f) + offset.Reshape(-1, 4, 1, 1);
         graph.Output(prediction, "out_sample", "batch", 4, "height", "width");
         return graph.ToBytes();
