@@ -10,7 +10,10 @@ namespace StableDiffusion.ExecutionProviders;
 /// model's buffers are bound in its device memory and replayed as a captured graph. One subclass per family in
 /// <c>Families/</c>; <see cref="ExecutionProvider"/> (the public API) names which family a component runs on.
 /// </summary>
-internal abstract class ExecutionProviderFamily
+/// <param name="ortName">ONNX Runtime's name of the provider.</param>
+/// <param name="names">Our short names for it.</param>
+/// <param name="package">The native package that carries it.</param>
+internal abstract class ExecutionProviderFamily(string ortName, string[] names, string package)
 {
     // The families the SDK configures. A name matching none is appended as ONNX Runtime's own (NamedProvider).
     private static readonly ExecutionProviderFamily[] Known =
@@ -20,13 +23,13 @@ internal abstract class ExecutionProviderFamily
     ];
 
     /// <summary>ONNX Runtime's name of the provider, such as <c>CUDAExecutionProvider</c>.</summary>
-    public abstract string OrtName { get; }
+    public string OrtName => ortName;
 
     /// <summary>Our short names for it, such as <c>CUDA</c> (matched in any case, as <see cref="OrtName"/> is); the first names its threads.</summary>
-    public abstract IReadOnlyList<string> Names { get; }
+    public IReadOnlyList<string> Names => names;
 
     /// <summary>The native package (and what the machine needs) that carries the provider, named when it is missing.</summary>
-    public abstract string Package { get; }
+    public string Package => package;
 
     /// <summary>Whether its sessions keep state per calling thread, so that every call of a session goes through one
     /// <see cref="DeviceThread"/>.</summary>
@@ -45,8 +48,10 @@ internal abstract class ExecutionProviderFamily
         return Known.FirstOrDefault(family => family.IsNamed(provider.Name)) ?? new NamedProvider(provider.Name);
     }
 
-    /// <summary>Appends the provider, with its options, to a session's options.</summary>
-    public abstract void Append(SessionOptions options, ExecutionProvider provider);
+    /// <summary>Appends the provider, with its options, to a session's options; by default through ONNX Runtime's by-name
+    /// call with the options as given (CoreML, OpenVINO, and providers without a family of their own).</summary>
+    public virtual void Append(SessionOptions options, ExecutionProvider provider) =>
+        options.AppendExecutionProvider(OrtName.Replace("ExecutionProvider", string.Empty, StringComparison.Ordinal), new Dictionary<string, string>(provider.Options));
 
     /// <summary>
     /// The device memory that a model's inputs and outputs are bound in (IOBinding), so that a step copies only what
@@ -62,10 +67,6 @@ internal abstract class ExecutionProviderFamily
     /// <summary>The provider's options with its <c>device_id</c>, for providers configured through an options object.</summary>
     private protected static Dictionary<string, string> WithDevice(ExecutionProvider provider) =>
         new(provider.Options) { ["device_id"] = provider.DeviceId.ToString(CultureInfo.InvariantCulture) };
-
-    /// <summary>Appends a provider through ONNX Runtime's by-name call, with its options as given.</summary>
-    private protected void AppendByName(SessionOptions options, ExecutionProvider provider) =>
-        options.AppendExecutionProvider(OrtName.Replace("ExecutionProvider", string.Empty, StringComparison.Ordinal), new Dictionary<string, string>(provider.Options));
 
     private bool IsNamed(string name) =>
         string.Equals(name, OrtName, StringComparison.OrdinalIgnoreCase) || Names.Contains(name, StringComparer.OrdinalIgnoreCase);

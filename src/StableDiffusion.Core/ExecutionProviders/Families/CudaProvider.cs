@@ -11,11 +11,16 @@ namespace StableDiffusion.ExecutionProviders.Families;
 /// </summary>
 internal class CudaProvider : ExecutionProviderFamily
 {
-    public override string OrtName => "CUDAExecutionProvider";
+    public CudaProvider()
+        : this("CUDAExecutionProvider", ["CUDA"], "Microsoft.ML.OnnxRuntime.Gpu (or .Gpu.Linux / .Gpu.Windows), with CUDA and cuDNN 9 installed")
+    {
+    }
 
-    public override IReadOnlyList<string> Names { get; } = ["CUDA"];
-
-    public override string Package => "Microsoft.ML.OnnxRuntime.Gpu (or .Gpu.Linux / .Gpu.Windows), with CUDA and cuDNN 9 installed";
+    /// <summary>A provider that runs on CUDA (TensorRT).</summary>
+    private protected CudaProvider(string ortName, string[] names, string package)
+        : base(ortName, names, package)
+    {
+    }
 
     public override bool NeedsDeviceThread => true;
 

@@ -3,14 +3,8 @@ using Microsoft.ML.OnnxRuntime;
 namespace StableDiffusion.ExecutionProviders.Families;
 
 /// <summary>DirectML on Windows (any DirectX 12 GPU).</summary>
-internal sealed class DirectMLProvider : ExecutionProviderFamily
+internal sealed class DirectMLProvider() : ExecutionProviderFamily("DmlExecutionProvider", ["DirectML", "DML"], "Microsoft.ML.OnnxRuntime.DirectML (Windows)")
 {
-    public override string OrtName => "DmlExecutionProvider";
-
-    public override IReadOnlyList<string> Names { get; } = ["DirectML", "DML"];
-
-    public override string Package => "Microsoft.ML.OnnxRuntime.DirectML (Windows)";
-
     public override void Append(SessionOptions options, ExecutionProvider provider)
     {
         // DirectML requires these (ONNX Runtime's DirectML documentation).

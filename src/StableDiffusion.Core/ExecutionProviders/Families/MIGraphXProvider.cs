@@ -3,14 +3,9 @@ using Microsoft.ML.OnnxRuntime;
 namespace StableDiffusion.ExecutionProviders.Families;
 
 /// <summary>AMD MIGraphX (the graph compiler for AMD GPUs), on one device; ONNX Runtime's managed call takes no other option.</summary>
-internal sealed class MIGraphXProvider : ExecutionProviderFamily
+internal sealed class MIGraphXProvider()
+    : ExecutionProviderFamily("MIGraphXExecutionProvider", ["MIGraphX"], "an ONNX Runtime build with MIGraphX (no official NuGet package)")
 {
-    public override string OrtName => "MIGraphXExecutionProvider";
-
-    public override IReadOnlyList<string> Names { get; } = ["MIGraphX"];
-
-    public override string Package => "an ONNX Runtime build with MIGraphX (no official NuGet package)";
-
     public override void Append(SessionOptions options, ExecutionProvider provider)
     {
         if (provider.Options.Count > 0)

@@ -3,14 +3,8 @@ using Microsoft.ML.OnnxRuntime;
 namespace StableDiffusion.ExecutionProviders.Families;
 
 /// <summary>AMD ROCm.</summary>
-internal sealed class RocmProvider : ExecutionProviderFamily
+internal sealed class RocmProvider() : ExecutionProviderFamily("ROCMExecutionProvider", ["ROCm"], "an ONNX Runtime build with ROCm (no official NuGet package)")
 {
-    public override string OrtName => "ROCMExecutionProvider";
-
-    public override IReadOnlyList<string> Names { get; } = ["ROCm"];
-
-    public override string Package => "an ONNX Runtime build with ROCm (no official NuGet package)";
-
     public override void Append(SessionOptions options, ExecutionProvider provider)
     {
         using var rocm = new OrtROCMProviderOptions();
