@@ -87,7 +87,8 @@ public sealed class CudaProviderTests
             var expected = new List<float[]>();
             foreach (float[] offset in offsets)
             {
-                TextToImageRequest request = Request() with { UNetInputs = [new ChannelOffset(offset)] };
+                // 512x512 is StaticShapeOptions' default, whatever the model's own size.
+                TextToImageRequest request = Request() with { Height = 512, Width = 512, UNetInputs = [new ChannelOffset(offset)] };
                 using GenerationResult reference = await plainPipe.GenerateAsync(request, TestContext.Current.CancellationToken);
                 using GenerationResult replayed = await graphPipe.GenerateAsync(request, TestContext.Current.CancellationToken);
                 expected.Add(reference.Latents.AsSpan().ToArray());
