@@ -31,9 +31,9 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         UNet = unet;
         VaeDecoder = vaeDecoder;
         SafetyChecker = safetyChecker;
-        if (safetyChecker is not null && Models.Cuda.DeviceThread.IsCudaFamily(options.SessionFor(ModelComponents.SafetyChecker).ExecutionProvider))
+        if (safetyChecker is not null)
         {
-            SafetyThread = new Models.Cuda.DeviceThread("StableDiffusion safety_checker (CUDA)");
+            SafetyThread = DeviceThread.For(options.SessionFor(ModelComponents.SafetyChecker).ExecutionProvider, ModelComponents.SafetyChecker);
         }
 
         Tokenizer = tokenizer;
@@ -63,8 +63,8 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
     public SafetyChecker? SafetyChecker { get; }
 
-    /// <summary>The thread that makes the safety checker's calls when it runs on CUDA (its state is per thread); null otherwise.</summary>
-    public Models.Cuda.DeviceThread? SafetyThread { get; }
+    /// <summary>The thread that makes the safety checker's calls when its provider keeps state per thread (CUDA); null otherwise.</summary>
+    public DeviceThread? SafetyThread { get; }
 
     public ClipTokenizer Tokenizer { get; }
 
@@ -75,10 +75,16 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     /// <summary>The UNet's input channels: the graph's when fixed, else 9 for an inpainting pipeline's model and 4 otherwise.</summary>
     public int UNetInChannels => UNet.InChannels ?? ChannelsByClassName(Index);
 
-    /// <summary>Throws unless the UNet takes plain 4-channel latents (text-to-image and image-to-image).</summary>
+    /// <summary>
+    /// The channels of the latents (4 for SD 1.x): what the UNet predicts, else what the VAE decoder takes, when the graphs
+    /// fix them; SD 1.x's 4 when both leave them open.
+    /// </summary>
+    public int LatentChannels => UNet.OutChannels ?? VaeDecoder.LatentChannels ?? 4;
+
+    /// <summary>Throws unless the UNet takes plain latents (text-to-image and image-to-image).</summary>
     public void RequireLatentUNet(string pipeline)
     {
-        if (UNetInChannels != 4)
+        if (UNetInChannels != LatentChannels)
         {
             throw new InvalidOperationException(
                 $"The model '{ModelPath}' has an inpainting UNet ({UNetInChannels} input channels: latents, mask and masked image), which {pipeline} cannot drive. " +

@@ -2,7 +2,6 @@ using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
-using StableDiffusion.Models.Cuda;
 
 namespace StableDiffusion.Models;
 
@@ -22,11 +21,7 @@ public abstract class OnnxModel : IDisposable
         Session = session;
         Component = component;
         ModelPath = modelPath;
-        OnCuda = DeviceThread.IsCudaFamily((settings ?? new SessionSettings()).ExecutionProvider);
-        if (OnCuda)
-        {
-            DeviceThread = new DeviceThread($"StableDiffusion {component} (CUDA)");
-        }
+        DeviceThread = DeviceThread.For((settings ?? new SessionSettings()).ExecutionProvider, component);
     }
 
     /// <summary>The component name as in <c>model_index.json</c>, such as <c>unet</c>.</summary>
@@ -38,10 +33,7 @@ public abstract class OnnxModel : IDisposable
     /// <summary>The ONNX Runtime session, for advanced use (the model owns and disposes it).</summary>
     public InferenceSession Session { get; }
 
-    /// <summary>Whether the session runs on a CUDA-family provider.</summary>
-    private protected bool OnCuda { get; }
-
-    /// <summary>The thread that makes this model's calls when it runs on CUDA (see <see cref="Cuda.DeviceThread"/>); null otherwise.</summary>
+    /// <summary>The thread that makes this model's calls when its provider keeps state per thread (see <see cref="ExecutionProviders.DeviceThread"/>); null otherwise.</summary>
     private protected DeviceThread? DeviceThread { get; }
 
     /// <summary>Runs a session call on the device thread when there is one, else on the calling thread.</summary>
@@ -163,7 +155,8 @@ public abstract class OnnxModel : IDisposable
     private static string Describe(IReadOnlyDictionary<string, NodeMetadata> metadata) =>
         metadata.Count == 0 ? "none" : string.Join(", ", metadata.Select(m => $"'{m.Key}' {Describe(m.Value)}"));
 
-    private static string Describe(NodeMetadata node) => node.IsTensor
+    /// <summary>A node's type and shape as an error message shows them, such as <c>Float[batch,4,64,64]</c>.</summary>
+    internal static string Describe(NodeMetadata node) => node.IsTensor
         ? $"{node.ElementDataType}[{string.Join(",", node.Dimensions.Select((d, i) => d > 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture) : node.SymbolicDimensions.ElementAtOrDefault(i) is { Length: > 0 } s ? s : "?"))}]"
         : node.OnnxValueType.ToString();
 }

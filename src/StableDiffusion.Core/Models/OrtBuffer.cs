@@ -135,13 +135,13 @@ internal sealed class OrtBuffer : IDisposable
     };
 
     /// <summary>The address of the graph-typed memory (pinned for the buffer's lifetime), for device copies.</summary>
-    public unsafe void* NativeData => Type switch
+    public unsafe nint NativeData => (nint)(Type switch
     {
         TensorElementType.Float => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_single!)),
         TensorElementType.Float16 => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_half!)),
         TensorElementType.Int64 => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_int64!)),
         _ => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_int32!)), // Int32: the constructor takes no other type.
-    };
+    });
 
     public void Dispose() => Value.Dispose();
 

@@ -1,65 +1,67 @@
 using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
-using StableDiffusion.Models.Cuda;
 using StableDiffusion.Onnx;
 
 namespace StableDiffusion.Models;
 
 /// <summary>
 /// The denoising UNet (<c>unet/model.onnx</c>, weights possibly in an external file beside it): predicts the noise in a
-/// latent sample at a timestep, conditioned on the prompt embeddings. The timestep's element type (float32, float16, int64)
-/// and shape (scalar, [1] or [batch]) are read from the graph, as exports differ.
+/// latent sample at a timestep, conditioned on the prompt embeddings. Inputs are bound by name: the timestep's element
+/// type (float32, float16, int64) and shape (scalar, [1] or [batch]) are read from the graph, as exports differ, and any
+/// input beyond <c>sample</c>, <c>timestep</c> and <c>encoder_hidden_states</c> (<see cref="ExtraInputNames"/>) is
+/// written by an <see cref="IUNetInputContributor"/>.
 /// </summary>
 public sealed class UNetModel : OnnxModel
 {
-    private const string SampleName = "sample";
-    private const string TimestepName = "timestep";
-    private const string HiddenStatesName = "encoder_hidden_states";
     private readonly string _outputName;
-    private readonly NodeMetadata _timestep;
-    private readonly int? _cudaDevice;
-    private readonly bool _cudaGraph;
+    private readonly NodeMetadata _sample;
+    private readonly NodeMetadata _hiddenStates;
+    private readonly DeviceMemory? _deviceMemory;
+    private readonly bool _capturesGraph;
     private readonly SemaphoreSlim _graphLock = new(1, 1);
-    private UNetInvocation? _graphInvocation;
-    private long[]? _graphShape;
+    private UNetBinding? _graphBinding;
 
     private UNetModel(InferenceSession session, string modelPath, SessionSettings settings)
         : base(session, ModelComponents.UNet, modelPath, settings)
     {
-        bool onCuda = OnCuda;
-        _cudaGraph = onCuda && settings.ExecutionProvider.Options.TryGetValue("enable_cuda_graph", out string? graph) && graph is "1" or "true" or "True";
-        if (onCuda && (settings.IoBinding ?? true) && CudaRuntime.IsAvailable)
-        {
-            _cudaDevice = settings.ExecutionProvider.DeviceId;
-        }
-        else if (_cudaGraph)
-        {
-            session.Dispose();
-            throw new ModelLoadException(
-                "CUDA graphs (enable_cuda_graph) need the UNet bound in device memory: keep SessionSettings.IoBinding on and make sure the CUDA runtime (libcudart) can be loaded.", modelPath);
-        }
-
         try
         {
-            NodeMetadata sample = RequireInput(SampleName, 4, TensorElementType.Float, TensorElementType.Float16);
-            _timestep = RequireInput(TimestepName, null, TensorElementType.Float, TensorElementType.Float16, TensorElementType.Int64, TensorElementType.Int32);
-            if (_timestep.Dimensions.Length > 1)
+            _sample = RequireInput(UNetSignature.SampleName, 4, TensorElementType.Float, TensorElementType.Float16);
+            NodeMetadata timestep = RequireInput(UNetSignature.TimestepName, null, TensorElementType.Float, TensorElementType.Float16, TensorElementType.Int64, TensorElementType.Int32);
+            if (timestep.Dimensions.Length > 1)
             {
-                throw new ModelLoadException($"The unet graph '{modelPath}' has a timestep input of rank {_timestep.Dimensions.Length}; expected a scalar or a vector.", modelPath);
+                throw new ModelLoadException($"The unet graph '{modelPath}' has a timestep input of rank {timestep.Dimensions.Length}; expected a scalar or a vector.", modelPath);
             }
 
-            NodeMetadata hidden = RequireInput(HiddenStatesName, 3, TensorElementType.Float, TensorElementType.Float16);
+            _hiddenStates = RequireInput(UNetSignature.HiddenStatesName, 3, TensorElementType.Float, TensorElementType.Float16);
+            Inputs = new UNetSignature(session, modelPath);
+            foreach (string name in Inputs.ExtraNames)
+            {
+                // The types a binding converts to; anything else would fail deep inside a generation.
+                RequireInput(name, null, TensorElementType.Float, TensorElementType.Float16, TensorElementType.Int64, TensorElementType.Int32);
+            }
+
             _outputName = OutputNameOr("out_sample");
-            RequireOutput(_outputName, 4, TensorElementType.Float, TensorElementType.Float16);
-            SampleType = sample.ElementDataType;
-            HiddenStatesType = hidden.ElementDataType;
-            InChannels = FixedDimension(sample, 1);
-            CrossAttentionDim = FixedDimension(hidden, 2);
+            NodeMetadata output = RequireOutput(_outputName, 4, TensorElementType.Float, TensorElementType.Float16);
+            TimestepType = timestep.ElementDataType;
+            InChannels = FixedDimension(_sample, 1);
+            OutChannels = FixedDimension(output, 1);
+            CrossAttentionDim = FixedDimension(_hiddenStates, 2);
+
+            ExecutionProvider provider = settings.ExecutionProvider;
+            ExecutionProviderFamily family = ExecutionProviderFamily.Of(provider);
+            _capturesGraph = family.CapturesGraphs(provider);
+            _deviceMemory = (settings.IoBinding ?? true) ? family.CreateDeviceMemory(provider) : null;
+            if (_capturesGraph && _deviceMemory is null)
+            {
+                throw new ModelLoadException(
+                    $"Graph capture ({family.GraphCaptureOption}) needs the UNet bound in device memory: keep SessionSettings.IoBinding on and {family.DeviceMemoryRequirement}.", modelPath);
+            }
         }
         catch
         {
-            session.Dispose();
+            Dispose();
             throw;
         }
     }
@@ -67,17 +69,29 @@ public sealed class UNetModel : OnnxModel
     /// <summary>The number of input channels when the graph fixes it (4 for text-to-image UNets, 9 for inpainting ones).</summary>
     public int? InChannels { get; }
 
+    /// <summary>The number of channels it predicts when the graph fixes it: the model's latent channels (4 for SD 1.x).</summary>
+    public int? OutChannels { get; }
+
     /// <summary>The width of the encoder hidden states the graph expects, when fixed (768 for SD 1.x).</summary>
     public int? CrossAttentionDim { get; }
 
     /// <summary>The element type of the sample input (Float16 for fp16 exports).</summary>
-    public TensorElementType SampleType { get; }
+    public TensorElementType SampleType => _sample.ElementDataType;
 
     /// <summary>The element type of the encoder hidden states input.</summary>
-    public TensorElementType HiddenStatesType { get; }
+    public TensorElementType HiddenStatesType => _hiddenStates.ElementDataType;
 
     /// <summary>The element type of the timestep input.</summary>
-    public TensorElementType TimestepType => _timestep.ElementDataType;
+    public TensorElementType TimestepType { get; }
+
+    /// <summary>
+    /// The graph's inputs beyond <c>sample</c>, <c>timestep</c> and <c>encoder_hidden_states</c> (such as LCM's
+    /// <c>timestep_cond</c>), in the graph's order: each must be written by an <see cref="IUNetInputContributor"/>.
+    /// </summary>
+    public IReadOnlyList<string> ExtraInputNames => Inputs.ExtraNames;
+
+    /// <summary>The graph's inputs by name: which the pipeline fills, which contributors write, and their shapes for a call.</summary>
+    internal UNetSignature Inputs { get; }
 
     /// <summary>
     /// Whether the graph takes integer timesteps: fractional timesteps are then truncated, as diffusers' ONNX pipelines do.
@@ -86,11 +100,11 @@ public sealed class UNetModel : OnnxModel
     /// </summary>
     public bool HasIntegerTimestep => TimestepType is TensorElementType.Int64 or TensorElementType.Int32;
 
-    /// <summary>Whether each step copies only the latents to and from CUDA device memory (IOBinding).</summary>
-    public bool UsesDeviceBinding => _cudaDevice is not null;
+    /// <summary>Whether the inputs and output are bound in device memory (IOBinding), so each step copies only what changed (the latents).</summary>
+    public bool UsesDeviceBinding => _deviceMemory is not null;
 
-    /// <summary>Whether the UNet replays a captured CUDA graph (generations on one pipeline then take turns in the loop).</summary>
-    public bool UsesCudaGraph => _cudaGraph;
+    /// <summary>Whether the UNet replays a captured graph (CUDA graphs); generations on one pipeline then take turns in the loop.</summary>
+    public bool UsesCudaGraph => _capturesGraph;
 
     /// <summary>Loads <c>unet/model.onnx</c>.</summary>
     /// <param name="modelPath">The graph file (external weights are found beside it).</param>
@@ -110,7 +124,7 @@ public sealed class UNetModel : OnnxModel
     {
         try
         {
-            return File.Exists(modelPath) ? OnnxGraphSurgery.RetypeIntegerInputToFloat(modelPath, TimestepName) : null;
+            return File.Exists(modelPath) ? OnnxGraphSurgery.RetypeIntegerInputToFloat(modelPath, UNetSignature.TimestepName) : null;
         }
         catch (InvalidDataException)
         {
@@ -122,60 +136,85 @@ public sealed class UNetModel : OnnxModel
     /// <param name="sample">The (scaled) latent input, [batch, channels, height, width].</param>
     /// <param name="timestep">The timestep.</param>
     /// <param name="encoderHiddenStates">The prompt embeddings, [batch, sequence, hidden].</param>
-    /// <param name="destination">Where the prediction goes, [batch, 4, height, width].</param>
+    /// <param name="destination">Where the prediction goes, [batch, latent channels, height, width].</param>
     /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>
-    public void Predict(ReadOnlyTensorSpan<float> sample, float timestep, ReadOnlyTensorSpan<float> encoderHiddenStates, TensorSpan<float> destination, RunOptions? runOptions = null)
+    /// <exception cref="ArgumentException">The shapes do not fit, or the graph takes <see cref="ExtraInputNames"/> (use the overload with contributors).</exception>
+    public void Predict(ReadOnlyTensorSpan<float> sample, float timestep, ReadOnlyTensorSpan<float> encoderHiddenStates, TensorSpan<float> destination, RunOptions? runOptions = null) =>
+        Predict(sample, timestep, encoderHiddenStates, destination, [], runOptions);
+
+    /// <summary>Predicts the noise in <paramref name="sample"/> at <paramref name="timestep"/>, with inputs beyond the usual three.</summary>
+    /// <param name="sample">The (scaled) latent input, [batch, channels, height, width].</param>
+    /// <param name="timestep">The timestep.</param>
+    /// <param name="encoderHiddenStates">The prompt embeddings, [batch, sequence, hidden].</param>
+    /// <param name="destination">Where the prediction goes, [batch, latent channels, height, width].</param>
+    /// <param name="inputs">The contributors of <see cref="ExtraInputNames"/>, called once as step 0 of 1.</param>
+    /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>
+    /// <exception cref="ArgumentException">The shapes do not fit, or the contributors do not write exactly <see cref="ExtraInputNames"/>.</exception>
+    public void Predict(ReadOnlyTensorSpan<float> sample, float timestep, ReadOnlyTensorSpan<float> encoderHiddenStates, TensorSpan<float> destination,
+        IReadOnlyList<IUNetInputContributor> inputs, RunOptions? runOptions = null)
     {
         ThrowIfDisposed();
         if (sample.Rank != 4 || encoderHiddenStates.Rank != 3 || destination.Rank != 4)
         {
-            throw new ArgumentException("Expected sample [batch, channels, height, width], encoderHiddenStates [batch, sequence, hidden] and destination [batch, 4, height, width].");
+            throw new ArgumentException("Expected sample [batch, channels, height, width], encoderHiddenStates [batch, sequence, hidden] and destination [batch, channels, height, width].");
         }
 
-        int batch = (int)sample.Lengths[0];
-        using UNetInvocation invocation = CreateInvocation(batch, (int)sample.Lengths[1], (int)sample.Lengths[2], (int)sample.Lengths[3],
-            encoderHiddenStates.AsSpan(), (int)encoderHiddenStates.Lengths[1], (int)encoderHiddenStates.Lengths[2]);
+        var shape = new LatentShape((int)sample.Lengths[0], (int)sample.Lengths[1], (int)sample.Lengths[2], (int)sample.Lengths[3]);
+        using UNetInvocation invocation = CreateInvocation(shape, (int)destination.Lengths[1], encoderHiddenStates, inputs, nameof(inputs));
         sample.AsSpan().CopyTo(invocation.Sample);
         using var owned = runOptions is null ? new RunOptions() : null;
-        invocation.Run(timestep, runOptions ?? owned!);
+        invocation.Run(new UNetStep(0, 1, timestep, Guided: false), runOptions ?? owned!);
         invocation.NoisePrediction.CopyTo(destination.AsSpan());
     }
 
     /// <summary>
-    /// Binds input and output buffers of one shape once, so that each denoising step only writes the sample and runs the
-    /// graph, with no allocation. With a CUDA graph the one bound invocation is shared, and this waits for its turn.
+    /// Binds every input and the output for calls of one shape once, so that each denoising step only writes the sample
+    /// (and what contributors change) and runs the graph, with no allocation. With a captured graph the one binding is
+    /// shared, and this waits for its turn.
     /// </summary>
-    internal UNetInvocation CreateInvocation(int batch, int channels, int height, int width, ReadOnlySpan<float> encoderHiddenStates, int sequenceLength, int hiddenSize,
-        CancellationToken cancellationToken = default)
+    /// <param name="sample">The sample's shape.</param>
+    /// <param name="predictionChannels">The channels of the prediction when the graph leaves them open (the latent channels).</param>
+    /// <param name="encoderHiddenStates">The prompt embeddings, [batch, sequence, hidden].</param>
+    /// <param name="contributors">The contributors of <see cref="ExtraInputNames"/>.</param>
+    /// <param name="contributorsName">The argument the contributors came from, for errors.</param>
+    /// <param name="cancellationToken">Stops waiting for a captured graph's turn.</param>
+    internal UNetInvocation CreateInvocation(LatentShape sample, int predictionChannels, ReadOnlyTensorSpan<float> encoderHiddenStates,
+        IReadOnlyList<IUNetInputContributor> contributors, string contributorsName, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        if (encoderHiddenStates.Length != batch * sequenceLength * hiddenSize)
+        if (encoderHiddenStates.Rank != 3 || encoderHiddenStates.Lengths[0] != sample.Batch)
         {
-            throw new ArgumentException($"Encoder hidden states of {encoderHiddenStates.Length} values do not match [{batch},{sequenceLength},{hiddenSize}].", nameof(encoderHiddenStates));
+            throw new ArgumentException(
+                $"Encoder hidden states of shape [{string.Join(",", encoderHiddenStates.Lengths.ToArray())}] do not match a sample batch of {sample.Batch}; expected [{sample.Batch}, sequence, hidden].",
+                nameof(encoderHiddenStates));
         }
 
-        long[] sampleShape = [batch, channels, height, width];
-        long[] hiddenShape = [batch, sequenceLength, hiddenSize];
-        if (!_cudaGraph)
+        IUNetInputContributor[] chosen = Inputs.RequireContributors(contributors, contributorsName);
+        long[][] shapes = Inputs.Shapes(sample.ToDimensions(), [.. encoderHiddenStates.Lengths.ToArray().Select(d => (long)d)], chosen);
+        long[] outputShape = sample.WithChannels(OutChannels ?? predictionChannels).ToDimensions();
+        if (!_capturesGraph)
         {
-            return Bind(sampleShape, hiddenShape, encoderHiddenStates);
+            UNetBinding binding = Bind(shapes, outputShape);
+            try
+            {
+                binding.HiddenStates.Write(encoderHiddenStates.AsSpan());
+                return new UNetInvocation(binding, null, chosen, DeviceThread);
+            }
+            catch
+            {
+                binding.Dispose();
+                throw;
+            }
         }
 
-        // A captured graph replays fixed device addresses: one invocation serves every generation, one at a time.
+        // A captured graph replays fixed device addresses: one binding serves every generation, one at a time.
         _graphLock.Wait(cancellationToken);
         try
         {
-            _graphInvocation ??= Bind(sampleShape, hiddenShape, encoderHiddenStates);
-            _graphShape ??= sampleShape;
-            if (!_graphShape.SequenceEqual(sampleShape))
-            {
-                throw new ArgumentException(
-                    $"The UNet's CUDA graph was captured for samples [{string.Join(",", _graphShape)}]; a replay cannot take [{string.Join(",", sampleShape)}]. Use one shape per pipeline (StaticShapeOptions).");
-            }
-
-            var lease = new GraphLease(_graphInvocation, _graphLock);
-            lease.SetEncoderHiddenStates(encoderHiddenStates);
-            return lease;
+            _graphBinding ??= Bind(shapes, outputShape);
+            RequireCapturedShapes(_graphBinding, shapes);
+            _graphBinding.HiddenStates.Write(encoderHiddenStates.AsSpan());
+            return new UNetInvocation(_graphBinding, _graphLock, chosen, DeviceThread);
         }
         catch
         {
@@ -184,145 +223,53 @@ public sealed class UNetModel : OnnxModel
         }
     }
 
-    private UNetInvocation Bind(long[] sampleShape, long[] hiddenShape, ReadOnlySpan<float> encoderHiddenStates)
+    private UNetBinding Bind(long[][] shapes, long[] outputShape)
     {
-        long[] timestepShape = _timestep.Dimensions.Length == 0 ? [] : [FixedDimension(_timestep, 0) ?? sampleShape[0]];
-        var sample = new OrtBuffer(SampleType, sampleShape);
-        var timestep = new OrtBuffer(TimestepType, timestepShape);
-        OrtBuffer hidden = CreateHiddenStates(encoderHiddenStates, hiddenShape);
-        var output = new OrtBuffer(Session.OutputMetadata[_outputName].ElementDataType, [sampleShape[0], 4, sampleShape[2], sampleShape[3]]);
-        return _cudaDevice is int device
-            ? new DeviceUNetInvocation(Session, device, DeviceThread, _outputName, sample, timestep, hidden, output)
-            : new HostUNetInvocation(Session, DeviceThread, _outputName, sample, timestep, hidden, output);
-    }
-
-    private protected override void DisposeCore()
-    {
-        _graphInvocation?.Dispose();
-        _graphLock.Dispose();
-    }
-
-    /// <summary>A turn on the shared CUDA-graph invocation; disposing it ends the turn, not the invocation.</summary>
-    private sealed class GraphLease(UNetInvocation inner, SemaphoreSlim gate) : UNetInvocation(null)
-    {
-        private int _released;
-
-        public override Span<float> Sample => inner.Sample;
-
-        public override ReadOnlySpan<float> NoisePrediction => inner.NoisePrediction;
-
-        public override void SetEncoderHiddenStates(ReadOnlySpan<float> values) => inner.SetEncoderHiddenStates(values);
-
-        public override void Run(float timestep, RunOptions runOptions) => inner.Run(timestep, runOptions);
-
-        public override void Dispose()
+        IReadOnlyList<string> names = Inputs.Names;
+        var inputs = new List<UNetInput>(names.Count);
+        OrtBuffer? output = null;
+        try
         {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
+            for (int i = 0; i < names.Count; i++)
             {
-                gate.Release();
+                inputs.Add(new UNetInput(names[i], new OrtBuffer(Inputs.ElementType(names[i]), shapes[i])));
+            }
+
+            output = new OrtBuffer(Session.OutputMetadata[_outputName].ElementDataType, outputShape);
+            var bound = new UNetInputs([.. inputs]);
+            return _deviceMemory is { } memory
+                ? new DeviceUNetBinding(Session, memory, bound, _outputName, output)
+                : new HostUNetBinding(Session, bound, _outputName, output);
+        }
+        catch
+        {
+            foreach (UNetInput input in inputs)
+            {
+                input.Buffer.Dispose();
+            }
+
+            output?.Dispose();
+            throw;
+        }
+    }
+
+    private static void RequireCapturedShapes(UNetBinding binding, long[][] shapes)
+    {
+        UNetInput[] inputs = binding.Inputs.All;
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            if (!inputs[i].Shape.SequenceEqual(shapes[i]))
+            {
+                throw new ArgumentException(
+                    $"The UNet's graph was captured with '{inputs[i].Name}' of shape [{string.Join(",", inputs[i].Shape.ToArray())}]; a replay cannot take [{string.Join(",", shapes[i])}]. Use one shape per pipeline (StaticShapeOptions).");
             }
         }
     }
 
-    private OrtBuffer CreateHiddenStates(ReadOnlySpan<float> values, long[] shape)
+    private protected override void DisposeCore()
     {
-        var buffer = new OrtBuffer(HiddenStatesType, shape);
-        buffer.Write(values);
-        return buffer;
-    }
-}
-
-/// <summary>A UNet call of fixed shape whose buffers are bound once and reused for every step of a generation. Not thread-safe.</summary>
-internal abstract class UNetInvocation : IDisposable
-{
-    private readonly DeviceThread? _thread;
-    private readonly Action? _runOnThread;
-    private float _pendingTimestep;
-    private RunOptions? _pendingOptions;
-
-    private protected UNetInvocation(DeviceThread? thread)
-    {
-        _thread = thread;
-        _runOnThread = thread is null ? null : () => RunCore(_pendingTimestep, _pendingOptions!);
-    }
-
-    /// <summary>The sample input to fill before <see cref="Run"/>, [batch, channels, height, width].</summary>
-    public abstract Span<float> Sample { get; }
-
-    /// <summary>The prediction after <see cref="Run"/>, [batch, 4, height, width].</summary>
-    public abstract ReadOnlySpan<float> NoisePrediction { get; }
-
-    /// <summary>Replaces the prompt embeddings.</summary>
-    public abstract void SetEncoderHiddenStates(ReadOnlySpan<float> values);
-
-    /// <summary>Runs the UNet at <paramref name="timestep"/>, on the device thread when the session is on CUDA.</summary>
-    public virtual void Run(float timestep, RunOptions runOptions)
-    {
-        if (_thread is null)
-        {
-            RunCore(timestep, runOptions);
-            return;
-        }
-
-        // A cached delegate and fields, so a step allocates nothing.
-        _pendingTimestep = timestep;
-        _pendingOptions = runOptions;
-        _thread.Invoke(_runOnThread!);
-    }
-
-    public abstract void Dispose();
-
-    private protected virtual void RunCore(float timestep, RunOptions runOptions) => throw new NotSupportedException();
-}
-
-/// <summary>Pinned host buffers bound as OrtValues: ONNX Runtime copies them to the device (if any) inside each run.</summary>
-internal sealed class HostUNetInvocation : UNetInvocation
-{
-    private static readonly string[] InputNames = ["sample", "timestep", "encoder_hidden_states"];
-    private readonly InferenceSession _session;
-    private readonly string[] _outputNames;
-    private readonly OrtBuffer _sample;
-    private readonly OrtBuffer _timestep;
-    private readonly OrtBuffer _hiddenStates;
-    private readonly OrtBuffer _output;
-    private readonly OrtValue[] _inputs;
-    private readonly OrtValue[] _outputs;
-    private readonly float[] _timestepValues;
-
-    internal HostUNetInvocation(InferenceSession session, DeviceThread? thread, string outputName, OrtBuffer sample, OrtBuffer timestep, OrtBuffer hiddenStates, OrtBuffer output)
-        : base(thread)
-    {
-        _session = session;
-        _outputNames = [outputName];
-        _sample = sample;
-        _timestep = timestep;
-        _hiddenStates = hiddenStates;
-        _output = output;
-        _inputs = [sample.Value, timestep.Value, hiddenStates.Value];
-        _outputs = [output.Value];
-        _timestepValues = new float[timestep.Length];
-    }
-
-    public override Span<float> Sample => _sample.Single;
-
-    public override ReadOnlySpan<float> NoisePrediction => _output.Single;
-
-    public override void SetEncoderHiddenStates(ReadOnlySpan<float> values) => _hiddenStates.Write(values);
-
-    private protected override void RunCore(float timestep, RunOptions runOptions)
-    {
-        _timestepValues.AsSpan().Fill(timestep);
-        _timestep.Write(_timestepValues);
-        _sample.Commit();
-        _session.Run(runOptions, InputNames, _inputs, _outputNames, _outputs);
-        _output.Refresh();
-    }
-
-    public override void Dispose()
-    {
-        _sample.Dispose();
-        _timestep.Dispose();
-        _hiddenStates.Dispose();
-        _output.Dispose();
+        _graphBinding?.Dispose();
+        _graphLock.Dispose();
+        _deviceMemory?.Dispose();
     }
 }

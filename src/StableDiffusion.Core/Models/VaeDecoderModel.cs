@@ -5,7 +5,7 @@ using StableDiffusion.ExecutionProviders;
 namespace StableDiffusion.Models;
 
 /// <summary>
-/// The VAE decoder (<c>vae_decoder/model.onnx</c>): latents [1, 4, h, w] (already divided by the scaling factor) to an
+/// The VAE decoder (<c>vae_decoder/model.onnx</c>): latents [1, channels, h, w] (already divided by the scaling factor) to an
 /// image [1, 3, 8h, 8w] in about [-1, 1].
 /// </summary>
 public sealed class VaeDecoderModel : OnnxModel
@@ -19,7 +19,9 @@ public sealed class VaeDecoderModel : OnnxModel
     {
         try
         {
-            _inputType = RequireInput(InputName, 4, TensorElementType.Float, TensorElementType.Float16).ElementDataType;
+            NodeMetadata input = RequireInput(InputName, 4, TensorElementType.Float, TensorElementType.Float16);
+            _inputType = input.ElementDataType;
+            LatentChannels = FixedDimension(input, 1);
             _outputName = OutputNameOr("sample");
             RequireOutput(_outputName, 4, TensorElementType.Float, TensorElementType.Float16);
         }
@@ -29,6 +31,9 @@ public sealed class VaeDecoderModel : OnnxModel
             throw;
         }
     }
+
+    /// <summary>The latent channels it decodes when the graph fixes them (4 for SD 1.x).</summary>
+    public int? LatentChannels { get; }
 
     /// <summary>Loads <c>vae_decoder/model.onnx</c>.</summary>
     /// <param name="modelPath">The graph file.</param>
@@ -41,7 +46,7 @@ public sealed class VaeDecoderModel : OnnxModel
         new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, configure), modelPath, settings);
 
     /// <summary>Decodes latents in one call (as diffusers' PyTorch pipeline does; a convolutional decoder treats each image alone).</summary>
-    /// <param name="latents">Scaled latents, [batch, 4, h, w].</param>
+    /// <param name="latents">Scaled latents, [batch, channels, h, w].</param>
     /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>
     /// <returns>Images [batch, 3, H, W] in about [-1, 1].</returns>
     public Tensor<float> Decode(ReadOnlyTensorSpan<float> latents, RunOptions? runOptions = null)

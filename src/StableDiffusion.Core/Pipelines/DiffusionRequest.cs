@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using StableDiffusion.Models;
 using StableDiffusion.Schedulers;
 
 namespace StableDiffusion.Pipelines;
@@ -59,6 +60,14 @@ public abstract record DiffusionRequest
 
     /// <summary>A scheduler for this call only, instead of the pipeline's (it is cloned, never changed).</summary>
     public IScheduler? Scheduler { get; init; }
+
+    /// <summary>
+    /// Contributors of the UNet's inputs beyond the sample, timestep and prompt embeddings, for UNets that take more (LCM's
+    /// <c>timestep_cond</c>, SDXL's added conditions, IP-Adapter embeddings, ControlNet residuals): diffusers' extra UNet
+    /// keyword arguments. Each of the UNet's <see cref="UNetModel.ExtraInputNames"/> must be written by exactly one; empty
+    /// (the default) for the UNets of SD 1.x.
+    /// </summary>
+    public IReadOnlyList<IUNetInputContributor> UNetInputs { get; init; } = [];
 
     /// <summary>Called after every denoising step with the step, the timestep and the latents (which it may change),
     /// like diffusers' <c>callback_on_step_end</c>. Set <see cref="StepEndContext.Interrupt"/> to stop early.</summary>

@@ -67,7 +67,7 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<Img2ImgRe
         RequestValidator.ValidateSize(height, width, rows, scale);
         float[] image = ImagePreprocessor.Image(request.Image, height, width, request.ResizeImage, nameof(request.Image));
         _ = components.VaeEncoder;
-        int latentHeight = height / scale, latentWidth = width / scale;
+        var shape = new LatentShape(rows, components.LatentChannels, height / scale, width / scale);
 
         // 2. Call parameters.
         bool guided = request.GuidanceScale > 1;
@@ -87,14 +87,14 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<Img2ImgRe
         float[] imageLatents = ImageLatents.Repeat(ImageLatents.Encode(components, image, height, width, generator, scope, Logger), rows);
         float[] noise = InitialNoise.Draw(generator, imageLatents.Length, components);
         var latents = new float[imageLatents.Length];
-        nint[] shape = [rows, 4, latentHeight, latentWidth];
-        scheduler.AddNoise(new(imageLatents, shape), new(noise, shape), timesteps[0], new(latents, shape));
+        nint[] lengths = shape.ToLengths();
+        scheduler.AddNoise(new(imageLatents, lengths), new(noise, lengths), timesteps[0], new(latents, lengths));
 
         // 6-7. Denoise.
-        DenoisingLoop.Run(components, scheduler, timesteps, prompt, latents, latentHeight, latentWidth, request, generator, DenoisingHooks.None, scope, Logger);
+        DenoisingLoop.Run(components, scheduler, timesteps, prompt, latents, shape, request, generator, DenoisingHooks.None, scope, Logger);
 
         // 8-10. Decode, check safety, make images.
         var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, request.Strength, components.ModelName, rows);
-        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, parameters, scope, Logger);
+        return ImageOutput.Finish(components, latents, shape, prompt, seed, parameters, scope, Logger);
     }
 }

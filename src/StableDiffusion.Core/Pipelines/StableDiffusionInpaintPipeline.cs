@@ -59,10 +59,12 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
         ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
         int scale = components.Configuration.VaeScaleFactor;
-        int channels = components.UNetInChannels;
-        if (channels is not (4 or 9))
+        int channels = components.UNetInChannels, latentChannels = components.LatentChannels;
+        bool inpaintingUNet = channels == InpaintUNetInput.Channels(latentChannels);
+        if (channels != latentChannels && !inpaintingUNet)
         {
-            throw new InvalidOperationException($"The UNet of '{components.ModelPath}' has {channels} input channels; inpainting needs 4 (latents) or 9 (latents, mask, masked image).");
+            throw new InvalidOperationException(
+                $"The UNet of '{components.ModelPath}' has {channels} input channels; inpainting needs {latentChannels} (latents) or {InpaintUNetInput.Channels(latentChannels)} (latents, mask, masked image).");
         }
 
         // 0-1. Default the size to the UNet's (as diffusers does: the image and mask are resized to it), check inputs, preprocess
@@ -82,10 +84,10 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
             request.Width ?? components.Configuration.DefaultImageSize, scale, nameof(request.Image));
         int rows = batch * request.NumImagesPerPrompt;
         RequestValidator.ValidateSize(height, width, rows, scale);
-        int latentHeight = height / scale, latentWidth = width / scale, plane = latentHeight * latentWidth;
+        var shape = new LatentShape(rows, latentChannels, height / scale, width / scale);
         if (request.Latents is { } givenLatents)
         {
-            RequestValidator.ValidateLatents(givenLatents, rows, 4, latentHeight, latentWidth);
+            RequestValidator.ValidateLatents(givenLatents, shape);
         }
 
         float[] image = ImagePreprocessor.Image(request.Image, height, width, request.ResizeImage, nameof(request.Image));
@@ -109,9 +111,9 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
         // 5. Latents (diffusers' prepare_latents): pure noise at full strength, else the image's latents noised; an ordinary
         // UNet also needs the image's latents to blend the kept region back.
         (INoiseGenerator generator, ulong? seed) = InitialNoise.CreateGenerator(request);
-        int latentLength = rows * 4 * plane;
-        nint[] shape = [rows, 4, latentHeight, latentWidth];
-        float[]? imageLatents = channels == 4 || (request.Latents is null && !fullStrength)
+        int latentLength = shape.ElementCount;
+        nint[] lengths = shape.ToLengths();
+        float[]? imageLatents = !inpaintingUNet || (request.Latents is null && !fullStrength)
             ? ImageLatents.Repeat(ImageLatents.Encode(components, image, height, width, generator, scope, Logger), rows)
             : null;
         float[] noise;
@@ -129,7 +131,7 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
         var latents = new float[latentLength];
         if (request.Latents is null && !fullStrength)
         {
-            scheduler.AddNoise(new(imageLatents!, shape), new(noise, shape), timesteps[0], new(latents, shape));
+            scheduler.AddNoise(new(imageLatents!, lengths), new(noise, lengths), timesteps[0], new(latents, lengths));
         }
         else
         {
@@ -137,28 +139,28 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
         }
 
         // 6. The mask at latent size, and the masked image's latents (the masked pixels set to 0, mid-grey).
-        float[] maskLatents = ImageLatents.Repeat(ImagePreprocessor.DownsampleNearest(mask, height, width, latentHeight, latentWidth), rows);
+        float[] maskLatents = ImageLatents.Repeat(ImagePreprocessor.DownsampleNearest(mask, height, width, shape.Height, shape.Width), rows);
         DenoisingHooks hooks;
-        if (channels == 9)
+        if (inpaintingUNet)
         {
             float[] maskedImage = MaskImage(image, mask);
             float[] maskedImageLatents = ImageLatents.Repeat(ImageLatents.Encode(components, maskedImage, height, width, generator, scope, Logger), rows);
-            hooks = new InpaintUNetInput(maskLatents, maskedImageLatents, rows, plane);
+            hooks = new InpaintUNetInput(maskLatents, maskedImageLatents, shape);
         }
         else
         {
             // diffusers also encodes the masked image for ordinary UNets and discards it: only its draw from the generator
             // matters for parity, and it is as long as the image's (same encoder, same size).
             ImageLatents.SkipEncode(components, imageLatents!.Length / rows, generator);
-            hooks = new InpaintBlending(scheduler, imageLatents!, noise, maskLatents, rows, latentHeight, latentWidth);
+            hooks = new InpaintBlending(scheduler, imageLatents!, noise, maskLatents, shape);
         }
 
         // 7. Denoise.
-        DenoisingLoop.Run(components, scheduler, timesteps, prompt, latents, latentHeight, latentWidth, request, generator, hooks, scope, Logger);
+        DenoisingLoop.Run(components, scheduler, timesteps, prompt, latents, shape, request, generator, hooks, scope, Logger);
 
         // 8-10. Decode, check safety, make images.
         var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, request.Strength, components.ModelName, rows);
-        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, parameters, scope, Logger);
+        return ImageOutput.Finish(components, latents, shape, prompt, seed, parameters, scope, Logger);
     }
 
     // init_image * (mask < 0.5): the repainted pixels become 0.

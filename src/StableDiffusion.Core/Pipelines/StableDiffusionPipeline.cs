@@ -72,10 +72,10 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline<TextToImageReque
         int batch = RequestValidator.ValidateCommon(request, components);
         int rows = batch * request.NumImagesPerPrompt;
         RequestValidator.ValidateSize(height, width, rows, scale);
-        int latentHeight = height / scale, latentWidth = width / scale;
+        var shape = new LatentShape(rows, components.LatentChannels, height / scale, width / scale);
         if (request.Latents is { } givenLatents)
         {
-            RequestValidator.ValidateLatents(givenLatents, rows, 4, latentHeight, latentWidth);
+            RequestValidator.ValidateLatents(givenLatents, shape);
         }
 
         // 2. Call parameters: guidance is on only above 1, as in diffusers.
@@ -92,13 +92,13 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline<TextToImageReque
 
         // 5. Prepare the initial latents.
         (INoiseGenerator generator, ulong? seed) = InitialNoise.CreateGenerator(request);
-        float[] latents = InitialNoise.Latents(request.Latents, generator, rows * 4 * latentHeight * latentWidth, scheduler, components);
+        float[] latents = InitialNoise.Latents(request.Latents, generator, shape.ElementCount, scheduler, components);
 
         // 6-7. Denoise.
-        DenoisingLoop.Run(components, scheduler, scheduler.Timesteps, prompt, latents, latentHeight, latentWidth, request, generator, DenoisingHooks.None, scope, Logger);
+        DenoisingLoop.Run(components, scheduler, scheduler.Timesteps, prompt, latents, shape, request, generator, DenoisingHooks.None, scope, Logger);
 
         // 8-10. Decode, check safety, make images.
         var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, strength: null, components.ModelName, rows);
-        return ImageOutput.Finish(components, latents, rows, latentHeight, latentWidth, prompt, seed, parameters, scope, Logger);
+        return ImageOutput.Finish(components, latents, shape, prompt, seed, parameters, scope, Logger);
     }
 }

@@ -13,10 +13,12 @@ public sealed class ExecutionProviderTests
     [InlineData("TensorRT", "Microsoft.ML.OnnxRuntime.Gpu")]
     [InlineData("DirectML", "Microsoft.ML.OnnxRuntime.DirectML")]
     [InlineData("OpenVINO", "Intel.ML.OnnxRuntime.OpenVino")]
+    [InlineData("ROCm", "an ONNX Runtime build with ROCm")]
+    [InlineData("MIGraphX", "an ONNX Runtime build with MIGraphX")]
     public async Task MissingProvider_FailsAtLoadNamingThePackageToAdd(string provider, string package)
     {
         Fixtures.Require();
-        Assert.SkipWhen(OrtEnv.Instance().GetAvailableProviders().Contains(SessionOptionsFactory.OrtName(new ExecutionProvider { Name = provider })),
+        Assert.SkipWhen(OrtEnv.Instance().GetAvailableProviders().Contains(ExecutionProviderFamily.Of(new ExecutionProvider { Name = provider }).OrtName),
             $"{provider} is available in this build.");
         var options = new StableDiffusionPipelineOptions { Session = new SessionSettings { ExecutionProvider = new ExecutionProvider { Name = provider } } };
 
@@ -39,8 +41,43 @@ public sealed class ExecutionProviderTests
     [InlineData("MyExecutionProvider", "MyExecutionProvider")]
     public void OrtName_GivesOnnxRuntimesNameForOursOrItsOwnInAnyCase(string name, string ortName)
     {
-        // The pipeline compares this name with "CUDAExecutionProvider" to choose the CUDA device thread and IOBinding.
-        Assert.Equal(ortName, SessionOptionsFactory.OrtName(new ExecutionProvider { Name = name }));
+        // The family decides the device thread, IOBinding and graph capture; its name is what ONNX Runtime lists.
+        Assert.Equal(ortName, ExecutionProviderFamily.Of(new ExecutionProvider { Name = name }).OrtName);
+    }
+
+    [Theory]
+    [InlineData("CPU", false, null)]
+    [InlineData("CUDA", true, "enable_cuda_graph")]
+    [InlineData("TensorRT", true, "trt_cuda_graph_enable")]
+    [InlineData("DirectML", false, null)]
+    [InlineData("CoreML", false, null)]
+    [InlineData("OpenVINO", false, null)]
+    [InlineData("ROCm", false, null)]
+    [InlineData("MIGraphX", false, null)]
+    [InlineData("QNNExecutionProvider", false, null)]
+    public void Family_SaysWhetherItNeedsADeviceThread_AndWhichOptionCapturesGraphs(string name, bool deviceThread, string? graphOption)
+    {
+        var plain = new ExecutionProvider { Name = name };
+        ExecutionProviderFamily family = ExecutionProviderFamily.Of(plain);
+
+        Assert.Equal(deviceThread, family.NeedsDeviceThread);
+        Assert.Equal(graphOption, family.GraphCaptureOption);
+        Assert.False(family.CapturesGraphs(plain));
+        // Another family's option turns nothing on.
+        Assert.Equal(graphOption == "enable_cuda_graph", family.CapturesGraphs(plain with { Options = new Dictionary<string, string> { ["enable_cuda_graph"] = "1" } }));
+        if (graphOption is not null)
+        {
+            Assert.True(family.CapturesGraphs(plain with { Options = new Dictionary<string, string> { [graphOption] = "true" } }));
+        }
+    }
+
+    [Fact]
+    public void HostFamilies_BindHostBuffers()
+    {
+        foreach (string name in new[] { "CPU", "DirectML", "CoreML", "OpenVINO", "ROCm", "MIGraphX", "QNNExecutionProvider" })
+        {
+            Assert.Null(ExecutionProviderFamily.Of(new ExecutionProvider { Name = name }).CreateDeviceMemory(new ExecutionProvider { Name = name }));
+        }
     }
 
     [Fact]

@@ -1,5 +1,7 @@
 using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.Core.Tests.EndToEnd.Support;
 using StableDiffusion.ExecutionProviders;
+using StableDiffusion.Models;
 using StableDiffusion.Pipelines;
 using Xunit;
 
@@ -58,6 +60,50 @@ public sealed class CudaProviderTests
         Testing.ArrayAssert.Close(plain, first, 2e-3, "CUDA graph replay vs the same session without a graph (fp16 tolerance)");
     }
 
+    [Fact]
+    public async Task ExtraUNetInput_IsBoundInDeviceMemory_AndReadByEveryGraphReplay()
+    {
+        // A stand-in UNet that adds an extra input (timestep_cond, a per-channel offset) to its prediction, beside the model's
+        // own text encoder and VAE: what a contributor writes must reach the graph through device binding and a captured
+        // CUDA graph, including a new value in a later generation that replays the graph.
+        string model = RequireCuda();
+        string folder = WithStandInUNet(model);
+        try
+        {
+            StableDiffusionPipelineOptions plain = Options(ioBinding: false) with { StaticShape = new StaticShapeOptions() };
+            StableDiffusionPipelineOptions graph = Options(ioBinding: true) with
+            {
+                StaticShape = new StaticShapeOptions(),
+                ComponentSessions = new Dictionary<string, SessionSettings>
+                {
+                    ["unet"] = new() { ExecutionProvider = ExecutionProvider.Cuda(0, new Dictionary<string, string> { ["enable_cuda_graph"] = "1" }) },
+                },
+            };
+            float[][] offsets = [[0.5f, -0.25f, 1f, 2f], [-1f, 0.75f, 0f, -0.5f]];
+            using var plainPipe = await StableDiffusionPipeline.FromPretrainedAsync(folder, plain, TestContext.Current.CancellationToken);
+            using var graphPipe = await StableDiffusionPipeline.FromPretrainedAsync(folder, graph, TestContext.Current.CancellationToken);
+
+            Assert.True(graphPipe.UNet.UsesCudaGraph && graphPipe.UNet.UsesDeviceBinding);
+            var expected = new List<float[]>();
+            foreach (float[] offset in offsets)
+            {
+                // 512x512 is StaticShapeOptions' default, whatever the model's own size.
+                TextToImageRequest request = Request() with { Height = 512, Width = 512, UNetInputs = [new ChannelOffset(offset)] };
+                using GenerationResult reference = await plainPipe.GenerateAsync(request, TestContext.Current.CancellationToken);
+                using GenerationResult replayed = await graphPipe.GenerateAsync(request, TestContext.Current.CancellationToken);
+                expected.Add(reference.Latents.AsSpan().ToArray());
+                Testing.ArrayAssert.Close(expected[^1], replayed.Latents.AsSpan().ToArray(), 2e-3, $"CUDA graph vs plain run, offset [{string.Join(", ", offset)}]");
+            }
+
+            (double difference, _) = Testing.ArrayAssert.MaxAbsDifference(expected[0], expected[1]);
+            Assert.True(difference > 0.1, $"The two offsets should give other latents; they differ by {difference:G3}.");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     private static async Task<float[]> LatentsAsync(string model, StableDiffusionPipelineOptions options, int runs = 1)
     {
         using var pipe = await StableDiffusionPipeline.FromPretrainedAsync(model, options, TestContext.Current.CancellationToken);
@@ -85,6 +131,36 @@ public sealed class CudaProviderTests
         Session = new SessionSettings { ExecutionProvider = ExecutionProvider.Cuda(), IoBinding = ioBinding },
         EnableSafetyChecker = false,
     };
+
+    /// <summary>A folder linking <paramref name="model"/>'s components, with its UNet replaced by the stand-in with an offset input.</summary>
+    private static string WithStandInUNet(string model)
+    {
+        string folder = Path.Combine(Path.GetTempPath(), "sd-gpu-models", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.Combine(folder, "unet"));
+        foreach (string entry in Directory.EnumerateFileSystemEntries(model).Where(e => Path.GetFileName(e) != "unet"))
+        {
+            string link = Path.Combine(folder, Path.GetFileName(entry));
+            _ = Directory.Exists(entry) ? Directory.CreateSymbolicLink(link, entry) : File.CreateSymbolicLink(link, entry);
+        }
+
+        File.WriteAllBytes(Path.Combine(folder, "unet", "model.onnx"), ConventionGraphs.UNetWithOffset("timestep_cond", hiddenSize: "hidden"));
+        return folder;
+    }
+
+    /// <summary>Writes the same per-channel offset on every row of the UNet's <c>timestep_cond</c>, on the first step.</summary>
+    private sealed class ChannelOffset(float[] offset) : IUNetInputContributor
+    {
+        public IReadOnlyCollection<string> InputNames { get; } = ["timestep_cond"];
+
+        public void Contribute(in UNetStep step, UNetInputs inputs)
+        {
+            if (step.Index == 0)
+            {
+                UNetInput input = inputs["timestep_cond"];
+                input.Write(Enumerable.Range(0, input.Length).Select(i => offset[i % offset.Length]).ToArray());
+            }
+        }
+    }
 
     private static string RequireCuda()
     {

@@ -8,21 +8,24 @@ using StableDiffusion.Schedulers;
 
 namespace StableDiffusion.Pipelines.Internal;
 
-/// <summary>What differs between the pipelines inside the loop: how the UNet input is built and what happens after a step.</summary>
+/// <summary>
+/// What differs between the pipelines inside the loop: how the UNet sample is built and what happens after a step. Inputs
+/// the UNet takes besides the sample come from the request's <see cref="DiffusionRequest.UNetInputs"/>.
+/// </summary>
 internal class DenoisingHooks
 {
     public static readonly DenoisingHooks None = new();
 
-    /// <summary>The UNet's input channels (4, or 9 for inpainting UNets).</summary>
-    public virtual int UNetChannels => 4;
-
     /// <summary>Whether <see cref="ComposeInput"/> builds the UNet sample; otherwise the scaled latents are the sample.</summary>
     public virtual bool ComposesInput => false;
 
-    /// <summary>Builds the UNet sample from the scaled latent input [batch, 4, h, w].</summary>
+    /// <summary>The UNet sample's shape for the scaled latent input of shape <paramref name="input"/> (more channels for inpainting UNets).</summary>
+    public virtual LatentShape UNetSample(LatentShape input) => input;
+
+    /// <summary>Builds the UNet sample from the scaled latent input [batch, latent channels, h, w].</summary>
     public virtual void ComposeInput(ReadOnlySpan<float> scaledInput, Span<float> unetSample) => throw new NotSupportedException();
 
-    /// <summary>Runs after each scheduler step on the latents [rows, 4, h, w].</summary>
+    /// <summary>Runs after each scheduler step on the latents [rows, latent channels, h, w].</summary>
     public virtual void AfterStep(int index, IReadOnlyList<float> timesteps, Span<float> latents)
     {
     }
@@ -31,50 +34,48 @@ internal class DenoisingHooks
 /// <summary>Step 7 of diffusers' pipelines: the denoising loop with classifier-free guidance.</summary>
 internal static partial class DenoisingLoop
 {
-    /// <summary>Denoises <paramref name="latents"/> [rows, 4, h, w] in place over <paramref name="timesteps"/>.</summary>
+    /// <summary>Denoises <paramref name="latents"/> of shape <paramref name="shape"/> in place over <paramref name="timesteps"/>.</summary>
     public static void Run(StableDiffusionComponents components, IScheduler scheduler, IReadOnlyList<float> timesteps, EncodedPrompt prompt,
-        float[] latents, int latentHeight, int latentWidth, DiffusionRequest request, INoiseGenerator generator, DenoisingHooks hooks,
-        GenerationScope scope, ILogger logger)
+        float[] latents, LatentShape shape, DiffusionRequest request, INoiseGenerator generator, DenoisingHooks hooks, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.Denoising, 0, timesteps.Count);
+        LatentShape sample = hooks.UNetSample(shape.WithBatch(prompt.UNetBatch));
         scope.Stage(() =>
         {
-            RunCore(components, scheduler, timesteps, prompt, latents, latentHeight, latentWidth, request, generator, hooks, scope, logger);
+            RunCore(components, scheduler, timesteps, prompt, latents, shape, request, generator, hooks, scope, logger);
             return true;
-        }, t => scope.Denoising = t, error => UNetFailure(components, prompt.UNetBatch, hooks.UNetChannels, latentHeight, latentWidth, error));
+        }, t => scope.Denoising = t, error => UNetFailure(components, sample, error));
     }
 
-    private static ModelRunException UNetFailure(StableDiffusionComponents components, int batch, int channels, int latentHeight, int latentWidth, OnnxRuntimeException error)
+    private static ModelRunException UNetFailure(StableDiffusionComponents components, LatentShape sample, OnnxRuntimeException error)
     {
         int scale = components.Configuration.VaeScaleFactor;
-        string inputs = $"latents [{batch}, {channels}, {latentHeight}, {latentWidth}] (a {latentWidth * scale}x{latentHeight * scale} image)";
+        string inputs = $"latents {sample} (a {sample.Width * scale}x{sample.Height * scale} image)";
         // Exports traced at 512x512 upsample by fixed factors: their skip connections only line up for latents divisible by 8.
-        string? hint = latentHeight % 8 == 0 && latentWidth % 8 == 0
+        string? hint = sample.Height % 8 == 0 && sample.Width % 8 == 0
             ? null
-            : $"UNet exports usually need the height and width to be multiples of {8 * scale}: try Height = {RoundUp(latentHeight, 8) * scale} and Width = {RoundUp(latentWidth, 8) * scale}.";
+            : $"UNet exports usually need the height and width to be multiples of {8 * scale}: try Height = {RoundUp(sample.Height, 8) * scale} and Width = {RoundUp(sample.Width, 8) * scale}.";
         return ModelRunException.For(components.UNet, inputs, error, hint);
     }
 
     private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
 
     private static void RunCore(StableDiffusionComponents components, IScheduler scheduler, IReadOnlyList<float> timesteps, EncodedPrompt prompt,
-        float[] latents, int latentHeight, int latentWidth, DiffusionRequest request, INoiseGenerator generator, DenoisingHooks hooks,
-        GenerationScope scope, ILogger logger)
+        float[] latents, LatentShape shape, DiffusionRequest request, INoiseGenerator generator, DenoisingHooks hooks, GenerationScope scope, ILogger logger)
     {
-        int rows = prompt.Rows;
-        int batch = prompt.UNetBatch;
-        int latentLength = rows * 4 * latentHeight * latentWidth;
-        nint[] latentShape = [rows, 4, latentHeight, latentWidth];
-        nint[] inputShape = [batch, 4, latentHeight, latentWidth];
+        int latentLength = shape.ElementCount;
+        nint[] latentLengths = shape.ToLengths();
+        LatentShape input = shape.WithBatch(prompt.UNetBatch);
+        nint[] inputLengths = input.ToLengths();
         bool halfLatents = components.UNet.SampleType == TensorElementType.Float16;
 
-        using UNetInvocation unet = components.UNet.CreateInvocation(batch, hooks.UNetChannels, latentHeight, latentWidth,
-            prompt.Embeddings, prompt.SequenceLength, prompt.HiddenSize, scope.CancellationToken);
+        using UNetInvocation unet = components.UNet.CreateInvocation(hooks.UNetSample(input), shape.Channels,
+            prompt.ToTensor(), request.UNetInputs, nameof(request.UNetInputs), scope.CancellationToken);
         // The scaled latents go straight into the UNet's input unless the pipeline adds channels (inpainting UNets).
-        float[]? staging = hooks.ComposesInput ? new float[batch * 4 * latentHeight * latentWidth] : null;
+        float[]? staging = hooks.ComposesInput ? new float[input.ElementCount] : null;
         var guidedNoise = prompt.Guided ? new float[latentLength] : null;
         var stepOptions = new SchedulerStepOptions(generator, request.Eta);
-        var context = new StepEndContext(Tensor.Create(latents, latentShape), timesteps.Count);
+        var context = new StepEndContext(Tensor.Create(latents, latentLengths), timesteps.Count);
         Half[]? halfScratch = halfLatents ? new Half[latentLength] : null;
         bool warnedTruncation = false;
 
@@ -97,7 +98,7 @@ internal static partial class DenoisingLoop
                 latents.AsSpan(0, latentLength).CopyTo(scaled[latentLength..]);
             }
 
-            var scaledSpan = new TensorSpan<float>(scaled[..(batch * 4 * latentHeight * latentWidth)], inputShape);
+            var scaledSpan = new TensorSpan<float>(scaled[..input.ElementCount], inputLengths);
             scheduler.ScaleModelInput(scaledSpan, t, scaledSpan);
             scope.AddSchedulerTime(schedulerStart);
             if (staging is not null)
@@ -105,7 +106,7 @@ internal static partial class DenoisingLoop
                 hooks.ComposeInput(staging, unet.Sample);
             }
 
-            scope.RunUNet(unet, t);
+            scope.RunUNet(unet, new UNetStep(i, timesteps.Count, t, prompt.Guided));
 
             // Guidance: uncond + g * (text - uncond), optionally rescaled.
             ReadOnlySpan<float> prediction = unet.NoisePrediction;
@@ -119,15 +120,15 @@ internal static partial class DenoisingLoop
                 TensorPrimitives.Add(uncond, guidedNoise, guidedNoise);
                 if (request.GuidanceRescale > 0)
                 {
-                    RescaleNoise(guidedNoise, text, rows, request.GuidanceRescale);
+                    RescaleNoise(guidedNoise, text, shape.Batch, request.GuidanceRescale);
                 }
 
                 noise = guidedNoise;
             }
 
             schedulerStart = Stopwatch.GetTimestamp();
-            scheduler.Step(new ReadOnlyTensorSpan<float>(noise, latentShape), t,
-                new ReadOnlyTensorSpan<float>(latents, latentShape), new TensorSpan<float>(latents, latentShape), stepOptions);
+            scheduler.Step(new ReadOnlyTensorSpan<float>(noise, latentLengths), t,
+                new ReadOnlyTensorSpan<float>(latents, latentLengths), new TensorSpan<float>(latents, latentLengths), stepOptions);
             if (halfLatents)
             {
                 // fp16 pipelines keep the latents in half precision between steps, as diffusers does.

@@ -72,12 +72,12 @@ internal sealed class GenerationScope : IDisposable
     }
 
     /// <summary>Runs one UNet call, timed; called within the denoising <see cref="Stage{T}"/>, which maps a terminated run to cancellation.</summary>
-    public void RunUNet(UNetInvocation unet, float timestep)
+    public void RunUNet(UNetInvocation unet, in UNetStep step)
     {
         long start = Stopwatch.GetTimestamp();
         try
         {
-            unet.Run(timestep, RunOptions);
+            unet.Run(step, RunOptions);
         }
         finally
         {

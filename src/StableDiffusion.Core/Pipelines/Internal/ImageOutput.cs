@@ -10,27 +10,27 @@ namespace StableDiffusion.Pipelines.Internal;
 internal static class ImageOutput
 {
     /// <summary>Decodes, checks and converts the final latents into the call's result.</summary>
-    public static GenerationResult Finish(StableDiffusionComponents components, float[] latents, int rows, int latentHeight, int latentWidth,
-        EncodedPrompt prompt, ulong? seed, Func<IReadOnlyList<GenerationParameters>> parameters, GenerationScope scope, ILogger logger)
+    public static GenerationResult Finish(StableDiffusionComponents components, float[] latents, LatentShape shape, EncodedPrompt prompt, ulong? seed,
+        Func<IReadOnlyList<GenerationParameters>> parameters, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.Decoding);
-        Tensor<float> decoded = scope.Stage(() => Decode(components, latents, rows, latentHeight, latentWidth, scope), t => scope.Decoding = t,
-            error => ModelRunException.For(components.VaeDecoder, $"latents [{rows}, 4, {latentHeight}, {latentWidth}]", error));
+        Tensor<float> decoded = scope.Stage(() => Decode(components, latents, shape, scope), t => scope.Decoding = t,
+            error => ModelRunException.For(components.VaeDecoder, $"latents {shape}", error));
         scope.Report(GenerationStage.SafetyChecking);
         (Tensor<float> images, IReadOnlyList<bool>? flags) = scope.Stage(() => CheckSafety(components, decoded, scope), t => scope.SafetyChecking = t);
         var result = new GenerationResult(ToImages(images), parameters, images, flags,
-            Tensor.Create(latents, [rows, 4, latentHeight, latentWidth]), prompt.ToTensor(), seed, scope.Timings());
+            Tensor.Create(latents, shape.ToLengths()), prompt.ToTensor(), seed, scope.Timings());
         scope.Report(GenerationStage.Completed);
         GenerationLog.Finished(logger, result);
         return result;
     }
 
-    /// <summary>Decodes latents [rows, 4, h, w] to NHWC images in [0, 1]: <c>clamp(decode(latents / scaling) / 2 + 0.5, 0, 1)</c>.</summary>
-    public static Tensor<float> Decode(StableDiffusionComponents components, float[] latents, int rows, int latentHeight, int latentWidth, GenerationScope scope)
+    /// <summary>Decodes latents of <paramref name="shape"/> to NHWC images in [0, 1]: <c>clamp(decode(latents / scaling) / 2 + 0.5, 0, 1)</c>.</summary>
+    public static Tensor<float> Decode(StableDiffusionComponents components, float[] latents, LatentShape shape, GenerationScope scope)
     {
         var scaled = new float[latents.Length];
         TensorPrimitives.Divide(latents, components.Configuration.ScalingFactor, scaled);
-        Tensor<float> decoded = components.VaeDecoder.Decode(new ReadOnlyTensorSpan<float>(scaled, [rows, 4, latentHeight, latentWidth]), scope.RunOptions);
+        Tensor<float> decoded = components.VaeDecoder.Decode(new ReadOnlyTensorSpan<float>(scaled, shape.ToLengths()), scope.RunOptions);
         return ToNhwcUnitRange(decoded);
     }
 

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using StableDiffusion.Loading;
+using StableDiffusion.Models;
 
 namespace StableDiffusion.Pipelines.Internal;
 
@@ -120,6 +121,7 @@ internal static class RequestValidator
             throw new ArgumentException("Pass either Seed or Generator, not both.", nameof(request));
         }
 
+        components.UNet.Inputs.RequireContributors(request.UNetInputs, nameof(DiffusionRequest.UNetInputs));
         return batch;
     }
 
@@ -162,14 +164,13 @@ internal static class RequestValidator
         }
     }
 
-    /// <summary>Checks user latents: shape [rows, 4, height / 8, width / 8] and finite values.</summary>
-    public static void ValidateLatents(Tensor<float> latents, int rows, int channels, int latentHeight, int latentWidth)
+    /// <summary>Checks user latents: shape [rows, latent channels, height / 8, width / 8] and finite values.</summary>
+    public static void ValidateLatents(Tensor<float> latents, LatentShape shape)
     {
-        nint[] expected = [rows, channels, latentHeight, latentWidth];
-        if (!latents.Lengths.SequenceEqual(expected))
+        if (!latents.Lengths.SequenceEqual(shape.ToLengths()))
         {
             throw new ArgumentException(
-                $"Latents has shape [{Shape(latents)}] but this request needs [{string.Join(", ", expected)}] (images, channels, height / 8, width / 8).", "Latents");
+                $"Latents has shape [{Shape(latents)}] but this request needs {shape} (images, channels, height / 8, width / 8).", "Latents");
         }
 
         RequireFinite(latents, "Latents");

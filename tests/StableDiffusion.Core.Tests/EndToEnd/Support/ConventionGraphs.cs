@@ -47,11 +47,35 @@ internal static class ConventionGraphs
         }
 
         Value hiddenStates = graph.Input("encoder_hidden_states", tensorType, "batch", 77, 32);
+        graph.Output(Prediction(sample, timestep, hiddenStates, timestepWeight).Cast(tensorType), "out_sample", "batch", 4, "height", "width");
+        return graph.ToBytes();
+    }
+
+    /// <summary>
+    /// The float32 stand-in UNet with a per-channel offset added to its prediction: a graph input <paramref name="name"/>
+    /// of shape <paramref name="dimensions"/> ([batch, 4]; a UNet input beyond the usual three, as LCM's <c>timestep_cond</c>),
+    /// or, given <paramref name="constant"/>, the same offset built in as a [1, 4] initializer. Fed the constant on every
+    /// row, the two graphs compute exactly the same thing. <paramref name="hiddenSize"/> is the prompt embeddings' width
+    /// (a number, or a name to take any text encoder's).
+    /// </summary>
+    public static byte[] UNetWithOffset(string name, Dim[]? dimensions = null, float[]? constant = null, Dim? hiddenSize = null)
+    {
+        var graph = new GraphBuilder();
+        Value sample = graph.Input("sample", Float, "batch", 4, "height", "width");
+        Value offset = constant is null ? graph.Input(name, Float, dimensions ?? ["batch", 4]) : graph.Initializer(name, [1, 4], constant);
+        Value timestep = graph.Input("timestep", Float, 1);
+        Value hiddenStates = graph.Input("encoder_hidden_states", Float, "batch", 77, hiddenSize ?? 32);
+        Value prediction = Prediction(sample, timestep, hiddenStates, 0.001f) + offset.Reshape(-1, 4, 1, 1);
+        graph.Output(prediction, "out_sample", "batch", 4, "height", "width");
+        return graph.ToBytes();
+    }
+
+    // 0.5 sample + weight * timestep + 10 * (the first prompt token's first feature), in float32.
+    private static Value Prediction(Value sample, Value timestep, Value hiddenStates, float timestepWeight)
+    {
         Value timestepTerm = timestep.Cast(Float).Reshape(-1, 1, 1, 1) * timestepWeight;
         Value promptTerm = hiddenStates.Cast(Float).Slice([1, 0], [2, 1], [1, 2]).Unsqueeze(3) * 10f;
-        Value prediction = (sample.Cast(Float) * 0.5f) + timestepTerm + promptTerm;
-        graph.Output(prediction.Cast(tensorType), "out_sample", "batch", 4, "height", "width");
-        return graph.ToBytes();
+        return (sample.Cast(Float) * 0.5f) + timestepTerm + promptTerm;
     }
 
     /// <summary>Images [batch, 3, 8h, 8w]: tanh of the first three latent channels / 500, tiled 8 x 8 (the latents reach about 70, divided by 0.18215 first).</summary>

@@ -1,11 +1,8 @@
-using StableDiffusion.ExecutionProviders;
-
-namespace StableDiffusion.Models.Cuda;
+namespace StableDiffusion.ExecutionProviders;
 
 /// <summary>
-/// One long-lived thread that makes every ONNX Runtime call of a CUDA session. The CUDA provider keeps state per calling
-/// thread: captured CUDA graphs, cuDNN and cuBLAS handles, tuned convolution plans. Calls from each generation's own thread
-/// would rebuild it every time (measured: a fused UNet at 16 ms a call instead of 8 without CUDA graphs; graphs never replayed).
+/// One long-lived thread that makes every ONNX Runtime call of a session whose provider keeps state per calling thread
+/// (<see cref="ExecutionProviderFamily.NeedsDeviceThread"/>: CUDA's captured graphs, cuDNN and cuBLAS handles, tuned plans).
 /// </summary>
 internal sealed class DeviceThread : IDisposable
 {
@@ -23,9 +20,12 @@ internal sealed class DeviceThread : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Whether sessions on <paramref name="provider"/> run on CUDA (the CUDA and TensorRT providers), whose state is per calling thread.</summary>
-    public static bool IsCudaFamily(ExecutionProvider provider) =>
-        SessionOptionsFactory.OrtName(provider) is "CUDAExecutionProvider" or "TensorrtExecutionProvider";
+    /// <summary>The thread for a component's session when its provider needs one; null when calls may come from any thread.</summary>
+    public static DeviceThread? For(ExecutionProvider provider, string component)
+    {
+        ExecutionProviderFamily family = ExecutionProviderFamily.Of(provider);
+        return family.NeedsDeviceThread ? new DeviceThread($"StableDiffusion {component} ({family.Names[0]})") : null;
+    }
 
     /// <summary>Runs <paramref name="action"/> on the device thread and waits for it; concurrent callers take turns.</summary>
     public void Invoke(Action action)

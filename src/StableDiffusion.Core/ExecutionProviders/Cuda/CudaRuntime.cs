@@ -1,11 +1,11 @@
 using System.Runtime.InteropServices;
 
-namespace StableDiffusion.Models.Cuda;
+namespace StableDiffusion.ExecutionProviders.Cuda;
 
 /// <summary>
-/// The few CUDA runtime calls the device-resident UNet path needs: copying a step's sample into the bound device buffer
-/// and its prediction back, from page-locked host memory. ONNX Runtime's managed API has no copy into an existing device tensor for providers appended
-/// the classic way, so the CUDA runtime that the CUDA provider itself loads is called directly.
+/// The few CUDA runtime calls that binding in CUDA device memory needs: copying a step's inputs into the bound device
+/// buffers and the prediction back, from page-locked host memory. ONNX Runtime's managed API has no copy into an existing
+/// device tensor for providers appended the classic way, so the CUDA runtime that the CUDA provider itself loads is called directly.
 /// </summary>
 internal static unsafe class CudaRuntime
 {
@@ -17,16 +17,16 @@ internal static unsafe class CudaRuntime
     /// <summary>Whether the CUDA runtime library could be loaded.</summary>
     public static bool IsAvailable => Loaded.Value is not null;
 
-    public static void CopyToDevice(int device, nint destination, void* source, long bytes) => Copy(device, destination, (nint)source, bytes, HostToDevice);
+    public static void CopyToDevice(int device, nint destination, nint source, long bytes) => Copy(device, destination, source, bytes, HostToDevice);
 
-    public static void CopyToHost(int device, void* destination, nint source, long bytes) => Copy(device, (nint)destination, source, bytes, DeviceToHost);
+    public static void CopyToHost(int device, nint destination, nint source, long bytes) => Copy(device, destination, source, bytes, DeviceToHost);
 
     /// <summary>Page-locks host memory (which must not move: the buffers live on the pinned object heap) so copies to and
     /// from it go straight to the device; false where the driver refuses, and copies then simply take the staged path.</summary>
-    public static bool TryRegisterHost(void* memory, long bytes) => Loaded.Value is { } f && f.HostRegister((nint)memory, (nuint)bytes, 0) == 0;
+    public static bool TryRegisterHost(nint memory, long bytes) => Loaded.Value is { } f && f.HostRegister(memory, (nuint)bytes, 0) == 0;
 
     /// <summary>Undoes <see cref="TryRegisterHost"/>.</summary>
-    public static void UnregisterHost(void* memory) => Loaded.Value?.HostUnregister((nint)memory);
+    public static void UnregisterHost(nint memory) => Loaded.Value?.HostUnregister(memory);
 
     private static void Copy(int device, nint destination, nint source, long bytes, int kind)
     {

@@ -1,0 +1,40 @@
+using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.ExecutionProviders.Cuda;
+
+namespace StableDiffusion.ExecutionProviders.Families;
+
+/// <summary>
+/// NVIDIA CUDA. Its sessions keep state per calling thread (captured CUDA graphs, cuDNN and cuBLAS handles, tuned
+/// convolution plans), so every call goes through one device thread: calls from each generation's own thread rebuilt it
+/// every time (measured: a fused UNet at 16 ms a call instead of 8 without CUDA graphs; graphs never replayed). Inputs are
+/// bound in CUDA device memory, and <c>enable_cuda_graph</c> captures the UNet as a CUDA graph.
+/// </summary>
+internal class CudaProvider : ExecutionProviderFamily
+{
+    public CudaProvider()
+        : this("CUDAExecutionProvider", ["CUDA"], "Microsoft.ML.OnnxRuntime.Gpu (or .Gpu.Linux / .Gpu.Windows), with CUDA and cuDNN 9 installed")
+    {
+    }
+
+    /// <summary>A provider that runs on CUDA (TensorRT).</summary>
+    private protected CudaProvider(string ortName, string[] names, string package)
+        : base(ortName, names, package)
+    {
+    }
+
+    public override bool NeedsDeviceThread => true;
+
+    public override string DeviceMemoryRequirement => "make sure the CUDA runtime (libcudart) can be loaded";
+
+    public override string? GraphCaptureOption => "enable_cuda_graph";
+
+    public override void Append(SessionOptions options, ExecutionProvider provider)
+    {
+        using var cuda = new OrtCUDAProviderOptions();
+        cuda.UpdateOptions(WithDevice(provider));
+        options.AppendExecutionProvider_CUDA(cuda);
+    }
+
+    public override DeviceMemory? CreateDeviceMemory(ExecutionProvider provider) =>
+        CudaRuntime.IsAvailable ? new CudaDeviceMemory(provider.DeviceId) : null;
+}
