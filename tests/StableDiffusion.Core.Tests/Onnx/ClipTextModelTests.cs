@@ -6,6 +6,7 @@ using StableDiffusion.Models;
 using StableDiffusion.Onnx;
 using StableDiffusion.Onnx.Builders;
 using StableDiffusion.Testing;
+using StableDiffusion.Tokenization;
 using StableDiffusion.Weights;
 using Xunit;
 using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
@@ -49,6 +50,48 @@ public sealed class ClipTextModelTests : IDisposable
         Assert.Equal([shape[0], 32], actual.Shape(ClipTextModel.PoolerOutputName));
         ArrayAssert.Close(expected[ClipTextModel.LastHiddenStateName], actual[ClipTextModel.LastHiddenStateName], 1e-5, $"{batch}: last_hidden_state");
         ArrayAssert.Close(expected[ClipTextModel.PoolerOutputName], actual[ClipTextModel.PoolerOutputName], 1e-5, $"{batch}: pooler_output");
+    }
+
+    public static IEnumerable<TheoryDataRow<string>> PipelineCases() => Reference.CaseNames("pipeline");
+
+    [Theory]
+    [Trait("Category", "Parity")]
+    [MemberData(nameof(PipelineCases))]
+    public void Build_GivesTheEmbeddingsDiffusersPipelineMadeOfThePrompts(string id)
+    {
+        (ReferenceSet set, JsonElement c) = Reference.Case("pipeline", id);
+        // The PyTorch model diffusers ran: the section's torch_model, or (published reference) tiny-sd, the export's weights.
+        string model = set.ResolvePath(set.Root.GetProperty("pipeline").TryGetProperty("torch_model", out JsonElement torch) ? torch.GetString()! : "../tiny-sd");
+        ClipTokenizer tokenizer = ClipTokenizer.FromFolder(Path.Combine(model, "tokenizer"));
+        using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(model, "text_encoder", "model.safetensors"));
+        using InferenceSession session = Session(weights, configPath: Path.Combine(model, "text_encoder", "config.json"));
+        IReadOnlyList<string> prompts = Pipelines.ReferenceCases.Prompts(c);
+        int perPrompt = c.GetProperty("num_images_per_prompt").GetInt32();
+        string arrays = $"pipe/{c.GetProperty("name").GetString()}";
+
+        AssertEmbeddings(prompts, "prompt_embeds");
+        if (c.GetProperty("guidance").GetSingle() > 1)
+        {
+            // diffusers' negative_prompt: none (the empty prompt), one string for every prompt, or one per prompt.
+            IReadOnlyList<string> negatives = !c.TryGetProperty("negative_prompt", out JsonElement negative) || negative.ValueKind == JsonValueKind.Null
+                ? [.. prompts.Select(_ => string.Empty)]
+                : negative.ValueKind == JsonValueKind.Array ? [.. negative.EnumerateArray().Select(n => n.GetString()!)] : [.. prompts.Select(_ => negative.GetString()!)];
+            AssertEmbeddings(negatives, "negative_prompt_embeds");
+        }
+
+        void AssertEmbeddings(IReadOnlyList<string> texts, string array)
+        {
+            int[] ids = [.. texts.SelectMany(t => tokenizer.Encode(t).InputIds.ToArray())];
+            float[] actual = Run(session, ids, [texts.Count, ids.Length / texts.Count])[ClipTextModel.LastHiddenStateName];
+            float[] expected = set.Array($"{arrays}/{array}").ToSingle();
+            int length = actual.Length / texts.Count;
+            Assert.Equal(actual.Length * perPrompt, expected.Length);
+            for (int i = 0; i < texts.Count; i++)
+            {
+                // diffusers repeats each prompt's embeddings num_images_per_prompt times.
+                ArrayAssert.Close(expected.AsSpan(i * perPrompt * length, length), actual.AsSpan(i * length, length), 1e-5, $"{id}: {array}[{i}]");
+            }
+        }
     }
 
     [Fact]
