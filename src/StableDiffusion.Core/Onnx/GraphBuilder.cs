@@ -90,8 +90,10 @@ internal sealed class GraphBuilder
 
     /// <summary>The weight <c>{scope}.{name}</c> from <see cref="Parameters"/>, added once however often it is asked for.</summary>
     /// <param name="name">The name within the current scope, such as <c>weight</c>.</param>
-    /// <param name="shape">The shape to view the stored elements in (such as [C, 1, 1] for a per-channel bias); null for the stored one.</param>
-    /// <exception cref="Models.ModelLoadException">The weight is missing or has another number of elements.</exception>
+    /// <param name="shape">The shape to view the stored elements in (such as [C, 1, 1] for a per-channel bias), or the shape the
+    /// weight must have when of the stored rank; null for the stored one.</param>
+    /// <exception cref="Models.ModelLoadException">The weight is missing, has another number of elements, or (asked for at its
+    /// own rank) another shape.</exception>
     public Value Parameter(string name, long[]? shape = null)
     {
         if (Parameters is null)
@@ -109,6 +111,9 @@ internal sealed class GraphBuilder
 
         return value;
     }
+
+    /// <summary>The shape the weight <c>{scope}.{name}</c> is stored with in <see cref="Parameters"/>, or null when there is none.</summary>
+    public long[]? StoredShape(string name) => Parameters?.StoredShape(_scope.Count == 0 ? name : $"{ScopePath}.{name}");
 
     /// <summary><paramref name="name"/>, or the first of <c>{name}_1</c>, <c>{name}_2</c>, ... that no value of the graph has.</summary>
     public string UniqueName(string name)

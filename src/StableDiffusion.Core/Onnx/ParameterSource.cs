@@ -5,6 +5,15 @@ internal abstract class ParameterSource
 {
     /// <summary>Adds the weight <paramref name="key"/> to <paramref name="graph"/>, shaped <paramref name="shape"/> when given
     /// (a view of the same elements, such as a 1x1 convolution's weight as a matrix), and returns it.</summary>
-    /// <exception cref="Models.ModelLoadException">The weight is missing or has another number of elements.</exception>
+    /// <exception cref="Models.ModelLoadException">The weight is missing, has another number of elements, or (asked for at its
+    /// own rank) another shape.</exception>
     public abstract Value Load(GraphBuilder graph, string key, long[]? shape);
+
+    /// <summary>The floating-point type the graph computes in: weights are cast to it, and a builder declares its
+    /// floating-point inputs with it.</summary>
+    public abstract TensorElementType ComputeType { get; }
+
+    /// <summary>The shape the weight <paramref name="key"/> is stored with, or null when there is no such weight (a builder
+    /// telling key layouts apart, or naming the configuration field a stored shape contradicts).</summary>
+    public abstract long[]? StoredShape(string key);
 }

@@ -43,8 +43,8 @@ internal sealed class SafetensorsParameters : ParameterSource
     /// <summary>The folder of the files: the graph's external-data locations are relative to it.</summary>
     public string Folder { get; }
 
-    /// <summary>The floating-point type the graph computes in.</summary>
-    public TensorElementType ComputeType { get; }
+    /// <inheritdoc/>
+    public override TensorElementType ComputeType { get; }
 
     /// <inheritdoc/>
     public override Value Load(GraphBuilder graph, string key, long[]? shape)
@@ -52,7 +52,10 @@ internal sealed class SafetensorsParameters : ParameterSource
         (SafetensorsFile file, SafetensorsTensor tensor) = Find(key);
         long[] dims = shape ?? tensor.Shape;
         long needed = dims.Aggregate(1L, (count, d) => count * d);
-        if (needed != tensor.ElementCount)
+        // A view of another rank only needs the same elements; one of the same rank must be the stored shape itself,
+        // or a transposed or mismatched matrix would pass for the right one.
+        bool fits = dims.Length == tensor.Shape.Length ? dims.AsSpan().SequenceEqual(tensor.Shape) : needed == tensor.ElementCount;
+        if (!fits)
         {
             throw new ModelLoadException(
                 $"Tensor '{key}' of '{file.Path}' is {tensor.Description}; the model needs [{string.Join(", ", dims)}] ({needed} elements). " +
@@ -62,6 +65,9 @@ internal sealed class SafetensorsParameters : ParameterSource
         Value value = graph.ExternalInitializer(graph.UniqueName(key), tensor.ElementType, dims, System.IO.Path.GetFileName(file.Path), tensor.Offset, tensor.Length);
         return IsFloatingPoint(value.ElementType) ? value.Cast(ComputeType) : value;
     }
+
+    /// <inheritdoc/>
+    public override long[]? StoredShape(string key) => _files.Select(f => f.Find(key)).FirstOrDefault(t => t is not null)?.Shape;
 
     private (SafetensorsFile File, SafetensorsTensor Tensor) Find(string key)
     {

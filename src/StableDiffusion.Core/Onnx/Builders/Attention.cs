@@ -7,14 +7,16 @@ namespace StableDiffusion.Onnx.Builders;
 internal static class Attention
 {
     /// <summary>
-    /// <c>softmax(q kᵀ / sqrt(d)) v</c> for q [B, Lq, heads·d], k and v [B, Lk, heads·d]; returns [B, Lq, heads·d].
+    /// <c>softmax(q kᵀ / sqrt(d) + mask) v</c> for q [B, Lq, heads·d], k and v [B, Lk, heads·d]; returns [B, Lq, heads·d].
+    /// The optional mask broadcasts to [B, heads, Lq, Lk] (a causal mask is [Lq, Lk], -inf above the diagonal).
     /// </summary>
-    public static Value ScaledDotProduct(Value query, Value key, Value value, int heads, int headDim)
+    public static Value ScaledDotProduct(Value query, Value key, Value value, int heads, int headDim, Value? mask = null)
     {
         Value q = query.Reshape(0, -1, heads, headDim).Transpose(0, 2, 1, 3);
         Value kT = key.Reshape(0, -1, heads, headDim).Transpose(0, 2, 3, 1);
         Value v = value.Reshape(0, -1, heads, headDim).Transpose(0, 2, 1, 3);
-        Value probabilities = (q.MatMul(kT) * (1f / MathF.Sqrt(headDim))).Softmax();
+        Value scores = q.MatMul(kT) * (1f / MathF.Sqrt(headDim));
+        Value probabilities = (mask is null ? scores : scores + mask).Softmax();
         return probabilities.MatMul(v).Transpose(0, 2, 1, 3).Reshape(0, -1, heads * headDim);
     }
 

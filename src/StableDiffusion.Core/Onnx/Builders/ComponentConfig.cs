@@ -11,8 +11,9 @@ namespace StableDiffusion.Onnx.Builders;
 internal sealed class ComponentConfig
 {
     private readonly JsonElement _root;
+    private readonly string _prefix;
 
-    private ComponentConfig(string path, JsonElement root) => (Path, _root) = (path, root);
+    private ComponentConfig(string path, JsonElement root, string prefix = "") => (Path, _root, _prefix) = (path, root, prefix);
 
     /// <summary>The file.</summary>
     public string Path { get; }
@@ -33,6 +34,18 @@ internal sealed class ComponentConfig
             throw new ModelLoadException($"The configuration '{path}' cannot be read: {e.Message}", path, e);
         }
     }
+
+    /// <summary>
+    /// A nested configuration object, such as a <c>CLIPConfig</c>'s <c>vision_config</c>, read the same way (its fields named
+    /// <c>vision_config.hidden_size</c> in messages); an empty one, all defaults, when the field is missing.
+    /// </summary>
+    public ComponentConfig Section(string field) =>
+        Get(field) is not { } value ? new ComponentConfig(Path, EmptyObject(), $"{Qualified(field)}.")
+        : value.ValueKind == JsonValueKind.Object ? new ComponentConfig(Path, value, $"{Qualified(field)}.")
+        : throw Unsupported(field, value, "an object");
+
+    /// <summary>The field as messages name it: <c>vision_config.hidden_size</c> in a <see cref="Section"/>.</summary>
+    public string Qualified(string field) => _prefix + field;
 
     /// <summary>A positive integer field.</summary>
     public int Int(string field, int fallback) =>
@@ -69,15 +82,40 @@ internal sealed class ComponentConfig
     /// <summary>A list of strings, each one of <paramref name="supported"/>.</summary>
     public string[] AllOf(string field, params string[] supported)
     {
-        JsonElement value = Get(field) ?? throw new ModelLoadException($"The configuration '{Path}' has no '{field}'.", Path);
+        JsonElement value = Get(field) ?? throw new ModelLoadException($"The configuration '{Path}' has no '{Qualified(field)}'.", Path);
         return value.ValueKind == JsonValueKind.Array && value.EnumerateArray().All(v => v.ValueKind == JsonValueKind.String && supported.Contains(v.GetString(), StringComparer.Ordinal))
             ? [.. value.EnumerateArray().Select(v => v.GetString()!)]
             : throw Unsupported(field, value, $"a list of {string.Join(", ", supported.Select(s => $"\"{s}\""))}");
     }
 
+    /// <summary>
+    /// Checks that the weight <c>{scope}.{name}</c> of <paramref name="graph"/> has the shape <paramref name="shape"/> that
+    /// <paramref name="fields"/> (with the values the builder read) give it, so that weights of another model fail naming
+    /// the fields rather than a tensor deep inside the graph. A missing weight passes here: the graph builder names it when
+    /// it needs it.
+    /// </summary>
+    /// <exception cref="ModelLoadException">The weight is stored with another shape.</exception>
+    public void RequireWeightShape(GraphBuilder graph, string name, long[] shape, params (string Field, int Value)[] fields)
+    {
+        if (graph.StoredShape(name) is { } stored && !stored.AsSpan().SequenceEqual(shape))
+        {
+            string key = graph.ScopePath.Length == 0 ? name : $"{graph.ScopePath}.{name}";
+            throw new ModelLoadException(
+                $"The configuration '{Path}' ({string.Join(", ", fields.Select(f => $"{Qualified(f.Field)} {f.Value}"))}) makes '{key}' " +
+                $"[{string.Join(", ", shape)}], but the weights store it as [{string.Join(", ", stored)}]: the configuration and the weights belong to different models.",
+                Path);
+        }
+    }
+
     /// <summary>The error for a field whose value the builder cannot build.</summary>
     public ModelLoadException Unsupported(string field, JsonElement value, string supported) =>
-        new($"The configuration '{Path}' has \"{field}\": {value.GetRawText()}, which this SDK cannot build; it supports {supported}.", Path);
+        new($"The configuration '{Path}' has \"{Qualified(field)}\": {value.GetRawText()}, which this SDK cannot build; it supports {supported}.", Path);
+
+    private static JsonElement EmptyObject()
+    {
+        using JsonDocument document = JsonDocument.Parse("{}");
+        return document.RootElement.Clone();
+    }
 
     private JsonElement? Get(string field) =>
         _root.TryGetProperty(field, out JsonElement value) && value.ValueKind != JsonValueKind.Null ? value : null;

@@ -13,6 +13,13 @@ internal static class Layers
         return x.Linear(graph.Parameter("weight"), bias ? graph.Parameter("bias") : null);
     }
 
+    /// <summary><c>nn.Linear(in_features, out_features)</c>, its weight required to be [out, in] (and its bias [out]).</summary>
+    public static Value Linear(this GraphBuilder graph, string name, Value x, int inFeatures, int outFeatures, bool bias = true)
+    {
+        using var scope = graph.Scope(name);
+        return x.Linear(graph.Parameter("weight", shape: [outFeatures, inFeatures]), bias ? graph.Parameter("bias", shape: [outFeatures]) : null);
+    }
+
     /// <summary><c>nn.Conv2d</c> with a square kernel, stride and padding.</summary>
     public static Value Conv2d(this GraphBuilder graph, string name, Value x, int stride = 1, int padding = 0, bool bias = true)
     {
@@ -33,5 +40,12 @@ internal static class Layers
     {
         using var scope = graph.Scope(name);
         return x.LayerNorm(graph.Parameter("weight"), graph.Parameter("bias"), epsilon);
+    }
+
+    /// <summary><c>nn.LayerNorm(features)</c> over the last dimension, its weight and bias required to be [features].</summary>
+    public static Value LayerNorm(this GraphBuilder graph, string name, Value x, int features, float epsilon)
+    {
+        using var scope = graph.Scope(name);
+        return x.LayerNorm(graph.Parameter("weight", shape: [features]), graph.Parameter("bias", shape: [features]), epsilon);
     }
 }
