@@ -3,6 +3,7 @@ using StableDiffusion.Onnx;
 using StableDiffusion.Onnx.Builders;
 using StableDiffusion.Testing;
 using StableDiffusion.Weights;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 
 namespace StableDiffusion.Core.Tests.Onnx.Support;
 
@@ -23,6 +24,20 @@ internal sealed class UNetUnderTest : IDisposable
 
     /// <summary>The operator types of the graph's nodes.</summary>
     public HashSet<string> OperatorTypes => [.. Graph.Graph.Node.Select(n => n.OpType)];
+
+    /// <summary>
+    /// Builds the UNet of <paramref name="folder"/> (relative to the fixtures) in <paramref name="flavor"/> computing in
+    /// <paramref name="computeType"/>, without loading it; returns the model and the folder of its external data.
+    /// </summary>
+    public static (ModelProto Model, string DataFolder) BuildGraph(string folder, GraphFlavor flavor, TensorElementType computeType)
+    {
+        string path = Fixtures.PathOf(folder);
+        using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(path, "diffusion_pytorch_model.safetensors"));
+        var parameters = new SafetensorsParameters([weights], computeType);
+        var graph = new GraphBuilder(parameters: parameters, flavor: flavor);
+        UNet2DConditionModel.FromConfig(ComponentConfig.Load(Path.Combine(path, "config.json"))).BuildGraph(graph, computeType);
+        return (graph.ToModel(), parameters.Folder);
+    }
 
     /// <summary>Builds the UNet of <paramref name="folder"/> (relative to the fixtures) in <paramref name="flavor"/> and loads it.</summary>
     public static UNetUnderTest Build(string folder, GraphFlavor flavor)
