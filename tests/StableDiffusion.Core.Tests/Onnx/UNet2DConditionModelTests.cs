@@ -137,6 +137,37 @@ public sealed class UNet2DConditionModelTests
     }
 
     [Fact]
+    public void FixedDimensions_LeaveNoShapeArithmeticAfterOnnxRuntimesOptimizations()
+    {
+        // What static shapes and CUDA graphs need: with the named dimensions fixed by free dimension overrides (as
+        // StaticShape sets them), ONNX Runtime folds every Shape, Slice and Concat of the graph's shape arithmetic.
+        Fixtures.Require();
+        (ModelProto model, string folder) = UNetUnderTest.BuildGraph("tiny-sd/unet", GraphFlavor.Plain, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float);
+        string optimized = Path.Combine(Path.GetTempPath(), $"sd-unet-static-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            using (var options = new SessionOptions { OptimizedModelFilePath = optimized })
+            {
+                options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", folder);
+                foreach ((string name, long size) in new[] { ("batch", 2L), ("height", 6L), ("width", 8L), ("sequence", 77L) })
+                {
+                    options.AddFreeDimensionOverrideByName(name, size);
+                }
+
+                using var session = new InferenceSession(Google.Protobuf.MessageExtensions.ToByteArray(model), options);
+            }
+
+            ModelProto folded = ModelProto.Parser.ParseFrom(File.ReadAllBytes(optimized));
+            Assert.Contains(model.Graph.Node, n => n.OpType == "Shape");
+            Assert.DoesNotContain(folded.Graph.Node, n => n.OpType == "Shape");
+        }
+        finally
+        {
+            File.Delete(optimized);
+        }
+    }
+
+    [Fact]
     public void TimestepFrequencies_AreTheFloat32ValuesPyTorchComputes()
     {
         // The frequencies the export holds as a constant (computed by torch): float32 step by step, exp correctly rounded.
