@@ -37,14 +37,19 @@ internal sealed class GraphBuilder
     /// <summary>Creates an empty graph.</summary>
     /// <param name="name">The graph's name.</param>
     /// <param name="parameters">Where <see cref="Parameter"/> finds weights; null for a graph without any.</param>
-    public GraphBuilder(string name = "main_graph", ParameterSource? parameters = null)
+    /// <param name="flavor">Which operators the module builders emit; <see cref="Builders.GraphFlavor.Plain"/> when null.</param>
+    public GraphBuilder(string name = "main_graph", ParameterSource? parameters = null, Builders.GraphFlavor? flavor = null)
     {
         _graph = new GraphProto { Name = name };
         Parameters = parameters;
+        Flavor = flavor ?? Builders.GraphFlavor.Plain;
     }
 
     /// <summary>Where <see cref="Parameter"/> finds weights.</summary>
     public ParameterSource? Parameters { get; }
+
+    /// <summary>Which operators the module builders emit: plain ONNX, or ONNX Runtime's fused CUDA operators.</summary>
+    public Builders.GraphFlavor Flavor { get; }
 
     /// <summary>The module path of the current scope (<c>down_blocks.0.resnets.1</c>; empty at the top).</summary>
     public string ScopePath => string.Join('.', _scope);
@@ -92,9 +97,10 @@ internal sealed class GraphBuilder
     /// <param name="name">The name within the current scope, such as <c>weight</c>.</param>
     /// <param name="shape">The shape to view the stored elements in (such as [C, 1, 1] for a per-channel bias), or the shape the
     /// weight must have when of the stored rank; null for the stored one.</param>
+    /// <param name="elementType">The type to compute in when an operator needs another than the graph's (float32 norm scales in a float16 graph); null for the graph's.</param>
     /// <exception cref="Models.ModelLoadException">The weight is missing, has another number of elements, or (asked for at its
     /// own rank) another shape.</exception>
-    public Value Parameter(string name, long[]? shape = null)
+    public Value Parameter(string name, long[]? shape = null, TensorElementType? elementType = null)
     {
         if (Parameters is null)
         {
@@ -102,10 +108,10 @@ internal sealed class GraphBuilder
         }
 
         string key = _scope.Count == 0 ? name : $"{ScopePath}.{name}";
-        string cacheKey = shape is null ? key : $"{key}|{string.Join(',', shape)}";
+        string cacheKey = $"{key}|{(shape is null ? string.Empty : string.Join(',', shape))}|{elementType}";
         if (!_parameters.TryGetValue(cacheKey, out Value? value))
         {
-            value = Parameters.Load(this, key, shape);
+            value = Parameters.Load(this, key, shape, elementType);
             _parameters[cacheKey] = value;
         }
 
@@ -114,6 +120,13 @@ internal sealed class GraphBuilder
 
     /// <summary>The shape the weight <c>{scope}.{name}</c> is stored with in <see cref="Parameters"/>, or null when there is none.</summary>
     public long[]? StoredShape(string name) => Parameters?.StoredShape(_scope.Count == 0 ? name : $"{ScopePath}.{name}");
+
+    /// <summary>The stored shape of the weight <c>{scope}.{name}</c> (a convolution's kernel size, a projection's width).</summary>
+    /// <exception cref="Models.ModelLoadException">The weight is missing.</exception>
+    public long[] ParameterShape(string name) =>
+        StoredShape(name) ?? throw new Models.ModelLoadException(
+            $"The weights of '{_graph.Name}' have no tensor '{(_scope.Count == 0 ? name : $"{ScopePath}.{name}")}', which the model's configuration needs. " +
+            "The files may belong to another model, or the configuration to other weights.");
 
     /// <summary><paramref name="name"/>, or the first of <c>{name}_1</c>, <c>{name}_2</c>, ... that no value of the graph has.</summary>
     public string UniqueName(string name)

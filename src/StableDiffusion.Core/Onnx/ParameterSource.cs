@@ -4,10 +4,11 @@ namespace StableDiffusion.Onnx;
 internal abstract class ParameterSource
 {
     /// <summary>Adds the weight <paramref name="key"/> to <paramref name="graph"/>, shaped <paramref name="shape"/> when given
-    /// (a view of the same elements, such as a 1x1 convolution's weight as a matrix), and returns it.</summary>
+    /// (a view of the same elements, such as a 1x1 convolution's weight as a matrix), in <paramref name="elementType"/> when given
+    /// (else the source's compute type), and returns it.</summary>
     /// <exception cref="Models.ModelLoadException">The weight is missing, has another number of elements, or (asked for at its
     /// own rank) another shape.</exception>
-    public abstract Value Load(GraphBuilder graph, string key, long[]? shape);
+    public abstract Value Load(GraphBuilder graph, string key, long[]? shape, TensorElementType? elementType = null);
 
     /// <summary>The floating-point type the graph computes in: weights are cast to it, and a builder declares its
     /// floating-point inputs with it.</summary>

@@ -47,7 +47,7 @@ internal sealed class SafetensorsParameters : ParameterSource
     public override TensorElementType ComputeType { get; }
 
     /// <inheritdoc/>
-    public override Value Load(GraphBuilder graph, string key, long[]? shape)
+    public override Value Load(GraphBuilder graph, string key, long[]? shape, TensorElementType? elementType = null)
     {
         (SafetensorsFile file, SafetensorsTensor tensor) = Find(key);
         long[] dims = shape ?? tensor.Shape;
@@ -63,7 +63,7 @@ internal sealed class SafetensorsParameters : ParameterSource
         }
 
         Value value = graph.ExternalInitializer(graph.UniqueName(key), tensor.ElementType, dims, System.IO.Path.GetFileName(file.Path), tensor.Offset, tensor.Length);
-        return IsFloatingPoint(value.ElementType) ? value.Cast(ComputeType) : value;
+        return IsFloatingPoint(value.ElementType) ? value.Cast(elementType ?? ComputeType) : value;
     }
 
     /// <inheritdoc/>

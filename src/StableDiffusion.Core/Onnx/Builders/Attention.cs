@@ -21,17 +21,14 @@ internal static class Attention
     }
 
     /// <summary>
-    /// The VAE's attention block on images [B, C, H, W]: group norm, one head of width C over the H·W positions
+    /// The VAE's attention block on images (in the graph flavor's layout): group norm, one head of width C over the H·W positions
     /// (<c>to_q</c>, <c>to_k</c>, <c>to_v</c>, <c>to_out.0</c>), plus the input.
     /// </summary>
     public static Value SpatialSelfAttention(this GraphBuilder graph, string name, Value x, int channels, int groups, float epsilon)
     {
         using var scope = graph.Scope(name);
-        Value shape = x.Shape();
-        Value h = graph.GroupNorm("group_norm", x, groups, channels, epsilon, spatialRank: 2);
-        h = h.Reshape(0, channels, -1).Transpose(0, 2, 1);
-        Value attended = ScaledDotProduct(graph.Linear("to_q", h), graph.Linear("to_k", h), graph.Linear("to_v", h), heads: 1, headDim: channels);
-        Value output = graph.Linear("to_out.0", attended).Transpose(0, 2, 1).Reshape(shape);
-        return output + x;
+        Value h = graph.Flavor.ToTokens(graph.GroupNorm("group_norm", x, groups, channels, epsilon), channels);
+        Value attended = graph.Flavor.Attention(graph, h, context: null, heads: 1, headDim: channels, projectionBias: true);
+        return graph.Flavor.FromTokens(attended, channels, heightOf: x) + x;
     }
 }

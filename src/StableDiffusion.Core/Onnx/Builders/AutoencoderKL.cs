@@ -55,7 +55,7 @@ internal sealed record AutoencoderKL(
         Value h;
         using (graph.Scope("encoder"))
         {
-            h = graph.Conv2d("conv_in", images, padding: 1);
+            h = graph.Conv2d("conv_in", graph.Flavor.FromNchw(images), padding: 1);
             int channels = BlockOutChannels[0];
             for (int block = 0; block < BlockOutChannels.Length; block++)
             {
@@ -74,11 +74,11 @@ internal sealed record AutoencoderKL(
             }
 
             h = MidBlock(graph, h);
-            h = graph.GroupNorm("conv_norm_out", h, NormGroups, channels, Epsilon).Silu();
+            h = graph.GroupNorm("conv_norm_out", h, NormGroups, channels, Epsilon, silu: true);
             h = graph.Conv2d("conv_out", h, padding: 1);
         }
 
-        Value moments = UseQuantConv ? graph.Conv2d("quant_conv", h) : h;
+        Value moments = graph.Flavor.ToNchw(UseQuantConv ? graph.Conv2d("quant_conv", h) : h);
         Value[] halves = moments.Chunk(2, axis: 1);
         // diffusers' DiagonalGaussianDistribution: the log-variance clamped to [-30, 20].
         return (halves[0], (halves[1].Clip(-30f, 20f) * 0.5f).Exp());
@@ -90,6 +90,7 @@ internal sealed record AutoencoderKL(
     /// </summary>
     public Value Decode(GraphBuilder graph, Value latents)
     {
+        latents = graph.Flavor.FromNchw(latents);
         Value z = UsePostQuantConv ? graph.Conv2d("post_quant_conv", latents) : latents;
         using var decoder = graph.Scope("decoder");
         int channels = BlockOutChannels[^1];
@@ -110,8 +111,8 @@ internal sealed record AutoencoderKL(
             }
         }
 
-        h = graph.GroupNorm("conv_norm_out", h, NormGroups, channels, Epsilon).Silu();
-        return graph.Conv2d("conv_out", h, padding: 1);
+        h = graph.GroupNorm("conv_norm_out", h, NormGroups, channels, Epsilon, silu: true);
+        return graph.Flavor.ToNchw(graph.Conv2d("conv_out", h, padding: 1));
     }
 
     // UNetMidBlock2D of the VAE: a resnet, the attention, a resnet, at the last block's width.

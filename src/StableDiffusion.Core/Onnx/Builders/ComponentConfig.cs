@@ -47,11 +47,44 @@ internal sealed class ComponentConfig
     /// <summary>The field as messages name it: <c>vision_config.hidden_size</c> in a <see cref="Section"/>.</summary>
     public string Qualified(string field) => _prefix + field;
 
-    /// <summary>A positive integer field.</summary>
-    public int Int(string field, int fallback) =>
+    /// <summary>An integer field of at least <paramref name="minimum"/> (a positive one by default).</summary>
+    public int Int(string field, int fallback, int minimum = 1) =>
         Get(field) is not { } value ? fallback
-        : value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int n) && n > 0 ? n
-        : throw Unsupported(field, value, "a positive integer");
+        : value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int n) && n >= minimum ? n
+        : throw Unsupported(field, value, minimum == 1 ? "a positive integer" : $"an integer of at least {minimum}");
+
+    /// <summary>
+    /// A per-block positive integer: one number for every block, or a list of one per block (diffusers accepts both for
+    /// <c>layers_per_block</c>, <c>attention_head_dim</c>, <c>cross_attention_dim</c>, ...).
+    /// </summary>
+    public int[] IntPerBlock(string field, int blocks, int fallback) => Get(field) switch
+    {
+        null => [.. Enumerable.Repeat(fallback, blocks)],
+        { ValueKind: JsonValueKind.Number } => [.. Enumerable.Repeat(Int(field, fallback), blocks)],
+        { } value => Ints(field, []) is { } list && list.Length == blocks ? list : throw Unsupported(field, value, $"a positive integer or a list of {blocks} (one per block)"),
+    };
+
+    /// <summary>A per-block boolean: one for every block, or a list of one per block.</summary>
+    public bool[] BoolPerBlock(string field, int blocks, bool fallback) => Get(field) switch
+    {
+        null => [.. Enumerable.Repeat(fallback, blocks)],
+        { ValueKind: JsonValueKind.True or JsonValueKind.False } value => [.. Enumerable.Repeat(value.GetBoolean(), blocks)],
+        { ValueKind: JsonValueKind.Array } value when value.GetArrayLength() == blocks && value.EnumerateArray().All(v => v.ValueKind is JsonValueKind.True or JsonValueKind.False)
+            => [.. value.EnumerateArray().Select(v => v.GetBoolean())],
+        { } value => throw Unsupported(field, value, $"true, false or a list of {blocks} of them (one per block)"),
+    };
+
+    /// <summary>Whether the field is present with the value null (which some fields distinguish from absent).</summary>
+    public bool IsNull(string field) => _root.TryGetProperty(field, out JsonElement value) && value.ValueKind == JsonValueKind.Null;
+
+    /// <summary>A field that must be absent or null (a feature the builder does not build, such as SDXL's <c>addition_embed_type</c>).</summary>
+    public void RequireNull(string field)
+    {
+        if (Get(field) is { } value)
+        {
+            throw Unsupported(field, value, "null (the field absent)");
+        }
+    }
 
     /// <summary>A list of positive integers.</summary>
     public int[] Ints(string field, int[] fallback) =>

@@ -20,19 +20,28 @@ internal static class Layers
         return x.Linear(graph.Parameter("weight", shape: [outFeatures, inFeatures]), bias ? graph.Parameter("bias", shape: [outFeatures]) : null);
     }
 
-    /// <summary><c>nn.Conv2d</c> with a square kernel, stride and padding.</summary>
+    /// <summary><c>nn.Conv2d</c> with a square kernel, stride and padding, on images in the graph flavor's layout.</summary>
     public static Value Conv2d(this GraphBuilder graph, string name, Value x, int stride = 1, int padding = 0, bool bias = true)
     {
         using var scope = graph.Scope(name);
-        return x.Conv(graph.Parameter("weight"), bias ? graph.Parameter("bias") : null, stride, padding);
+        return graph.Flavor.Conv2d(graph, x, stride, padding, bias);
     }
 
-    /// <summary><c>nn.GroupNorm</c> over images [N, C, H, W] (or [N, C, L]), with its per-channel affine transform.</summary>
-    public static Value GroupNorm(this GraphBuilder graph, string name, Value x, int groups, int channels, float epsilon, int spatialRank = 2)
+    /// <summary>
+    /// <c>nn.GroupNorm</c> with its per-channel affine transform, then SiLU when <paramref name="silu"/> (one fused operator
+    /// where the flavor has it): over images in the graph flavor's layout, or over [N, C, L] when <paramref name="spatialRank"/> is 1.
+    /// </summary>
+    public static Value GroupNorm(this GraphBuilder graph, string name, Value x, int groups, int channels, float epsilon, int spatialRank = 2, bool silu = false)
     {
         using var scope = graph.Scope(name);
+        if (spatialRank == 2)
+        {
+            return graph.Flavor.GroupNorm(graph, x, groups, channels, epsilon, silu);
+        }
+
         long[] shape = [channels, .. Enumerable.Repeat(1L, spatialRank)];
-        return x.GroupNorm(groups, graph.Parameter("weight", shape: shape), graph.Parameter("bias", shape: shape), epsilon);
+        Value normalized = x.GroupNorm(groups, graph.Parameter("weight", shape: shape), graph.Parameter("bias", shape: shape), epsilon);
+        return silu ? normalized.Silu() : normalized;
     }
 
     /// <summary><c>nn.LayerNorm</c> over the last dimension.</summary>

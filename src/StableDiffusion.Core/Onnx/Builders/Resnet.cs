@@ -12,14 +12,14 @@ internal sealed record ResnetBlock2D(int InChannels, int OutChannels, int Groups
     public Value Build(GraphBuilder graph, string name, Value x, Value? temb = null)
     {
         using var scope = graph.Scope(name);
-        Value h = graph.GroupNorm("norm1", x, Groups, InChannels, Epsilon).Silu();
+        Value h = graph.GroupNorm("norm1", x, Groups, InChannels, Epsilon, silu: true);
         h = graph.Conv2d("conv1", h, padding: 1);
         if (temb is not null)
         {
-            h += graph.Linear("time_emb_proj", temb.Silu()).Unsqueeze(2, 3);
+            h += graph.Flavor.PerChannel(graph.Linear("time_emb_proj", temb.Silu()));
         }
 
-        h = graph.GroupNorm("norm2", h, Groups, OutChannels, Epsilon).Silu();
+        h = graph.GroupNorm("norm2", h, Groups, OutChannels, Epsilon, silu: true);
         h = graph.Conv2d("conv2", h, padding: 1);
         Value shortcut = InChannels != OutChannels ? graph.Conv2d("conv_shortcut", x) : x;
         Value output = shortcut + h;

@@ -1,0 +1,103 @@
+using Google.Protobuf;
+using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.Core.Tests.Onnx.Support;
+using StableDiffusion.Onnx;
+using StableDiffusion.Onnx.Builders;
+using StableDiffusion.Testing;
+using StableDiffusion.Weights;
+using Xunit;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
+
+namespace StableDiffusion.Core.Tests.Onnx;
+
+/// <summary>
+/// The CUDA-fused flavor checked where no GPU is: its operators and layout, and ONNX Runtime's own checks of every node
+/// against the registered schemas (inputs, attributes, types, shape inference), which a session runs before it looks for
+/// kernels, so on the CPU the only error left is the missing CUDA kernel. Numbers on CUDA: Gpu/FusedGraphTests.
+/// </summary>
+[Trait("Area", "WeightsLoading")]
+public sealed class CudaFusedFlavorTests
+{
+    private static readonly string[] CudaOnlyOperators = ["NhwcConv", "GroupNorm", "BiasSplitGelu"];
+
+    [Fact]
+    public void UNet_IsNhwcThroughoutWithOnnxRuntimesFusedOperators()
+    {
+        Fixtures.Require();
+        (ModelProto model, _) = UNetUnderTest.BuildGraph("tiny-sd/unet", GraphFlavor.CudaFused, TensorElementType.Float16);
+        var operators = model.Graph.Node.GroupBy(n => n.OpType).ToDictionary(g => g.Key, g => g.Count());
+
+        Assert.True(operators["NhwcConv"] >= 20, $"{operators["NhwcConv"]} NhwcConv nodes");
+        Assert.True(operators["GroupNorm"] >= 20, $"{operators["GroupNorm"]} GroupNorm nodes");
+        Assert.Equal(8, operators["MultiHeadAttention"]); // attn1 and attn2 of four transformer blocks
+        Assert.All(new[] { "Conv", "InstanceNormalization", "Softmax" }, op => Assert.False(operators.ContainsKey(op), $"a plain {op} is left"));
+        // Activations are transposed twice, NCHW to NHWC after the input and back before the output; other Transposes turn weights.
+        Assert.Equal(2, model.Graph.Node.Count(n => n.OpType == "Transpose" && !model.Graph.Node.Any(c => c.OpType == "NhwcConv" && c.Input[1] == n.Output[0])));
+        Assert.Equal((int)TensorElementType.Float16, model.Graph.Input.Single(i => i.Name == "sample").Type.TensorType.ElemType);
+        Assert.Equal((int)TensorElementType.Float, model.Graph.Input.Single(i => i.Name == "timestep").Type.TensorType.ElemType);
+        Assert.All(model.Graph.Node.Where(n => n.OpType == "GroupNorm"), n => Assert.Equal(
+            [(int)TensorElementType.Float, (int)TensorElementType.Float], n.Input.Skip(1).Select(i => ElementTypeOf(model, i))));
+    }
+
+    [Fact]
+    public void UNet_PassesOnnxRuntimesSchemaChecks_AndLacksOnlyTheCudaKernels()
+    {
+        Fixtures.Require();
+        (ModelProto model, string folder) = UNetUnderTest.BuildGraph("tiny-sd/unet", GraphFlavor.CudaFused, TensorElementType.Float16);
+
+        AssertOnlyKernelsMissing(model, folder);
+    }
+
+    [Fact]
+    public void VaeDecoder_PassesOnnxRuntimesSchemaChecks_AndLacksOnlyTheCudaKernels()
+    {
+        Fixtures.Require();
+        string vae = Fixtures.PathOf("tiny-sd/vae");
+        using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(vae, "diffusion_pytorch_model.safetensors"));
+        var parameters = new SafetensorsParameters([weights], TensorElementType.Float16);
+        var graph = new GraphBuilder(parameters: parameters, flavor: GraphFlavor.CudaFused);
+        AutoencoderKL config = AutoencoderKL.FromConfig(ComponentConfig.Load(Path.Combine(vae, "config.json")));
+        Value latents = graph.Input("latent_sample", TensorElementType.Float16, "batch", config.LatentChannels, "height", "width");
+        graph.Output(config.Decode(graph, latents), "sample", "batch", config.OutChannels, "image_height", "image_width");
+        ModelProto model = graph.ToModel();
+
+        Assert.Contains(model.Graph.Node, n => n.OpType == "NhwcConv");
+        Assert.Contains(model.Graph.Node, n => n.OpType == "MultiHeadAttention");
+        AssertOnlyKernelsMissing(model, parameters.Folder);
+    }
+
+    [Fact]
+    public void SchemaCheck_RejectsANodeThatBreaksItsSchema()
+    {
+        // The control for the checks above: a GroupNorm without its required activation, and a MultiHeadAttention fed a
+        // float32 query with a float16 key, fail in ONNX Runtime's graph resolution, before any kernel lookup.
+        var graph = new GraphBuilder();
+        Value x = graph.Input("x", TensorElementType.Float16, 1, 4, 4, 32);
+        Value scale = graph.Constant(new float[32], [32]);
+        graph.Output(graph.Node("GroupNorm", [x, scale, scale], domain: GraphBuilder.MicrosoftDomain, attributes: ("groups", 8L)), "y");
+        var tokens = new GraphBuilder();
+        Value q = tokens.Input("q", TensorElementType.Float, 1, 16, 32);
+        Value k = tokens.Input("k", TensorElementType.Float16, 1, 16, 32);
+        tokens.Output(tokens.Node("MultiHeadAttention", [q, k, k], domain: GraphBuilder.MicrosoftDomain, attributes: ("num_heads", 2L)), "y");
+
+        foreach (GraphBuilder broken in new[] { graph, tokens })
+        {
+            var ex = Assert.Throws<OnnxRuntimeException>(() => GraphRunner.Session(broken.ToBytes()).Dispose());
+            Assert.DoesNotContain("Failed to find kernel", ex.Message, StringComparison.Ordinal);
+        }
+    }
+
+    private static void AssertOnlyKernelsMissing(ModelProto model, string folder)
+    {
+        var ex = Assert.Throws<OnnxRuntimeException>(() => GraphRunner.Session(model.ToByteArray(), folder).Dispose());
+
+        // ONNX Runtime resolves the whole graph (schemas, types, shapes) before it assigns kernels: this is the first error left.
+        Assert.True(ex.Message.Contains("Failed to find kernel for", StringComparison.Ordinal), ex.Message);
+        Assert.True(CudaOnlyOperators.Any(op => ex.Message.Contains($"for com.microsoft.{op}(1)", StringComparison.Ordinal)), ex.Message);
+    }
+
+    // The type of an initializer, or of a Cast's output.
+    private static int ElementTypeOf(ModelProto model, string value) =>
+        model.Graph.Initializer.FirstOrDefault(i => i.Name == value)?.DataType
+        ?? (int)model.Graph.Node.Single(n => n.Output.Contains(value) && n.OpType == "Cast").Attribute.Single(a => a.Name == "to").I;
+}
