@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (docs/performance.md, "Reproducing"). Stages:
-#   models  build the full-size random-weight SD 1.5 model in fp32, fp16, and fp16 with ONNX Runtime's fusions
+#   models  build the full-size random-weight SD 1.5 model: diffusers layout, fp32 ONNX, fp16 with ONNX Runtime's fusions
+#   side    the side-by-side comparison with diffusers (eng/bench/side_by_side.py)
 #   bench   run sdbench configurations, JSON into $OUT
 #   tests   run the CUDA provider tests
 set -euo pipefail
-stage=${1:?usage: device.sh models|bench CONFIG...|tests}; shift
+stage=${1:?usage: device.sh models|side ARGS...|bench CONFIG...|tests}; shift
 nv=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
 export LD_LIBRARY_PATH="/root/app:/usr/local/cuda-13.0/targets/x86_64-linux/lib:$nv/cu13/lib:$nv/cudnn/lib:$nv/cublas/lib:${LD_LIBRARY_PATH:-}"
 if [ ! -x /root/app/sdbench ]; then
@@ -13,13 +14,23 @@ if [ ! -x /root/app/sdbench ]; then
 fi
 case "$stage" in
   models)
+    # The full-size model with random weights: the diffusers layout (float32 + fp16 variant) in /root/full/diffusers,
+    # its float32 ONNX export (/root/m32) and ONNX Runtime's fused float16 version of it (/root/mopt); FP16_EXPORT=1
+    # also writes the plain float16 export (/root/m16).
     in=${INPUTS:-.device-upload/inputs}
     mkdir -p /root/diffusers && /root/up/zstd -dc "$in/diffusers.tar.zst" | tar -x -C /root/diffusers
     t0=$(date +%s)
-    DIFFUSERS_SRC=/root/diffusers python3 "$in/make_full_size_model.py" /root/m32 --tokenizer "$in/tokenizer" 2>&1 | grep -v Warning | tail -3
-    python3 eng/gpu/convert_fp16.py /root/m32 /root/m16 2>&1 | tail -6
-    python3 eng/gpu/optimize.py /root/m32 /root/mopt 2>&1 | grep -E "fused|failed|written|Error" | tail -8
-    du -sh /root/m32 /root/m16 /root/mopt; echo "models built in $(( $(date +%s) - t0 )) s"
+    DIFFUSERS_SRC=/root/diffusers python3 eng/gpu/make_full_size_model.py /root/full --tokenizer "$in/tokenizer" ${ONNX:---onnx} 2>&1 | grep -v Warning | tail -3
+    if [ -d /root/full/onnx32 ]; then
+      ln -sfn /root/full/onnx32 /root/m32
+      [ "${FP16_EXPORT:-0}" = 1 ] && python3 eng/gpu/convert_fp16.py /root/m32 /root/m16 2>&1 | tail -6
+      python3 eng/gpu/optimize.py /root/m32 /root/mopt 2>&1 | grep -E "fused|failed|written|Error" | tail -8
+    fi
+    du -shL /root/full/* /root/m* 2>/dev/null; echo "models built in $(( $(date +%s) - t0 )) s"
+    ;;
+  side)
+    # This SDK and diffusers side by side (eng/bench/side_by_side.py); arguments after the stage go to the harness.
+    DIFFUSERS_SRC=/root/diffusers python3 eng/bench/side_by_side.py --diffusers-model /root/full/diffusers --sdbench /root/app/sdbench "$@"
     ;;
   bench)
     for config in "$@"; do
