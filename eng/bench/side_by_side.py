@@ -31,6 +31,10 @@ ap.add_argument("--iterations", type=int, default=9)
 ap.add_argument("--cpu-steps", type=int, default=20)
 ap.add_argument("--cpu-iterations", type=int, default=2)
 ap.add_argument("--systems", nargs="+", default=["diffusers_eager", "diffusers_compiled", "sdk"])
+ap.add_argument("--diffusers-flags", default="", help="diffusers_bench.py options for the compiled runs (e.g. --inductor-tuning)")
+ap.add_argument("--run-timeout", type=float, default=420,
+                help="seconds after which one configuration's process is stopped and recorded as timed out, so that one slow "
+                     "compilation cannot take the whole run")
 ap.add_argument("--out", required=True)
 args = ap.parse_args()
 OUT = Path(args.out)
@@ -67,6 +71,8 @@ def run(label: str, command: list, report: Path, gpu: bool) -> dict:
                 peak["mib"] = max(peak["mib"], used)
             done.wait(0.25)
 
+    timer = threading.Timer(args.run_timeout, process.kill)
+    timer.start()
     watcher = threading.Thread(target=watch, daemon=True)
     if gpu:
         watcher.start()
@@ -79,10 +85,12 @@ def run(label: str, command: list, report: Path, gpu: bool) -> dict:
         if "call" in line or "run " in line or "median" in line or "loaded" in line:
             print("   " + line.rstrip(), flush=True)
     _, status, usage = os.wait4(process.pid, 0)
+    timed_out = not timer.is_alive() and time.time() - spawned >= args.run_timeout
+    timer.cancel()
     done.set()
     result = json.loads(report.read_text()) if report.exists() else {}
     result.update(label=label, exit_status=os.waitstatus_to_exitcode(status), time_to_first_image_seconds=first_image,
-                  wall_seconds=time.time() - spawned, peak_rss_mib=usage.ru_maxrss / 1024)
+                  wall_seconds=time.time() - spawned, peak_rss_mib=usage.ru_maxrss / 1024, timed_out=timed_out)
     if gpu:
         result["peak_gpu_memory_mib"] = peak["mib"]
     if result["exit_status"] != 0:
@@ -111,7 +119,7 @@ for batch in args.batches:
         else:
             mode = system.removeprefix("diffusers_")
             command = [python, HERE / "diffusers_bench.py", "--model", args.diffusers_model, "--mode", mode, "--batch", batch,
-                       "--iterations", args.iterations, "--out", report]
+                       "--iterations", args.iterations, "--out", report, *(args.diffusers_flags.split() if mode == "compiled" else [])]
             result = run(label, command, report, gpu=True)
         median = result.get("seconds_per_call_median")
         results["gpu"][system][f"batch{batch}"] = {
@@ -121,6 +129,7 @@ for batch in args.batches:
             "time_to_first_image_seconds": result.get("time_to_first_image_seconds"),
             "peak_gpu_memory_mib": result.get("peak_gpu_memory_mib"),
             "exit_status": result.get("exit_status"),
+            "timed_out": result.get("timed_out"),
         }
 
 if args.onnx_fp32:
