@@ -83,6 +83,8 @@ internal static class TextEncoderGraphEdit
 
         var constants = new HashSet<string>(graph.Initializer.Select(t => t.Name), StringComparer.Ordinal);
         constants.UnionWith(graph.Node.Where(n => n.OpType == "Constant").SelectMany(n => n.Output));
+        // Exporters deduplicate equal weights into Identity nodes over one initializer.
+        constants.UnionWith(graph.Node.Where(n => n.OpType == "Identity" && n.Input.Count == 1 && constants.Contains(n.Input[0])).SelectMany(n => n.Output));
 
         // The residual input of a residual Add: a computed tensor that some other node reads too.
         string? ResidualInput(string tensor) =>
@@ -120,7 +122,11 @@ internal static class TextEncoderGraphEdit
             stream.Add(tensor);
         }
 
-        if (last is null || stream.Count < 3 || stream.Count % 2 == 0)
+        // The stream starts at the embeddings: token embeddings (a Gather reading the ids) plus position embeddings.
+        string[] inputs = [.. graph.Input.Select(i => i.Name)];
+        bool startsAtEmbeddings = stream.Count > 0 && producers.TryGetValue(stream[^1], out int first) && graph.Node[first].OpType == "Add"
+            && graph.Node[first].Input.Any(i => producers.TryGetValue(i, out int p) && graph.Node[p] is { OpType: "Gather", Input.Count: 2 } gather && ReadsGraphInput(graph, gather.Input[1], inputs));
+        if (last is null || stream.Count < 3 || stream.Count % 2 == 0 || !startsAtEmbeddings)
         {
             throw new InvalidDataException(
                 $"The text encoder's layers were not found above its output '{lastHiddenStateName}' (a chain of residual Adds ending in the final layer norm), so its earlier hidden states cannot be added for clip skip.");
@@ -274,7 +280,8 @@ internal static class TextEncoderGraphEdit
         }
     }
 
-    // Whether the tensor is a graph input, possibly through Cast or Identity nodes.
+    // Whether the tensor is a graph input, possibly through nodes that keep its values (Cast, Identity, reshapes: the
+    // export views the ids as [-1, sequence]).
     private static bool ReadsGraphInput(GraphProto graph, string tensor, string[] inputs)
     {
         for (int hops = 0; hops < 4; hops++)
@@ -285,7 +292,7 @@ internal static class TextEncoderGraphEdit
             }
 
             NodeProto? producer = graph.Node.FirstOrDefault(n => n.Output.Contains(tensor));
-            if (producer is not { OpType: "Cast" or "Identity" } || producer.Input.Count == 0)
+            if (producer is not { OpType: "Cast" or "Identity" or "Reshape" or "Squeeze" or "Unsqueeze" or "Flatten" } || producer.Input.Count == 0)
             {
                 return false;
             }

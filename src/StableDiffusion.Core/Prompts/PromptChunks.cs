@@ -31,20 +31,28 @@ internal static class PromptChunks
         var ids = new List<int>();
         var weights = new List<float>();
         truncated = false;
+
+        // Where the current chunk starts. As in the web UIs, a full chunk stays current until a token or a BREAK follows,
+        // so BREAK after exactly 75 tokens adds no empty chunk, while BREAK on an empty chunk pads it whole.
+        int chunkStart = 0;
         foreach (PromptSegment segment in PromptAttention.Parse(prompt))
         {
             if (segment.IsBreak)
             {
-                // BREAK fills the rest of the current chunk with padding (an empty chunk when nothing is in it yet), as the web UIs do.
-                int fill = ids.Count == 0 ? chunk : (chunk - (ids.Count % chunk)) % chunk;
+                int fill = chunkStart + chunk - ids.Count;
                 ids.AddRange(Enumerable.Repeat(tokenizer.PadTokenId, fill));
                 weights.AddRange(Enumerable.Repeat(1f, fill));
+                chunkStart += chunk;
             }
             else
             {
                 ReadOnlySpan<int> tokens = tokenizer.Encode(segment.Text).UntruncatedIds.Span[1..^1];
                 ids.AddRange(tokens);
                 weights.AddRange(Enumerable.Repeat((float)segment.Weight, tokens.Length));
+                while (ids.Count - chunkStart > chunk)
+                {
+                    chunkStart += chunk;
+                }
             }
 
             if (ids.Count > maxTokens)
