@@ -33,6 +33,18 @@ internal sealed partial class StableDiffusionComponents
         }
     }
 
+    /// <summary>The textual inversions loaded: each token with its file's short hash, as web UIs record them.</summary>
+    public IReadOnlyDictionary<string, string> TextualInversionHashes
+    {
+        get
+        {
+            lock (TextLock)
+            {
+                return _embeddings.ToDictionary(e => e.Token, e => e.ShortHash, StringComparer.Ordinal);
+            }
+        }
+    }
+
     /// <summary>Makes sure the text encoder answers every clip skip (an edited graph is loaded once, on first use).</summary>
     /// <remarks>Call with <see cref="TextLock"/> held.</remarks>
     public void RequireClipSkipOutputs()

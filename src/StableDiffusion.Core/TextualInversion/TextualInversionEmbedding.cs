@@ -5,7 +5,8 @@ namespace StableDiffusion.TextualInversion;
 /// <param name="Width">The width of each vector (the text encoder's hidden size).</param>
 /// <param name="Vectors">The vectors, [count, width] row-major, as float32.</param>
 /// <param name="Path">The file it was read from.</param>
-internal sealed record TextualInversionEmbedding(string Token, int Width, float[] Vectors, string Path)
+/// <param name="ShortHash">The first 12 hex digits of the file's SHA-256, as web UIs name an embedding in "TI hashes".</param>
+internal sealed record TextualInversionEmbedding(string Token, int Width, float[] Vectors, string Path, string ShortHash)
 {
     /// <summary>The number of vectors.</summary>
     public int Count => Vectors.Length / Width;

@@ -97,7 +97,9 @@ internal static class TextualInversionFile
                 $"The embedding in '{path}' has shape [{string.Join(", ", shape)}]; an embedding is one vector [width] or several [count, width].", path);
         }
 
-        return new TextualInversionEmbedding(token, (int)shape[^1], values, path);
+        using FileStream file = File.OpenRead(path);
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(file))[..12];
+        return new TextualInversionEmbedding(token, (int)shape[^1], values, path, hash);
     }
 
     private static bool IsZip(string path)
