@@ -70,6 +70,14 @@ internal sealed class CliCommand
     private readonly Option<double?> _strength = Number<double>("--strength", [], "With --init-image: how much to change it, from 0 (keep) to 1 (replace) [default: 0.8; 1 with --mask]",
         s => s is >= 0 and <= 1 ? null : "must be between 0 and 1");
     private readonly Option<string?> _mask = new("--mask") { HelpName = "file", Description = "With --init-image: the region to repaint, white over black, the image's size (inpainting)" };
+    private readonly Option<string[]> _embedding = new("--embedding", "-e")
+    {
+        HelpName = "file[:token]",
+        Description = "A textual inversion embedding to load (diffusers .safetensors/.bin, web UI .pt/.safetensors); its token is the file's own unless given after a colon, e.g. easynegative.safetensors:easynegative. Repeatable",
+        Arity = ArgumentArity.ZeroOrMore,
+    };
+    private readonly Option<int?> _clipSkip = Number<int>("--clip-skip", [], "Clip skip as web UIs count it: 1 uses the text encoder's last layer, 2 the one before (diffusers' clip_skip=1) [default: 1]", AtLeastOne);
+    private readonly Option<bool> _noPromptWeighting = new("--no-prompt-weighting") { Description = "Read prompts as diffusers does: no (word:1.2) weights or BREAK, cut at 77 tokens [default: web UI syntax and long prompts on]" };
     private readonly Option<bool> _verbose = new("--verbose", "-v") { Description = "Log what the SDK does, and show stack traces of unexpected errors" };
 
     public CliCommand()
@@ -107,7 +115,7 @@ internal sealed class CliCommand
             """)
         {
             _prompt, _model, _revision, _negative, _width, _height, _steps, _guidance, _seed, _scheduler, _count, _provider, _deviceId,
-            _noSafetyChecker, _output, _overwrite, _fromPng, _initImage, _strength, _mask, _offline, _verbose,
+            _noSafetyChecker, _output, _overwrite, _fromPng, _initImage, _strength, _mask, _embedding, _clipSkip, _noPromptWeighting, _offline, _verbose,
         };
         output ??= Console.Out;
         error ??= Console.Error;
@@ -268,7 +276,30 @@ internal sealed class CliCommand
             Overwrite = parse.GetValue(_overwrite),
             Offline = parse.GetValue(_offline),
             Verbose = parse.GetValue(_verbose),
+            Embeddings = [.. (parse.GetValue(_embedding) ?? []).Select(ParseEmbedding)],
+            // Web UIs count from 1 (no skip); diffusers' clip_skip counts the layers skipped.
+            ClipSkip = parse.GetValue(_clipSkip) is int webUIClipSkip ? (webUIClipSkip > 1 ? webUIClipSkip - 1 : null) : fromPng?.ClipSkip,
+            PromptWeighting = !parse.GetValue(_noPromptWeighting),
+            ExpectedEmbeddings = fromPng?.TextualInversionHashes.Keys.ToArray() ?? [],
         };
+    }
+
+    // "file" or "file:token": the token follows the last colon unless the whole text names a file (a Windows drive's colon).
+    private static Embedding ParseEmbedding(string value)
+    {
+        int colon = value.LastIndexOf(':');
+        (string file, string? token) = File.Exists(value) || colon <= 1 ? (value, null) : (value[..colon], value[(colon + 1)..]);
+        if (!File.Exists(file))
+        {
+            throw new CliUsageException($"--embedding: '{file}' does not exist.");
+        }
+
+        if (token is not null && string.IsNullOrWhiteSpace(token))
+        {
+            throw new CliUsageException($"--embedding: '{value}' has an empty token after the colon; write file:token, or the file alone to use its own token.");
+        }
+
+        return new Embedding(file, token);
     }
 
     /// <summary>Checks a scheduler name before anything is loaded, so a typo fails at once rather than after a download.</summary>
@@ -352,8 +383,23 @@ internal sealed record CliSettings
 
     public bool Verbose { get; init; }
 
+    /// <summary>Textual inversion embeddings to load, in order.</summary>
+    public IReadOnlyList<Embedding> Embeddings { get; init; } = [];
+
+    /// <summary>diffusers' clip_skip (web UIs' count minus one); null for none.</summary>
+    public int? ClipSkip { get; init; }
+
+    /// <summary>Whether prompts use the web UI syntax and may be long (the CLI's default, as web UI users expect).</summary>
+    public bool PromptWeighting { get; init; } = true;
+
+    /// <summary>The embedding tokens the --from-png PNG used; those not loaded are named in a warning.</summary>
+    public IReadOnlyList<string> ExpectedEmbeddings { get; init; } = [];
+
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Prompt} ({Steps} steps, guidance {Guidance})");
 }
+
+/// <summary>A textual inversion embedding to load: its file, and its token when not the file's own.</summary>
+internal sealed record Embedding(string File, string? Token);
 
 /// <summary>A command line that cannot be run as given; the message says why.</summary>
 internal sealed class CliUsageException(string message) : Exception(message);

@@ -186,6 +186,24 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
             (_, null) => await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
             _ => await StableDiffusionInpaintPipeline.FromPretrainedAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
         };
+        try
+        {
+            foreach (Embedding embedding in settings.Embeddings)
+            {
+                pipe.LoadTextualInversion(embedding.File, embedding.Token);
+            }
+        }
+        catch
+        {
+            pipe.Dispose();
+            throw;
+        }
+
+        if (settings.ExpectedEmbeddings.Except(pipe.TextualInversionTokens, StringComparer.Ordinal).ToArray() is { Length: > 0 } missing)
+        {
+            _console.MarkupLine($"[yellow]warning:[/] {Markup.Escape($"--from-png: the PNG's prompts use the embeddings {string.Join(", ", missing)}, which are not loaded, so the image will differ; pass them with --embedding file:token.")}");
+        }
+
         progress.Loaded();
         return pipe;
     }
@@ -197,6 +215,8 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
         GuidanceScale = settings.Guidance,
         Seed = seed,
         Scheduler = scheduler,
+        ClipSkip = settings.ClipSkip,
+        PromptWeighting = settings.PromptWeighting,
     };
 
     /// <summary>Decodes --init-image and --mask and checks what can be checked without the model.</summary>

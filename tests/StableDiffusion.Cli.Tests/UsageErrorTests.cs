@@ -241,10 +241,10 @@ public sealed class UsageErrorTests : IDisposable
         CliRun run = await CliRunner.RunAsync(["--from-png", png, "--scheduler", "no such sampler"]);
         CliRun withoutModel = await CliRunner.RunAsync(["--from-png", png, "--init-image", png, "--model", "/no/such/model"]);
 
-        Assert.Contains($"warning: --from-png: sdnet cannot apply these settings of '{png}' yet, so the image may differ: Clip skip, Hires upscale.", run.Error, StringComparison.Ordinal);
+        Assert.Contains($"warning: --from-png: sdnet cannot apply these settings of '{png}' yet, so the image may differ: Hires upscale.", run.Error, StringComparison.Ordinal);
         Assert.Contains("error: --scheduler: Unknown scheduler", run.Error, StringComparison.Ordinal);
         Assert.Equal(CliCommand.Failure, withoutModel.ExitCode);
-        Assert.Contains($"warning: --from-png: sdnet cannot apply these settings of '{png}' yet, so the image may differ: Clip skip, Hires upscale.", withoutModel.Error, StringComparison.Ordinal);
+        Assert.Contains($"warning: --from-png: sdnet cannot apply these settings of '{png}' yet, so the image may differ: Hires upscale.", withoutModel.Error, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -254,7 +254,8 @@ public sealed class UsageErrorTests : IDisposable
 
         Assert.Equal(0, run.ExitCode);
         foreach (string option in new[] { "--model", "--revision", "--negative-prompt", "--width", "--height", "--steps", "--guidance", "--seed",
-            "--scheduler", "--count", "--provider", "--device-id", "--no-safety-checker", "--output", "--overwrite", "--from-png", "--offline", "--verbose" })
+            "--scheduler", "--count", "--provider", "--device-id", "--no-safety-checker", "--output", "--overwrite", "--from-png", "--offline", "--verbose",
+            "--embedding", "--clip-skip", "--no-prompt-weighting" })
         {
             Assert.Contains(option, run.Output, StringComparison.Ordinal);
         }

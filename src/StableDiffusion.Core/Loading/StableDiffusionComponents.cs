@@ -37,6 +37,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         }
 
         Tokenizer = tokenizer;
+        _baseTokenizer = tokenizer;
         Scheduler = scheduler;
         Configuration = configuration;
         string encoderPath = Path.Combine(modelPath, ModelComponents.VaeEncoder, "model.onnx");
@@ -55,7 +56,8 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
     public ModelIndex Index { get; }
 
-    public TextEncoderModel TextEncoder { get; }
+    /// <summary>The text encoder; replaced when clip skip or textual inversion needs an edited graph (see the TextConditioning part).</summary>
+    public TextEncoderModel TextEncoder { get; private set; }
 
     public UNetModel UNet { get; }
 
@@ -66,7 +68,8 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     /// <summary>The thread that makes the safety checker's calls when its provider keeps state per thread (CUDA); null otherwise.</summary>
     public DeviceThread? SafetyThread { get; }
 
-    public ClipTokenizer Tokenizer { get; }
+    /// <summary>The tokenizer, with the tokens of the loaded textual inversions.</summary>
+    public ClipTokenizer Tokenizer { get; private set; }
 
     public IScheduler Scheduler { get; }
 

@@ -1,6 +1,8 @@
 using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
+using StableDiffusion.Onnx;
+using StableDiffusion.Onnx.Builders;
 
 namespace StableDiffusion.Models;
 
@@ -24,6 +26,10 @@ public sealed class TextEncoderModel : OnnxModel
             _outputName = OutputNameOr("last_hidden_state");
             NodeMetadata output = RequireOutput(_outputName, 3, TensorElementType.Float, TensorElementType.Float16);
             HiddenSize = FixedDimension(output, 2);
+            while (Session.OutputMetadata.ContainsKey(ClipTextModel.ClipSkipOutputName(MaxClipSkip + 1)))
+            {
+                MaxClipSkip++;
+            }
         }
         catch
         {
@@ -35,6 +41,12 @@ public sealed class TextEncoderModel : OnnxModel
     /// <summary>The width of the hidden states (768 for SD 1.x), or null when the graph leaves it symbolic.</summary>
     public int? HiddenSize { get; }
 
+    /// <summary>
+    /// The largest clip skip this graph answers (its <c>clip_skip_n</c> outputs; see <see cref="Encode"/>): 0 for a plain
+    /// export, the number of layers once the outputs have been added.
+    /// </summary>
+    public int MaxClipSkip { get; }
+
     /// <summary>Loads <c>text_encoder/model.onnx</c>.</summary>
     /// <param name="modelPath">The graph file.</param>
     /// <param name="settings">Session settings (CPU by default).</param>
@@ -45,15 +57,53 @@ public sealed class TextEncoderModel : OnnxModel
     internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
         new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure), modelPath, settings);
 
+    /// <summary>
+    /// Loads <c>text_encoder/model.onnx</c> edited (<see cref="TextEncoderGraphEdit"/>): with the clip skip outputs, and
+    /// with rows added to its token embedding.
+    /// </summary>
+    /// <exception cref="ModelLoadException">The file cannot be loaded, or its graph cannot be edited (the message says why).</exception>
+    internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure, bool clipSkips, AddedTokenEmbeddings? addedTokens)
+    {
+        if (!clipSkips && addedTokens is null)
+        {
+            return Load(modelPath, settings, configure);
+        }
+
+        byte[] edited;
+        try
+        {
+            (edited, _) = TextEncoderGraphEdit.Apply(File.ReadAllBytes(modelPath), clipSkips, addedTokens);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException($"The text encoder '{modelPath}' cannot be edited for clip skip or textual inversion: {ex.Message}", modelPath, ex);
+        }
+
+        return new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure, edited), modelPath, settings);
+    }
+
     /// <summary>Encodes token ids, row-major [batch, sequenceLength].</summary>
     /// <param name="inputIds">The ids of every sequence, one after another.</param>
     /// <param name="batch">The number of sequences.</param>
     /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>
-    /// <returns>The last hidden state, [batch, sequenceLength, hidden].</returns>
-    public Tensor<float> Encode(ReadOnlySpan<int> inputIds, int batch, RunOptions? runOptions = null)
+    /// <param name="clipSkip">
+    /// diffusers' <c>clip_skip</c>: null for the last hidden state, n for the hidden state n layers before the last through
+    /// the final layer norm (1 is a web UI's "Clip skip: 2"); at most <see cref="MaxClipSkip"/>.
+    /// </param>
+    /// <returns>The last hidden state (or that of <paramref name="clipSkip"/>), [batch, sequenceLength, hidden].</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="clipSkip"/> is below 1 or above <see cref="MaxClipSkip"/>.</exception>
+    public Tensor<float> Encode(ReadOnlySpan<int> inputIds, int batch, RunOptions? runOptions = null, int? clipSkip = null)
     {
         ThrowIfDisposed();
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        if (clipSkip is int skip && (skip < 1 || skip > MaxClipSkip))
+        {
+            throw new ArgumentOutOfRangeException(nameof(clipSkip), skip, MaxClipSkip == 0
+                ? $"The text encoder '{ModelPath}' has no clip skip outputs; the pipelines add them when a request sets ClipSkip."
+                : $"Clip skip must be between 1 and {MaxClipSkip}, the text encoder's layers.");
+        }
+
+        string outputName = clipSkip is int n ? ClipTextModel.ClipSkipOutputName(n) : _outputName;
         if (inputIds.Length == 0 || inputIds.Length % batch != 0)
         {
             throw new ArgumentException($"{inputIds.Length} token ids do not split into {batch} sequences.", nameof(inputIds));
@@ -66,7 +116,7 @@ public sealed class TextEncoderModel : OnnxModel
         RunOptions options = runOptions ?? owned!;
         (float[] values, long[] shape) = OnDevice(() =>
         {
-            using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(options, [InputName], [ids.Value], [_outputName]);
+            using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(options, [InputName], [ids.Value], [outputName]);
             return (ReadSingle(outputs[0]), outputs[0].GetTensorTypeAndShape().Shape);
         });
         if (shape.Length != 3 || shape[0] != batch || shape[1] != sequenceLength)

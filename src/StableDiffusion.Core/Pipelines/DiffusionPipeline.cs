@@ -5,6 +5,7 @@ using StableDiffusion.Loading;
 using StableDiffusion.Models;
 using StableDiffusion.Safety;
 using StableDiffusion.Schedulers;
+using StableDiffusion.TextualInversion;
 using StableDiffusion.Tokenization;
 
 namespace StableDiffusion.Pipelines;
@@ -57,6 +58,43 @@ public abstract class DiffusionPipeline : IDisposable
 
     /// <summary>The default image height and width in pixels (512 for SD 1.5).</summary>
     public int DefaultImageSize => Components.Configuration.DefaultImageSize;
+
+    /// <summary>The tokens of the textual inversions loaded with <see cref="LoadTextualInversion"/>, in order.</summary>
+    public IReadOnlyList<string> TextualInversionTokens => Components.TextualInversionTokens;
+
+    /// <summary>
+    /// Loads a textual inversion embedding (diffusers' <c>load_textual_inversion</c>): its token can then be written in
+    /// prompts and negative prompts. A token of several vectors is written once and stands for all of them (diffusers adds
+    /// them as <c>token</c>, <c>token_1</c>, ...). Only the text encoder's session is rebuilt; every pipeline sharing this
+    /// one's components (<c>FromPipe</c>) sees the token.
+    /// </summary>
+    /// <param name="path">
+    /// The embedding: diffusers' <c>learned_embeds.safetensors</c> or <c>.bin</c> (one tensor named by its token), or a web
+    /// UI embedding (<c>.pt</c> with <c>string_to_param</c>, <c>.safetensors</c> with <c>emb_params</c>). PyTorch files are read
+    /// without running their pickles.
+    /// </param>
+    /// <param name="token">
+    /// The token for prompts, such as <c>&lt;cat-toy&gt;</c>; null to take the file's own (its tensor's name, its
+    /// <c>name</c> entry, or for an <c>emb_params</c> file its file name, as the web UIs do).
+    /// </param>
+    /// <exception cref="TextualInversionException">
+    /// The file holds no embedding, its vectors do not have the text encoder's width, or the token (or one of its
+    /// <c>token_n</c>) is already in the vocabulary.
+    /// </exception>
+    /// <exception cref="ModelLoadException">The file is missing or damaged, or the text encoder's graph cannot take new tokens.</exception>
+    /// <remarks>Do not call it while a generation is encoding its prompt on another thread: it waits for that encoding to end.</remarks>
+    public void LoadTextualInversion(string path, string? token = null)
+    {
+        ThrowIfDisposed();
+        Components.AddTextualInversion(TextualInversionFile.Read(path, token));
+    }
+
+    /// <summary>Removes every textual inversion loaded (diffusers' <c>unload_textual_inversion</c>).</summary>
+    public void UnloadTextualInversion()
+    {
+        ThrowIfDisposed();
+        Components.RemoveTextualInversions();
+    }
 
     internal StableDiffusionComponents Components { get; }
 

@@ -52,6 +52,23 @@ public abstract record DiffusionRequest
     /// </summary>
     public INoiseGenerator? Generator { get; init; }
 
+    /// <summary>
+    /// Whether the prompts use the web UI syntax and may be longer than 77 tokens: <c>(word)</c>, <c>(word:1.3)</c>,
+    /// <c>[word]</c>, nesting, <c>\(</c> escapes and <c>BREAK</c>, weighted and chunked as diffusers' long-prompt-weighting
+    /// community pipeline does (at most 3 chunks of 75 tokens). Null (the default) takes
+    /// <see cref="StableDiffusionPipelineOptions.PromptWeighting"/>; false is diffusers' plain prompts, cut at 77 tokens with a
+    /// logged warning.
+    /// </summary>
+    public bool? PromptWeighting { get; init; }
+
+    /// <summary>
+    /// diffusers' <c>clip_skip</c>: the prompt embeddings come from the text encoder's layer this many before the last
+    /// (through its final layer norm); null (the default) for the last. Web UIs count from 1 with no skip: their
+    /// "Clip skip: 2" is 1 here. As in diffusers, plain negative prompts keep the last layer; with
+    /// <see cref="PromptWeighting"/> both take the skip, as the long-prompt-weighting pipeline does.
+    /// </summary>
+    public int? ClipSkip { get; init; }
+
     /// <summary>Precomputed prompt embeddings [batch, 77, hidden] instead of <see cref="Prompts"/>.</summary>
     public Tensor<float>? PromptEmbeds { get; init; }
 

@@ -52,6 +52,18 @@ public sealed record GenerationParameters
     /// text-to-image.</summary>
     public double? Strength { get; init; }
 
+    /// <summary>
+    /// diffusers' <c>clip_skip</c> (<see cref="DiffusionRequest.ClipSkip"/>), null for none. Written as web UIs count it,
+    /// from 1 for no skip: clip skip 1 here is "Clip skip: 2".
+    /// </summary>
+    public int? ClipSkip { get; init; }
+
+    /// <summary>
+    /// The textual inversions the prompts use, by token, with the first 12 hex digits of each file's SHA-256 ("TI hashes",
+    /// as AUTOMATIC1111 writes it), so that a reader can find the same embeddings.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> TextualInversionHashes { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Other settings, by their web UI names ("Clip skip", "Version", ...), kept so that a round trip loses nothing.</summary>
     public IReadOnlyDictionary<string, string> Extra { get; init; } = new Dictionary<string, string>();
 
@@ -110,6 +122,16 @@ public sealed record GenerationParameters
             fields.Add(("Denoising strength", Invariant(strength)));
         }
 
+        if (ClipSkip is int clipSkip)
+        {
+            fields.Add((ClipSkipKey, Invariant(clipSkip + 1)));
+        }
+
+        if (TextualInversionHashes.Count > 0)
+        {
+            fields.Add((TextualInversionHashesKey, string.Join(", ", TextualInversionHashes.Select(h => $"{h.Key}: {h.Value}"))));
+        }
+
         fields.AddRange(Extra.Select(e => (e.Key, e.Value)));
         text.Append('\n').Append(string.Join(", ", fields.Select(f => $"{f.Item1}: {Quote(f.Item2)}")));
         return text.ToString();
@@ -164,6 +186,8 @@ public sealed record GenerationParameters
             Height = height,
             Model = Take(settings, "Model"),
             Strength = Take(settings, "Denoising strength") is { } strength ? ParseDouble(strength, "Denoising strength") : null,
+            ClipSkip = Take(settings, ClipSkipKey) is { } clipSkip ? ParseInt(clipSkip, ClipSkipKey) is var layers and > 1 ? layers - 1 : null : null,
+            TextualInversionHashes = Take(settings, TextualInversionHashesKey) is { } hashes ? ParseHashes(hashes) : new Dictionary<string, string>(),
             Extra = settings,
         };
     }
@@ -231,6 +255,27 @@ public sealed record GenerationParameters
         }
 
         return sampler;
+    }
+
+    private const string ClipSkipKey = "Clip skip";
+    private const string TextualInversionHashesKey = "TI hashes";
+
+    // "token: hash, token: hash"; a token may hold ": " itself, so each entry splits at its last one.
+    private static Dictionary<string, string> ParseHashes(string text)
+    {
+        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string entry in text.Split(", ", StringSplitOptions.RemoveEmptyEntries))
+        {
+            int colon = entry.LastIndexOf(": ", StringComparison.Ordinal);
+            if (colon <= 0)
+            {
+                throw new FormatException($"TI hashes entry '{entry}' is not 'name: hash'.");
+            }
+
+            hashes[entry[..colon]] = entry[(colon + 2)..];
+        }
+
+        return hashes;
     }
 
     private static string? Take(Dictionary<string, string> settings, string key) => settings.Remove(key, out string? value) ? value : null;

@@ -94,7 +94,7 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<Img2ImgRe
         DenoisingLoop.Run(components, scheduler, timesteps, prompt, latents, shape, request, generator, DenoisingHooks.None, scope, Logger);
 
         // 8-10. Decode, check safety, make images.
-        var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, request.Strength, components.ModelName, rows);
+        var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, request.Strength, components.ModelName, rows, components.TextualInversionHashes);
         return ImageOutput.Finish(components, latents, shape, prompt, seed, parameters, scope, Logger);
     }
 }

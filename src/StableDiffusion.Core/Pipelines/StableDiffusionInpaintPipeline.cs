@@ -159,7 +159,7 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
         DenoisingLoop.Run(components, scheduler, timesteps, prompt, latents, shape, request, generator, hooks, scope, Logger);
 
         // 8-10. Decode, check safety, make images.
-        var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, request.Strength, components.ModelName, rows);
+        var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, request.Strength, components.ModelName, rows, components.TextualInversionHashes);
         return ImageOutput.Finish(components, latents, shape, prompt, seed, parameters, scope, Logger);
     }
 

@@ -98,7 +98,7 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline<TextToImageReque
         DenoisingLoop.Run(components, scheduler, scheduler.Timesteps, prompt, latents, shape, request, generator, DenoisingHooks.None, scope, Logger);
 
         // 8-10. Decode, check safety, make images.
-        var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, strength: null, components.ModelName, rows);
+        var parameters = ImageParameters.Describe(request, scheduler, seed, width, height, strength: null, components.ModelName, rows, components.TextualInversionHashes);
         return ImageOutput.Finish(components, latents, shape, prompt, seed, parameters, scope, Logger);
     }
 }

@@ -23,6 +23,12 @@ public sealed record StableDiffusionPipelineOptions
     /// </summary>
     public StaticShapeOptions? StaticShape { get; init; }
 
+    /// <summary>
+    /// The default of <see cref="DiffusionRequest.PromptWeighting"/> for requests that leave it null: false (the default)
+    /// keeps diffusers' plain prompts, true reads every prompt in the web UI syntax.
+    /// </summary>
+    public bool PromptWeighting { get; init; }
+
     /// <summary>A last hook on each component's ONNX Runtime session options before its session is created.</summary>
     public Action<string, SessionOptions>? ConfigureSessionOptions { get; init; }
 

@@ -27,6 +27,10 @@ public sealed class ClipTokenizer
     private readonly AddedToken[] _normalizedAddedTokens;
     private readonly string?[] _idToToken;
     private readonly bool[] _isSpecial;
+    private readonly Dictionary<string, int> _vocabulary;
+
+    // Textual inversion tokens of several vectors: the first token's id stands for all of their ids.
+    private readonly Dictionary<int, int[]> _expansions = [];
 
     private ClipTokenizer(ClipTokenizerFiles files)
     {
@@ -56,11 +60,42 @@ public sealed class ClipTokenizer
             _isSpecial[token.Id] = token.Special;
         }
 
+        _vocabulary = files.Vocabulary;
         VocabularySize = files.Vocabulary.Count;
         ModelMaxLength = files.ModelMaxLength;
         BosTokenId = files.BosTokenId;
         EosTokenId = files.EosTokenId;
         PadTokenId = files.PadTokenId;
+    }
+
+    private ClipTokenizer(ClipTokenizer source, IReadOnlyList<string> tokens, int firstId)
+    {
+        _bpe = source._bpe;
+        _rawAddedTokens = source._rawAddedTokens;
+        _vocabulary = source._vocabulary;
+        _expansions = new Dictionary<int, int[]>(source._expansions);
+        int size = Math.Max(source._idToToken.Length, firstId + tokens.Count);
+        _idToToken = [.. source._idToToken, .. new string?[size - source._idToToken.Length]];
+        _isSpecial = [.. source._isSpecial, .. new bool[size - source._isSpecial.Length]];
+        var added = new List<AddedToken>(source._normalizedAddedTokens);
+        for (int i = 0; i < tokens.Count; i++)
+        {
+            // Added as transformers' add_tokens adds them: not special, matched in the normalized text.
+            added.Add(new AddedToken(ClipTextNormalizer.Normalize(tokens[i]), firstId + i, Special: false, Normalized: true));
+            _idToToken[firstId + i] = tokens[i];
+        }
+
+        _normalizedAddedTokens = [.. added];
+        if (tokens.Count > 1)
+        {
+            _expansions[firstId] = [.. Enumerable.Range(firstId, tokens.Count)];
+        }
+
+        VocabularySize = source.VocabularySize;
+        ModelMaxLength = source.ModelMaxLength;
+        BosTokenId = source.BosTokenId;
+        EosTokenId = source.EosTokenId;
+        PadTokenId = source.PadTokenId;
     }
 
     /// <summary>How many ids the text encoder takes (<c>model_max_length</c>; 77 for Stable Diffusion 1.x).</summary>
@@ -136,6 +171,20 @@ public sealed class ClipTokenizer
         string droppedText = dropped > 0 ? Decode(untruncated.AsSpan(ModelMaxLength - 1, dropped)) : string.Empty;
         return new ClipEncoding(inputIds, untruncated, dropped, droppedText);
     }
+
+    /// <summary>The id the next added token gets: one past the largest id of the vocabulary and the added tokens.</summary>
+    internal int NextId => _idToToken.Length;
+
+    /// <summary>Whether <paramref name="token"/> is a token of the vocabulary or an added token (diffusers' <c>token in tokenizer.get_vocab()</c>).</summary>
+    internal bool Contains(string token) =>
+        _vocabulary.ContainsKey(token) || _rawAddedTokens.Any(t => t.Content == token) || _normalizedAddedTokens.Any(t => t.Content == token || _idToToken[t.Id] == token);
+
+    /// <summary>
+    /// A tokenizer that also knows <paramref name="tokens"/> (a textual inversion's <c>token</c>, <c>token_1</c>, ...) with
+    /// ids from <see cref="NextId"/> on; in prompts the first of them stands for all of them, as diffusers' textual
+    /// inversion loader expands it.
+    /// </summary>
+    internal ClipTokenizer WithAddedTokens(IReadOnlyList<string> tokens) => new(this, tokens, NextId);
 
     /// <summary>Tokenizes several prompts, each as <see cref="Encode"/> does.</summary>
     /// <param name="texts">The prompts.</param>
@@ -219,7 +268,15 @@ public sealed class ClipTokenizer
                 return;
             }
 
-            ids.Add(token.Id);
+            if (_expansions.TryGetValue(token.Id, out int[]? expansion))
+            {
+                ids.AddRange(expansion);
+            }
+            else
+            {
+                ids.Add(token.Id);
+            }
+
             normalized = normalized[(at + token.Content.Length)..];
         }
     }

@@ -152,7 +152,8 @@ public sealed class TorchCheckpointTensor
 
     private static float BFloat16ToSingle(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
 
-    private static void ToSingle(TensorElementType type, ReadOnlySpan<byte> source, Span<float> target)
+    /// <summary>Converts little-endian float32, float16, bfloat16 or float64 bytes to float32.</summary>
+    internal static void ToSingle(TensorElementType type, ReadOnlySpan<byte> source, Span<float> target)
     {
         switch (type)
         {

@@ -44,7 +44,9 @@ public sealed class GenerationParametersTests
             Height = 512,
             Model = "org/name",
             Strength = 0.75,
-            Extra = new Dictionary<string, string> { ["Clip skip"] = "2", ["Note"] = "a, b: \"c\"" },
+            ClipSkip = 1,
+            TextualInversionHashes = new Dictionary<string, string> { ["<toy>"] = "0d447b3b154f" },
+            Extra = new Dictionary<string, string> { ["Note"] = "a, b: \"c\"" },
         };
 
         string text = p.ToString();

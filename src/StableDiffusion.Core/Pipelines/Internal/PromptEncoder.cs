@@ -3,13 +3,14 @@ using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.Loading;
 using StableDiffusion.Models;
+using StableDiffusion.Prompts;
 
 namespace StableDiffusion.Pipelines.Internal;
 
 /// <summary>The prompt embeddings of one generation, laid out as the UNet sees them.</summary>
 /// <param name="Embeddings">[2 * rows, sequence, hidden] with the unconditional half first when guided, else [rows, sequence, hidden].</param>
 /// <param name="Rows">The number of images: prompts times images per prompt.</param>
-/// <param name="SequenceLength">Tokens per prompt (77).</param>
+/// <param name="SequenceLength">Positions per prompt (77, or 77 per chunk of a long weighted prompt).</param>
 /// <param name="HiddenSize">The embedding width.</param>
 /// <param name="Guided">Whether classifier-free guidance is on.</param>
 internal sealed record EncodedPrompt(float[] Embeddings, int Rows, int SequenceLength, int HiddenSize, bool Guided)
@@ -42,7 +43,18 @@ internal static partial class PromptEncoder
 
     private static EncodedPrompt EncodeCore(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)
     {
+        // Held while encoding: loading a textual inversion or adding the clip skip outputs replaces the text encoder.
+        lock (components.TextLock)
+        {
+            var texts = new TextEncoding(components, request, scope, logger);
+            return EncodeLocked(request, guided, texts);
+        }
+    }
+
+    private static EncodedPrompt EncodeLocked(DiffusionRequest request, bool guided, TextEncoding texts)
+    {
         int imagesPerPrompt = request.NumImagesPerPrompt;
+        int? clipSkip = request.ClipSkip;
         float[] positive;
         float[]? negative = null;
         int batch, sequence, hidden;
@@ -53,21 +65,31 @@ internal static partial class PromptEncoder
             {
                 (negative, _, _, _) = request.NegativePromptEmbeds is { } negativeGiven
                     ? FromTensor(negativeGiven)
-                    : EncodeTexts(components, NegativeTexts(request, batch), scope, logger);
+                    : texts.Encode(NegativeTexts(request, batch), NegativeClipSkip(texts, clipSkip));
             }
         }
         else if (guided && request.NegativePromptEmbeds is null)
         {
-            // One text-encoder call for both halves ([negatives; prompts]): CLIP's causal attention keeps rows independent.
             batch = request.Prompts.Count;
-            (float[] both, _, sequence, hidden) = EncodeTexts(components, [.. NegativeTexts(request, batch), .. request.Prompts], scope, logger);
-            int half = both.Length / 2;
-            negative = both[..half];
-            positive = both[half..];
+            IReadOnlyList<string> negatives = NegativeTexts(request, batch);
+            if (NegativeClipSkip(texts, clipSkip) == clipSkip)
+            {
+                // One text-encoder call for both halves ([negatives; prompts]): CLIP's causal attention keeps rows independent,
+                // and weighted prompts of one batch share their number of chunks.
+                (float[] both, _, sequence, hidden) = texts.Encode([.. negatives, .. request.Prompts], clipSkip);
+                int half = both.Length / 2;
+                negative = both[..half];
+                positive = both[half..];
+            }
+            else
+            {
+                (negative, _, _, _) = texts.Encode(negatives, clipSkip: null);
+                (positive, _, sequence, hidden) = texts.Encode(request.Prompts, clipSkip);
+            }
         }
         else
         {
-            (positive, batch, sequence, hidden) = EncodeTexts(components, request.Prompts, scope, logger);
+            (positive, batch, sequence, hidden) = texts.Encode(request.Prompts, clipSkip);
             if (guided)
             {
                 (negative, _, _, _) = FromTensor(request.NegativePromptEmbeds!);
@@ -78,7 +100,9 @@ internal static partial class PromptEncoder
         int rowLength = sequence * hidden;
         if (negative is not null && negative.Length != positive.Length)
         {
-            throw new ArgumentException($"The negative prompt embeddings have {negative.Length / rowLength} rows of [{sequence},{hidden}] but the prompts have {batch}.", nameof(request));
+            throw new ArgumentException(
+                $"The negative prompt embeddings have {negative.Length} values but the prompt embeddings {positive.Length} ({batch} rows of [{sequence},{hidden}]): " +
+                "they must have the same shape. With prompt weighting, a long negative prompt needs as many chunks of 75 tokens as the prompt.", nameof(request));
         }
 
         var embeddings = new float[(guided ? 2 : 1) * rows * rowLength];
@@ -92,27 +116,94 @@ internal static partial class PromptEncoder
         return new EncodedPrompt(embeddings, rows, sequence, hidden, guided);
     }
 
+    // diffusers' encode_prompt applies clip_skip to the prompts only; the long-prompt-weighting pipeline to both.
+    private static int? NegativeClipSkip(TextEncoding texts, int? clipSkip) => texts.Weighted ? clipSkip : null;
+
     // diffusers: "" for each prompt without a negative prompt, the one negative prompt for each, or one per prompt.
     private static IReadOnlyList<string> NegativeTexts(DiffusionRequest request, int batch) =>
         request.NegativePrompts ?? Enumerable.Repeat(request.NegativePrompt ?? string.Empty, batch).ToArray();
 
-    private static (float[] Values, int Batch, int Sequence, int Hidden) EncodeTexts(StableDiffusionComponents components, IReadOnlyList<string> texts, GenerationScope scope, ILogger logger)
+    /// <summary>Prompts to hidden states, plainly (diffusers) or with the web UI syntax and chunks (prompt weighting).</summary>
+    private sealed class TextEncoding
     {
-        int length = components.Tokenizer.ModelMaxLength;
-        var ids = new int[texts.Count * length];
-        for (int i = 0; i < texts.Count; i++)
-        {
-            var encoding = components.Tokenizer.Encode(texts[i]);
-            if (encoding.IsTruncated)
-            {
-                LogTruncated(logger, length, encoding.DroppedTokenCount, encoding.DroppedText);
-            }
+        private readonly StableDiffusionComponents _components;
+        private readonly GenerationScope _scope;
+        private readonly ILogger _logger;
 
-            encoding.InputIds.Span.CopyTo(ids.AsSpan(i * length, length));
+        public TextEncoding(StableDiffusionComponents components, DiffusionRequest request, GenerationScope scope, ILogger logger)
+        {
+            _components = components;
+            _scope = scope;
+            _logger = logger;
+            Weighted = request.PromptWeighting ?? components.Options.PromptWeighting;
+            if (request.ClipSkip is int clipSkip)
+            {
+                components.RequireClipSkipOutputs();
+                int layers = components.TextEncoder.MaxClipSkip;
+                if (clipSkip > layers)
+                {
+                    throw new ArgumentOutOfRangeException(nameof(request), clipSkip,
+                        $"ClipSkip is {clipSkip} but the text encoder has {layers} layers: use 1 to {layers} (diffusers' count; a web UI's \"Clip skip: 2\" is 1).");
+                }
+            }
         }
 
-        Tensor<float> hidden = components.TextEncoder.Encode(ids, texts.Count, scope.RunOptions);
-        return (hidden.AsSpan().ToArray(), texts.Count, (int)hidden.Lengths[1], (int)hidden.Lengths[2]);
+        public bool Weighted { get; }
+
+        public (float[] Values, int Batch, int Sequence, int Hidden) Encode(IReadOnlyList<string> texts, int? clipSkip)
+        {
+            (int[] ids, float[]? weights, int chunks) = Weighted ? WeightedIds(texts) : PlainIds(texts);
+            Tensor<float> states = _components.TextEncoder.Encode(ids, texts.Count * chunks, _scope.RunOptions, clipSkip);
+            float[] values = states.AsSpan().ToArray();
+            int positions = chunks * (int)states.Lengths[1];
+            int width = (int)states.Lengths[2];
+            if (weights is not null)
+            {
+                for (int row = 0; row < texts.Count; row++)
+                {
+                    PromptChunks.ApplyWeights(values.AsSpan(row * positions * width, positions * width), weights.AsSpan(row * positions, positions));
+                }
+            }
+
+            return (values, texts.Count, positions, width);
+        }
+
+        private (int[] Ids, float[]? Weights, int Chunks) PlainIds(IReadOnlyList<string> texts)
+        {
+            int length = _components.Tokenizer.ModelMaxLength;
+            var ids = new int[texts.Count * length];
+            for (int i = 0; i < texts.Count; i++)
+            {
+                var encoding = _components.Tokenizer.Encode(texts[i]);
+                if (encoding.IsTruncated)
+                {
+                    LogTruncated(_logger, length, encoding.DroppedTokenCount, encoding.DroppedText);
+                }
+
+                encoding.InputIds.Span.CopyTo(ids.AsSpan(i * length, length));
+            }
+
+            return (ids, null, 1);
+        }
+
+        private (int[] Ids, float[]? Weights, int Chunks) WeightedIds(IReadOnlyList<string> texts)
+        {
+            // A static shape fixes the UNet's sequence at one chunk.
+            int maxChunks = _components.Options.StaticShape is null ? PromptChunks.DefaultMaxChunks : 1;
+            var prompts = new WeightedTokens[texts.Count];
+            for (int i = 0; i < texts.Count; i++)
+            {
+                prompts[i] = PromptChunks.Tokenize(_components.Tokenizer, texts[i], maxChunks, out bool truncated);
+                if (truncated)
+                {
+                    LogWeightedTruncated(_logger, maxChunks, maxChunks * (_components.Tokenizer.ModelMaxLength - 2), texts[i]);
+                }
+            }
+
+            int chunks = PromptChunks.ChunkCount(_components.Tokenizer, prompts);
+            (int[] ids, float[] weights) = PromptChunks.Layout(_components.Tokenizer, prompts, chunks);
+            return (ids, weights, chunks);
+        }
     }
 
     private static (float[] Values, int Batch, int Sequence, int Hidden) FromTensor(Tensor<float> tensor)
@@ -137,4 +228,7 @@ internal static partial class PromptEncoder
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The prompt is longer than the text encoder's {MaxLength} tokens; {Count} tokens were dropped: \"{DroppedText}\"")]
     private static partial void LogTruncated(ILogger logger, int maxLength, int count, string droppedText);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The weighted prompt is longer than {Chunks} chunks ({MaxTokens} tokens) and was truncated: \"{Prompt}\"")]
+    private static partial void LogWeightedTruncated(ILogger logger, int chunks, int maxTokens, string prompt);
 }

@@ -20,6 +20,12 @@ internal static class RequestValidator
     public static int ValidateCommon(DiffusionRequest request, StableDiffusionComponents components)
     {
         ArgumentNullException.ThrowIfNull(request);
+        if (request.ClipSkip is int clipSkip && clipSkip < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(request), clipSkip,
+                "ClipSkip counts the layers skipped as diffusers' clip_skip does: 1 or more, or null for none (a web UI's \"Clip skip: 1\" is null, its \"Clip skip: 2\" is 1).");
+        }
+
         int batch;
         if (request.PromptEmbeds is { } embeds)
         {
