@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Testing;
 using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 using StableDiffusion.Loading;
 using StableDiffusion.Models;
 using StableDiffusion.Pipelines;
@@ -195,7 +196,7 @@ public sealed class DiffusersFileSelectionTests : IAsyncLifetime
     [InlineData("fp16")]
     public async Task FromTheHub_DownloadsExactlyTheSelection(string? variant)
     {
-        string commit = _repository.AddCommit(FakeModels.StableDiffusion15Repository(), FakeModels.IsLfs, "main");
+        string commit = _repository.AddCommit(FakeModels.StableDiffusion15Repository(), FakeContent.IsLfs, "main");
         var options = new StableDiffusionPipelineOptions { Hub = _hub.Options(), Variant = variant };
 
         string folder = await ModelLocator.ResolveAsync(RepoId, options, new FakeLogger(), TestContext.Current.CancellationToken);
@@ -219,7 +220,7 @@ public sealed class DiffusersFileSelectionTests : IAsyncLifetime
         Dictionary<string, byte[]> files = FakeModels.StableDiffusion15Repository();
         files.Remove("safety_checker/model.fp16.safetensors");
         files.Remove("vae/diffusion_pytorch_model.fp16.safetensors");
-        string commit = _repository.AddCommit(files, FakeModels.IsLfs, "main");
+        string commit = _repository.AddCommit(files, FakeContent.IsLfs, "main");
         var logger = new FakeLogger();
 
         string folder = await ModelLocator.ResolveAsync(
@@ -235,7 +236,7 @@ public sealed class DiffusersFileSelectionTests : IAsyncLifetime
     [Fact]
     public async Task FromTheHub_SkippedComponents_AreNotDownloaded()
     {
-        string commit = _repository.AddCommit(FakeModels.StableDiffusion15Repository(), FakeModels.IsLfs, "main");
+        string commit = _repository.AddCommit(FakeModels.StableDiffusion15Repository(), FakeContent.IsLfs, "main");
 
         string folder = await ModelLocator.ResolveAsync(
             RepoId, new StableDiffusionPipelineOptions { Hub = _hub.Options() }, new FakeLogger(), TestContext.Current.CancellationToken, new HashSet<string> { "unet" });

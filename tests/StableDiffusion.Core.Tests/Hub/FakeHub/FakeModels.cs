@@ -1,4 +1,5 @@
 using System.Text;
+using StableDiffusion.Hub.Tests.FakeHub;
 
 namespace StableDiffusion.Core.Tests.Hub.FakeHub;
 
@@ -96,7 +97,7 @@ public static class FakeModels
         file => file.path,
         file => file.path == "model_index.json" ? Encoding.UTF8.GetBytes(DiffusersModelIndex)
             : file.path.EndsWith(".json", StringComparison.Ordinal) ? Json($$"""{"file": "{{file.path}}"}""")
-            : Bytes(1_000 + file.i, seed: 100 + file.i),
+            : FakeContent.Bytes(1_000 + file.i, seed: 100 + file.i),
         StringComparer.Ordinal);
 
     /// <summary>What <c>DownloadStableDiffusionAsync</c> must download from <see cref="StableDiffusionRepository"/>, and nothing more.</summary>
@@ -130,32 +131,22 @@ public static class FakeModels
         ["tokenizer/tokenizer_config.json"] = Json("""{"model_max_length": 77}"""),
         ["tokenizer/vocab.json"] = Json("""{"!": 0, "in</w>": 1}"""),
         ["unet/model.onnx"] = OnnxBytes.ModelWithExternalData(unetWeights),
-        [$"unet/{unetWeights}"] = Bytes(300_000, seed: 1),
+        [$"unet/{unetWeights}"] = FakeContent.Bytes(300_000, seed: 1),
         ["vae_decoder/model.onnx"] = OnnxBytes.ModelWithEmbeddedWeights(),
         ["vae_encoder/model.onnx"] = OnnxBytes.ModelWithEmbeddedWeights(),
         // Not needed by an ONNX pipeline: must not be downloaded.
         [".gitattributes"] = Encoding.UTF8.GetBytes("*.onnx filter=lfs\n"),
         ["README.md"] = Encoding.UTF8.GetBytes("# A model\n"),
-        ["v1-5-pruned.ckpt"] = Bytes(50_000, seed: 2),
-        ["unet/diffusion_pytorch_model.safetensors"] = Bytes(60_000, seed: 3),
+        ["v1-5-pruned.ckpt"] = FakeContent.Bytes(50_000, seed: 2),
+        ["unet/diffusion_pytorch_model.safetensors"] = FakeContent.Bytes(60_000, seed: 3),
         ["unet/fp16/model.onnx"] = OnnxBytes.ModelWithExternalData("weights.pb"),
-        ["unet/fp16/weights.pb"] = Bytes(40_000, seed: 4),
-        ["unet/unreferenced_weights.pb"] = Bytes(10_000, seed: 5),
+        ["unet/fp16/weights.pb"] = FakeContent.Bytes(40_000, seed: 4),
+        ["unet/unreferenced_weights.pb"] = FakeContent.Bytes(10_000, seed: 5),
         ["text_encoder/model.fp16.onnx"] = OnnxBytes.ModelWithEmbeddedWeights(),
-        ["vae_decoder/diffusion_pytorch_model.bin"] = Bytes(20_000, seed: 6),
+        ["vae_decoder/diffusion_pytorch_model.bin"] = FakeContent.Bytes(20_000, seed: 6),
         ["image_encoder/config.json"] = Json("{}"),
     };
 
-    /// <summary>Weights, graphs and checkpoints are LFS files (served from the CDN); configs are plain git files.</summary>
-    public static bool IsLfs(string path) => !(path.EndsWith(".json", StringComparison.Ordinal) || path.EndsWith(".txt", StringComparison.Ordinal)
-        || path.EndsWith(".md", StringComparison.Ordinal) || path == ".gitattributes");
-
-    public static byte[] Bytes(int length, int seed)
-    {
-        byte[] bytes = new byte[length];
-        new Random(seed).NextBytes(bytes);
-        return bytes;
-    }
 
     private static byte[] Json(string text) => Encoding.UTF8.GetBytes(text);
 }
