@@ -76,7 +76,10 @@ internal static partial class StableDiffusionFiles
 
                 if (!HubClient.IsValidFilePath(property.Name) || property.Name.Contains('/', StringComparison.Ordinal))
                 {
-                    throw new HubIntegrityException($"Refused the component name '{property.Name}' in {ModelIndex} of '{repoId}': a component is a single folder inside the repository.")
+                    string reason = HubClient.IsValidFilePath(property.Name)
+                        ? "a component is a single folder of the repository"
+                        : "it could lead outside the cache folder (an absolute path, a '..' or '.' segment, '\\', ':' or a control character)";
+                    throw new HubIntegrityException($"Refused the component name '{property.Name}' in {ModelIndex} of '{repoId}': {reason}. Nothing was downloaded for it.")
                     {
                         RepoId = repoId,
                         FilePath = property.Name,
