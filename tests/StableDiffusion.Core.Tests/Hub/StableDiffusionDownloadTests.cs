@@ -5,7 +5,7 @@ using Xunit;
 
 namespace StableDiffusion.Core.Tests.Hub;
 
-/// <summary><c>DownloadStableDiffusionAsync</c>: exactly the files an ONNX pipeline loads, from the Hub or the cache.</summary>
+/// <summary>What <c>FromPretrained</c> downloads from an ONNX export (<see cref="PipelineDownload"/>): exactly the files the pipeline loads, from the Hub or the cache.</summary>
 [Trait("Area", "Hub")]
 public sealed class StableDiffusionDownloadTests : IAsyncLifetime
 {
