@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Checks that `dotnet pack` produced exactly the SDK packages, each with its README, licence and repository metadata,
 # and the dependencies the layout promises: no image library in Core, Safety or Schedulers; the adapters depend on Core
-# and their library (ImageSharp as a minimum version, so the application picks it); nobody on a native ONNX Runtime.
+# and their library (ImageSharp as a minimum version, so the application picks it); the Hub client on Schedulers alone; nobody on a native ONNX Runtime.
 set -euo pipefail
 dir=${1:?usage: check-packages.sh PACKAGE_DIR}
 mapfile -t pkgs < <(cd "$dir" && ls -1 *.nupkg | sort)
-expected=(StableDiffusion.Core StableDiffusion.ImageSharp StableDiffusion.Safety StableDiffusion.Schedulers StableDiffusion.SkiaSharp)
+expected=(StableDiffusion.Core StableDiffusion.Hub StableDiffusion.ImageSharp StableDiffusion.Safety StableDiffusion.Schedulers StableDiffusion.SkiaSharp)
 ids=()
 for p in "${pkgs[@]}"; do ids+=("$(sed -E 's/\.[0-9]+\.[0-9]+\.[0-9]+(-[^.]+)?\.nupkg$//' <<<"$p")"); done
 if [ "${ids[*]}" != "${expected[*]}" ]; then
@@ -32,10 +32,13 @@ schedulers=${deps[StableDiffusion.Schedulers]}; safety=${deps[StableDiffusion.Sa
 grep -q 'StableDiffusion\.' <<<"$schedulers" && fail "Schedulers must not depend on another SDK package"
 grep -q 'StableDiffusion.Core' <<<"$safety" && fail "Safety must not depend on Core"
 grep -qw 'StableDiffusion.Schedulers' <<<"$safety" || fail "Safety must depend on Schedulers (StableDiffusionException lives there)"
-for d in StableDiffusion.Schedulers StableDiffusion.Safety Microsoft.ML.OnnxRuntime.Managed; do
+hub=${deps[StableDiffusion.Hub]}
+grep -Eq 'StableDiffusion\.(Core|Safety)|OnnxRuntime' <<<"$hub" && fail "Hub must not depend on Core, Safety or ONNX Runtime (${hub})"
+grep -qw 'StableDiffusion.Schedulers' <<<"$hub" || fail "Hub must depend on Schedulers (StableDiffusionException lives there)"
+for d in StableDiffusion.Schedulers StableDiffusion.Safety StableDiffusion.Hub Microsoft.ML.OnnxRuntime.Managed; do
   grep -qw "$d" <<<"$core" || fail "Core must depend on $d"
 done
-for id in StableDiffusion.Schedulers StableDiffusion.Safety StableDiffusion.Core; do
+for id in StableDiffusion.Schedulers StableDiffusion.Safety StableDiffusion.Hub StableDiffusion.Core; do
   grep -Eq 'SixLabors|SkiaSharp' <<<"${deps[$id]}" && fail "$id must not depend on an image library (${deps[$id]})"
 done
 for adapter in StableDiffusion.ImageSharp StableDiffusion.SkiaSharp; do

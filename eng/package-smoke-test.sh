@@ -5,6 +5,7 @@
 #   imagesharp-*     StableDiffusion.ImageSharp with each SixLabors.ImageSharp the registry serves: 2.1.13 by name, and the
 #                    version an add without a version takes (the adapter is compiled against 2.1.13 and must run on both)
 #   skiasharp        StableDiffusion.SkiaSharp + SkiaSharp's Linux native assets: convert, encode, decode with limits
+#   hub              StableDiffusion.Hub alone (no pipelines, no ONNX Runtime): a file from a cache, offline
 #   no-native        StableDiffusion.Core alone: loading must fail with an exception naming the native package to add
 # Usage: eng/package-smoke-test.sh PACKAGE_DIR
 set -euo pipefail
@@ -17,7 +18,7 @@ skiasharp=$(sed -nE 's:.*"SkiaSharp" Version="([^"]+)".*:\1:p' "$root/Directory.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # A package of the same version restored earlier would shadow the new build.
-rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}"/stablediffusion.{core,safety,schedulers,imagesharp,skiasharp}
+rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}"/stablediffusion.{core,hub,safety,schedulers,imagesharp,skiasharp}
 
 cat > "$work/nuget.config" <<XML
 <?xml version="1.0" encoding="utf-8"?>
@@ -74,6 +75,9 @@ run smoke-imagesharp-newest "$fixtures" "$work/out"
 
 app smoke-skiasharp SkiaSharp Release StableDiffusion.SkiaSharp@"$version" SkiaSharp.NativeAssets.Linux.NoDependencies@"$skiasharp" Microsoft.ML.OnnxRuntime@"$onnxruntime"
 run smoke-skiasharp "$fixtures" "$work/out"
+
+app smoke-hub Hub Release StableDiffusion.Hub@"$version"
+run smoke-hub
 
 app smoke-no-native NoNativeRuntime Release StableDiffusion.Core@"$version"
 run smoke-no-native "$fixtures"

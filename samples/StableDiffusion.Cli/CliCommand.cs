@@ -24,7 +24,7 @@ internal sealed class CliCommand
     private static readonly string[] InformationalSettings = ["Version", "Model hash"];
 
     private readonly Argument<string?> _prompt = new("prompt") { Description = "What to draw (optional with --from-png).", Arity = ArgumentArity.ZeroOrOne };
-    private readonly Option<string?> _model = new("--model", "-m") { HelpName = "folder|repo-id", Description = $"A model folder in the diffusers ONNX layout, or a Hugging Face repository id [default: {HubClient.DefaultModelId}, downloaded into the Hugging Face cache on first use]" };
+    private readonly Option<string?> _model = new("--model", "-m") { HelpName = "folder|repo-id", Description = $"A model folder in the diffusers ONNX layout, or a Hugging Face repository id [default: {DiffusionPipeline.DefaultModelId}, downloaded into the Hugging Face cache on first use]" };
     private readonly Option<string?> _revision = new("--revision") { Description = "Branch, tag or commit of a Hub model [default: main]" };
     private readonly Option<string?> _negative = new("--negative-prompt", "-n") { HelpName = "text", Description = "What to steer away from" };
     private readonly Option<int?> _width = Number<int>("--width", ["-W"], "Image width in pixels, a multiple of 8 [default: the model's, 512 for SD 1.5]", MultipleOfEight);
@@ -260,7 +260,7 @@ internal sealed class CliCommand
             Mask = mask,
             Strength = parse.GetValue(_strength) ?? (initImage is null ? null : fromPng?.Strength) ?? (mask is null ? 0.8 : 1.0),
             NegativePrompt = parse.GetValue(_negative) ?? fromPng?.NegativePrompt,
-            Model = parse.GetValue(_model) ?? ModelFromPng(fromPng, error) ?? HubClient.DefaultModelId,
+            Model = parse.GetValue(_model) ?? ModelFromPng(fromPng, error) ?? DiffusionPipeline.DefaultModelId,
             Revision = parse.GetValue(_revision),
             Width = parse.GetValue(_width) ?? (fromPng?.Width > 0 ? fromPng.Width : null),
             Height = parse.GetValue(_height) ?? (fromPng?.Height > 0 ? fromPng.Height : null),
@@ -330,7 +330,7 @@ internal sealed class CliCommand
             return model;
         }
 
-        error.WriteLine($"warning: the PNG names the model '{model}', which is neither a folder here nor a Hub repository id; using {HubClient.DefaultModelId} (pass --model to choose).");
+        error.WriteLine($"warning: the PNG names the model '{model}', which is neither a folder here nor a Hub repository id; using {DiffusionPipeline.DefaultModelId} (pass --model to choose).");
         return null;
     }
 }

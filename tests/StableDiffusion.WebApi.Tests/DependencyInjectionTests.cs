@@ -91,7 +91,7 @@ public sealed class DependencyInjectionTests
         StableDiffusionOptions options = services.GetRequiredService<IOptions<StableDiffusionOptions>>().Value;
         ImageApiOptions limits = services.GetRequiredService<IOptions<ImageApiOptions>>().Value;
 
-        Assert.Equal(Hub.HubClient.DefaultModelId, options.Model);
+        Assert.Equal(Pipelines.DiffusionPipeline.DefaultModelId, options.Model);
         Assert.True(options.Pipeline.EnableSafetyChecker);
         Assert.Equal("CPU", options.Pipeline.Session.ExecutionProvider.Name);
         Assert.Equal((true, 1, 150, 1024), (limits.PreloadModel, limits.MaxConcurrentGenerations, limits.MaxSteps, limits.MaxSize));
@@ -166,7 +166,7 @@ public sealed class DependencyInjectionTests
         ModelLoadException first = await Assert.ThrowsAsync<ModelLoadException>(() => provider.GetPipelineAsync(TestContext.Current.CancellationToken));
         ModelLoadException second = await Assert.ThrowsAsync<ModelLoadException>(() => provider.GetPipelineAsync(TestContext.Current.CancellationToken));
 
-        Assert.Equal($"The model folder '{missing}' does not exist. Pass a folder in the diffusers ONNX layout, or a Hugging Face repository id such as '{Hub.HubClient.DefaultModelId}'.", first.Message);
+        Assert.Equal($"The model folder '{missing}' does not exist. Pass a folder in the diffusers ONNX layout, or a Hugging Face repository id such as '{Pipelines.DiffusionPipeline.DefaultModelId}'.", first.Message);
         Assert.NotSame(first, second); // a failed load is not cached
         Assert.Throws<ModelLoadException>(() => services.GetRequiredService<StableDiffusionPipeline>());
     }

@@ -180,7 +180,7 @@ public sealed class ImageEndpointTests
 
         JsonElement problem = await ProblemAsync(app, HttpStatusCode.ServiceUnavailable, JsonContent.Create(new { prompt = "a cat" }));
 
-        Assert.Equal($"The model folder '{missing}' does not exist. Pass a folder in the diffusers ONNX layout, or a Hugging Face repository id such as '{Hub.HubClient.DefaultModelId}'.",
+        Assert.Equal($"The model folder '{missing}' does not exist. Pass a folder in the diffusers ONNX layout, or a Hugging Face repository id such as '{Pipelines.DiffusionPipeline.DefaultModelId}'.",
             problem.GetProperty("detail").GetString());
         await app.WaitForLogAsync("The model could not be loaded; requests will try again"); // the preloader said so at start
     }

@@ -9,7 +9,7 @@ namespace StableDiffusion.DependencyInjection;
 public sealed class StableDiffusionOptions
 {
     /// <summary>A model folder in the diffusers ONNX layout, or a Hugging Face Hub repository id (default: Stable Diffusion v1.5's ONNX export).</summary>
-    public string Model { get; set; } = Hub.HubClient.DefaultModelId;
+    public string Model { get; set; } = Pipelines.DiffusionPipeline.DefaultModelId;
 
     /// <summary>How the pipeline loads: execution providers, sessions, safety checker. The logger factory comes from the container.</summary>
     public StableDiffusionPipelineOptions Pipeline { get; set; } = new();

@@ -8,7 +8,14 @@ namespace StableDiffusion.Loading;
 /// <summary>Turns what a user passes to <c>FromPretrained</c> (a local folder or a Hub repository id) into a local folder.</summary>
 internal static partial class ModelLocator
 {
-    public static async Task<string> ResolveAsync(string modelIdOrPath, StableDiffusionPipelineOptions options, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>The folder to load: <paramref name="modelIdOrPath"/> itself, or the Hub snapshot holding the files the pipeline needs.</summary>
+    /// <param name="modelIdOrPath">A folder, or a Hub repository id.</param>
+    /// <param name="options">Revision, variant, Hub settings and progress.</param>
+    /// <param name="logger">Receives where the model comes from.</param>
+    /// <param name="cancellationToken">Cancels a download.</param>
+    /// <param name="skippedComponents">Components the caller provides itself, not to download; none when null.</param>
+    public static async Task<string> ResolveAsync(
+        string modelIdOrPath, StableDiffusionPipelineOptions options, ILogger logger, CancellationToken cancellationToken, IReadOnlySet<string>? skippedComponents = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrPath);
         if (Directory.Exists(modelIdOrPath))
@@ -19,16 +26,16 @@ internal static partial class ModelLocator
         if (!LooksLikeRepositoryId(modelIdOrPath))
         {
             throw new ModelLoadException(
-                $"The model folder '{Path.GetFullPath(modelIdOrPath)}' does not exist. Pass a folder in the diffusers ONNX layout, or a Hugging Face repository id such as '{HubClient.DefaultModelId}'.",
+                $"The model folder '{Path.GetFullPath(modelIdOrPath)}' does not exist. Pass a folder in the diffusers ONNX layout, or a Hugging Face repository id such as '{DiffusionPipeline.DefaultModelId}'.",
                 modelIdOrPath);
         }
 
         // Checked before the Hub is asked, so a typo fails at once rather than after a round trip (or five retries offline).
-        if (!RepoNames.IsValidRepoId(modelIdOrPath))
+        if (!HubClient.IsValidRepoId(modelIdOrPath))
         {
             throw new ModelLoadException(
                 $"The model '{modelIdOrPath}' is neither a folder here ('{Path.GetFullPath(modelIdOrPath)}' does not exist) nor a Hugging Face repository id " +
-                $"('name' or 'namespace/name' of letters, digits, '-', '_' and '.', such as '{HubClient.DefaultModelId}').",
+                $"('name' or 'namespace/name' of letters, digits, '-', '_' and '.', such as '{DiffusionPipeline.DefaultModelId}').",
                 modelIdOrPath);
         }
 
@@ -36,7 +43,9 @@ internal static partial class ModelLocator
         using var client = new HubClient(options.Hub ?? HubOptions.FromEnvironment(), handler: null, options.LoggerFactory?.CreateLogger<HubClient>());
         try
         {
-            return await client.DownloadStableDiffusionAsync(modelIdOrPath, options.Revision, options.DownloadProgress, cancellationToken).ConfigureAwait(false);
+            HubSnapshot snapshot = await client.GetSnapshotAsync(modelIdOrPath, options.Revision, options.DownloadProgress, cancellationToken).ConfigureAwait(false);
+            await DownloadPipelineFilesAsync(snapshot, options.Variant, skippedComponents ?? new HashSet<string>(), logger, cancellationToken).ConfigureAwait(false);
+            return snapshot.Folder;
         }
         catch (HubNotFoundException ex) when (ex.Missing == HubMissingItem.Repository)
         {
@@ -49,6 +58,87 @@ internal static partial class ModelLocator
         }
     }
 
+    /// <summary>
+    /// Downloads what the pipeline loads from a diffusers repository, and nothing else: <c>model_index.json</c> first, then
+    /// the files <see cref="StableDiffusionFiles"/> chooses from it and the listing (for an ONNX export, then the external
+    /// weights its graphs name).
+    /// </summary>
+    internal static async Task DownloadPipelineFilesAsync(
+        HubSnapshot snapshot, string? variant, IReadOnlySet<string> skippedComponents, ILogger logger, CancellationToken cancellationToken)
+    {
+        // Offline without a cached listing, what is cached is what there is: requesting it checks every file is there.
+        IReadOnlyList<string> files = snapshot.Files ?? snapshot.ListCachedFiles();
+        if (snapshot.Files is not null && !files.Contains(StableDiffusionFiles.ModelIndex))
+        {
+            throw new HubNotFoundException(
+                $"'{snapshot.RepoId}' at revision '{snapshot.Revision}' has no {StableDiffusionFiles.ModelIndex}: it is not a diffusers pipeline repository. " +
+                $"Use a diffusers repository such as '{DiffusionPipeline.DefaultModelId}', or load a single checkpoint file with FromSingleFileAsync.")
+            {
+                RepoId = snapshot.RepoId,
+                Revision = snapshot.Revision,
+                FilePath = StableDiffusionFiles.ModelIndex,
+                Missing = HubMissingItem.File,
+            };
+        }
+
+        string modelIndex = await snapshot.DownloadFileAsync(StableDiffusionFiles.ModelIndex, cancellationToken).ConfigureAwait(false);
+        IReadOnlyList<StableDiffusionFiles.Component> components = StableDiffusionFiles.ReadComponents(snapshot.RepoId, modelIndex);
+        if (!StableDiffusionFiles.IsOnnxExport(components))
+        {
+            DiffusersFileSelection diffusersFiles = StableDiffusionFiles.ForDiffusersRepo(
+                snapshot.RepoId, files, [.. components.Select(c => c.Name)], variant, skippedComponents);
+            if (diffusersFiles.ComponentsWithoutVariant.Count > 0)
+            {
+                LogVariantFallback(logger, snapshot.RepoId, variant!, string.Join(", ", diffusersFiles.ComponentsWithoutVariant));
+            }
+
+            await snapshot.DownloadFilesAsync(diffusersFiles.Files, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (snapshot.Files is null)
+        {
+            // Without a listing, the graphs are required all the same: asking for them names those not cached.
+            files = [.. files.Union(components.Where(c => c.IsOnnx).Select(c => c.GraphPath), StringComparer.Ordinal)];
+        }
+
+        List<string> selection = [.. StableDiffusionFiles.ForOnnxRepo(snapshot.RepoId, snapshot.Revision, files, components, skippedComponents)];
+        if (!snapshot.IsCacheOnly)
+        {
+            await snapshot.DownloadFilesAsync(selection, cancellationToken).ConfigureAwait(false);
+            selection.Clear();
+        }
+
+        // The graphs name their external weights. From the cache only, the graphs at hand are read first, so that one
+        // request for everything names every missing file at once.
+        foreach (StableDiffusionFiles.Component component in components.Where(c => c.IsOnnx && !skippedComponents.Contains(c.Name)))
+        {
+            if (snapshot.FindCachedFile(component.GraphPath) is not { } graph)
+            {
+                continue;
+            }
+
+            foreach (string path in StableDiffusionFiles.ExternalDataPaths(snapshot.RepoId, component.GraphPath, graph).Where(path => !selection.Contains(path)))
+            {
+                if (snapshot.Files is not null && !snapshot.Files.Contains(path))
+                {
+                    throw new HubNotFoundException(
+                        $"{component.GraphPath} of '{snapshot.RepoId}' at revision '{snapshot.Revision}' keeps its weights in '{path}', which the repository does not have.")
+                    {
+                        RepoId = snapshot.RepoId,
+                        Revision = snapshot.Revision,
+                        FilePath = path,
+                        Missing = HubMissingItem.File,
+                    };
+                }
+
+                selection.Add(path);
+            }
+        }
+
+        await snapshot.DownloadFilesAsync(selection, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>How the model is named in each image's parameters: the Hub id as given, or the folder's full path.</summary>
     public static string DisplayName(string modelIdOrPath, string folder) => Directory.Exists(modelIdOrPath) ? folder : modelIdOrPath;
 
@@ -58,4 +148,7 @@ internal static partial class ModelLocator
 
     [LoggerMessage(Level = LogLevel.Information, Message = "No local folder '{ModelId}': loading it from the Hugging Face Hub (revision {Revision}).")]
     private static partial void LogFromHub(ILogger logger, string modelId, string revision);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{ModelId} has no '{Variant}' weights for {Components}: loading their plain weights instead (a mixture of variants, as diffusers loads it).")]
+    private static partial void LogVariantFallback(ILogger logger, string modelId, string variant, string components);
 }

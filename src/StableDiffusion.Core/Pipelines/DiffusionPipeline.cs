@@ -20,6 +20,9 @@ namespace StableDiffusion.Pipelines;
 /// </remarks>
 public abstract class DiffusionPipeline : IDisposable
 {
+    /// <summary>The model loaded when none is named: the ONNX export of Stable Diffusion v1.5 on the Hugging Face Hub.</summary>
+    public const string DefaultModelId = "onnx-community/stable-diffusion-v1-5-ONNX";
+
     private IScheduler _scheduler;
     private int _disposed;
 

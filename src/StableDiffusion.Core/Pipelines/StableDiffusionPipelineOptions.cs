@@ -41,6 +41,20 @@ public sealed record StableDiffusionPipelineOptions
     /// <summary>The revision (branch, tag or commit) when loading from the Hugging Face Hub; <c>main</c> when null.</summary>
     public string? Revision { get; init; }
 
+    /// <summary>
+    /// The weights variant to load from a repository in diffusers' PyTorch layout (diffusers' <c>variant</c>): <c>"fp16"</c>
+    /// takes each component's <c>*.fp16.safetensors</c>, and a component without them its plain weights (with a warning);
+    /// a model with the variant in no component is refused. <see langword="null"/> (the default) takes the plain weights.
+    /// Only the chosen files are downloaded. ONNX exports have no variants and ignore it.
+    /// </summary>
+    public string? Variant
+    {
+        get;
+        init => field = value is null || (value.Length > 0 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))
+            ? value
+            : throw new ArgumentException($"'{value}' is not a weights variant: use a name such as \"fp16\" (letters, digits, '_' and '-').", nameof(value));
+    }
+
     /// <summary>Hub endpoint, cache, token and offline settings; <see cref="HubOptions.FromEnvironment()"/> (HF_HOME,
     /// HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE, HF_ENDPOINT) when null.</summary>
     public HubOptions? Hub { get; init; }

@@ -1,6 +1,6 @@
 using StableDiffusion.Core.Tests.EndToEnd.Support;
 using StableDiffusion.Core.Tests.Hardening.Drills;
-using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 using StableDiffusion.Imaging;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Randomness;

@@ -6,6 +6,7 @@ using StableDiffusion.Pipelines;
 using StableDiffusion.Randomness;
 using StableDiffusion.Schedulers;
 using StableDiffusion.Testing;
+using StableDiffusion.Hub.Tests.FakeHub;
 using Xunit;
 
 namespace StableDiffusion.Core.Tests.EndToEnd;
@@ -343,7 +344,7 @@ public sealed class TextToImageOptionTests(TinyPipelines pipelines)
     {
         var reports = new List<GenerationProgress>();
 
-        using GenerationResult result = await Pipe.GenerateAsync(Castle, new Hub.FakeHub.SynchronousProgress<GenerationProgress>(reports.Add), Ct);
+        using GenerationResult result = await Pipe.GenerateAsync(Castle, new global::StableDiffusion.Hub.Tests.FakeHub.SynchronousProgress<GenerationProgress>(reports.Add), Ct);
 
         int steps = result.Timings.UNetCalls;
         GenerationStage[] expected =

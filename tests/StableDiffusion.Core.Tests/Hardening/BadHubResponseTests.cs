@@ -2,6 +2,7 @@ using System.Text;
 using StableDiffusion.Core.Tests.Hardening.Drills;
 using StableDiffusion.Core.Tests.Hardening.Support;
 using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 using StableDiffusion.Hub;
 using StableDiffusion.Pipelines;
 using Xunit;
@@ -38,7 +39,7 @@ public sealed class BadHubResponseTests : IAsyncLifetime
                 ("Location", $"{hub.Server.CdnEndpoint.AbsoluteUri}cdn/{weights.Sha256}"));
         }, typeof(HubIntegrityException), "longer than the 1000 bytes", "unet/weights.pb"),
         ["a component folder outside the cache"] = new(
-            (_, repository) => repository.AddCommit(WithEvilComponent(), FakeModels.IsLfs, "main"),
+            (_, repository) => repository.AddCommit(WithEvilComponent(), FakeContent.IsLfs, "main"),
             typeof(HubIntegrityException), "'../../escaped'", "Refused", "outside the cache folder"),
         ["a redirect to a file URL"] = new(
             (hub, _) => hub.Server.FailWith(r => r.Method == "GET" && !r.ToCdn && r.Path.EndsWith("/model_index.json", StringComparison.Ordinal), 1, 302,
@@ -61,7 +62,7 @@ public sealed class BadHubResponseTests : IAsyncLifetime
         {
             Dictionary<string, byte[]> files = FakeModels.StableDiffusionRepository();
             files["model_index.json"] = Encoding.UTF8.GetBytes("{ \"_class_name\": ");
-            repository.AddCommit(files, FakeModels.IsLfs, "main");
+            repository.AddCommit(files, FakeContent.IsLfs, "main");
         }, typeof(HubIntegrityException), "model_index.json"),
     };
 
@@ -74,7 +75,7 @@ public sealed class BadHubResponseTests : IAsyncLifetime
     {
         _hub = await HubTestContext.StartAsync();
         _repository = _hub.Server.AddRepository(RepoId);
-        _repository.AddCommit(FakeModels.StableDiffusionRepository(), FakeModels.IsLfs, "main");
+        _repository.AddCommit(FakeModels.StableDiffusionRepository(), FakeContent.IsLfs, "main");
     }
 
     public async ValueTask DisposeAsync() => await _hub.DisposeAsync();

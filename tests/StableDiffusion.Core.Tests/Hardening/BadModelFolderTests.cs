@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using StableDiffusion.Core.Tests.EndToEnd.Support;
 using StableDiffusion.Core.Tests.Hardening.Support;
-using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 using StableDiffusion.Models;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Testing;
@@ -44,7 +44,7 @@ public sealed class BadModelFolderTests
         ["unet graph truncated"] = new(Variants, f => f.Truncate("unet/model.onnx"), typeof(ModelLoadException), ["unet/model.onnx", "truncated or corrupt"]),
         ["unet external weights truncated"] = new(Tiny, f => f.Truncate("unet/weights.pb"), typeof(ModelLoadException), ["unet/model.onnx", "truncated or corrupt"]),
         ["text encoder graph truncated"] = new(Tiny, f => f.Truncate("text_encoder/model.onnx", 0.3), typeof(ModelLoadException), ["text_encoder/model.onnx"]),
-        ["vae decoder graph is random bytes"] = new(Tiny, f => f.Write("vae_decoder/model.onnx", FakeModels.Bytes(4096, seed: 9)), typeof(ModelLoadException), ["vae_decoder/model.onnx"]),
+        ["vae decoder graph is random bytes"] = new(Tiny, f => f.Write("vae_decoder/model.onnx", FakeContent.Bytes(4096, seed: 9)), typeof(ModelLoadException), ["vae_decoder/model.onnx"]),
         ["safety checker graph is empty"] = new(Tiny, f => f.Write("safety_checker/model.onnx", []), typeof(ModelLoadException), ["safety_checker/model.onnx"]),
         ["vae encoder graph truncated, for image-to-image"] = new(Tiny, f => f.Truncate("vae_encoder/model.onnx"), typeof(ModelLoadException), ["vae_encoder/model.onnx"],
             Use: ImageToImageAsync),

@@ -1,10 +1,11 @@
 using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 using StableDiffusion.Hub;
 using Xunit;
 
 namespace StableDiffusion.Core.Tests.Hub;
 
-/// <summary><c>DownloadStableDiffusionAsync</c>: exactly the files an ONNX pipeline loads, from the Hub or the cache.</summary>
+/// <summary>What <c>FromPretrained</c> downloads from an ONNX export (<see cref="PipelineDownload"/>): exactly the files the pipeline loads, from the Hub or the cache.</summary>
 [Trait("Area", "Hub")]
 public sealed class StableDiffusionDownloadTests : IAsyncLifetime
 {
@@ -18,7 +19,7 @@ public sealed class StableDiffusionDownloadTests : IAsyncLifetime
     {
         _hub = await HubTestContext.StartAsync();
         _repository = _hub.Server.AddRepository(RepoId);
-        _commit = _repository.AddCommit(FakeModels.StableDiffusionRepository(), FakeModels.IsLfs, "main");
+        _commit = _repository.AddCommit(FakeModels.StableDiffusionRepository(), FakeContent.IsLfs, "main");
     }
 
     public async ValueTask DisposeAsync() => await _hub.DisposeAsync();
@@ -47,7 +48,7 @@ public sealed class StableDiffusionDownloadTests : IAsyncLifetime
     [Fact]
     public async Task Download_FollowsTheExternalDataFileNameTheGraphGives()
     {
-        string commit = _repository.AddCommit(FakeModels.StableDiffusionRepository(unetWeights: "model.onnx_data"), FakeModels.IsLfs, "onnx-data");
+        string commit = _repository.AddCommit(FakeModels.StableDiffusionRepository(unetWeights: "model.onnx_data"), FakeContent.IsLfs, "onnx-data");
 
         string snapshot = await _hub.Client().DownloadStableDiffusionAsync(RepoId, "onnx-data", cancellationToken: TestContext.Current.CancellationToken);
 
@@ -144,12 +145,38 @@ public sealed class StableDiffusionDownloadTests : IAsyncLifetime
     {
         Dictionary<string, byte[]> files = FakeModels.StableDiffusionRepository();
         files.Remove("unet/weights.pb");
-        _repository.AddCommit(files, FakeModels.IsLfs, "main");
+        _repository.AddCommit(files, FakeContent.IsLfs, "main");
 
         var error = await Assert.ThrowsAsync<HubNotFoundException>(
             () => _hub.Client().DownloadStableDiffusionAsync(RepoId, cancellationToken: TestContext.Current.CancellationToken));
 
         Assert.Equal("unet/weights.pb", error.FilePath);
         Assert.Contains("unet/model.onnx", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task OnnxGraphNamingExternalDataOutsideItsFolder_IsRefused()
+    {
+        Dictionary<string, byte[]> files = FakeModels.StableDiffusionRepository();
+        files["unet/model.onnx"] = OnnxBytes.ModelWithExternalData("../text_encoder/model.onnx");
+        _repository.AddCommit(files, FakeContent.IsLfs, "main");
+
+        var error = await Assert.ThrowsAsync<HubIntegrityException>(
+            () => _hub.Client().DownloadStableDiffusionAsync(RepoId, cancellationToken: TestContext.Current.CancellationToken));
+
+        Assert.Contains("unet/model.onnx", error.Message, StringComparison.Ordinal);
+        Assert.Equal("../text_encoder/model.onnx", error.FilePath);
+    }
+
+    [Fact]
+    public async Task StableDiffusionCacheWrittenByPython_IsFoundOffline()
+    {
+        string repo = "python-org/sd";
+        string snapshot = HubTestContext.WritePythonCache(_hub.CacheDirectory, repo, "main", out _, FakeModels.StableDiffusionRepository()
+            .Where(f => FakeModels.StableDiffusionSelection.Contains(f.Key)).ToDictionary());
+
+        string found = await _hub.Client(_hub.Options() with { Offline = true }).DownloadStableDiffusionAsync(repo, cancellationToken: TestContext.Current.CancellationToken);
+
+        Assert.Equal(snapshot, found);
     }
 }

@@ -1,6 +1,7 @@
 using System.Text;
 using StableDiffusion.Core.Tests.Hub.FakeHub;
 using StableDiffusion.Hub;
+using StableDiffusion.Loading;
 using Xunit;
 
 namespace StableDiffusion.Core.Tests.Hub;
@@ -28,7 +29,7 @@ public sealed class StableDiffusionFilesTests : IDisposable
         Dictionary<string, byte[]> repository = FakeModels.StableDiffusionRepository();
         var components = StableDiffusionFiles.ReadComponents("org/name", Write("model_index.json", FakeModels.ModelIndex));
 
-        IReadOnlyList<string> selected = StableDiffusionFiles.Select("org/name", "main", repository.Keys, components);
+        IReadOnlyList<string> selected = StableDiffusionFiles.ForOnnxRepo("org/name", "main", repository.Keys, components, new HashSet<string>());
 
         // Everything but the external weights, which come from reading the graphs.
         Assert.Equal(FakeModels.StableDiffusionSelection.Where(p => p != "unet/weights.pb"), selected.Order(StringComparer.Ordinal));
@@ -40,21 +41,35 @@ public sealed class StableDiffusionFilesTests : IDisposable
         var components = StableDiffusionFiles.ReadComponents("org/name", Write("model_index.json", FakeModels.ModelIndex));
         string[] files = [.. FakeModels.StableDiffusionRepository().Keys.Where(p => p != "vae_encoder/model.onnx")];
 
-        var error = Assert.Throws<HubNotFoundException>(() => StableDiffusionFiles.Select("org/name", "main", files, components));
+        var error = Assert.Throws<HubNotFoundException>(() => StableDiffusionFiles.ForOnnxRepo("org/name", "main", files, components, new HashSet<string>()));
 
         Assert.Equal("vae_encoder/model.onnx", error.FilePath);
         Assert.Equal(HubMissingItem.File, error.Missing);
     }
 
     [Fact]
-    public void ReadComponents_OfAPyTorchPipeline_ThrowsSayingItIsNotAnOnnxExport()
+    public void ReadComponents_OfAPyTorchPipeline_IsNotAnOnnxExport()
     {
         string index = """{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}""";
 
-        var error = Assert.Throws<HubException>(() => StableDiffusionFiles.ReadComponents("org/name", Write("model_index.json", index)));
+        IReadOnlyList<StableDiffusionFiles.Component> components = StableDiffusionFiles.ReadComponents("org/name", Write("model_index.json", index));
 
-        Assert.Contains("not an ONNX export", error.Message, StringComparison.Ordinal);
-        Assert.Contains(HubClient.DefaultModelId, error.Message, StringComparison.Ordinal);
+        Assert.Equal(["unet", "vae"], components.Select(c => c.Name));
+        Assert.False(StableDiffusionFiles.IsOnnxExport(components));
+        Assert.True(StableDiffusionFiles.IsOnnxExport(StableDiffusionFiles.ReadComponents("org/name", Write("model_index.json", FakeModels.ModelIndex))));
+    }
+
+    [Fact]
+    public void ForOnnxRepo_LeavesOutSkippedComponents()
+    {
+        var components = StableDiffusionFiles.ReadComponents("org/name", Write("model_index.json", FakeModels.ModelIndex));
+
+        IReadOnlyList<string> selected = StableDiffusionFiles.ForOnnxRepo(
+            "org/name", "main", FakeModels.StableDiffusionRepository().Keys, components, new HashSet<string> { "unet", "safety_checker" });
+
+        Assert.Equal(
+            FakeModels.StableDiffusionSelection.Where(p => !p.StartsWith("unet/", StringComparison.Ordinal) && !p.StartsWith("safety_checker/", StringComparison.Ordinal)),
+            selected.Order(StringComparer.Ordinal));
     }
 
     [Theory]

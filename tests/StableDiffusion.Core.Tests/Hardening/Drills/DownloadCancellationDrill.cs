@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 using StableDiffusion.Hub;
 using StableDiffusion.Pipelines;
 
@@ -64,7 +64,7 @@ public sealed class DownloadCancellationDrill : IAsyncDisposable
         FakeRepository repository = server.AddRepository(RepoId);
         Dictionary<string, byte[]> files = Directory.EnumerateFiles(modelFolder, "*", SearchOption.AllDirectories)
             .ToDictionary(f => Path.GetRelativePath(modelFolder, f).Replace('\\', '/'), File.ReadAllBytes, StringComparer.Ordinal);
-        string commit = repository.AddCommit(files, FakeModels.IsLfs, "main");
+        string commit = repository.AddCommit(files, FakeContent.IsLfs, "main");
         server.Throttle(r => r.Method == "GET", chunkBytes, pause);
         string cache = Path.Combine(Path.GetTempPath(), "sd-hardening-hub", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(cache);

@@ -1,4 +1,4 @@
-using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 
 namespace StableDiffusion.Core.Tests.Hardening.Drills;
 

@@ -381,7 +381,7 @@ internal sealed partial class HubTransport : IDisposable
                 };
             case HttpStatusCode.NotFound when code == "RepoNotFound" || (context.FilePath is null && IsEndpoint(url)):
                 return new HubNotFoundException(
-                    $"Repository '{context.RepoId}' was not found on {_options.Endpoint}. Check the id (for example '{HubClient.DefaultModelId}'); " +
+                    $"Repository '{context.RepoId}' was not found on {_options.Endpoint}. Check the id (for example '{RepoNames.ExampleRepoId}'); " +
                     $"a private repository needs a token with access to it. {tokenHelp}{said}")
                 {
                     RepoId = context.RepoId, StatusCode = status, Missing = HubMissingItem.Repository, Revision = context.Revision,

@@ -1,9 +1,9 @@
 using System.Net.Sockets;
-using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 using StableDiffusion.Hub;
 using Xunit;
 
-namespace StableDiffusion.Core.Tests.Hub;
+namespace StableDiffusion.Hub.Tests;
 
 /// <summary>A host name that cannot be resolved (offline, no DNS, a mistyped HF_ENDPOINT) fails at once instead of
 /// waiting through five retries with backoff; other connection failures are still retried.</summary>

@@ -174,6 +174,25 @@ internal sealed class RepoCache
     }
 
     /// <summary>
+    /// The repository paths of the entries in the snapshot of <paramref name="commit"/> (files, or links to blobs), in ordinal
+    /// order; left-over temporary copies are skipped. Whether an entry is usable is <see cref="FindCachedFile"/>'s to say.
+    /// </summary>
+    public IReadOnlyList<string> ListSnapshot(string commit)
+    {
+        string folder = SnapshotFolder(commit);
+        if (!Directory.Exists(folder))
+        {
+            return [];
+        }
+
+        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = true };
+        return [.. Directory.EnumerateFiles(folder, "*", options)
+            .Where(path => !path.EndsWith(".incomplete", StringComparison.Ordinal))
+            .Select(path => Path.GetRelativePath(folder, path).Replace(Path.DirectorySeparatorChar, '/'))
+            .Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>
     /// Puts the blob at <paramref name="repoPath"/> in the snapshot: a relative symbolic link, or where links are unavailable
     /// a move (a blob just downloaded) or a copy (a blob other snapshots may use).
     /// </summary>

@@ -1,7 +1,9 @@
+using System.Security.Cryptography;
+using System.Text;
 using Microsoft.Extensions.Logging.Testing;
 using StableDiffusion.Hub;
 
-namespace StableDiffusion.Core.Tests.Hub.FakeHub;
+namespace StableDiffusion.Hub.Tests.FakeHub;
 
 /// <summary>A fake Hub, an empty cache folder and clients wired to both, with delays shortened so that tests take milliseconds.</summary>
 public sealed class HubTestContext : IAsyncDisposable
@@ -60,6 +62,39 @@ public sealed class HubTestContext : IAsyncDisposable
             .Select(p => Path.GetRelativePath(folder, p).Replace('\\', '/'))
             .Order(StringComparer.Ordinal)]
         : [];
+
+    /// <summary>
+    /// Writes a cache the way huggingface_hub does (documented layout, relative links, no listing cache as in versions
+    /// before 1.22), for a repository the fake Hub does not serve.
+    /// </summary>
+    public static string WritePythonCache(string cacheDirectory, string repoId, string revision, out string commit, Dictionary<string, byte[]>? files = null)
+    {
+        files ??= new Dictionary<string, byte[]>
+        {
+            ["config.json"] = Encoding.UTF8.GetBytes("{\"a\": 1}"),
+            ["unet/model.onnx"] = Encoding.UTF8.GetBytes("weights of the unet"),
+        };
+        commit = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
+        string storage = Path.Combine(cacheDirectory, "models--" + repoId.Replace("/", "--", StringComparison.Ordinal));
+        Directory.CreateDirectory(Path.Combine(storage, "refs"));
+        File.WriteAllText(Path.Combine(storage, "refs", revision), commit);
+        Directory.CreateDirectory(Path.Combine(storage, "blobs"));
+        string snapshot = Path.Combine(storage, "snapshots", commit);
+        foreach ((string path, byte[] content) in files)
+        {
+            string etag = path.EndsWith(".json", StringComparison.Ordinal) || path.EndsWith(".txt", StringComparison.Ordinal)
+                ? FakeFile.GitBlobSha1(content)
+                : Convert.ToHexStringLower(SHA256.HashData(content));
+            File.WriteAllBytes(Path.Combine(storage, "blobs", etag), content);
+            string pointer = Path.Combine(snapshot, path);
+            Directory.CreateDirectory(Path.GetDirectoryName(pointer)!);
+            string up = string.Concat(Enumerable.Repeat("../", path.Count(c => c == '/') + 2));
+            File.CreateSymbolicLink(pointer, $"{up}blobs/{etag}");
+        }
+
+        Directory.CreateDirectory(Path.Combine(cacheDirectory, ".locks", "models--" + repoId.Replace("/", "--", StringComparison.Ordinal)));
+        return snapshot;
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -1,9 +1,9 @@
 using System.Text;
-using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 using StableDiffusion.Hub;
 using Xunit;
 
-namespace StableDiffusion.Core.Tests.Hub;
+namespace StableDiffusion.Hub.Tests;
 
 /// <summary>Revisions by branch, tag, commit and pull-request ref, and paginated listings.</summary>
 [Trait("Area", "Hub")]

@@ -1,10 +1,10 @@
 using System.Security.Cryptography;
 using System.Text;
-using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 using StableDiffusion.Hub;
 using Xunit;
 
-namespace StableDiffusion.Core.Tests.Hub;
+namespace StableDiffusion.Hub.Tests;
 
 /// <summary>Offline mode, a cache written by Python found without network, and the fallback to the cache when the Hub fails.</summary>
 [Trait("Area", "Hub")]
@@ -19,7 +19,7 @@ public sealed class HubOfflineTests : IAsyncLifetime
     {
         _hub = await HubTestContext.StartAsync();
         _commit = _hub.Server.AddRepository(RepoId).AddCommit(
-            new Dictionary<string, byte[]> { ["config.json"] = "{}"u8.ToArray(), ["unet/model.onnx"] = FakeModels.Bytes(5000, 1) },
+            new Dictionary<string, byte[]> { ["config.json"] = "{}"u8.ToArray(), ["unet/model.onnx"] = FakeContent.Bytes(5000, 1) },
             p => p.EndsWith(".onnx", StringComparison.Ordinal),
             "main");
     }
@@ -81,7 +81,7 @@ public sealed class HubOfflineTests : IAsyncLifetime
     [Fact]
     public async Task CacheWrittenByPython_IsFoundOfflineAndWithoutNetwork()
     {
-        string snapshot = WritePythonCache(_hub.CacheDirectory, "python-org/python-model", "main", out string commit);
+        string snapshot = HubTestContext.WritePythonCache(_hub.CacheDirectory, "python-org/python-model", "main", out string commit);
 
         string offline = await _hub.Client(_hub.Options() with { Offline = true })
             .DownloadSnapshotAsync("python-org/python-model", cancellationToken: TestContext.Current.CancellationToken);
@@ -95,18 +95,6 @@ public sealed class HubOfflineTests : IAsyncLifetime
         Assert.Equal("weights of the unet", File.ReadAllText(byCommit));
         Assert.Equal("{\"a\": 1}", File.ReadAllText(Path.Combine(offline, "config.json")));
         Assert.Contains(_hub.Logger.Collector.GetSnapshot(), log => log.Message.Contains("using the cached snapshot", StringComparison.Ordinal));
-    }
-
-    [Fact]
-    public async Task StableDiffusionCacheWrittenByPython_IsFoundOffline()
-    {
-        string repo = "python-org/sd";
-        string snapshot = WritePythonCache(_hub.CacheDirectory, repo, "main", out _, FakeModels.StableDiffusionRepository()
-            .Where(f => FakeModels.StableDiffusionSelection.Contains(f.Key)).ToDictionary());
-
-        string found = await _hub.Client(_hub.Options() with { Offline = true }).DownloadStableDiffusionAsync(repo, cancellationToken: TestContext.Current.CancellationToken);
-
-        Assert.Equal(snapshot, found);
     }
 
     [Fact]
@@ -146,38 +134,5 @@ public sealed class HubOfflineTests : IAsyncLifetime
 
         Assert.Contains("503", error.Message, StringComparison.Ordinal);
         Assert.Contains("config.json", error.Message, StringComparison.Ordinal);
-    }
-
-    /// <summary>
-    /// Writes a cache the way huggingface_hub does (documented layout, relative links, no listing cache as in versions
-    /// before 1.22), for a repository the fake Hub does not serve.
-    /// </summary>
-    internal static string WritePythonCache(string cacheDirectory, string repoId, string revision, out string commit, Dictionary<string, byte[]>? files = null)
-    {
-        files ??= new Dictionary<string, byte[]>
-        {
-            ["config.json"] = Encoding.UTF8.GetBytes("{\"a\": 1}"),
-            ["unet/model.onnx"] = Encoding.UTF8.GetBytes("weights of the unet"),
-        };
-        commit = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
-        string storage = Path.Combine(cacheDirectory, "models--" + repoId.Replace("/", "--", StringComparison.Ordinal));
-        Directory.CreateDirectory(Path.Combine(storage, "refs"));
-        File.WriteAllText(Path.Combine(storage, "refs", revision), commit);
-        Directory.CreateDirectory(Path.Combine(storage, "blobs"));
-        string snapshot = Path.Combine(storage, "snapshots", commit);
-        foreach ((string path, byte[] content) in files)
-        {
-            string etag = path.EndsWith(".json", StringComparison.Ordinal) || path.EndsWith(".txt", StringComparison.Ordinal)
-                ? FakeFile.GitBlobSha1(content)
-                : Convert.ToHexStringLower(SHA256.HashData(content));
-            File.WriteAllBytes(Path.Combine(storage, "blobs", etag), content);
-            string pointer = Path.Combine(snapshot, path);
-            Directory.CreateDirectory(Path.GetDirectoryName(pointer)!);
-            string up = string.Concat(Enumerable.Repeat("../", path.Count(c => c == '/') + 2));
-            File.CreateSymbolicLink(pointer, $"{up}blobs/{etag}");
-        }
-
-        Directory.CreateDirectory(Path.Combine(cacheDirectory, ".locks", "models--" + repoId.Replace("/", "--", StringComparison.Ordinal)));
-        return snapshot;
     }
 }

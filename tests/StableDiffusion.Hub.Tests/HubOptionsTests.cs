@@ -1,7 +1,7 @@
 using StableDiffusion.Hub;
 using Xunit;
 
-namespace StableDiffusion.Core.Tests.Hub;
+namespace StableDiffusion.Hub.Tests;
 
 [Trait("Area", "Hub")]
 public sealed class HubOptionsTests

@@ -12,8 +12,10 @@ namespace StableDiffusion.Hub;
 /// <remarks>
 /// <para>
 /// Mirrors <c>hf_hub_download</c> (<see cref="DownloadFileAsync"/>) and <c>snapshot_download</c>
-/// (<see cref="DownloadSnapshotAsync"/>); <see cref="DownloadStableDiffusionAsync"/> downloads just what a Stable Diffusion
-/// ONNX pipeline loads. Each returns a path under <c>{cache}/models--org--name/snapshots/{commit}</c>.
+/// (<see cref="DownloadSnapshotAsync"/>), each returning a path under <c>{cache}/models--org--name/snapshots/{commit}</c>.
+/// For a download that chooses its files from the listing and from files fetched first (as <c>diffusers</c> chooses a
+/// pipeline's files from <c>model_index.json</c>), <see cref="GetSnapshotAsync"/> resolves the revision once and lists the
+/// files, and the <see cref="HubSnapshot"/> it returns downloads any selection.
 /// </para>
 /// <para>
 /// Files arrive through <c>.incomplete</c> temporary files, resume after dropped connections, and are checked against the
@@ -24,9 +26,6 @@ namespace StableDiffusion.Hub;
 /// </remarks>
 public sealed class HubClient : IDisposable
 {
-    /// <summary>The default Stable Diffusion model: the ONNX export of Stable Diffusion v1.5.</summary>
-    public const string DefaultModelId = "onnx-community/stable-diffusion-v1-5-ONNX";
-
     /// <summary>The revision used when none is given.</summary>
     public const string DefaultRevision = "main";
 
@@ -70,81 +69,77 @@ public sealed class HubClient : IDisposable
     /// <summary>The options this client uses.</summary>
     public HubOptions Options { get; }
 
+    /// <summary>Whether <paramref name="repoId"/> is a repository id the Hub accepts: <c>name</c> or <c>namespace/name</c>, as <c>huggingface_hub</c> checks it.</summary>
+    /// <param name="repoId">The text to check, such as a command-line argument that may be a repository id or a folder.</param>
+    /// <returns><see langword="true"/> for a valid id (which says nothing about whether the repository exists).</returns>
+    public static bool IsValidRepoId(string repoId)
+    {
+        ArgumentNullException.ThrowIfNull(repoId);
+        return RepoNames.IsValidRepoId(repoId);
+    }
+
     /// <summary>
-    /// Downloads the files of a diffusers Stable Diffusion ONNX repository that a pipeline loads, and nothing else:
-    /// <c>model_index.json</c>, the configs and tokenizer files of the components it names, each component's
-    /// <c>model.onnx</c>, and the external weight files those graphs reference (such as <c>unet/weights.pb</c>).
+    /// Whether <paramref name="path"/> can name a repository file in the cache: a relative <c>/</c>-separated path without
+    /// empty, <c>.</c> or <c>..</c> segments, <c>\</c>, <c>:</c> or control characters, so that joined to a folder it
+    /// stays inside it. Check paths taken from repository content (a configuration naming other files) with it.
     /// </summary>
-    /// <param name="repoId">The repository, for example <see cref="DefaultModelId"/>.</param>
+    /// <param name="path">The repository path to check.</param>
+    /// <returns><see langword="true"/> when the path is safe to request.</returns>
+    public static bool IsValidFilePath(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return RepoNames.IsSafeRelativePath(path);
+    }
+
+    /// <summary>
+    /// Resolves a revision to its commit and lists the repository's files there, from the Hub; or, offline or when the Hub
+    /// cannot be used and the snapshot is cached, from the cache (<c>refs/</c> and the cached listing). Downloads nothing.
+    /// </summary>
+    /// <param name="repoId">The repository (<c>org/name</c>).</param>
     /// <param name="revision">A branch, tag or commit; <see langword="null"/> for <c>main</c>.</param>
-    /// <param name="progress">Receives the bytes downloaded so far.</param>
-    /// <param name="cancellationToken">Cancels the download; finished files stay in the cache, the file in progress is discarded.</param>
-    /// <returns>The snapshot folder (<c>…/snapshots/{commit}</c>) to load the pipeline from.</returns>
+    /// <param name="progress">Receives the bytes the snapshot's downloads receive, over all of them.</param>
+    /// <param name="cancellationToken">Cancels the requests.</param>
+    /// <returns>The snapshot, to download files from.</returns>
     /// <exception cref="ArgumentException"><paramref name="repoId"/> or <paramref name="revision"/> is not valid.</exception>
-    /// <exception cref="HubException">The download failed; the derived type and message say why and what to do.</exception>
-    public async Task<string> DownloadStableDiffusionAsync(
+    /// <exception cref="HubException">The Hub could not be asked and the cache does not know the revision; the derived type and message say why and what to do.</exception>
+    public async Task<HubSnapshot> GetSnapshotAsync(
         string repoId, string? revision = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        Session session = await OpenSessionAsync(repoId, revision, progress, cancellationToken).ConfigureAwait(false);
-        if (session.Tree is not { } tree)
+        revision = ValidRevision(repoId, revision);
+        var cache = new RepoCache(Options.CacheDirectory, repoId, _logger);
+        var tracker = new ProgressTracker(repoId, progress);
+        // A commit never moves: no need to ask the Hub what it points to.
+        string? commit = RepoNames.IsCommitHash(revision) ? revision : cache.ReadRef(revision);
+        if (Options.Offline)
         {
-            ThrowIfIncomplete(session, FindMissingStableDiffusionFiles(session));
-            return session.SnapshotFolder;
-        }
-
-        if (!tree.TryGetValue(StableDiffusionFiles.ModelIndex, out RepoFileEntry? modelIndexEntry))
-        {
-            throw new HubNotFoundException(
-                $"'{repoId}' at revision '{session.Revision}' has no {StableDiffusionFiles.ModelIndex}: it is not a diffusers pipeline repository. " +
-                $"Use a diffusers ONNX export such as '{DefaultModelId}'.")
+            if (commit is null)
             {
-                RepoId = repoId,
-                Revision = session.Revision,
-                FilePath = StableDiffusionFiles.ModelIndex,
-                Missing = HubMissingItem.File,
-            };
-        }
-
-        string modelIndex = await EnsureFileAsync(session, modelIndexEntry, announced: false, cancellationToken).ConfigureAwait(false);
-        IReadOnlyList<StableDiffusionFiles.Component> components = StableDiffusionFiles.ReadComponents(repoId, modelIndex);
-        IReadOnlyList<string> selected = StableDiffusionFiles.Select(repoId, session.Revision, tree.Keys, components);
-        // model_index.json is in place already.
-        await EnsureFilesAsync(session, [.. selected.Where(path => path != StableDiffusionFiles.ModelIndex).Select(path => tree[path])], cancellationToken)
-            .ConfigureAwait(false);
-
-        var externalData = new List<RepoFileEntry>();
-        foreach (StableDiffusionFiles.Component component in components.Where(c => c.IsOnnx))
-        {
-            IReadOnlyList<string> paths = StableDiffusionFiles.ExternalDataPaths(repoId, component.GraphPath, session.Cache.PointerPath(session.Commit, component.GraphPath));
-            if (paths.Count > 0)
-            {
-                HubLog.ExternalData(_logger, component.GraphPath, string.Join(", ", paths));
+                throw OfflineMiss(cache, revision, [RefName(revision)]);
             }
 
-            foreach (string path in paths)
-            {
-                if (!tree.TryGetValue(path, out RepoFileEntry? entry))
-                {
-                    throw new HubNotFoundException(
-                        $"{component.GraphPath} of '{repoId}' at revision '{session.Revision}' keeps its weights in '{path}', which the repository does not have.")
-                    {
-                        RepoId = repoId,
-                        Revision = session.Revision,
-                        FilePath = path,
-                        Missing = HubMissingItem.File,
-                    };
-                }
-
-                if (!externalData.Contains(entry))
-                {
-                    externalData.Add(entry);
-                }
-            }
+            HubLog.UsingCacheOffline(_logger, repoId, revision, commit);
+            return new HubSnapshot(this, repoId, revision, commit, cache, tracker, cache.ReadTree(commit), isCacheOnly: true, cacheReason: null);
         }
 
-        await EnsureFilesAsync(session, externalData, cancellationToken).ConfigureAwait(false);
-        HubLog.SnapshotReady(_logger, repoId, session.Commit, session.SnapshotFolder, selected.Count + externalData.Count, session.Tracker.BytesDownloaded);
-        return session.SnapshotFolder;
+        // With a cached snapshot to fall back on, fail fast instead of retrying (as huggingface_hub does).
+        bool snapshotCached = commit is not null && Directory.Exists(cache.SnapshotFolder(commit));
+        var context = new HubRequestContext(repoId, revision);
+        try
+        {
+            if (!RepoNames.IsCommitHash(revision))
+            {
+                commit = await ResolveRevisionAsync(cache, context, retry: !snapshotCached, cancellationToken).ConfigureAwait(false);
+                snapshotCached = Directory.Exists(cache.SnapshotFolder(commit));
+            }
+
+            IReadOnlyDictionary<string, RepoFileEntry> listing = await ListFilesAsync(cache, context, commit!, retry: !snapshotCached, cancellationToken).ConfigureAwait(false);
+            return new HubSnapshot(this, repoId, revision, commit!, cache, tracker, listing, isCacheOnly: false, cacheReason: null);
+        }
+        catch (HubException e) when (snapshotCached && CanFallBackToCache(e))
+        {
+            HubLog.UsingCacheAfterError(_logger, repoId, revision, commit!, e.Message);
+            return new HubSnapshot(this, repoId, revision, commit!, cache, tracker, cache.ReadTree(commit!), isCacheOnly: true, cacheReason: e);
+        }
     }
 
     /// <summary>
@@ -169,18 +164,21 @@ public sealed class HubClient : IDisposable
         CancellationToken cancellationToken = default)
     {
         GlobFilter? filter = allowPatterns is null ? null : new GlobFilter(allowPatterns);
-        Session session = await OpenSessionAsync(repoId, revision, progress, cancellationToken).ConfigureAwait(false);
-        if (session.Tree is not { } tree)
+        HubSnapshot snapshot = await GetSnapshotAsync(repoId, revision, progress, cancellationToken).ConfigureAwait(false);
+        if (snapshot.IsCacheOnly)
         {
-            ThrowIfIncomplete(session, FindMissingFiles(session, filter));
-            return session.SnapshotFolder;
+            // Without a cached listing, what the snapshot should hold cannot be known: the folder itself must be there.
+            ThrowIfIncomplete(snapshot, !Directory.Exists(snapshot.Folder)
+                ? [SnapshotName(snapshot.Commit)]
+                : MissingFromSnapshot(snapshot, snapshot.Files?.Where(path => filter?.IsMatch(path) ?? true) ?? []));
+            return snapshot.Folder;
         }
 
-        List<RepoFileEntry> selected = [.. tree.Values.Where(entry => filter?.IsMatch(entry.Path) ?? true).OrderBy(entry => entry.Path, StringComparer.Ordinal)];
-        await EnsureFilesAsync(session, selected, cancellationToken).ConfigureAwait(false);
-        Directory.CreateDirectory(session.SnapshotFolder);
-        HubLog.SnapshotReady(_logger, repoId, session.Commit, session.SnapshotFolder, selected.Count, session.Tracker.BytesDownloaded);
-        return session.SnapshotFolder;
+        List<RepoFileEntry> selected = [.. snapshot.Listing!.Values.Where(entry => filter?.IsMatch(entry.Path) ?? true).OrderBy(entry => entry.Path, StringComparer.Ordinal)];
+        await DownloadAsync(snapshot, selected, cancellationToken).ConfigureAwait(false);
+        Directory.CreateDirectory(snapshot.Folder);
+        HubLog.SnapshotReady(_logger, repoId, snapshot.Commit, snapshot.Folder, selected.Count, snapshot.BytesDownloaded);
+        return snapshot.Folder;
     }
 
     /// <summary>Downloads one file of a repository, like Python's <c>hf_hub_download</c>.</summary>
@@ -232,57 +230,13 @@ public sealed class HubClient : IDisposable
 
         string commit = ValidCommit(metadata.Commit, context);
         cache.WriteRef(revision, commit);
-        var session = new Session(repoId, revision, commit, cache, new ProgressTracker(repoId, progress), Tree: null, CacheReason: null);
+        var snapshot = new HubSnapshot(this, repoId, revision, commit, cache, new ProgressTracker(repoId, progress), listing: null, isCacheOnly: false, cacheReason: null);
         var entry = new RepoFileEntry(filePath, metadata.Size, metadata.Etag);
-        return await EnsureFileAsync(session, entry, announced: false, cancellationToken, metadata).ConfigureAwait(false);
+        return await EnsureFileAsync(snapshot, entry, announced: false, cancellationToken, metadata).ConfigureAwait(false);
     }
 
     /// <summary>Releases the HTTP connections (not a handler passed to the constructor).</summary>
     public void Dispose() => _transport.Dispose();
-
-    /// <summary>
-    /// Resolves the revision to a commit and lists its files, from the Hub; or from the cache (<c>refs/</c>, then the
-    /// snapshot) when offline, or when the Hub fails and the snapshot is cached. A cache-only session has no
-    /// <see cref="Session.Tree"/>.
-    /// </summary>
-    private async Task<Session> OpenSessionAsync(string repoId, string? revision, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken)
-    {
-        revision = ValidRevision(repoId, revision);
-        var cache = new RepoCache(Options.CacheDirectory, repoId, _logger);
-        var tracker = new ProgressTracker(repoId, progress);
-        // A commit never moves: no need to ask the Hub what it points to.
-        string? commit = RepoNames.IsCommitHash(revision) ? revision : cache.ReadRef(revision);
-        if (Options.Offline)
-        {
-            if (commit is null)
-            {
-                throw OfflineMiss(cache, revision, [RefName(revision)]);
-            }
-
-            HubLog.UsingCacheOffline(_logger, repoId, revision, commit);
-            return new Session(repoId, revision, commit, cache, tracker, Tree: null, CacheReason: null);
-        }
-
-        // With a cached snapshot to fall back on, fail fast instead of retrying (as huggingface_hub does).
-        bool snapshotCached = commit is not null && Directory.Exists(cache.SnapshotFolder(commit));
-        var context = new HubRequestContext(repoId, revision);
-        try
-        {
-            if (!RepoNames.IsCommitHash(revision))
-            {
-                commit = await ResolveRevisionAsync(cache, context, retry: !snapshotCached, cancellationToken).ConfigureAwait(false);
-                snapshotCached = Directory.Exists(cache.SnapshotFolder(commit));
-            }
-
-            var session = new Session(repoId, revision, commit!, cache, tracker, Tree: null, CacheReason: null);
-            return session with { Tree = await ListFilesAsync(session, retry: !snapshotCached, cancellationToken).ConfigureAwait(false) };
-        }
-        catch (HubException e) when (snapshotCached && CanFallBackToCache(e))
-        {
-            HubLog.UsingCacheAfterError(_logger, repoId, revision, commit!, e.Message);
-            return new Session(repoId, revision, commit!, cache, tracker, Tree: null, CacheReason: e);
-        }
-    }
 
     /// <summary>Asks the Hub which commit a branch or tag points to, and records it in <c>refs/</c>.</summary>
     private async Task<string> ResolveRevisionAsync(RepoCache cache, HubRequestContext context, bool retry, CancellationToken cancellationToken)
@@ -303,18 +257,18 @@ public sealed class HubClient : IDisposable
         return commit;
     }
 
-    /// <summary>The files at the session's commit: the cached listing (ours or Python's) or the Hub's tree API, page by page.</summary>
-    private async Task<IReadOnlyDictionary<string, RepoFileEntry>> ListFilesAsync(Session session, bool retry, CancellationToken cancellationToken)
+    /// <summary>The files at <paramref name="commit"/>: the cached listing (ours or Python's) or the Hub's tree API, page by page.</summary>
+    private async Task<IReadOnlyDictionary<string, RepoFileEntry>> ListFilesAsync(
+        RepoCache cache, HubRequestContext context, string commit, bool retry, CancellationToken cancellationToken)
     {
-        if (session.Cache.ReadTree(session.Commit) is { } cached)
+        if (cache.ReadTree(commit) is { } cached)
         {
-            HubLog.Listed(_logger, session.RepoId, session.Commit, cached.Count, "cache");
+            HubLog.Listed(_logger, context.RepoId, commit, cached.Count, "cache");
             return cached;
         }
 
         var entries = new Dictionary<string, RepoFileEntry>(StringComparer.Ordinal);
-        var context = new HubRequestContext(session.RepoId, session.Revision);
-        for (Uri? page = RepoNames.TreeUrl(Options.Endpoint, session.RepoId, session.Commit); page is not null;)
+        for (Uri? page = RepoNames.TreeUrl(Options.Endpoint, context.RepoId, commit); page is not null;)
         {
             (JsonDocument document, Uri? next) = await _transport.GetJsonAsync(page, context, retry, cancellationToken).ConfigureAwait(false);
             using (document)
@@ -333,7 +287,7 @@ public sealed class HubClient : IDisposable
                 {
                     throw new HubException($"The Hub's file listing of {context.Describe()} is not in the expected form ({HubTransport.Redact(page)}): {e.Message}", e)
                     {
-                        RepoId = session.RepoId,
+                        RepoId = context.RepoId,
                     };
                 }
             }
@@ -341,58 +295,95 @@ public sealed class HubClient : IDisposable
             page = next;
         }
 
-        HubLog.Listed(_logger, session.RepoId, session.Commit, entries.Count, "Hub");
-        session.Cache.WriteTree(session.Commit, entries);
+        HubLog.Listed(_logger, context.RepoId, commit, entries.Count, "Hub");
+        cache.WriteTree(commit, entries);
         return entries;
     }
 
+    /// <summary>
+    /// <see cref="HubSnapshot.DownloadFilesAsync"/>: every path is checked before anything is downloaded; a cache-only
+    /// snapshot names all the files it lacks at once.
+    /// </summary>
+    internal async Task EnsureFilesAsync(HubSnapshot snapshot, IReadOnlyList<string> paths, CancellationToken cancellationToken)
+    {
+        foreach (string path in paths)
+        {
+            RepoNames.ValidateFilePath(snapshot.RepoId, path, "requested");
+        }
+
+        if (snapshot.IsCacheOnly)
+        {
+            ThrowIfIncomplete(snapshot, paths.Count > 0 && !Directory.Exists(snapshot.Folder) ? [SnapshotName(snapshot.Commit)] : MissingFromSnapshot(snapshot, paths));
+            return;
+        }
+
+        var entries = new List<RepoFileEntry>(paths.Count);
+        foreach (string path in paths)
+        {
+            if (!snapshot.Listing!.TryGetValue(path, out RepoFileEntry? entry))
+            {
+                throw new HubNotFoundException($"'{snapshot.RepoId}' at revision '{snapshot.Revision}' (commit {snapshot.Commit}) has no file '{path}'.")
+                {
+                    RepoId = snapshot.RepoId,
+                    Revision = snapshot.Revision,
+                    FilePath = path,
+                    Missing = HubMissingItem.File,
+                };
+            }
+
+            entries.Add(entry);
+        }
+
+        await DownloadAsync(snapshot, entries, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Downloads the files missing from the snapshot, several at a time; every path is checked before anything is written.</summary>
-    private async Task EnsureFilesAsync(Session session, IReadOnlyList<RepoFileEntry> entries, CancellationToken cancellationToken)
+    private async Task DownloadAsync(HubSnapshot snapshot, IReadOnlyList<RepoFileEntry> entries, CancellationToken cancellationToken)
     {
         foreach (RepoFileEntry entry in entries)
         {
-            RepoNames.ValidateFilePath(session.RepoId, entry.Path, "listed by the Hub");
+            RepoNames.ValidateFilePath(snapshot.RepoId, entry.Path, "listed by the Hub");
         }
 
         // Announce what is to download up front, so that progress totals are known from the first report.
         var announced = new HashSet<string>(StringComparer.Ordinal);
         foreach (RepoFileEntry entry in entries)
         {
-            if (session.Cache.FindCachedFile(session.Commit, entry.Path) is null)
+            if (snapshot.Cache.FindCachedFile(snapshot.Commit, entry.Path) is null)
             {
                 announced.Add(entry.Path);
-                session.Tracker.AddFile(entry.ContentSize);
+                snapshot.Tracker.AddFile(entry.ContentSize);
             }
         }
 
         await Parallel.ForEachAsync(
             entries,
             new ParallelOptions { MaxDegreeOfParallelism = Options.MaxConcurrentDownloads, CancellationToken = cancellationToken },
-            async (entry, token) => await EnsureFileAsync(session, entry, announced.Contains(entry.Path), token).ConfigureAwait(false)).ConfigureAwait(false);
+            async (entry, token) => await EnsureFileAsync(snapshot, entry, announced.Contains(entry.Path), token).ConfigureAwait(false)).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Makes <paramref name="entry"/> present in the snapshot, as <c>hf_hub_download</c> does at a pinned commit: the cached
     /// file, else a link to a cached blob, else a download under the blob's lock.
     /// </summary>
-    private async Task<string> EnsureFileAsync(Session session, RepoFileEntry entry, bool announced, CancellationToken cancellationToken, HubFileMetadata? metadata = null)
+    private async Task<string> EnsureFileAsync(HubSnapshot snapshot, RepoFileEntry entry, bool announced, CancellationToken cancellationToken, HubFileMetadata? metadata = null)
     {
-        RepoCache cache = session.Cache;
+        RepoCache cache = snapshot.Cache;
         string path = entry.Path;
-        RepoCache.CachedFile? cached = cache.FindCachedFile(session.Commit, path);
+        RepoCache.CachedFile? cached = cache.FindCachedFile(snapshot.Commit, path);
         if (cached is not null)
         {
             if (cached.Length == entry.ContentSize)
             {
-                HubLog.CacheHit(_logger, session.RepoId, path);
+                HubLog.CacheHit(_logger, snapshot.RepoId, path);
                 return cached.Path;
             }
 
             HubLog.CachedFileWrongSize(_logger, path, cached.Length, entry.ContentSize);
         }
 
-        var context = new HubRequestContext(session.RepoId, session.Revision, path);
-        metadata ??= await _transport.HeadFileAsync(RepoNames.ResolveUrl(Options.Endpoint, session.RepoId, session.Commit, path), context, retry: true, cancellationToken)
+        var context = new HubRequestContext(snapshot.RepoId, snapshot.Revision, path);
+        metadata ??= await _transport.HeadFileAsync(RepoNames.ResolveUrl(Options.Endpoint, snapshot.RepoId, snapshot.Commit, path), context, retry: true, cancellationToken)
             .ConfigureAwait(false);
         ValidateEtag(metadata.Etag, context);
         string blob = cache.BlobPath(metadata.Etag);
@@ -401,7 +392,7 @@ public sealed class HubClient : IDisposable
         {
             if (cached is not null)
             {
-                cache.Evict(session.Commit, path);
+                cache.Evict(snapshot.Commit, path);
             }
 
             bool newBlob = false;
@@ -410,15 +401,15 @@ public sealed class HubClient : IDisposable
             {
                 if (!announced)
                 {
-                    session.Tracker.AddFile(metadata.Size);
+                    snapshot.Tracker.AddFile(metadata.Size);
                 }
 
-                HubLog.DownloadingFile(_logger, session.RepoId, path, metadata.Size);
+                HubLog.DownloadingFile(_logger, snapshot.RepoId, path, metadata.Size);
                 Directory.CreateDirectory(cache.BlobsFolder);
                 string temporary = cache.IncompletePath(metadata.Etag);
                 try
                 {
-                    await _downloader.DownloadAsync(metadata, temporary, context, delta => session.Tracker.OnBytes(path, delta), cancellationToken).ConfigureAwait(false);
+                    await _downloader.DownloadAsync(metadata, temporary, context, delta => snapshot.Tracker.OnBytes(path, delta), cancellationToken).ConfigureAwait(false);
                     File.Move(temporary, blob, overwrite: true);
                 }
                 finally
@@ -427,79 +418,31 @@ public sealed class HubClient : IDisposable
                 }
 
                 newBlob = true;
-                HubLog.DownloadedFile(_logger, session.RepoId, path, metadata.Size);
+                HubLog.DownloadedFile(_logger, snapshot.RepoId, path, metadata.Size);
             }
             else if (announced)
             {
                 // Another process (or a snapshot sharing the blob) brought it: count it as done.
-                session.Tracker.OnBytes(path, metadata.Size);
+                snapshot.Tracker.OnBytes(path, metadata.Size);
             }
 
-            cache.LinkIntoSnapshot(blob, session.Commit, path, newBlob, Options.UseSymbolicLinks);
+            cache.LinkIntoSnapshot(blob, snapshot.Commit, path, newBlob, Options.UseSymbolicLinks);
             if (newBlob || announced)
             {
-                session.Tracker.OnFileCompleted(path);
+                snapshot.Tracker.OnFileCompleted(path);
             }
         }
 
-        return cache.PointerPath(session.Commit, path);
+        return cache.PointerPath(snapshot.Commit, path);
     }
 
-    /// <summary>What the cached snapshot lacks, judged by the cached listing when there is one (else nothing can be known).</summary>
-    private static List<string> FindMissingFiles(Session session, GlobFilter? filter)
-    {
-        if (!Directory.Exists(session.SnapshotFolder))
-        {
-            return [SnapshotName(session.Commit)];
-        }
-
-        IReadOnlyDictionary<string, RepoFileEntry>? tree = session.Cache.ReadTree(session.Commit);
-        return tree is null ? [] : MissingFromSnapshot(session, tree.Keys.Where(path => filter?.IsMatch(path) ?? true));
-    }
-
-    /// <summary>What the cached snapshot lacks for a Stable Diffusion pipeline.</summary>
-    private static List<string> FindMissingStableDiffusionFiles(Session session)
-    {
-        if (!Directory.Exists(session.SnapshotFolder))
-        {
-            return [SnapshotName(session.Commit)];
-        }
-
-        if (session.Cache.FindCachedFile(session.Commit, StableDiffusionFiles.ModelIndex) is not { } modelIndex)
-        {
-            return [StableDiffusionFiles.ModelIndex];
-        }
-
-        IReadOnlyList<StableDiffusionFiles.Component> components = StableDiffusionFiles.ReadComponents(session.RepoId, modelIndex.Path);
-        IReadOnlyDictionary<string, RepoFileEntry>? tree = session.Cache.ReadTree(session.Commit);
-        List<string> missing;
-        if (tree is not null)
-        {
-            missing = MissingFromSnapshot(session, StableDiffusionFiles.Select(session.RepoId, session.Revision, tree.Keys, components));
-        }
-        else
-        {
-            // Without a listing (older Python caches) the exact config files are unknown: require each graph and each folder.
-            missing = MissingFromSnapshot(session, components.Where(c => c.IsOnnx).Select(c => c.GraphPath));
-            missing.AddRange(components.Where(c => !c.IsOnnx && !Directory.Exists(Path.Combine(session.SnapshotFolder, c.Name))).Select(c => c.Name + "/"));
-        }
-
-        foreach (StableDiffusionFiles.Component component in components.Where(c => c.IsOnnx && !missing.Contains(c.GraphPath)))
-        {
-            string graph = session.Cache.PointerPath(session.Commit, component.GraphPath);
-            missing.AddRange(MissingFromSnapshot(session, StableDiffusionFiles.ExternalDataPaths(session.RepoId, component.GraphPath, graph)));
-        }
-
-        return missing;
-    }
-
-    private static List<string> MissingFromSnapshot(Session session, IEnumerable<string> paths)
+    private static List<string> MissingFromSnapshot(HubSnapshot snapshot, IEnumerable<string> paths)
     {
         var missing = new List<string>();
         foreach (string path in paths)
         {
-            RepoNames.ValidateFilePath(session.RepoId, path, "listed in the cache");
-            if (session.Cache.FindCachedFile(session.Commit, path) is null)
+            RepoNames.ValidateFilePath(snapshot.RepoId, path, "listed in the cache");
+            if (snapshot.Cache.FindCachedFile(snapshot.Commit, path) is null)
             {
                 missing.Add(path);
             }
@@ -508,30 +451,30 @@ public sealed class HubClient : IDisposable
         return missing;
     }
 
-    /// <summary>Throws when a cache-only session lacks files: offline, naming them; after a Hub failure, that failure, extended.</summary>
-    private void ThrowIfIncomplete(Session session, List<string> missing)
+    /// <summary>Throws when a cache-only snapshot lacks files: offline, naming them; after a Hub failure, that failure, extended.</summary>
+    private void ThrowIfIncomplete(HubSnapshot snapshot, List<string> missing)
     {
         if (missing.Count == 0)
         {
             return;
         }
 
-        if (session.CacheReason is null)
+        if (snapshot.CacheReason is null)
         {
-            throw OfflineMiss(session.Cache, session.Revision, missing, session.Commit);
+            throw OfflineMiss(snapshot.Cache, snapshot.Revision, missing, snapshot.Commit);
         }
 
-        HubException cause = session.CacheReason;
+        HubException cause = snapshot.CacheReason;
         if (cause is HubAuthenticationException or HubNotFoundException)
         {
             ExceptionDispatchInfo.Throw(cause);
         }
 
-        string message = $"{cause.Message} The cached snapshot {session.Commit} of '{session.RepoId}' lacks {Describe(missing)}.";
+        string message = $"{cause.Message} The cached snapshot {snapshot.Commit} of '{snapshot.RepoId}' lacks {Describe(missing)}.";
         throw cause switch
         {
-            HubRateLimitedException limited => new HubRateLimitedException(message, cause) { RepoId = session.RepoId, StatusCode = cause.StatusCode, RetryAfter = limited.RetryAfter },
-            _ => new HubUnavailableException(message, cause) { RepoId = session.RepoId, StatusCode = cause.StatusCode },
+            HubRateLimitedException limited => new HubRateLimitedException(message, cause) { RepoId = snapshot.RepoId, StatusCode = cause.StatusCode, RetryAfter = limited.RetryAfter },
+            _ => new HubUnavailableException(message, cause) { RepoId = snapshot.RepoId, StatusCode = cause.StatusCode },
         };
     }
 
@@ -585,19 +528,5 @@ public sealed class HubClient : IDisposable
                 FilePath = context.FilePath,
             };
         }
-    }
-
-    /// <summary>One call's repository, resolved commit, cache and progress.</summary>
-    /// <param name="RepoId">The repository.</param>
-    /// <param name="Revision">The revision asked for.</param>
-    /// <param name="Commit">The commit it resolved to.</param>
-    /// <param name="Cache">The repository's cache folder.</param>
-    /// <param name="Tracker">The call's progress.</param>
-    /// <param name="Tree">The files at the commit; <see langword="null"/> when only the cache is used (offline, or the Hub failed).</param>
-    /// <param name="CacheReason">Why the Hub is not used after a failure; <see langword="null"/> offline.</param>
-    private sealed record Session(
-        string RepoId, string Revision, string Commit, RepoCache Cache, ProgressTracker Tracker, IReadOnlyDictionary<string, RepoFileEntry>? Tree, HubException? CacheReason)
-    {
-        public string SnapshotFolder => Cache.SnapshotFolder(Commit);
     }
 }

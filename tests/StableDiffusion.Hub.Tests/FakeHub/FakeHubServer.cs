@@ -12,7 +12,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace StableDiffusion.Core.Tests.Hub.FakeHub;
+namespace StableDiffusion.Hub.Tests.FakeHub;
 
 /// <summary>One request the fake Hub received.</summary>
 /// <param name="Method">GET or HEAD.</param>

@@ -1,10 +1,10 @@
 using System.Text;
 using Microsoft.Extensions.Logging.Testing;
-using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 using StableDiffusion.Hub;
 using Xunit;
 
-namespace StableDiffusion.Core.Tests.Hub;
+namespace StableDiffusion.Hub.Tests;
 
 /// <summary>Downloads through a real HTTP server on loopback: cache layout, redirects, tokens, resume, integrity, concurrency.</summary>
 [Trait("Area", "Hub")]
@@ -12,7 +12,7 @@ public sealed class HubDownloadTests : IAsyncLifetime
 {
     private const string RepoId = "test-org/tiny-model";
     private static readonly byte[] Config = Encoding.UTF8.GetBytes("""{"hidden_size": 8}""");
-    private static readonly byte[] Weights = FakeModels.Bytes(200_000, seed: 7);
+    private static readonly byte[] Weights = FakeContent.Bytes(200_000, seed: 7);
 
     private HubTestContext _hub = null!;
     private FakeRepository _repository = null!;

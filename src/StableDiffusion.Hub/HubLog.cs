@@ -61,7 +61,4 @@ internal static partial class HubLog
 
     [LoggerMessage(18, LogLevel.Warning, "Could not write {Path} ({Error}); continuing")]
     public static partial void CacheWriteFailed(ILogger logger, string path, string error);
-
-    [LoggerMessage(19, LogLevel.Debug, "{FilePath} names external data {Locations}")]
-    public static partial void ExternalData(ILogger logger, string filePath, string locations);
 }

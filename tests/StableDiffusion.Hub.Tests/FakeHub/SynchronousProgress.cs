@@ -1,4 +1,4 @@
-namespace StableDiffusion.Core.Tests.Hub.FakeHub;
+namespace StableDiffusion.Hub.Tests.FakeHub;
 
 /// <summary>Reports on the calling thread, one report at a time (<see cref="Progress{T}"/> would post to the thread pool).</summary>
 public sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>

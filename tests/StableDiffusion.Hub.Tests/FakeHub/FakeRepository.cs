@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace StableDiffusion.Core.Tests.Hub.FakeHub;
+namespace StableDiffusion.Hub.Tests.FakeHub;
 
 /// <summary>A file of a fake repository, with the hashes the Hub would announce for it.</summary>
 public sealed class FakeFile

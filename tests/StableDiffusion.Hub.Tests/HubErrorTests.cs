@@ -1,9 +1,9 @@
 using System.Net;
-using StableDiffusion.Core.Tests.Hub.FakeHub;
+using StableDiffusion.Hub.Tests.FakeHub;
 using StableDiffusion.Hub;
 using Xunit;
 
-namespace StableDiffusion.Core.Tests.Hub;
+namespace StableDiffusion.Hub.Tests;
 
 /// <summary>401, 403, 404, 429 and 5xx answers: retries with backoff, then errors that say what to do.</summary>
 [Trait("Area", "Hub")]

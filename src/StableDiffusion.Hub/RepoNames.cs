@@ -12,6 +12,9 @@ namespace StableDiffusion.Hub;
 /// </remarks>
 internal static partial class RepoNames
 {
+    /// <summary>A well-known repository id, for the examples in messages.</summary>
+    public const string ExampleRepoId = "stable-diffusion-v1-5/stable-diffusion-v1-5";
+
     /// <summary>The model repository cache folder prefix: <c>models--org--name</c>.</summary>
     private const string ModelsPrefix = "models";
 
@@ -30,7 +33,7 @@ internal static partial class RepoNames
         {
             throw new ArgumentException(
                 $"'{repoId}' is not a Hugging Face repository id. Use 'name' or 'namespace/name' (for example " +
-                $"'{HubClient.DefaultModelId}'): letters, digits, '-', '_' and '.', at most 96 characters per part, " +
+                $"'{RepoNames.ExampleRepoId}'): letters, digits, '-', '_' and '.', at most 96 characters per part, " +
                 "not starting or ending with '-' or '.', without '--' or '..'.",
                 nameof(repoId));
         }
