@@ -74,24 +74,17 @@ internal static partial class ImageApi
             .WithSummary("Generates an image from a prompt (or changes initImage), returning it as PNG, JPEG or WebP.")
             .DocumentsBody<ImageRequest>("application/json")
             .Produces(StatusCodes.Status200OK, contentType: "image/png")
-            .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
-            .ProducesProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status429TooManyRequests)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesServiceProblems();
         app.MapPost("/images/edit", EditAsync)
             .WithSummary("Changes an image (multipart: image, optional mask for inpainting, prompt, strength and the other settings).")
             .DocumentsBody<EditForm>("multipart/form-data")
             .Produces(StatusCodes.Status200OK, contentType: "image/png")
-            .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .ProducesProblem(StatusCodes.Status429TooManyRequests).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesServiceProblems();
         app.MapPost("/images/stream", StreamAsync)
             .WithSummary("Generates an image, streaming Server-Sent Events: 'progress' (stage, step, preview PNG as base64), then 'image' (the PNG as base64) or 'error'.")
             .DocumentsBody<ImageRequest>("application/json")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
-            .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .ProducesProblem(StatusCodes.Status429TooManyRequests).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesServiceProblems();
         return app;
     }
 
@@ -116,6 +109,13 @@ internal static partial class ImageApi
         (ImageJob? job, IResult? problem) = await RequestReader.ReadJsonAsync(http.Request, limits.Value, cancellationToken).ConfigureAwait(false);
         return problem ?? await runner.StreamAsync(http, job!, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>The problems every image endpoint may answer with, in the OpenAPI document.</summary>
+    private static RouteHandlerBuilder ProducesServiceProblems(this RouteHandlerBuilder endpoint) => endpoint
+        .ProducesValidationProblem()
+        .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+        .ProducesProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status429TooManyRequests)
+        .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
     /// <summary>
     /// Describes the request body in the OpenAPI document. The handlers read their bodies themselves (to name unknown fields,

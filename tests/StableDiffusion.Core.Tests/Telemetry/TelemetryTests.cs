@@ -26,13 +26,7 @@ public sealed class TelemetryTests(TinyPipelines pipelines)
     public async Task AGeneration_IsOneSpan_WithAnEventPerStage()
     {
         var spans = new List<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name == StableDiffusionTelemetry.ActivitySourceName,
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = activity => { lock (spans) { spans.Add(activity); } },
-        };
-        ActivitySource.AddActivityListener(listener);
+        using ActivityListener listener = ListenToSpans(spans);
 
         using GenerationResult result = await pipelines.ImageToImage.GenerateAsync(
             new Img2ImgRequest("a lighthouse", EndToEnd.Support.TestImages.Picture()) { Seed = 1, NumInferenceSteps = 4, Strength = 0.5, Scheduler = Euler }, Ct);
@@ -51,13 +45,7 @@ public sealed class TelemetryTests(TinyPipelines pipelines)
     public async Task ACancelledGeneration_EndsItsSpanAsAnError()
     {
         var spans = new List<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name == StableDiffusionTelemetry.ActivitySourceName,
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = activity => { lock (spans) { spans.Add(activity); } },
-        };
-        ActivitySource.AddActivityListener(listener);
+        using ActivityListener listener = ListenToSpans(spans);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Ct);
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pipelines.TextToImage.GenerateAsync(new TextToImageRequest("a cat")
@@ -129,6 +117,19 @@ public sealed class TelemetryTests(TinyPipelines pipelines)
 
         Assert.Null(seen);
         Assert.False(GenerationTelemetryProbe.AnyListener());
+    }
+
+    // Records every finished span of the SDK's source.
+    private static ActivityListener ListenToSpans(List<Activity> spans)
+    {
+        var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == StableDiffusionTelemetry.ActivitySourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity => { lock (spans) { spans.Add(activity); } },
+        };
+        ActivitySource.AddActivityListener(listener);
+        return listener;
     }
 
     private sealed class InlineProgress(Action<GenerationProgress> report) : IProgress<GenerationProgress>
