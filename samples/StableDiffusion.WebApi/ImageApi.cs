@@ -1,13 +1,17 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
+using Scalar.AspNetCore;
 using SkiaSharp;
 using StableDiffusion.DependencyInjection;
-using StableDiffusion.Imaging;
+using StableDiffusion.ImageGeneration;
+using StableDiffusion.Memory;
 using StableDiffusion.Models;
 using StableDiffusion.Pipelines;
+using StableDiffusion.Previews;
 using StableDiffusion.Schedulers;
 using StableDiffusion.SkiaSharp;
 
@@ -15,7 +19,8 @@ namespace StableDiffusion.WebApi;
 
 /// <summary>
 /// The application: registers Stable Diffusion with <c>AddStableDiffusion</c>, binds it from the "StableDiffusion"
-/// configuration section, and maps <c>POST /images</c>.
+/// configuration section, and maps the image endpoints, health checks, the OpenAPI document with its browsable reference,
+/// and the page at <c>/</c>.
 /// </summary>
 internal static partial class ImageApi
 {
@@ -24,6 +29,8 @@ internal static partial class ImageApi
 
     /// <summary>Response header saying whether the safety checker flagged the image (then black); absent when the checker is off.</summary>
     public const string NsfwHeader = "X-Nsfw-Content-Detected";
+
+    private static readonly JsonSerializerOptions EventJson = new(JsonSerializerDefaults.Web);
 
     /// <summary>Builds the application from the command line (<c>--urls http://127.0.0.1:5080</c>), appsettings.json and
     /// the environment; <paramref name="configure"/> lets tests add configuration or logging before the services are built.</summary>
@@ -36,66 +43,225 @@ internal static partial class ImageApi
         builder.Services.AddStableDiffusion();
         builder.Services.Configure<StableDiffusionOptions>(builder.Configuration.GetSection("StableDiffusion"));
         builder.Services.Configure<ImageApiOptions>(builder.Configuration.GetSection(ImageApiOptions.SectionName));
-        builder.Services.AddSingleton<GenerationSlots>();
+        ImageApiOptions limits = builder.Configuration.GetSection(ImageApiOptions.SectionName).Get<ImageApiOptions>() ?? new();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = limits.MaxRequestBodyBytes);
+        builder.Services.AddSingleton(services =>
+        {
+            ImageApiOptions options = services.GetRequiredService<IOptions<ImageApiOptions>>().Value;
+            return new GenerationQueue(Math.Max(1, options.MaxConcurrentGenerations), Math.Max(0, options.MaxQueueLength));
+        });
+        builder.Services.AddSingleton<LatentPreview>(services =>
+            services.GetRequiredService<IOptions<ImageApiOptions>>().Value.TinyAutoencoder is { Length: > 0 } folder
+                ? TinyAutoencoderPreview.FromPretrained(folder)
+                : LatentRgbPreview.StableDiffusion1);
+        builder.Services.AddSingleton<ImageRunner>();
         builder.Services.AddHostedService<ModelPreloader>();
         builder.Services.AddProblemDetails();
+        builder.Services.AddHealthChecks().AddCheck<ModelLoadedCheck>("model", tags: ["ready"]);
+        builder.Services.AddOpenApi();
 
         WebApplication app = builder.Build();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.MapPost("/images", GenerateAsync);
+        app.UseDefaultFiles();
+        app.UseStaticFiles();
+        app.MapOpenApi();
+        app.MapScalarApiReference();
+        app.MapHealthChecks("/health/live", new() { Predicate = _ => false });
+        app.MapHealthChecks("/health/ready", new() { Predicate = check => check.Tags.Contains("ready") });
+
+        app.MapPost("/images", GenerateAsync)
+            .WithSummary("Generates an image from a prompt (or changes initImage), returning it as PNG, JPEG or WebP.")
+            .DocumentsBody<ImageRequest>("application/json")
+            .Produces(StatusCodes.Status200OK, contentType: "image/png")
+            .ProducesServiceProblems();
+        app.MapPost("/images/edit", EditAsync)
+            .WithSummary("Changes an image (multipart: image, optional mask for inpainting, prompt, strength and the other settings).")
+            .DocumentsBody<EditForm>("multipart/form-data")
+            .Produces(StatusCodes.Status200OK, contentType: "image/png")
+            .ProducesServiceProblems();
+        app.MapPost("/images/stream", StreamAsync)
+            .WithSummary("Generates an image, streaming Server-Sent Events: 'progress' (stage, step, preview PNG as base64), then 'image' (the PNG as base64) or 'error'.")
+            .DocumentsBody<ImageRequest>("application/json")
+            .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
+            .ProducesServiceProblems();
         return app;
     }
 
-    /// <summary>Generates one image. The token is the request's (<c>HttpContext.RequestAborted</c>): when the client
-    /// disconnects, the generation stops within one model call.</summary>
-    internal static async Task<Results<FileContentHttpResult, ValidationProblem, ProblemHttpResult, EmptyHttpResult>> GenerateAsync(
-        HttpContext http, StableDiffusionPipelineProvider pipelines, GenerationSlots slots, IOptions<ImageApiOptions> limits,
-        ILogger<ImageRequest> logger, CancellationToken cancellationToken)
+    /// <summary><c>POST /images</c>: one image for a JSON request. The token is the request's (<c>HttpContext.RequestAborted</c>):
+    /// when the client disconnects, the generation stops within one model call.</summary>
+    internal static async Task<IResult> GenerateAsync(HttpContext http, ImageRunner runner, IOptions<ImageApiOptions> limits, CancellationToken cancellationToken)
     {
-        // The body is read here rather than bound, so that malformed JSON gets a 400 that says what is wrong with it.
-        ImageRequest? request;
-        try
+        (ImageJob? job, IResult? problem) = await RequestReader.ReadJsonAsync(http.Request, limits.Value, cancellationToken).ConfigureAwait(false);
+        return problem ?? await runner.RespondWithImageAsync(http, job!, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary><c>POST /images/edit</c>: image-to-image, or inpainting when a mask is sent.</summary>
+    internal static async Task<IResult> EditAsync(HttpContext http, ImageRunner runner, IOptions<ImageApiOptions> limits, CancellationToken cancellationToken)
+    {
+        (ImageJob? job, IResult? problem) = await RequestReader.ReadFormAsync(http.Request, limits.Value, cancellationToken).ConfigureAwait(false);
+        return problem ?? await runner.RespondWithImageAsync(http, job!, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary><c>POST /images/stream</c>: Server-Sent Events with the progress and previews, then the image.</summary>
+    internal static async Task<IResult> StreamAsync(HttpContext http, ImageRunner runner, IOptions<ImageApiOptions> limits, CancellationToken cancellationToken)
+    {
+        (ImageJob? job, IResult? problem) = await RequestReader.ReadJsonAsync(http.Request, limits.Value, cancellationToken).ConfigureAwait(false);
+        return problem ?? await runner.StreamAsync(http, job!, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The problems every image endpoint may answer with, in the OpenAPI document.</summary>
+    private static RouteHandlerBuilder ProducesServiceProblems(this RouteHandlerBuilder endpoint) => endpoint
+        .ProducesValidationProblem()
+        .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+        .ProducesProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status429TooManyRequests)
+        .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+    /// <summary>
+    /// Describes the request body in the OpenAPI document. The handlers read their bodies themselves (to name unknown fields,
+    /// and to say what to send on 415), so the body is not declared with <c>Accepts</c>, whose content-type routing would
+    /// answer 415 before the handler with no explanation.
+    /// </summary>
+    private static RouteHandlerBuilder DocumentsBody<T>(this RouteHandlerBuilder endpoint, string contentType) =>
+        endpoint.AddOpenApiOperationTransformer(async (operation, context, cancellationToken) =>
         {
-            request = await http.Request.ReadFromJsonAsync<ImageRequest>(cancellationToken).ConfigureAwait(false);
-        }
-        catch (JsonException ex)
+            OpenApiSchema schema = await context.GetOrCreateSchemaAsync(typeof(T), null, cancellationToken).ConfigureAwait(false);
+            operation.RequestBody = new OpenApiRequestBody
+            {
+                Required = true,
+                Content = new Dictionary<string, OpenApiMediaType> { [contentType] = new OpenApiMediaType { Schema = schema } },
+            };
+        });
+
+    /// <summary>The form of <c>POST /images/edit</c>, for the OpenAPI document.</summary>
+    internal sealed record EditForm(IFormFile Image, IFormFile? Mask, string Prompt, string? NegativePrompt, int? Steps, float? Guidance, long? Seed,
+        string? Scheduler, double? Strength, string? Format);
+
+    /// <summary>One server-sent event's JSON.</summary>
+    internal static byte[] Event(string name, object data) =>
+        System.Text.Encoding.UTF8.GetBytes($"event: {name}\ndata: {JsonSerializer.Serialize(data, EventJson)}\n\n");
+}
+
+/// <summary>Admits, runs and answers generations: the model (503), the memory estimate (422), the queue (429), then the pipeline.</summary>
+internal sealed partial class ImageRunner(StableDiffusionPipelineProvider pipelines, GenerationQueue queue, LatentPreview preview, IOptions<ImageApiOptions> options,
+    ILogger<ImageRunner> logger)
+{
+    private readonly ImageApiOptions _limits = options.Value;
+
+    /// <summary>Runs the job and answers with the image and its seed and safety headers.</summary>
+    public async Task<IResult> RespondWithImageAsync(HttpContext http, ImageJob job, CancellationToken cancellationToken)
+    {
+        (StableDiffusionPipeline? pipe, IDisposable? slot, IResult? refusal) = await AdmitAsync(http, job, cancellationToken).ConfigureAwait(false);
+        if (refusal is not null)
         {
-            return TypedResults.Problem($"The body is not a valid image request: {ex.Message}", statusCode: StatusCodes.Status400BadRequest, title: "Malformed JSON.");
-        }
-        catch (InvalidOperationException) when (!http.Request.HasJsonContentType())
-        {
-            return TypedResults.Problem("Send the request as JSON (Content-Type: application/json), e.g. {\"prompt\": \"a photo of an astronaut\"}.",
-                statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type.");
+            return refusal;
         }
 
-        if (request is null)
+        using (slot)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["prompt"] = ["A prompt is required."] });
-        }
-
-        Dictionary<string, string[]> errors = request.Validate(limits.Value);
-        if (errors.Count > 0)
-        {
-            return TypedResults.ValidationProblem(errors);
-        }
-
-        // The image is decoded before the model is asked for, with its size checked on the header before any pixel is decoded.
-        RgbImage? initImage = null;
-        if (request.InitImage is { } encoded)
-        {
+            var steps = new StepTracker(null);
+            GenerationResult? result;
             try
             {
-                initImage = SkiaImageCodec.Decode(new MemoryStream(Convert.FromBase64String(encoded)),
-                    new ImageDecodeLimits { MaxWidth = limits.Value.MaxSize, MaxHeight = limits.Value.MaxSize, MaxPixels = (long)limits.Value.MaxSize * limits.Value.MaxSize });
+                result = await RunAsync(pipe!, job, steps, null, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is FormatException or InvalidDataException or ArgumentException)
+            catch (Exception ex) when (ex is ArgumentException or SchedulerConfigException)
             {
-                string problem = ex is FormatException ? "It is not valid base64." : ex.Message;
-                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["initImage"] = [$"The image cannot be used: {problem}"] });
+                // The pipeline's own checks (a scheduler name, more steps than the model has timesteps): the message says what to change.
+                return TypedResults.Problem(ex.Message, statusCode: StatusCodes.Status400BadRequest, title: "The request cannot be run.");
+            }
+
+            if (result is null)
+            {
+                return Results.Empty;
+            }
+
+            using (result)
+            {
+                bool? flagged = result.NsfwContentDetected?[0];
+                http.Response.Headers[ImageApi.SeedHeader] = result.Seed?.ToString(CultureInfo.InvariantCulture);
+                if (flagged is bool nsfw)
+                {
+                    http.Response.Headers[ImageApi.NsfwHeader] = nsfw ? "true" : "false";
+                }
+
+                // PNG carries the settings in its parameters chunk, as web UIs write it; JPEG and WebP carry the pixels only.
+                (string mediaType, SKEncodedImageFormat? encoder) = ImageRequest.Formats[job.Settings.Format ?? "png"];
+                byte[] body = encoder is { } format ? SkiaImageCodec.Encode(result.Images[0], format) : result.ToPng();
+                return TypedResults.File(body, mediaType);
             }
         }
+    }
 
+    /// <summary>Runs the job, streaming <c>progress</c> events (with a preview PNG when the step has one), then <c>image</c>.</summary>
+    public async Task<IResult> StreamAsync(HttpContext http, ImageJob job, CancellationToken cancellationToken)
+    {
+        (StableDiffusionPipeline? pipe, IDisposable? slot, IResult? refusal) = await AdmitAsync(http, job, cancellationToken).ConfigureAwait(false);
+        if (refusal is not null)
+        {
+            return refusal;
+        }
+
+        using (slot)
+        {
+            HttpResponse response = http.Response;
+            response.ContentType = "text/event-stream";
+            response.Headers.CacheControl = "no-cache";
+            await response.StartAsync(cancellationToken).ConfigureAwait(false);
+
+            // Reports arrive on the generating thread; they are written in order by one writer, stale previews skipped.
+            var events = System.Threading.Channels.Channel.CreateBounded<byte[]>(new System.Threading.Channels.BoundedChannelOptions(8)
+            {
+                FullMode = System.Threading.Channels.BoundedChannelFullMode.DropOldest, SingleReader = true,
+            });
+            Task writer = WriteEventsAsync(response, events.Reader, cancellationToken);
+            var steps = new StepTracker(progress => events.Writer.TryWrite(ImageApi.Event("progress", new
+            {
+                stage = progress.Stage.ToString(),
+                step = progress.Step,
+                totalSteps = progress.TotalSteps,
+                preview = progress.Preview is { } image ? Convert.ToBase64String(image.ToPng()) : null,
+            })));
+            try
+            {
+                using GenerationResult? result = await RunAsync(pipe!, job, steps, preview, cancellationToken).ConfigureAwait(false);
+                if (result is not null)
+                {
+                    events.Writer.TryWrite(ImageApi.Event("image", new
+                    {
+                        seed = result.Seed,
+                        nsfwContentDetected = result.NsfwContentDetected?[0],
+                        mediaType = "image/png",
+                        data = Convert.ToBase64String(result.ToPng()),
+                    }));
+                }
+            }
+            catch (Exception ex) when (ex is ArgumentException or SchedulerConfigException or ModelRunException)
+            {
+                events.Writer.TryWrite(ImageApi.Event("error", new { detail = ex.Message }));
+            }
+            finally
+            {
+                events.Writer.TryComplete();
+            }
+
+            await writer.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            return Results.Empty;
+        }
+    }
+
+    private static async Task WriteEventsAsync(HttpResponse response, System.Threading.Channels.ChannelReader<byte[]> events, CancellationToken cancellationToken)
+    {
+        await foreach (byte[] data in events.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await response.Body.WriteAsync(data, cancellationToken).ConfigureAwait(false);
+            await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The loaded pipeline and a generation slot, or why the request cannot run now.</summary>
+    private async Task<(StableDiffusionPipeline? Pipe, IDisposable? Slot, IResult? Refusal)> AdmitAsync(HttpContext http, ImageJob job, CancellationToken cancellationToken)
+    {
         StableDiffusionPipeline pipe;
         try
         {
@@ -104,75 +270,71 @@ internal static partial class ImageApi
         catch (Exception ex) when (ex is ModelLoadException or Hub.HubException or ExecutionProviders.ExecutionProviderException or InvalidOperationException)
         {
             LogModelUnavailable(logger, ex);
-            return TypedResults.Problem(ex.Message, statusCode: StatusCodes.Status503ServiceUnavailable, title: "The model could not be loaded.");
+            return (null, null, TypedResults.Problem(ex.Message, statusCode: StatusCodes.Status503ServiceUnavailable, title: "The model could not be loaded."));
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            return TypedResults.Empty;
+            return (null, null, Results.Empty);
         }
 
+        // Refuse what would exhaust the machine before it starts: the estimate grows with the fourth power of the side.
+        (int width, int height) = job.Size(pipe);
+        bool guided = job.Settings.GuidanceValue > 1;
+        long need = GenerationMemoryEstimator.Estimate(width, height, 1, guided).TotalBytes;
+        if (need > _limits.MemoryBudgetBytes)
+        {
+            int side = GenerationMemoryEstimator.LargestSquareSide(_limits.MemoryBudgetBytes, 1, guided);
+            var extensions = new Dictionary<string, object?> { ["estimatedBytes"] = need, ["budgetBytes"] = _limits.MemoryBudgetBytes, ["largestSize"] = side };
+            return (null, null, TypedResults.Problem(
+                string.Create(CultureInfo.InvariantCulture,
+                    $"A {width}x{height} image needs about {need / 1e9:0.0} GB by the memory estimate, over this server's budget of {_limits.MemoryBudgetBytes / 1e9:0.0} GB (ImageApi:MemoryBudgetBytes). The largest size that fits is {side}x{side} (or the same number of pixels in another shape)."),
+                statusCode: StatusCodes.Status422UnprocessableEntity, title: "The image is too large for this server's memory.", extensions: extensions));
+        }
+
+        IDisposable? slot;
         try
         {
-            IScheduler? scheduler = request.Scheduler is { } name ? SchedulerFactory.Create(name, pipe.Scheduler.Config) : null;
-            using IDisposable slot = await slots.EnterAsync(cancellationToken).ConfigureAwait(false);
-
-            long start = Stopwatch.GetTimestamp();
-            int steps = request.Steps ?? 50;
-            LogGenerating(logger, request.Prompt!, steps, request.SeedValue);
-            using GenerationResult result = initImage is null
-                ? await pipe.GenerateAsync(new TextToImageRequest(request.Prompt!)
-                {
-                    NegativePrompt = request.NegativePrompt,
-                    NumInferenceSteps = steps,
-                    GuidanceScale = request.Guidance ?? 7.5f,
-                    Seed = request.SeedValue,
-                    Width = request.Width,
-                    Height = request.Height,
-                    Scheduler = scheduler,
-                }, cancellationToken).ConfigureAwait(false)
-                : await ChangeImageAsync(pipe, request, initImage, steps, scheduler, cancellationToken).ConfigureAwait(false);
-
-            bool? flagged = result.NsfwContentDetected?[0];
-            LogGenerated(logger, result.Seed ?? 0, Stopwatch.GetElapsedTime(start).TotalSeconds, flagged == true);
-            http.Response.Headers[SeedHeader] = result.Seed?.ToString(CultureInfo.InvariantCulture);
-            if (flagged is bool nsfw)
-            {
-                http.Response.Headers[NsfwHeader] = nsfw ? "true" : "false";
-            }
-
-            // PNG carries the settings in its parameters chunk, as web UIs write it; JPEG and WebP carry the pixels only.
-            (string mediaType, SKEncodedImageFormat? encoder) = ImageRequest.Formats[request.Format ?? "png"];
-            byte[] body = encoder is { } format ? SkiaImageCodec.Encode(result.Images[0], format) : result.ToPng();
-            return TypedResults.File(body, mediaType);
+            slot = await queue.TryEnterAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // Nobody is listening any more: nothing to send.
-            LogCancelled(logger, request.Prompt!);
-            return TypedResults.Empty;
+            return (null, null, Results.Empty);
         }
-        catch (Exception ex) when (ex is ArgumentException or SchedulerConfigException)
+
+        if (slot is null)
         {
-            // The pipeline's own checks (a scheduler name, more steps than the model has timesteps): the message says what to change.
-            return TypedResults.Problem(ex.Message, statusCode: StatusCodes.Status400BadRequest, title: "The request cannot be run.");
+            int retryAfter = (int)queue.RetryAfter.TotalSeconds;
+            http.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
+            return (null, null, TypedResults.Problem(
+                $"{_limits.MaxConcurrentGenerations} generation(s) are running and {_limits.MaxQueueLength} waiting, the most this server queues (ImageApi:MaxQueueLength). Retry in {retryAfter} s.",
+                statusCode: StatusCodes.Status429TooManyRequests, title: "Too many requests."));
+        }
+
+        return (pipe, slot, null);
+    }
+
+    /// <summary>Runs the job; null when the client went away (nothing to send). The pipeline's own refusals become 400s by the caller.</summary>
+    private async Task<GenerationResult?> RunAsync(StableDiffusionPipeline pipe, ImageJob job, StepTracker steps, LatentPreview? previews, CancellationToken cancellationToken)
+    {
+        string prompt = Truncate(job.Settings.Prompt!);
+        long start = Stopwatch.GetTimestamp();
+        LogGenerating(logger, prompt, job.Settings.StepsValue, job.Settings.SeedValue);
+        try
+        {
+            GenerationResult result = await job.RunAsync(pipe, steps, previews, Math.Max(1, _limits.PreviewInterval), cancellationToken).ConfigureAwait(false);
+            LogGenerated(logger, result.Seed ?? 0, Stopwatch.GetElapsedTime(start).TotalSeconds, result.NsfwContentDetected?[0] == true);
+            return result;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            LogCancelled(logger, prompt, steps.Step, steps.TotalSteps);
+            return null;
         }
     }
 
-    private static async Task<GenerationResult> ChangeImageAsync(StableDiffusionPipeline pipe, ImageRequest request, RgbImage image, int steps,
-        IScheduler? scheduler, CancellationToken cancellationToken)
-    {
-        // An image-to-image pipeline over the same loaded sessions costs nothing to make; disposing it releases only its hold.
-        using var img2img = StableDiffusionImg2ImgPipeline.FromPipe(pipe);
-        return await img2img.GenerateAsync(new Img2ImgRequest(request.Prompt!, image)
-        {
-            NegativePrompt = request.NegativePrompt,
-            NumInferenceSteps = steps,
-            GuidanceScale = request.Guidance ?? 7.5f,
-            Seed = request.SeedValue,
-            Strength = request.Strength ?? 0.8,
-            Scheduler = scheduler,
-        }, cancellationToken).ConfigureAwait(false);
-    }
+    private string Truncate(string prompt) => prompt.Length <= _limits.LoggedPromptLength
+        ? prompt
+        : string.Create(CultureInfo.InvariantCulture, $"{prompt.AsSpan(0, _limits.LoggedPromptLength)}… ({prompt.Length} characters)");
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Generating \"{Prompt}\" ({Steps} steps, seed {Seed})")]
     private static partial void LogGenerating(ILogger logger, string prompt, int steps, ulong? seed);
@@ -180,38 +342,36 @@ internal static partial class ImageApi
     [LoggerMessage(Level = LogLevel.Information, Message = "Generated seed {Seed} in {Seconds:0.00} s (flagged: {Flagged})")]
     private static partial void LogGenerated(ILogger logger, ulong seed, double seconds, bool flagged);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "The client disconnected: the generation of \"{Prompt}\" was cancelled")]
-    private static partial void LogCancelled(ILogger logger, string prompt);
+    [LoggerMessage(Level = LogLevel.Information, Message = "The client disconnected: the generation of \"{Prompt}\" was cancelled after step {Step} of {TotalSteps}")]
+    private static partial void LogCancelled(ILogger logger, string prompt, int step, int totalSteps);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The model could not be loaded")]
     private static partial void LogModelUnavailable(ILogger logger, Exception exception);
-}
 
-/// <summary>Admits at most <see cref="ImageApiOptions.MaxConcurrentGenerations"/> generations at once.</summary>
-internal sealed class GenerationSlots(IOptions<ImageApiOptions> options) : IDisposable
-{
-    private readonly SemaphoreSlim _slots = new(Math.Max(1, options.Value.MaxConcurrentGenerations));
-
-    public async Task<IDisposable> EnterAsync(CancellationToken cancellationToken)
+    /// <summary>Remembers the last denoising step (for the cancellation log) and forwards every report.</summary>
+    private sealed class StepTracker(Action<GenerationProgress>? forward) : IProgress<GenerationProgress>
     {
-        await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return new Slot(_slots);
-    }
+        public int Step { get; private set; }
 
-    public void Dispose() => _slots.Dispose();
+        public int TotalSteps { get; private set; }
 
-    private sealed class Slot(SemaphoreSlim slots) : IDisposable
-    {
-        private int _released;
-
-        public void Dispose()
+        public void Report(GenerationProgress value)
         {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
+            if (value.Stage == GenerationStage.Denoising)
             {
-                slots.Release();
+                (Step, TotalSteps) = (value.Step, value.TotalSteps);
             }
+
+            forward?.Invoke(value);
         }
     }
+}
+
+/// <summary>Ready once the model has loaded (<c>GET /health/ready</c>).</summary>
+internal sealed class ModelLoadedCheck(StableDiffusionPipelineProvider pipelines) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(pipelines.IsLoaded ? HealthCheckResult.Healthy($"{pipelines.Model} is loaded.") : HealthCheckResult.Unhealthy($"{pipelines.Model} is not loaded yet."));
 }
 
 /// <summary>Loads the model in the background as the host starts (when <see cref="ImageApiOptions.PreloadModel"/> is on),

@@ -3,8 +3,9 @@ using SkiaSharp;
 
 namespace StableDiffusion.WebApi;
 
-/// <summary>The JSON body of <c>POST /images</c>; absent values take the pipeline's defaults (the model's size, 50 steps,
-/// guidance 7.5, a random seed, the model's scheduler, PNG). With <see cref="InitImage"/> it is image-to-image.</summary>
+/// <summary>The JSON body of <c>POST /images</c> and <c>POST /images/stream</c>, and the fields of <c>POST /images/edit</c>;
+/// absent values take the pipeline's defaults (the model's size, 50 steps, guidance 7.5, a random seed, the model's
+/// scheduler, PNG). With <see cref="InitImage"/> it is image-to-image.</summary>
 internal sealed record ImageRequest(
     string? Prompt,
     string? NegativePrompt = null,
@@ -18,6 +19,10 @@ internal sealed record ImageRequest(
     double? Strength = null,
     string? Format = null)
 {
+    /// <summary>The JSON field names (camelCase), for rejecting unknown ones by name.</summary>
+    public static readonly IReadOnlyList<string> Fields =
+        ["prompt", "negativePrompt", "steps", "guidance", "seed", "width", "height", "scheduler", "initImage", "strength", "format"];
+
     /// <summary>The response formats, by <see cref="Format"/>: the media type and SkiaSharp's encoder (null: the SDK's PNG with parameters).</summary>
     public static readonly IReadOnlyDictionary<string, (string MediaType, SKEncodedImageFormat? Encoder)> Formats =
         new Dictionary<string, (string, SKEncodedImageFormat?)>(StringComparer.OrdinalIgnoreCase)
@@ -30,8 +35,16 @@ internal sealed record ImageRequest(
     /// <summary>The seed to use: null (random) when absent or -1, as web UIs take it.</summary>
     public ulong? SeedValue => Seed is long seed and >= 0 ? (ulong)seed : null;
 
-    /// <summary>What is wrong with the request, by JSON property name; empty when it can be run.</summary>
-    public Dictionary<string, string[]> Validate(ImageApiOptions limits)
+    /// <summary>The number of denoising steps.</summary>
+    public int StepsValue => Steps ?? 50;
+
+    /// <summary>The guidance scale.</summary>
+    public float GuidanceValue => Guidance ?? 7.5f;
+
+    /// <summary>What is wrong with the request, by field name; empty when it can be run.</summary>
+    /// <param name="limits">The configured limits.</param>
+    /// <param name="edit">Whether the image to change comes as a file (<c>POST /images/edit</c>) rather than <see cref="InitImage"/>.</param>
+    public Dictionary<string, string[]> Validate(ImageApiOptions limits, bool edit = false)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         if (string.IsNullOrWhiteSpace(Prompt))
@@ -61,14 +74,15 @@ internal sealed record ImageRequest(
             errors["strength"] = [Invariant($"The strength must be from 0 (keep the image) to 1 (replace it), not {strength}.")];
         }
 
-        if (InitImage is null && Strength is not null)
+        bool changesAnImage = edit || InitImage is not null;
+        if (!changesAnImage && Strength is not null)
         {
-            errors["strength"] = ["The strength applies to image-to-image: send the image to change as initImage (base64)."];
+            errors["strength"] = ["The strength applies to image-to-image: send the image to change as initImage (base64), or use POST /images/edit."];
         }
 
-        if (InitImage is not null && (Width is not null || Height is not null))
+        if (changesAnImage && (Width is not null || Height is not null))
         {
-            errors["initImage"] = ["Width and height do not apply to image-to-image: the output has the image's size, rounded down to a multiple of 8."];
+            errors[edit ? "image" : "initImage"] = ["Width and height do not apply to image-to-image: the output has the image's size, rounded down to a multiple of 8."];
         }
 
         if (Format is { } format && !Formats.ContainsKey(format))

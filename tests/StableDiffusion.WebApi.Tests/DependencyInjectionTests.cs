@@ -1,3 +1,4 @@
+using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -33,7 +34,7 @@ public sealed class DependencyInjectionTests
             ["StableDiffusion:Pipeline:Hub:Offline"] = "true",
         }).Build();
         using ServiceProvider services = new ServiceCollection()
-            .AddStableDiffusion(FreshProvider)
+            .AddStableDiffusion(FreshProvider).Services
             .Configure<StableDiffusionOptions>(configuration.GetSection("StableDiffusion"))
             .BuildServiceProvider();
 
@@ -63,7 +64,7 @@ public sealed class DependencyInjectionTests
             ["StableDiffusion:Pipeline:ComponentSessions:safety_checker:ExecutionProvider:Name"] = "CPU",
         }).Build();
         using ServiceProvider services = new ServiceCollection()
-            .AddStableDiffusion()
+            .AddStableDiffusion().Services
             .Configure<StableDiffusionOptions>(configuration.GetSection("StableDiffusion"))
             .BuildServiceProvider();
 
@@ -83,7 +84,7 @@ public sealed class DependencyInjectionTests
         string path = Path.Combine(Fixtures.RepositoryRoot, "samples", "StableDiffusion.WebApi", "appsettings.json");
         IConfiguration configuration = new ConfigurationBuilder().AddJsonFile(path).Build();
         using ServiceProvider services = new ServiceCollection()
-            .AddStableDiffusion()
+            .AddStableDiffusion().Services
             .Configure<StableDiffusionOptions>(configuration.GetSection("StableDiffusion"))
             .Configure<ImageApiOptions>(configuration.GetSection(ImageApiOptions.SectionName))
             .BuildServiceProvider();
@@ -105,7 +106,7 @@ public sealed class DependencyInjectionTests
         var logs = new FakeLogCollector();
         await using ServiceProvider services = new ServiceCollection()
             .AddLogging(logging => logging.AddProvider(new FakeLoggerProvider(logs)))
-            .AddStableDiffusion(o => o.Model = Fixtures.TinyModel)
+            .AddStableDiffusion(o => o.Model = Fixtures.TinyModel).Services
             .BuildServiceProvider();
 
         var provider = services.GetRequiredService<StableDiffusionPipelineProvider>();
@@ -124,11 +125,40 @@ public sealed class DependencyInjectionTests
     }
 
     [Fact]
+    public async Task SeveralModels_ByKey_EachWithEditingPipelinesSharingItsSessions_AndAnImageGenerator()
+    {
+        Fixtures.Require();
+        await using ServiceProvider services = new ServiceCollection()
+            .AddKeyedStableDiffusion("plain", o => o.Model = Fixtures.TinyModel).AddImageGenerator().Services
+            .AddKeyedStableDiffusion("variants", o => o.Model = Fixtures.TinyVariantsModel).AddImageGenerator().Services
+            .BuildServiceProvider();
+
+        StableDiffusionPipeline plain = services.GetRequiredKeyedService<StableDiffusionPipeline>("plain");
+        StableDiffusionPipeline variants = services.GetRequiredKeyedService<StableDiffusionPipeline>("variants");
+        StableDiffusionImg2ImgPipeline img2img = services.GetRequiredKeyedService<StableDiffusionImg2ImgPipeline>("plain");
+        StableDiffusionInpaintPipeline inpaint = services.GetRequiredKeyedService<StableDiffusionInpaintPipeline>("variants");
+
+        Assert.Equal((Path.GetFullPath(Fixtures.TinyModel), Path.GetFullPath(Fixtures.TinyVariantsModel)), (plain.ModelPath, variants.ModelPath));
+        Assert.Same(plain.UNet, img2img.UNet);
+        Assert.Same(variants.UNet, inpaint.UNet);
+        Assert.Null(services.GetService<StableDiffusionPipeline>());
+
+#pragma warning disable MEAI001 // IImageGenerator is experimental in Microsoft.Extensions.AI.Abstractions 10.x.
+        IImageGenerator generator = services.GetRequiredKeyedService<IImageGenerator>("variants");
+        Assert.Equal(Fixtures.TinyVariantsModel, generator.GetService<ImageGeneratorMetadata>()!.DefaultModelId);
+        ImageGenerationResponse response = await generator.GenerateImagesAsync("a cat",
+            new ImageGenerationOptions { ImageSize = new System.Drawing.Size(32, 32), AdditionalProperties = new() { ["seed"] = 1, ["num_inference_steps"] = 2 } },
+            TestContext.Current.CancellationToken);
+#pragma warning restore MEAI001
+        Assert.Equal("image/png", Assert.IsType<DataContent>(Assert.Single(response.Contents)).MediaType);
+    }
+
+    [Fact]
     public async Task DisposingTheContainer_DisposesThePipeline()
     {
         Fixtures.Require();
         StableDiffusionPipeline pipe;
-        await using (ServiceProvider services = new ServiceCollection().AddStableDiffusion(o => o.Model = Fixtures.TinyModel).BuildServiceProvider())
+        await using (ServiceProvider services = new ServiceCollection().AddStableDiffusion(o => o.Model = Fixtures.TinyModel).Services.BuildServiceProvider())
         {
             pipe = await services.GetRequiredService<StableDiffusionPipelineProvider>().GetPipelineAsync(TestContext.Current.CancellationToken);
         }
@@ -147,7 +177,7 @@ public sealed class DependencyInjectionTests
             {
                 o.Model = Fixtures.TinyModel;
                 o.Pipeline = o.Pipeline with { EnableSafetyChecker = false };
-            })
+            }).Services
             .BuildServiceProvider();
 
         await services.GetRequiredService<StableDiffusionPipelineProvider>().GetPipelineAsync(TestContext.Current.CancellationToken);
@@ -160,7 +190,7 @@ public sealed class DependencyInjectionTests
     public async Task AMissingModelFolder_GivesAClearError_AndIsTriedAgain()
     {
         string missing = Path.Combine(Path.GetTempPath(), $"no-such-model-{Guid.NewGuid():N}");
-        await using ServiceProvider services = new ServiceCollection().AddStableDiffusion(o => o.Model = missing).BuildServiceProvider();
+        await using ServiceProvider services = new ServiceCollection().AddStableDiffusion(o => o.Model = missing).Services.BuildServiceProvider();
         var provider = services.GetRequiredService<StableDiffusionPipelineProvider>();
 
         ModelLoadException first = await Assert.ThrowsAsync<ModelLoadException>(() => provider.GetPipelineAsync(TestContext.Current.CancellationToken));
@@ -174,7 +204,7 @@ public sealed class DependencyInjectionTests
     [Fact]
     public async Task AnEmptyModel_SaysWhereToSetIt()
     {
-        await using ServiceProvider services = new ServiceCollection().AddStableDiffusion(o => o.Model = " ").BuildServiceProvider();
+        await using ServiceProvider services = new ServiceCollection().AddStableDiffusion(o => o.Model = " ").Services.BuildServiceProvider();
 
         InvalidOperationException ex = await Assert.ThrowsAsync<InvalidOperationException>(
             () => services.GetRequiredService<StableDiffusionPipelineProvider>().GetPipelineAsync(TestContext.Current.CancellationToken));
@@ -189,7 +219,7 @@ public sealed class DependencyInjectionTests
         string folder = Directory.CreateTempSubdirectory("not-a-model-").FullName;
         try
         {
-            await using ServiceProvider services = new ServiceCollection().AddStableDiffusion(o => o.Model = folder).BuildServiceProvider();
+            await using ServiceProvider services = new ServiceCollection().AddStableDiffusion(o => o.Model = folder).Services.BuildServiceProvider();
 
             ModelLoadException ex = await Assert.ThrowsAsync<ModelLoadException>(
                 () => services.GetRequiredService<StableDiffusionPipelineProvider>().GetPipelineAsync(TestContext.Current.CancellationToken));

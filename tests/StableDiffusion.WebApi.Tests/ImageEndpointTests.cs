@@ -140,7 +140,7 @@ public sealed class ImageEndpointTests
 
         JsonElement invalid = await ProblemAsync(app, HttpStatusCode.BadRequest, JsonContent.Create(new { prompt = "a cat", seed = -2, strength = 0.5, format = "gif" }));
         Assert.Equal("The seed must be 0 or more, or -1 for a random one, not -2.", invalid.GetProperty("errors").GetProperty("seed")[0].GetString());
-        Assert.Equal("The strength applies to image-to-image: send the image to change as initImage (base64).", invalid.GetProperty("errors").GetProperty("strength")[0].GetString());
+        Assert.Equal("The strength applies to image-to-image: send the image to change as initImage (base64), or use POST /images/edit.", invalid.GetProperty("errors").GetProperty("strength")[0].GetString());
         Assert.Equal("The format must be png, jpeg or webp, not 'gif'.", invalid.GetProperty("errors").GetProperty("format")[0].GetString());
     }
 

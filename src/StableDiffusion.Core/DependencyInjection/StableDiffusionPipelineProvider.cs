@@ -20,11 +20,22 @@ public sealed class StableDiffusionPipelineProvider : IDisposable
     /// <param name="options">The configured options.</param>
     /// <param name="loggerFactory">The container's logger factory, if any.</param>
     public StableDiffusionPipelineProvider(IOptions<StableDiffusionOptions> options, ILoggerFactory? loggerFactory = null)
+        : this((options ?? throw new ArgumentNullException(nameof(options))).Value, loggerFactory)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        _options = options.Value;
+    }
+
+    /// <summary>Creates the provider of a keyed model (named options).</summary>
+    internal StableDiffusionPipelineProvider(StableDiffusionOptions options, ILoggerFactory? loggerFactory)
+    {
+        _options = options;
         _loggerFactory = loggerFactory;
     }
+
+    /// <summary>The configured model: a folder or a Hub repository id.</summary>
+    public string Model => _options.Model;
+
+    /// <summary>Whether the pipeline has loaded (a readiness check: true once a load succeeded).</summary>
+    public bool IsLoaded => Volatile.Read(ref _loading) is { IsCompletedSuccessfully: true };
 
     /// <summary>The pipeline, loading it on the first call. A failed load is retried by the next call.</summary>
     /// <param name="cancellationToken">Stops waiting (the load itself goes on for other callers).</param>

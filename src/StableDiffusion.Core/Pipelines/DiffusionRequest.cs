@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using StableDiffusion.Models;
+using StableDiffusion.Previews;
 using StableDiffusion.Schedulers;
 
 namespace StableDiffusion.Pipelines;
@@ -89,4 +90,14 @@ public abstract record DiffusionRequest
     /// <summary>Called after every denoising step with the step, the timestep and the latents (which it may change),
     /// like diffusers' <c>callback_on_step_end</c>. Set <see cref="StepEndContext.Interrupt"/> to stop early.</summary>
     public Action<StepEndContext>? OnStepEnd { get; init; }
+
+    /// <summary>
+    /// Renders a preview of the first image after denoising steps, reported as <see cref="GenerationProgress.Preview"/>
+    /// (only when a progress receiver is given): <see cref="LatentRgbPreview.StableDiffusion1"/> for a nearly free one at an
+    /// eighth of the size, or a <see cref="TinyAutoencoderPreview"/> for a full-size one. None by default.
+    /// </summary>
+    public LatentPreview? Preview { get; init; }
+
+    /// <summary>With <see cref="Preview"/>: a preview every this many steps, and after the last (default 1: every step).</summary>
+    public int PreviewInterval { get; init; } = 1;
 }

@@ -72,7 +72,7 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<Img2ImgRe
         // 2. Call parameters.
         bool guided = request.GuidanceScale > 1;
         RequestValidator.ValidateStaticShape(components, height, width, rows, guided);
-        using var scope = new GenerationScope(progress, cancellationToken);
+        using var scope = new GenerationScope("img2img", components, progress, cancellationToken);
 
         // 3. Encode the prompts.
         EncodedPrompt prompt = PromptEncoder.Encode(components, request, guided, scope, Logger);

@@ -81,7 +81,7 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline<TextToImageReque
         // 2. Call parameters: guidance is on only above 1, as in diffusers.
         bool guided = request.GuidanceScale > 1;
         RequestValidator.ValidateStaticShape(components, height, width, rows, guided);
-        using var scope = new GenerationScope(progress, cancellationToken);
+        using var scope = new GenerationScope("text2img", components, progress, cancellationToken);
 
         // 3. Encode the prompts.
         EncodedPrompt prompt = PromptEncoder.Encode(components, request, guided, scope, Logger);

@@ -62,6 +62,15 @@ public sealed record StableDiffusionPipelineOptions
     /// <summary>Receives download progress in bytes when a model comes from the Hub.</summary>
     public IProgress<HubDownloadProgress>? DownloadProgress { get; init; }
 
+    /// <summary>
+    /// Whether each model's last run in a generation gives the unused part of ONNX Runtime's CPU memory arena back
+    /// (ONNX Runtime's <c>memory.enable_memory_arena_shrinkage</c> run option): a large request's memory is returned
+    /// when it ends instead of staying reserved for the next, at the cost of allocating it again. Off by default (the
+    /// arena keeps its peak); needs the CPU arena (<see cref="SessionSettings.EnableMemoryArena"/>) in every session, and
+    /// is skipped otherwise. Device memory (CUDA) is not affected.
+    /// </summary>
+    public bool ShrinkMemoryArenas { get; init; }
+
     /// <summary>Where logs go; none by default.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 

@@ -163,7 +163,7 @@ public sealed class LoadingOptionTests(TinyPipelines pipelines)
             ["StableDiffusion:Pipeline:EnableSafetyChecker"] = "false",
             ["StableDiffusion:Pipeline:Session:IntraOpNumThreads"] = "1",
         }).Build();
-        var services = new ServiceCollection().AddLogging().AddStableDiffusion();
+        var services = new ServiceCollection().AddLogging().AddStableDiffusion().Services;
         services.Configure<StableDiffusionOptions>(configuration.GetSection("StableDiffusion"));
         StableDiffusionPipeline pipeline;
         StableDiffusionPipelineProvider provider;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Numerics.Tensors;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.Imaging;
 using StableDiffusion.Loading;
 using StableDiffusion.Models;
 using StableDiffusion.Schedulers;
@@ -39,8 +40,10 @@ internal static partial class DenoisingLoop
         float[] latents, LatentShape shape, DiffusionRequest request, INoiseGenerator generator, DenoisingHooks hooks, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.Denoising, 0, timesteps.Count);
+        scope.Activity?.SetTag("stablediffusion.steps", timesteps.Count);
+        scope.Activity?.SetTag("stablediffusion.latents", shape.ToString());
         LatentShape sample = hooks.UNetSample(shape.WithBatch(prompt.UNetBatch));
-        scope.Stage(() =>
+        scope.Stage(GenerationStage.Denoising, () =>
         {
             RunCore(components, scheduler, timesteps, prompt, latents, shape, request, generator, hooks, scope, logger);
             return true;
@@ -139,7 +142,7 @@ internal static partial class DenoisingLoop
             hooks.AfterStep(i, timesteps, latents.AsSpan(0, latentLength));
             scope.AddSchedulerTime(schedulerStart);
 
-            scope.Report(GenerationStage.Denoising, i + 1, timesteps.Count);
+            scope.Report(GenerationStage.Denoising, i + 1, timesteps.Count, Preview(request, scope, i, timesteps.Count, latents, shape));
             if (request.OnStepEnd is { } onStepEnd)
             {
                 context.StepIndex = i;
@@ -152,6 +155,13 @@ internal static partial class DenoisingLoop
             }
         }
     }
+
+    /// <summary>The first image's preview, when the caller asked for previews, listens to progress, and the step is one to show (every
+    /// <see cref="DiffusionRequest.PreviewInterval"/>th, and the last).</summary>
+    private static RgbImage? Preview(DiffusionRequest request, GenerationScope scope, int index, int count, float[] latents, LatentShape shape) =>
+        request.Preview is { } preview && scope.ReportsProgress && ((index + 1) % request.PreviewInterval == 0 || index == count - 1)
+            ? preview.Render(latents.AsSpan(0, shape.Channels * shape.Height * shape.Width), shape.Channels, shape.Height, shape.Width)
+            : null;
 
     /// <summary>diffusers' <c>rescale_noise_cfg</c>: match each image's guided prediction to the text prediction's standard deviation.</summary>
     private static void RescaleNoise(Span<float> guided, ReadOnlySpan<float> text, int rows, float guidanceRescale)

@@ -13,7 +13,7 @@ internal static partial class ImageLatents
     public static float[] Encode(StableDiffusionComponents components, float[] image, int height, int width, INoiseGenerator generator, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.EncodingImage);
-        return scope.Stage(() =>
+        return scope.Stage(GenerationStage.EncodingImage, () =>
         {
             VaeEncoderModel encoder = components.VaeEncoder;
             LatentDistribution distribution = encoder.Encode(new ReadOnlyTensorSpan<float>(image, [1, 3, height, width]), scope.RunOptions);

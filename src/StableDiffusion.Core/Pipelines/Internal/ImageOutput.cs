@@ -14,13 +14,13 @@ internal static class ImageOutput
         Func<IReadOnlyList<GenerationParameters>> parameters, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.Decoding);
-        Tensor<float> decoded = scope.Stage(() => Decode(components, latents, shape, scope), t => scope.Decoding = t,
+        Tensor<float> decoded = scope.Stage(GenerationStage.Decoding, () => Decode(components, latents, shape, scope), t => scope.Decoding = t,
             error => ModelRunException.For(components.VaeDecoder, $"latents {shape}", error));
         scope.Report(GenerationStage.SafetyChecking);
-        (Tensor<float> images, IReadOnlyList<bool>? flags) = scope.Stage(() => CheckSafety(components, decoded, scope), t => scope.SafetyChecking = t);
+        (Tensor<float> images, IReadOnlyList<bool>? flags) = scope.Stage(GenerationStage.SafetyChecking, () => CheckSafety(components, decoded, scope), t => scope.SafetyChecking = t);
         var result = new GenerationResult(ToImages(images), parameters, images, flags,
             Tensor.Create(latents, shape.ToLengths()), prompt.ToTensor(), seed, scope.Timings());
-        scope.Report(GenerationStage.Completed);
+        scope.Complete(result);
         GenerationLog.Finished(logger, result);
         return result;
     }

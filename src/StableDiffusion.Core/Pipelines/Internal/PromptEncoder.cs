@@ -29,7 +29,7 @@ internal static partial class PromptEncoder
     public static EncodedPrompt Encode(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.EncodingPrompt);
-        return scope.Stage(() => EncodeCore(components, request, guided, scope, logger), t => scope.PromptEncoding = t, error => TextEncoderFailure(components, error));
+        return scope.Stage(GenerationStage.EncodingPrompt, () => EncodeCore(components, request, guided, scope, logger), t => scope.PromptEncoding = t, error => TextEncoderFailure(components, error));
     }
 
     private static ModelRunException TextEncoderFailure(StableDiffusionComponents components, OnnxRuntimeException error)
@@ -177,7 +177,8 @@ internal static partial class PromptEncoder
                 var encoding = _components.Tokenizer.Encode(texts[i]);
                 if (encoding.IsTruncated)
                 {
-                    LogTruncated(_logger, length, encoding.DroppedTokenCount, encoding.DroppedText);
+                    // A huge prompt must not flood the log: the start of what was dropped says enough.
+                    LogTruncated(_logger, length, encoding.DroppedTokenCount, encoding.DroppedText.Length <= 100 ? encoding.DroppedText : $"{encoding.DroppedText.AsSpan(0, 100)}…");
                 }
 
                 encoding.InputIds.Span.CopyTo(ids.AsSpan(i * length, length));

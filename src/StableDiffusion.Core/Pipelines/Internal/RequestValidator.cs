@@ -26,6 +26,12 @@ internal static class RequestValidator
                 "ClipSkip counts the layers skipped as diffusers' clip_skip does: 1 or more, or null for none (a web UI's \"Clip skip: 1\" is null, its \"Clip skip: 2\" is 1).");
         }
 
+        if (request.PreviewInterval < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(request), request.PreviewInterval,
+                $"{nameof(DiffusionRequest.PreviewInterval)} must be 1 or more (a preview every that many steps), not {request.PreviewInterval}.");
+        }
+
         int batch;
         if (request.PromptEmbeds is { } embeds)
         {
