@@ -202,7 +202,8 @@ internal sealed partial class StableDiffusionComponents : IDisposable
             var vaeDecoder = Track(ModelComponents.VaeDecoder, () => VaeDecoderModel.Load(Graph(ModelComponents.VaeDecoder), Settings(ModelComponents.VaeDecoder), options.ConfigureSessionOptions));
             cancellationToken.ThrowIfCancellationRequested();
             SafetyChecker? checker = useChecker
-                ? Track(ModelComponents.SafetyChecker, () => LoadSafetyChecker(Graph(ModelComponents.SafetyChecker), preprocessorPath, options))
+                ? Track(ModelComponents.SafetyChecker, () => SafetyCheckers.Load(
+                    Graph(ModelComponents.SafetyChecker), SafetyCheckers.LoadFeatureExtractor(preprocessorPath), options.SessionFor(ModelComponents.SafetyChecker), options.ConfigureSessionOptions))
                 : null;
             CheckCompatibility(modelPath, textEncoder, unet);
             LogLoaded(logger, modelPath, index.ClassName, options.Session.ExecutionProvider.ToString(), scheduler.Config.ClassName, checker is not null);
@@ -310,47 +311,6 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         catch (SchedulerConfigException ex)
         {
             throw new ModelLoadException($"The scheduler configuration '{path}' cannot be used: {ex.Message}", path, ex);
-        }
-    }
-
-    private static SafetyChecker LoadSafetyChecker(string graph, string preprocessorPath, StableDiffusionPipelineOptions options)
-    {
-        SessionSettings settings = options.SessionFor(ModelComponents.SafetyChecker);
-        ClipImageProcessor processor;
-        try
-        {
-            processor = ClipImageProcessor.Load(preprocessorPath);
-        }
-        catch (PreprocessorConfigException ex)
-        {
-            throw new ModelLoadException($"The safety checker's image pre-processing configuration cannot be used: {ex.Message}", preprocessorPath, ex);
-        }
-
-        using SessionOptions sessionOptions = SessionOptionsFactory.Create(settings, ModelComponents.SafetyChecker);
-        options.ConfigureSessionOptions?.Invoke(ModelComponents.SafetyChecker, sessionOptions);
-        InferenceSession session;
-        try
-        {
-            session = new InferenceSession(graph, sessionOptions);
-        }
-        catch (OnnxRuntimeException ex)
-        {
-            throw new ModelLoadException($"ONNX Runtime could not load the safety checker '{graph}': {ex.Message.Trim()} The file may be truncated or corrupt; download it again.", graph, ex);
-        }
-
-        try
-        {
-            return new SafetyChecker(session, processor, ownsSession: true, modelPath: graph);
-        }
-        catch (SafetyCheckerModelException ex)
-        {
-            session.Dispose();
-            throw new ModelLoadException($"The safety checker '{graph}' cannot be used: {ex.Message}", graph, ex);
-        }
-        catch
-        {
-            session.Dispose();
-            throw;
         }
     }
 

@@ -45,6 +45,9 @@ public sealed class TextEncoderModel : OnnxModel
     internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
         new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure), modelPath, settings);
 
+    internal static TextEncoderModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(graph, ModelComponents.TextEncoder, settings, configure), graph.Path, settings);
+
     /// <summary>Encodes token ids, row-major [batch, sequenceLength].</summary>
     /// <param name="inputIds">The ids of every sequence, one after another.</param>
     /// <param name="batch">The number of sequences.</param>

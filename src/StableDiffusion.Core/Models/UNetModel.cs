@@ -115,6 +115,9 @@ public sealed class UNetModel : OnnxModel
     internal static UNetModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
         new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, FloatTimestepGraph(modelPath)), modelPath, settings);
 
+    internal static UNetModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(graph, ModelComponents.UNet, settings, configure), graph.Path, settings);
+
     /// <summary>
     /// An export with an integer timestep input that it only casts to float, retyped to take float timesteps: the
     /// fractional timesteps of Euler-type schedules then reach the UNet whole, as in diffusers' PyTorch pipelines, instead of

@@ -45,6 +45,9 @@ public sealed class VaeDecoderModel : OnnxModel
     internal static VaeDecoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
         new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, configure), modelPath, settings);
 
+    internal static VaeDecoderModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(graph, ModelComponents.VaeDecoder, settings, configure), graph.Path, settings);
+
     /// <summary>Decodes latents in one call (as diffusers' PyTorch pipeline does; a convolutional decoder treats each image alone).</summary>
     /// <param name="latents">Scaled latents, [batch, channels, h, w].</param>
     /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>
