@@ -32,6 +32,29 @@ public sealed record StableDiffusionPipelineOptions
     /// </summary>
     public bool EnableSafetyChecker { get; init; } = true;
 
+    /// <summary>
+    /// The precision that graphs built from diffusers weights compute in (diffusers' <c>torch_dtype</c>); null (the default)
+    /// takes the execution provider's: float32 on the CPU, float16 on CUDA. ONNX exports keep their own types.
+    /// </summary>
+    public ComputePrecision? ComputePrecision { get; init; }
+
+    /// <summary>
+    /// The weights variant to load from diffusers folders (diffusers' <c>variant</c>): <c>"fp16"</c> takes
+    /// <c>diffusion_pytorch_model.fp16.safetensors</c> (and <c>model.fp16.safetensors</c>) where a component has it, and its
+    /// plain file where it does not; null (the default) takes the plain files. The variant names the files, not the
+    /// precision: see <see cref="ComputePrecision"/>.
+    /// </summary>
+    public string? Variant { get; init; }
+
+    /// <summary>
+    /// Components loaded separately that the pipeline takes instead of loading its own (diffusers' <c>unet=</c>,
+    /// <c>text_encoder=</c>, <c>vae=</c> arguments), by component name: <c>text_encoder</c>, <c>unet</c>, <c>vae_decoder</c>,
+    /// <c>vae_encoder</c> (see <see cref="Models.ModelComponents"/>), such as
+    /// <c>options with { Components = new Dictionary&lt;string, OnnxModel&gt; { ["unet"] = UNetModel.FromPretrained("inpaint-unet") } }</c>.
+    /// They are not loaded from the model folder, and they stay yours: dispose them after the pipelines that use them.
+    /// </summary>
+    public IReadOnlyDictionary<string, Models.OnnxModel> Components { get; init; } = new Dictionary<string, Models.OnnxModel>();
+
     /// <summary>The revision (branch, tag or commit) when loading from the Hugging Face Hub; <c>main</c> when null.</summary>
     public string? Revision { get; init; }
 

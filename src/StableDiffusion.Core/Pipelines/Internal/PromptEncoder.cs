@@ -1,6 +1,5 @@
 using System.Numerics.Tensors;
 using Microsoft.Extensions.Logging;
-using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.Loading;
 using StableDiffusion.Models;
 
@@ -20,24 +19,12 @@ internal sealed record EncodedPrompt(float[] Embeddings, int Rows, int SequenceL
 }
 
 /// <summary>diffusers' <c>encode_prompt</c>: tokenize, encode, repeat per image, and add the unconditional half for guidance.</summary>
-internal static partial class PromptEncoder
+internal static class PromptEncoder
 {
-    // The positions of every Stable Diffusion 1.x and 2.x text encoder.
-    private const int ClipSequenceLength = 77;
-
     public static EncodedPrompt Encode(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.EncodingPrompt);
-        return scope.Stage(() => EncodeCore(components, request, guided, scope, logger), t => scope.PromptEncoding = t, error => TextEncoderFailure(components, error));
-    }
-
-    private static ModelRunException TextEncoderFailure(StableDiffusionComponents components, OnnxRuntimeException error)
-    {
-        int length = components.Tokenizer.ModelMaxLength;
-        string? hint = length == ClipSequenceLength
-            ? null
-            : $"The tokenizer pads every prompt to {length} tokens (tokenizer/tokenizer_config.json, model_max_length) but Stable Diffusion's CLIP text encoders take {ClipSequenceLength}: the tokenizer does not belong to this text encoder.";
-        return ModelRunException.For(components.TextEncoder, $"token ids of {length} tokens per prompt", error, hint);
+        return scope.Stage(() => EncodeCore(components, request, guided, scope, logger), t => scope.PromptEncoding = t, error => components.TextEncoding.Failure(error));
     }
 
     private static EncodedPrompt EncodeCore(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)
@@ -96,24 +83,8 @@ internal static partial class PromptEncoder
     private static IReadOnlyList<string> NegativeTexts(DiffusionRequest request, int batch) =>
         request.NegativePrompts ?? Enumerable.Repeat(request.NegativePrompt ?? string.Empty, batch).ToArray();
 
-    private static (float[] Values, int Batch, int Sequence, int Hidden) EncodeTexts(StableDiffusionComponents components, IReadOnlyList<string> texts, GenerationScope scope, ILogger logger)
-    {
-        int length = components.Tokenizer.ModelMaxLength;
-        var ids = new int[texts.Count * length];
-        for (int i = 0; i < texts.Count; i++)
-        {
-            var encoding = components.Tokenizer.Encode(texts[i]);
-            if (encoding.IsTruncated)
-            {
-                LogTruncated(logger, length, encoding.DroppedTokenCount, encoding.DroppedText);
-            }
-
-            encoding.InputIds.Span.CopyTo(ids.AsSpan(i * length, length));
-        }
-
-        Tensor<float> hidden = components.TextEncoder.Encode(ids, texts.Count, scope.RunOptions);
-        return (hidden.AsSpan().ToArray(), texts.Count, (int)hidden.Lengths[1], (int)hidden.Lengths[2]);
-    }
+    private static (float[] Values, int Batch, int Sequence, int Hidden) EncodeTexts(StableDiffusionComponents components, IReadOnlyList<string> texts, GenerationScope scope, ILogger logger) =>
+        components.TextEncoding.Encode(texts, scope, logger);
 
     private static (float[] Values, int Batch, int Sequence, int Hidden) FromTensor(Tensor<float> tensor)
     {
@@ -134,7 +105,4 @@ internal static partial class PromptEncoder
             }
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The prompt is longer than the text encoder's {MaxLength} tokens; {Count} tokens were dropped: \"{DroppedText}\"")]
-    private static partial void LogTruncated(ILogger logger, int maxLength, int count, string droppedText);
 }
