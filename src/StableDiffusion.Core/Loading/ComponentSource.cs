@@ -35,6 +35,7 @@ internal abstract record ComponentSource(string Path)
     /// <exception cref="ModelLoadException">The folder has a configuration but no safetensors weights (naming what it looked for).</exception>
     public static ComponentSource? InFolder(string folder, string? variant)
     {
+        RequireValidVariant(variant);
         string graph = System.IO.Path.Combine(folder, OnnxGraphName);
         if (File.Exists(graph))
         {
@@ -43,6 +44,17 @@ internal abstract record ComponentSource(string Path)
 
         string config = System.IO.Path.Combine(folder, ConfigName);
         return File.Exists(config) ? new DiffusersFolder(folder, config, FindWeights(folder, variant)) : null;
+    }
+
+    /// <summary>Refuses a variant that would not name a file beside the plain one (diffusers' variants are names such as <c>fp16</c>).</summary>
+    /// <exception cref="ArgumentException">The variant is empty or has characters other than letters, digits, '-' and '_'.</exception>
+    public static void RequireValidVariant(string? variant)
+    {
+        if (variant is not null && (variant.Length == 0 || !variant.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')))
+        {
+            throw new ArgumentException(
+                $"StableDiffusionPipelineOptions.Variant is '{variant}'; a variant is a name of letters, digits, '-' and '_', such as \"fp16\" (or null for the plain files).", nameof(variant));
+        }
     }
 
     /// <summary>

@@ -155,6 +155,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(modelPath);
         ArgumentNullException.ThrowIfNull(options);
         definition ??= PipelineDefinition.StableDiffusion;
+        ComponentSource.RequireValidVariant(options.Variant);
         modelPath = Path.GetFullPath(modelPath);
         if (!Directory.Exists(modelPath))
         {
