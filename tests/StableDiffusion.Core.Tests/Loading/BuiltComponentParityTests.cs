@@ -23,7 +23,7 @@ public sealed class BuiltComponentParityTests
     public void TextEncoder_GivesTheExportsEmbeddings()
     {
         Fixtures.Require();
-        using var built = (TextEncoderModel)ComponentRegistry.LoadFolder(ModelComponents.TextEncoder, Fixtures.PathOf("tiny-sd/text_encoder"), null);
+        using TextEncoderModel built = TextEncoderModel.FromPretrained(Fixtures.PathOf("tiny-sd/text_encoder"));
         using TextEncoderModel export = TextEncoderModel.Load(Fixtures.PathOf("tiny-sd-onnx/text_encoder/model.onnx"));
         var random = new Random(5);
         int[] ids = [.. Enumerable.Range(0, 2 * 77).Select(i => i % 77 == 0 ? 49406 : i % 77 > 10 ? 49407 : random.Next(1, 49406))];
@@ -50,7 +50,7 @@ public sealed class BuiltComponentParityTests
     public void VaeDecoder_GivesTheExportsImages()
     {
         Fixtures.Require();
-        using var built = (VaeDecoderModel)ComponentRegistry.LoadFolder(ModelComponents.VaeDecoder, Fixtures.PathOf("tiny-sd/vae"), null);
+        using VaeDecoderModel built = VaeDecoderModel.FromPretrained(Fixtures.PathOf("tiny-sd/vae"));
         using VaeDecoderModel export = VaeDecoderModel.Load(Fixtures.PathOf("tiny-sd-onnx/vae_decoder/model.onnx"));
         Tensor<float> latents = Tensor.Create(GraphRunner.Random(2 * 4 * 8 * 8, seed: 13), [2, 4, 8, 8]);
 
