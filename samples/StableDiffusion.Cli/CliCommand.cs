@@ -24,8 +24,9 @@ internal sealed class CliCommand
     private static readonly string[] InformationalSettings = ["Version", "Model hash"];
 
     private readonly Argument<string?> _prompt = new("prompt") { Description = "What to draw (optional with --from-png).", Arity = ArgumentArity.ZeroOrOne };
-    private readonly Option<string?> _model = new("--model", "-m") { HelpName = "folder|repo-id", Description = $"A model folder in the diffusers ONNX layout, or a Hugging Face repository id [default: {DiffusionPipeline.DefaultModelId}, downloaded into the Hugging Face cache on first use]" };
+    private readonly Option<string?> _model = new("--model", "-m") { HelpName = "folder|repo-id", Description = $"A model folder in the diffusers layout (config.json and .safetensors per component) or its ONNX layout (model.onnx per component), or a Hugging Face repository id [default: {DiffusionPipeline.DefaultModelId}, downloaded into the Hugging Face cache on first use]" };
     private readonly Option<string?> _revision = new("--revision") { Description = "Branch, tag or commit of a Hub model [default: main]" };
+    private readonly Option<string?> _variant = new("--variant") { HelpName = "name", Description = "Weights variant of a diffusers model, e.g. fp16: loads diffusion_pytorch_model.fp16.safetensors where a component has it, its plain file where not [default: the plain files]" };
     private readonly Option<string?> _negative = new("--negative-prompt", "-n") { HelpName = "text", Description = "What to steer away from" };
     private readonly Option<int?> _width = Number<int>("--width", ["-W"], "Image width in pixels, a multiple of 8 [default: the model's, 512 for SD 1.5]", MultipleOfEight);
     private readonly Option<int?> _height = Number<int>("--height", ["-H"], "Image height in pixels, a multiple of 8 [default: the model's, 512 for SD 1.5]", MultipleOfEight);
@@ -82,6 +83,14 @@ internal sealed class CliCommand
 
     public CliCommand()
     {
+        _variant.Validators.Add(result =>
+        {
+            string? variant = result.GetValue(_variant);
+            if (variant is not null && (variant.Length == 0 || !variant.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')))
+            {
+                result.AddError($"--variant takes a name of letters, digits, '-' and '_' such as fp16, not '{variant}'.");
+            }
+        });
         _provider.Validators.Add(result =>
         {
             string provider = result.GetValue(_provider)!;
@@ -114,7 +123,7 @@ internal sealed class CliCommand
             Exit codes: 0 done, 1 failed (model, download, provider, file), 2 bad command line, 130 cancelled (Ctrl+C).
             """)
         {
-            _prompt, _model, _revision, _negative, _width, _height, _steps, _guidance, _seed, _scheduler, _count, _provider, _deviceId,
+            _prompt, _model, _revision, _variant, _negative, _width, _height, _steps, _guidance, _seed, _scheduler, _count, _provider, _deviceId,
             _noSafetyChecker, _output, _overwrite, _fromPng, _initImage, _strength, _mask, _embedding, _clipSkip, _noPromptWeighting, _offline, _verbose,
         };
         output ??= Console.Out;
@@ -262,6 +271,7 @@ internal sealed class CliCommand
             NegativePrompt = parse.GetValue(_negative) ?? fromPng?.NegativePrompt,
             Model = parse.GetValue(_model) ?? ModelFromPng(fromPng, error) ?? DiffusionPipeline.DefaultModelId,
             Revision = parse.GetValue(_revision),
+            Variant = parse.GetValue(_variant),
             Width = parse.GetValue(_width) ?? (fromPng?.Width > 0 ? fromPng.Width : null),
             Height = parse.GetValue(_height) ?? (fromPng?.Height > 0 ? fromPng.Height : null),
             Steps = parse.GetValue(_steps) ?? fromPng?.NumInferenceSteps ?? 50,
@@ -354,6 +364,9 @@ internal sealed record CliSettings
     public required string Model { get; init; }
 
     public string? Revision { get; init; }
+
+    /// <summary>The weights variant of a diffusers model (fp16), or null for the plain files.</summary>
+    public string? Variant { get; init; }
 
     public int? Width { get; init; }
 

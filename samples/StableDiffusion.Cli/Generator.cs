@@ -176,6 +176,7 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
             Session = new SessionSettings { ExecutionProvider = provider },
             EnableSafetyChecker = settings.SafetyChecker,
             Revision = settings.Revision,
+            Variant = settings.Variant,
             Hub = settings.Offline ? hub with { Offline = true } : hub,
             DownloadProgress = progress.Download,
             LoggerFactory = loggerFactory,

@@ -40,8 +40,8 @@ internal sealed class SafetensorsParameters : ParameterSource
         ComputeType = computeType;
     }
 
-    /// <summary>The folder of the files: the graph's external-data locations are relative to it.</summary>
-    public string Folder { get; }
+    /// <inheritdoc/>
+    public override string Folder { get; }
 
     /// <inheritdoc/>
     public override TensorElementType ComputeType { get; }

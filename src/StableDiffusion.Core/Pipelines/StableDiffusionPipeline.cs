@@ -27,7 +27,9 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline<TextToImageReque
     }
 
     /// <summary>
-    /// Loads a model: a folder in the diffusers ONNX layout, or a Hugging Face Hub repository id such as
+    /// Loads a model: a folder in the diffusers layout (each component's graph built from its <c>config.json</c> over its
+    /// safetensors weights, see <see cref="StableDiffusionPipelineOptions.ComputePrecision"/> and
+    /// <see cref="StableDiffusionPipelineOptions.Variant"/>) or in its ONNX layout (<c>model.onnx</c> per component), or a Hugging Face Hub repository id such as
     /// <c>onnx-community/stable-diffusion-v1-5-ONNX</c>, downloaded into (or found in) the cache Python's huggingface_hub shares.
     /// </summary>
     /// <param name="modelIdOrPath">A model folder (with model_index.json) or a Hub repository id.</param>

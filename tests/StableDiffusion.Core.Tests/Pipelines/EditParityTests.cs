@@ -63,7 +63,8 @@ public sealed class EditParityTests
     }
 
     /// <summary>Runs an edit case of a reference on the model at <paramref name="modelPath"/> through the public API.</summary>
-    internal static async Task<GenerationResult> RunAsync(ReferenceSet set, JsonElement c, string modelPath, Action<StepEndContext>? onStepEnd)
+    internal static async Task<GenerationResult> RunAsync(ReferenceSet set, JsonElement c, string modelPath, Action<StepEndContext>? onStepEnd,
+        StableDiffusionPipelineOptions? options = null)
     {
         RgbImage image = ReferenceImage(set, c.GetProperty("image").GetString()!);
         IReadOnlyList<string> prompts = ReferenceCases.Prompts(c);
@@ -73,7 +74,7 @@ public sealed class EditParityTests
         {
             case "img2img":
             {
-                using var pipe = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
+                using var pipe = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(modelPath, options, ct);
                 var request = ReferenceCases.WithCallSettings(new Img2ImgRequest(prompts, image) { Strength = strength }, set, c, onStepEnd);
                 return await pipe.GenerateAsync(request, ct);
             }
@@ -81,7 +82,7 @@ public sealed class EditParityTests
             case "inpaint":
             {
                 RgbImage mask = ReferenceMask(set, c.GetProperty("mask").GetString()!);
-                using var pipe = await StableDiffusionInpaintPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
+                using var pipe = await StableDiffusionInpaintPipeline.FromPretrainedAsync(modelPath, options, ct);
                 if (c.TryGetProperty("unet", out JsonElement channels))
                 {
                     Assert.Equal(channels.GetInt32(), pipe.UNet.InChannels ?? 4);
