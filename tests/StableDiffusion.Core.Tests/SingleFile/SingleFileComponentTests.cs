@@ -1,6 +1,7 @@
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.Core.Tests.Onnx.Support;
 using StableDiffusion.Core.Tests.Weights;
+using StableDiffusion.Core.Tests.Weights.Support;
 using StableDiffusion.Loading.SingleFile;
 using StableDiffusion.Models;
 using StableDiffusion.Onnx;
@@ -20,8 +21,7 @@ namespace StableDiffusion.Core.Tests.SingleFile;
 [Trait("Area", "WeightsLoading")]
 public sealed class SingleFileComponentTests : IDisposable
 {
-    // Both graphs compute in float32 from the same float16 values, with the same operators: the outputs agree to rounding
-    // differences of the kernels at most (measured: exactly equal).
+    // Both graphs compute in float32 from the same float16 values with the same operators, so they agree exactly.
     private const double Tolerance = 0;
 
     private readonly string _folder = Directory.CreateTempSubdirectory("sd-single-file-").FullName;
@@ -103,6 +103,45 @@ public sealed class SingleFileComponentTests : IDisposable
     }
 
     [Fact]
+    public void TorchCheckpoint_IsReadWithoutRunningItAndGivesTheSameUNet()
+    {
+        // The single file's tensors in a .ckpt as Lightning saves it (the weights under "state_dict", the step beside them).
+        Fixtures.Require();
+        using SafetensorsFile source = SafetensorsFile.Open(SingleFile("F16"));
+        var stateDict = new PyOrderedDict([.. source.Tensors.Select(t => ((object?)t.Name, (object?)SavedTensor.Contiguous(
+            new SavedStorage(TensorElementType.Float16, source.GetBytes(t).ToArray()), t.Shape)))]);
+        string path = Path.Combine(_folder, "model.ckpt");
+        TorchSave.Save(path, new PyDict(("state_dict", stateDict), ("global_step", 470000L)));
+        string[] copiesBefore = TemporaryCopies();
+
+        (ComponentConfig config, SafetensorsParameters parameters) unet;
+        float[] fromCheckpoint;
+        using (SingleFileCheckpoint checkpoint = SingleFileCheckpoint.Open(path))
+        {
+            Assert.Equal(CheckpointKind.StableDiffusion1, checkpoint.Kind);
+            Assert.Equal(path, checkpoint.Path);
+            unet = checkpoint.UNet(BaseConfig("unet"), TensorElementType.Float);
+            fromCheckpoint = RunUNet(unet.config, unet.parameters, 4);
+        }
+
+        using SingleFileCheckpoint safetensors = SingleFileCheckpoint.Open(SingleFile("F16"));
+        ArrayAssert.Close(RunUNet(unet.config, safetensors.UNet(BaseConfig("unet"), TensorElementType.Float).Parameters, 4), fromCheckpoint, 0, "UNet output from the .ckpt");
+        Assert.Equal(copiesBefore, TemporaryCopies());
+    }
+
+    [Fact]
+    public void TorchCheckpointWithCode_IsRefusedNamingTheGlobal()
+    {
+        string path = Path.Combine(_folder, "payload.ckpt");
+        TorchSave.SavePickle(path, PickleBytes.Protocol(2).Global("posix", "system").Unicode("id").Tuple1().Reduce().Stop().ToArray());
+
+        var ex = Assert.Throws<UnsafePickleException>(() => SingleFileCheckpoint.Open(path));
+
+        Assert.Equal("posix.system", ex.GlobalName);
+        Assert.Equal(path, ex.Path);
+    }
+
+    [Fact]
     public void InpaintingCheckpoint_NineChannels_TakesInChannelsFromTheFile()
     {
         Fixtures.Require();
@@ -147,6 +186,8 @@ public sealed class SingleFileComponentTests : IDisposable
         Assert.Contains($"'{path}'", ex.Message, StringComparison.Ordinal);
         Assert.Contains($"'{Missing}' (the model's 'up_blocks.0.upsamplers.0.conv.weight')", ex.Message, StringComparison.Ordinal);
     }
+
+    private static string[] TemporaryCopies() => [.. Directory.GetFiles(Path.GetTempPath(), "sdnet-checkpoint-*").Order(StringComparer.Ordinal)];
 
     private static ComponentConfig BaseConfig(string component) => ComponentConfig.Load(Fixtures.PathOf($"tiny-sd/{component}/config.json"));
 

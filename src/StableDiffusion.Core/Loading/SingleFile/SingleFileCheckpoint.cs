@@ -11,9 +11,12 @@ namespace StableDiffusion.Loading.SingleFile;
 /// diffusers' names, left in the file as external data.
 /// </summary>
 /// <remarks>
-/// Like diffusers' <c>from_single_file</c> by default, the UNet is the one under <c>model.diffusion_model.</c>: a file
+/// <para>Like diffusers' <c>from_single_file</c> by default, the UNet is the one under <c>model.diffusion_model.</c>: a file
 /// that also holds the exponential moving average of the weights (<c>model_ema.*</c>, what training checkpoints keep beside
-/// the trained weights) has those ignored.
+/// the trained weights) has those ignored.</para>
+/// <para>A PyTorch pickle (<c>.ckpt</c>) is read by <see cref="TorchCheckpoint"/>, which runs nothing the file contains; its
+/// components' tensors are copied once into a temporary safetensors file, deleted when this is disposed, since ONNX
+/// Runtime reads external data from a plain file.</para>
 /// </remarks>
 internal sealed class SingleFileCheckpoint : IDisposable
 {
@@ -23,12 +26,16 @@ internal sealed class SingleFileCheckpoint : IDisposable
     /// <summary>The base model of inpainting checkpoints when the caller names none (diffusers' choice).</summary>
     public const string DefaultInpaintingBaseModel = "stable-diffusion-v1-5/stable-diffusion-inpainting";
 
-    private readonly SafetensorsFile _file;
+    private static readonly string[] ComponentPrefixes = [LdmKeyLayout.UNetPrefix, LdmKeyLayout.VaePrefix, LdmKeyLayout.TextEncoderPrefix];
 
-    private SingleFileCheckpoint(SafetensorsFile file, CheckpointKind kind) => (_file, Kind) = (file, kind);
+    private readonly SafetensorsFile _file;
+    private readonly string? _temporaryCopy;
+
+    private SingleFileCheckpoint(string path, SafetensorsFile file, CheckpointKind kind, string? temporaryCopy = null) =>
+        (Path, _file, Kind, _temporaryCopy) = (path, file, kind, temporaryCopy);
 
     /// <summary>The file.</summary>
-    public string Path => _file.Path;
+    public string Path { get; }
 
     /// <summary><see cref="CheckpointKind.StableDiffusion1"/> or <see cref="CheckpointKind.StableDiffusion1Inpainting"/>.</summary>
     public CheckpointKind Kind { get; }
@@ -49,11 +56,16 @@ internal sealed class SingleFileCheckpoint : IDisposable
                 : $"The checkpoint '{path}' does not exist.", path);
         }
 
+        if (IsTorchCheckpoint(path))
+        {
+            return OpenTorchCheckpoint(path);
+        }
+
         SafetensorsFile file = SafetensorsFile.Open(path);
         try
         {
             string[] keys = [.. file.Tensors.Select(t => t.Name)];
-            return new SingleFileCheckpoint(file, CheckpointDetection.Detect(path, keys, key => file.Find(key)?.Shape));
+            return new SingleFileCheckpoint(path, file, CheckpointDetection.Detect(path, keys, key => file.Find(key)?.Shape));
         }
         catch
         {
@@ -82,7 +94,44 @@ internal sealed class SingleFileCheckpoint : IDisposable
         (baseConfig, Parameters(LdmKeyLayout.ForTextEncoder(), computeType));
 
     /// <inheritdoc/>
-    public void Dispose() => _file.Dispose();
+    public void Dispose()
+    {
+        _file.Dispose();
+        if (_temporaryCopy is not null)
+        {
+            File.Delete(_temporaryCopy);
+        }
+    }
+
+    // torch.save writes a zip (PyTorch 1.6 and later) or, before, a bare pickle stream (protocol 2: 0x80 0x02), which
+    // TorchCheckpoint refuses saying how to re-save it; a safetensors file starts with its header's length.
+    private static bool IsTorchCheckpoint(string path)
+    {
+        Span<byte> start = stackalloc byte[4];
+        using FileStream stream = File.OpenRead(path);
+        int read = stream.ReadAtLeast(start, start.Length, throwOnEndOfStream: false);
+        return (read == 4 && start is [(byte)'P', (byte)'K', 3, 4]) || (read >= 2 && start[0] == 0x80 && start[1] <= 5);
+    }
+
+    private static SingleFileCheckpoint OpenTorchCheckpoint(string path)
+    {
+        using TorchCheckpoint checkpoint = TorchCheckpoint.Open(path);
+        IReadOnlyDictionary<string, TorchCheckpointTensor> state = checkpoint.StateDict;
+        CheckpointKind kind = CheckpointDetection.Detect(path, [.. state.Keys], key => state.GetValueOrDefault(key)?.Shape);
+        string copy = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"sdnet-checkpoint-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            SafetensorsFile.Write(copy, [.. state
+                .Where(pair => ComponentPrefixes.Any(prefix => pair.Key.StartsWith(prefix, StringComparison.Ordinal)))
+                .Select(pair => new TensorToWrite(pair.Key, pair.Value.ElementType, pair.Value.Shape, pair.Value.ByteCount, pair.Value.CopyTo))]);
+            return new SingleFileCheckpoint(path, SafetensorsFile.Open(copy), kind, copy);
+        }
+        catch
+        {
+            File.Delete(copy);
+            throw;
+        }
+    }
 
     private SafetensorsParameters Parameters(LdmKeyLayout layout, TensorElementType computeType) => new([_file], computeType, layout.FileKey);
 }
