@@ -15,10 +15,15 @@ namespace StableDiffusion.Loading;
 /// checker with its image pre-processing. <see cref="StableDiffusionComponents"/> asks it for what a
 /// <see cref="PipelineDefinition"/> needs.
 /// </summary>
-internal sealed partial class ComponentRegistry(string modelPath, ModelIndex index, StableDiffusionPipelineOptions options, ModelConfiguration configuration, ILogger logger)
+/// <remarks>With a single-file checkpoint, the folder is its base model: the file gives the text encoder, the UNet and the VAE.</remarks>
+internal sealed partial class ComponentRegistry(string modelPath, ModelIndex index, StableDiffusionPipelineOptions options, ModelConfiguration configuration, ILogger logger,
+    SingleFile.SingleFileCheckpoint? singleFile = null)
 {
     /// <summary>Where graph component <paramref name="component"/> comes from, or null when the folder lacks it.</summary>
-    public ComponentSource? Find(string component) => ComponentSource.InModel(modelPath, component, options.Variant);
+    public ComponentSource? Find(string component) =>
+        singleFile is not null && ComponentSource.SingleFileComponent.Holds(component)
+            ? new ComponentSource.SingleFileComponent(singleFile, modelPath)
+            : ComponentSource.InModel(modelPath, component, options.Variant);
 
     /// <summary>Loads graph component <paramref name="component"/> (not the safety checker), timed and logged.</summary>
     /// <exception cref="ModelLoadException">The folder has neither layout of it, or it cannot be loaded (naming the file).</exception>
@@ -30,6 +35,7 @@ internal sealed partial class ComponentRegistry(string modelPath, ModelIndex ind
         {
             ComponentSource.OnnxExport export => LoadExport(component, export.Graph, settings),
             ComponentSource.DiffusersFolder folder => (OnnxModel)folder.Build(component, ComputeType(component), new ComponentBuildSettings(settings, options.ConfigureSessionOptions)),
+            ComponentSource.SingleFileComponent file => (OnnxModel)file.Build(component, ComputeType(component), new ComponentBuildSettings(settings, options.ConfigureSessionOptions)),
             _ => throw Missing(component),
         };
         LogComponentLoaded(logger, component, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds, settings.ExecutionProvider.ToString());

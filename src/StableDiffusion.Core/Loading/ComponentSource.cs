@@ -1,4 +1,5 @@
 using System.Text.Json;
+using StableDiffusion.Loading.SingleFile;
 using StableDiffusion.Models;
 using StableDiffusion.Onnx;
 using StableDiffusion.Onnx.Builders;
@@ -159,6 +160,40 @@ internal abstract record ComponentSource(string Path)
                     file.Dispose();
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// A graph component of a single-file checkpoint: its weights read from the file under the original key names, its
+    /// configuration the base model's, adjusted to the file.
+    /// </summary>
+    /// <param name="Checkpoint">The checkpoint.</param>
+    /// <param name="BaseModel">The base model's folder in the diffusers layout.</param>
+    public sealed record SingleFileComponent(SingleFileCheckpoint Checkpoint, string BaseModel) : ComponentSource(Checkpoint.Path)
+    {
+        /// <summary>Whether a single file holds <paramref name="component"/>: the text encoder, the UNet and the VAE, not the safety checker.</summary>
+        public static bool Holds(string component) => component is ModelComponents.TextEncoder or ModelComponents.UNet or ModelComponents.VaeDecoder or ModelComponents.VaeEncoder;
+
+        /// <summary>Builds <paramref name="component"/> from the file, computing in <paramref name="computeType"/> (see <see cref="BuiltComponents.Build"/>).</summary>
+        /// <exception cref="ModelLoadException">The base model has no diffusers configuration of the component, or the file's weights do not fit it.</exception>
+        public IDisposable Build(string component, TensorElementType computeType, ComponentBuildSettings settings)
+        {
+            string configPath = System.IO.Path.Combine(BaseModel, DiffusersFolderName(component), ConfigName);
+            if (!File.Exists(configPath))
+            {
+                throw new ModelLoadException(
+                    $"The base model '{BaseModel}' of the single file '{Checkpoint.Path}' has no {DiffusersFolderName(component)}/{ConfigName}: a base model is a Stable Diffusion 1.x " +
+                    "model in the diffusers layout (such as stable-diffusion-v1-5/stable-diffusion-v1-5), whose configurations describe the file's components.", BaseModel);
+            }
+
+            ComponentConfig baseConfig = ComponentConfig.Load(configPath);
+            (ComponentConfig config, SafetensorsParameters weights) = component switch
+            {
+                ModelComponents.UNet => Checkpoint.UNet(baseConfig, computeType),
+                ModelComponents.TextEncoder => Checkpoint.TextEncoder(baseConfig, computeType),
+                _ => Checkpoint.Vae(baseConfig, computeType),
+            };
+            return BuiltComponents.Build(component, config, weights, settings);
         }
     }
 }

@@ -20,12 +20,14 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     private readonly IReadOnlyDictionary<string, OnnxModel> _graphs;
     private readonly IReadOnlyDictionary<string, Lazy<OnnxModel>> _lazyGraphs;
     private readonly IReadOnlySet<string> _given;
+    private readonly IDisposable? _singleFile;
     private int _references = 1;
 
     private StableDiffusionComponents(string modelPath, string modelName, ModelIndex index, PipelineDefinition definition, StableDiffusionPipelineOptions options,
         IReadOnlyDictionary<string, OnnxModel> graphs, IReadOnlyDictionary<string, Lazy<OnnxModel>> lazyGraphs, IReadOnlySet<string> given,
-        SafetyChecker? safetyChecker, ClipTokenizer tokenizer, IScheduler scheduler, ModelConfiguration configuration)
+        SafetyChecker? safetyChecker, ClipTokenizer tokenizer, IScheduler scheduler, ModelConfiguration configuration, IDisposable? singleFile)
     {
+        _singleFile = singleFile;
         ModelPath = modelPath;
         ModelName = modelName;
         Index = index;
@@ -143,14 +145,17 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         _editedTextEncoder?.Dispose();
         SafetyThread?.Dispose();
         SafetyChecker?.Dispose();
+        _singleFile?.Dispose();
     }
 
     /// <summary>
     /// Loads what <paramref name="definition"/> needs from a model folder (ONNX exports and diffusers layouts alike), taking
-    /// the graphs of <see cref="StableDiffusionPipelineOptions.Components"/> as given instead of loading them.
+    /// the graphs of <see cref="StableDiffusionPipelineOptions.Components"/> as given instead of loading them. With
+    /// <paramref name="singleFile"/>, the folder is its base model and the file gives the text encoder, UNet and VAE; the
+    /// components own it once loaded (the caller disposes it when loading fails).
     /// </summary>
     public static StableDiffusionComponents Load(string modelPath, StableDiffusionPipelineOptions options, ILogger logger, CancellationToken cancellationToken,
-        string? modelName = null, PipelineDefinition? definition = null)
+        string? modelName = null, PipelineDefinition? definition = null, SingleFile.SingleFileCheckpoint? singleFile = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelPath);
         ArgumentNullException.ThrowIfNull(options);
@@ -167,7 +172,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         ModelIndex index = ModelIndex.Load(Path.Combine(modelPath, ModelIndex.FileName));
         IReadOnlyDictionary<string, OnnxModel> given = GivenComponents(options, definition);
         ModelConfiguration configuration = ModelConfiguration.Load(modelPath);
-        var registry = new ComponentRegistry(modelPath, index, options, configuration, logger);
+        var registry = new ComponentRegistry(modelPath, index, options, configuration, logger, singleFile);
         // Anything missing is reported before anything is loaded.
         if (definition.Graphs.FirstOrDefault(g => !given.ContainsKey(g) && registry.Find(g) is null) is { } missing)
         {
@@ -232,7 +237,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
             .ToDictionary(g => g, g => new Lazy<OnnxModel>(() => registry.LoadGraph(g), LazyThreadSafetyMode.ExecutionAndPublication), StringComparer.Ordinal);
         LogLoaded(logger, modelPath, index.ClassName, options.Session.ExecutionProvider.ToString(), scheduler.Config.ClassName, checker is not null);
         return new StableDiffusionComponents(modelPath, modelName ?? modelPath, index, definition, options, graphs, lazyGraphs,
-            given.Keys.ToHashSet(StringComparer.Ordinal), checker, tokenizer, scheduler, configuration);
+            given.Keys.ToHashSet(StringComparer.Ordinal), checker, tokenizer, scheduler, configuration, singleFile);
     }
 
     private T Graph<T>(string component) where T : OnnxModel =>

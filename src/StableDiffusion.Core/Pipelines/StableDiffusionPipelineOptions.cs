@@ -53,6 +53,16 @@ public sealed record StableDiffusionPipelineOptions
     /// </summary>
     public IReadOnlyDictionary<string, Models.OnnxModel> Components { get; init; } = new Dictionary<string, Models.OnnxModel>();
 
+    /// <summary>
+    /// For <c>FromSingleFile</c>: the Stable Diffusion 1.x model in the diffusers layout (a folder or a Hub repository id)
+    /// that gives what a single-file checkpoint lacks: the components' configurations, the tokenizer, the scheduler, the
+    /// feature extractor and the safety checker (diffusers' <c>config</c> argument of <c>from_single_file</c>). Null (the
+    /// default) takes diffusers' choice: <c>stable-diffusion-v1-5/stable-diffusion-v1-5</c>, or
+    /// <c>stable-diffusion-v1-5/stable-diffusion-inpainting</c> for an inpainting checkpoint; from the Hub, only those files
+    /// are downloaded, once. <c>FromPretrained</c> ignores it.
+    /// </summary>
+    public string? BaseModel { get; init; }
+
     /// <summary>The revision (branch, tag or commit) when loading from the Hugging Face Hub; <c>main</c> when null.</summary>
     public string? Revision { get; init; }
 
