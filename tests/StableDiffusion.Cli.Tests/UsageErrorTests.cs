@@ -29,7 +29,6 @@ public sealed class UsageErrorTests : IDisposable
     [InlineData(new[] { "a cat", "--device-id", "-1" }, "error: --device-id must be 0 or more, not -1.")]
     [InlineData(new[] { "a cat", "--provider", "gpu" }, "error: Unknown --provider 'gpu'; use one of: cpu, cuda, tensorrt, directml, coreml, openvino, rocm.")]
     [InlineData(new[] { "a cat", "--steps" }, "error: Required argument missing for option: '--steps'.")]
-    [InlineData(new[] { "a cat", "--base-model", "some/base" }, "error: --base-model applies to a checkpoint file given with --model; 'onnx-community/stable-diffusion-v1-5-ONNX' is a model folder or repository")]
     public async Task BadOption_IsAUsageError(string[] args, string message)
     {
         CliRun run = await CliRunner.RunAsync(args);
@@ -37,6 +36,16 @@ public sealed class UsageErrorTests : IDisposable
         Assert.Equal(CliCommand.UsageError, run.ExitCode);
         Assert.Contains(message, run.Error, StringComparison.Ordinal);
         Assert.Contains("Run 'sdnet --help' for the options.", run.Error, StringComparison.Ordinal);
+        Assert.Empty(run.Output);
+    }
+
+    [Fact]
+    public async Task BaseModelWithoutACheckpointFile_IsAUsageError()
+    {
+        CliRun run = await CliRunner.RunAsync(["a cat", "--base-model", "some/base"]);
+
+        Assert.Equal(CliCommand.UsageError, run.ExitCode);
+        Assert.Contains("error: --base-model applies to a checkpoint file given with --model; 'onnx-community/stable-diffusion-v1-5-ONNX' is a model folder or repository", run.Error, StringComparison.Ordinal);
         Assert.Empty(run.Output);
     }
 
