@@ -147,8 +147,18 @@ public abstract class DiffusionPipeline : IDisposable
     /// Loads a single-file checkpoint on background threads: the file is checked first (a file that is not an SD 1.x
     /// checkpoint fails before anything is downloaded), then its base model is resolved (downloading what the file lacks).
     /// </summary>
-    private protected static async Task<TPipeline> LoadSingleFileAsync<TPipeline>(string path, StableDiffusionPipelineOptions? options,
-        Func<StableDiffusionComponents, ILogger, TPipeline> create, CancellationToken cancellationToken)
+    private protected static Task<TPipeline> LoadSingleFileAsync<TPipeline>(string path, StableDiffusionPipelineOptions? options,
+        Func<StableDiffusionComponents, ILogger, TPipeline> create, CancellationToken cancellationToken) =>
+        LoadSingleFileAsync(path, options, create, background: true, cancellationToken);
+
+    /// <summary>Loads a single-file checkpoint on the calling thread (see <see cref="LoadSingleFileAsync{TPipeline}(string, StableDiffusionPipelineOptions?, Func{StableDiffusionComponents, ILogger, TPipeline}, CancellationToken)"/>).</summary>
+    private protected static TPipeline LoadSingleFile<TPipeline>(string path, StableDiffusionPipelineOptions? options,
+        Func<StableDiffusionComponents, ILogger, TPipeline> create, CancellationToken cancellationToken) =>
+        // A base model folder resolves synchronously, so everything runs here; only a Hub download blocks.
+        LoadSingleFileAsync(path, options, create, background: false, cancellationToken).GetAwaiter().GetResult();
+
+    private static async Task<TPipeline> LoadSingleFileAsync<TPipeline>(string path, StableDiffusionPipelineOptions? options,
+        Func<StableDiffusionComponents, ILogger, TPipeline> create, bool background, CancellationToken cancellationToken)
     {
         options ??= new StableDiffusionPipelineOptions();
         ILogger logger = CreateLogger<TPipeline>(options);
@@ -157,30 +167,10 @@ public abstract class DiffusionPipeline : IDisposable
         try
         {
             string baseFolder = await ModelLocator.ResolveBaseModelAsync(options.BaseModel ?? checkpoint.DefaultBase, options.EnableSafetyChecker, options, logger, cancellationToken).ConfigureAwait(false);
-            return await Task.Factory.StartNew(
-                () => create(StableDiffusionComponents.Load(baseFolder, options, logger, cancellationToken, Path.GetFullPath(path), singleFile: checkpoint), logger),
-                cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
-        }
-        catch
-        {
-            checkpoint.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>Loads a single-file checkpoint on the calling thread (see <see cref="LoadSingleFileAsync"/>).</summary>
-    private protected static TPipeline LoadSingleFile<TPipeline>(string path, StableDiffusionPipelineOptions? options,
-        Func<StableDiffusionComponents, ILogger, TPipeline> create, CancellationToken cancellationToken)
-    {
-        options ??= new StableDiffusionPipelineOptions();
-        ILogger logger = CreateLogger<TPipeline>(options);
-        NativeRuntime.EnsureAvailable();
-        SingleFileCheckpoint checkpoint = SingleFileCheckpoint.Open(path);
-        try
-        {
-            // A folder resolves synchronously; only a Hub download blocks here.
-            string baseFolder = ModelLocator.ResolveBaseModelAsync(options.BaseModel ?? checkpoint.DefaultBase, options.EnableSafetyChecker, options, logger, cancellationToken).GetAwaiter().GetResult();
-            return create(StableDiffusionComponents.Load(baseFolder, options, logger, cancellationToken, Path.GetFullPath(path), singleFile: checkpoint), logger);
+            TPipeline Load() => create(StableDiffusionComponents.Load(baseFolder, options, logger, cancellationToken, Path.GetFullPath(path), singleFile: checkpoint), logger);
+            return background
+                ? await Task.Factory.StartNew(Load, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false)
+                : Load();
         }
         catch
         {
