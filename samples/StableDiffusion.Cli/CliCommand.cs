@@ -263,7 +263,7 @@ internal sealed class CliCommand
             throw new CliUsageException("--width and --height do not apply to image-to-image: the output has the input image's size, rounded down to a multiple of 8.");
         }
 
-        string model = parse.GetValue(_model) ?? ModelFromPng(fromPng, error) ?? HubClient.DefaultModelId;
+        string model = parse.GetValue(_model) ?? ModelFromPng(fromPng, error) ?? DiffusionPipeline.DefaultModelId;
         if (parse.GetValue(_baseModel) is not null && !File.Exists(model))
         {
             throw new CliUsageException($"--base-model applies to a checkpoint file given with --model; '{model}' is a model folder or repository, which has its own configurations.");

@@ -84,12 +84,25 @@ public sealed class TextEncoderModel : OnnxModel
     /// its token embedding. This model is left as it is.
     /// </summary>
     /// <exception cref="ModelLoadException">The graph cannot be read or edited (the message says why).</exception>
-    internal TextEncoderModel Edited(bool clipSkips, AddedTokenEmbeddings? addedTokens)
+    internal TextEncoderModel Edited(bool clipSkips, AddedTokenEmbeddings? addedTokens) =>
+        LoadEdited(_built, ModelPath, _settings, _configure, clipSkips, addedTokens);
+
+    /// <summary>
+    /// Loads <c>text_encoder/model.onnx</c> edited (<see cref="TextEncoderGraphEdit"/>): with the clip skip outputs, and
+    /// with rows added to its token embedding.
+    /// </summary>
+    /// <exception cref="ModelLoadException">The file cannot be loaded, or its graph cannot be edited (the message says why).</exception>
+    internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure, bool clipSkips, AddedTokenEmbeddings? addedTokens) =>
+        clipSkips || addedTokens is not null ? LoadEdited(null, modelPath, settings, configure, clipSkips, addedTokens) : Load(modelPath, settings, configure);
+
+    // A built graph, or the file at modelPath read again (its external weights stay beside it), edited and loaded.
+    private static TextEncoderModel LoadEdited(BuiltGraph? built, string modelPath, SessionSettings? settings, Action<string, SessionOptions>? configure,
+        bool clipSkips, AddedTokenEmbeddings? addedTokens)
     {
         BuiltGraph source;
         try
         {
-            source = _built ?? new BuiltGraph(File.ReadAllBytes(ModelPath), Path.GetDirectoryName(Path.GetFullPath(ModelPath))!, ModelPath);
+            source = built ?? new BuiltGraph(File.ReadAllBytes(modelPath), Path.GetDirectoryName(Path.GetFullPath(modelPath))!, modelPath);
             if (clipSkips || addedTokens is not null)
             {
                 source = source with { Model = TextEncoderGraphEdit.Apply(source.Model, clipSkips, addedTokens).Model };
@@ -97,10 +110,10 @@ public sealed class TextEncoderModel : OnnxModel
         }
         catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
         {
-            throw new ModelLoadException($"The text encoder '{ModelPath}' cannot be edited for clip skip or textual inversion: {ex.Message}", ModelPath, ex);
+            throw new ModelLoadException($"The text encoder '{modelPath}' cannot be edited for clip skip or textual inversion: {ex.Message}", modelPath, ex);
         }
 
-        return new(CreateSession(source, ModelComponents.TextEncoder, _settings, _configure), ModelPath, _settings) { _built = _built, _configure = _configure };
+        return new(CreateSession(source, ModelComponents.TextEncoder, settings, configure), modelPath, settings) { _built = built, _configure = configure };
     }
 
     /// <summary>Encodes token ids, row-major [batch, sequenceLength].</summary>
