@@ -14,6 +14,7 @@ internal sealed partial class StableDiffusionComponents
     private readonly ClipTokenizer _baseTokenizer;
     private readonly List<TextualInversionEmbedding> _embeddings = [];
     private bool _clipSkipOutputs;
+    private TextEncoderModel? _editedTextEncoder;
 
     /// <summary>
     /// Held while a prompt is encoded and while the text encoder is replaced, so that no generation reads a text encoder
@@ -119,11 +120,12 @@ internal sealed partial class StableDiffusionComponents
         }
 
         AddedTokenEmbeddings? added = _embeddings.Count == 0 ? null : new AddedTokenEmbeddings(_baseTokenizer.NextId, [.. rows]);
-        string graph = Path.Combine(ModelPath, ModelComponents.TextEncoder, "model.onnx");
-        TextEncoderModel replacement = TextEncoderModel.Load(graph, SettingsFor(ModelComponents.TextEncoder, _options, Configuration, Index), _options.ConfigureSessionOptions, _clipSkipOutputs, added);
-        TextEncoderModel previous = TextEncoder;
-        TextEncoder = replacement;
+        // Edited from the loaded text encoder's own source (its file, or the graph built from diffusers weights), which
+        // stays loaded: it may be the caller's component.
+        TextEncoderModel replacement = Graph<TextEncoderModel>(ModelComponents.TextEncoder).Edited(_clipSkipOutputs, added);
+        TextEncoderModel? previous = _editedTextEncoder;
+        _editedTextEncoder = replacement;
         Tokenizer = tokenizer;
-        previous.Dispose();
+        previous?.Dispose();
     }
 }

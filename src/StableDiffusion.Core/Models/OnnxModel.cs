@@ -61,7 +61,7 @@ public abstract class OnnxModel : IDisposable
     private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
     /// <summary>Creates the session for <paramref name="modelPath"/>, turning every load failure into a <see cref="ModelLoadException"/>.</summary>
-    private protected static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure, byte[]? edited = null)
+    internal static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure, byte[]? edited = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(modelPath);
         if (!File.Exists(modelPath))
@@ -69,26 +69,34 @@ public abstract class OnnxModel : IDisposable
             throw new ModelLoadException($"The {component} model file '{modelPath}' does not exist.", modelPath);
         }
 
+        // An edited graph loads from memory; its external weights (if any) are still beside the file. Loading by path lets
+        // ONNX Runtime find external weights (weights.pb, model.onnx.data) beside the graph.
+        return edited is not null
+            ? CreateSession(new BuiltGraph(edited, Path.GetDirectoryName(Path.GetFullPath(modelPath))!, modelPath), component, settings, configure)
+            : CreateSession(modelPath, component, settings, configure, options => new InferenceSession(modelPath, options),
+                "The file may be truncated or corrupt, or an external weights file it names may be missing beside it; download it again.");
+    }
+
+    /// <summary>Creates the session for a graph held in memory whose weights are external data in <see cref="BuiltGraph.ExternalDataFolder"/>.</summary>
+    internal static InferenceSession CreateSession(BuiltGraph graph, string component, SessionSettings? settings, Action<string, SessionOptions>? configure) =>
+        CreateSession(graph.Path, component, settings, configure, options =>
+        {
+            options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", graph.ExternalDataFolder);
+            return new InferenceSession(graph.Model, options);
+        }, "A weights file it reads may be truncated, or changed since the graph was built; download it again.");
+
+    private static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure,
+        Func<SessionOptions, InferenceSession> create, string hint)
+    {
         using SessionOptions options = SessionOptionsFactory.Create(settings ?? new SessionSettings(), component);
         configure?.Invoke(component, options);
         try
         {
-            if (edited is not null)
-            {
-                // An edited graph loads from memory; its external weights (if any) are still beside the file.
-                options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", Path.GetDirectoryName(Path.GetFullPath(modelPath))!);
-                return new InferenceSession(edited, options);
-            }
-
-            // Loading by path lets ONNX Runtime find external weights (weights.pb, model.onnx.data) beside the graph.
-            return new InferenceSession(modelPath, options);
+            return create(options);
         }
         catch (OnnxRuntimeException ex)
         {
-            throw new ModelLoadException(
-                $"ONNX Runtime could not load the {component} model '{modelPath}': {ex.Message.Trim()} " +
-                "The file may be truncated or corrupt, or an external weights file it names may be missing beside it; download it again.",
-                modelPath, ex);
+            throw new ModelLoadException($"ONNX Runtime could not load the {component} model '{modelPath}': {ex.Message.Trim()} {hint}", modelPath, ex);
         }
     }
 

@@ -17,9 +17,15 @@ public sealed class TextEncoderModel : OnnxModel
     private readonly TensorElementType _idsType;
     private readonly string _outputName;
 
+    // What Edited loads again: the built graph (null for a graph file, read again from ModelPath) and the session hook.
+    private BuiltGraph? _built;
+    private Action<string, SessionOptions>? _configure;
+    private readonly SessionSettings? _settings;
+
     private TextEncoderModel(InferenceSession session, string modelPath, SessionSettings? settings)
         : base(session, ModelComponents.TextEncoder, modelPath, settings)
     {
+        _settings = settings;
         try
         {
             _idsType = RequireInput(InputName, 2, TensorElementType.Int32, TensorElementType.Int64).ElementDataType;
@@ -54,32 +60,60 @@ public sealed class TextEncoderModel : OnnxModel
     public static TextEncoderModel Load(string modelPath, SessionSettings? settings = null) =>
         new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, null), modelPath, settings);
 
+    /// <summary>
+    /// Loads the CLIP text encoder (diffusers' <c>CLIPTextModel.from_pretrained</c>) from a folder of its own: a diffusers component folder (<c>config.json</c> and its safetensors), whose
+    /// graph is built for the execution provider, or an ONNX export's (<c>model.onnx</c>). Give it to a pipeline in place of
+    /// the model's own with <see cref="Pipelines.StableDiffusionPipelineOptions.Components"/>.
+    /// </summary>
+    /// <param name="folder">The component folder.</param>
+    /// <param name="options">The session settings, <see cref="Pipelines.StableDiffusionPipelineOptions.ComputePrecision"/> and
+    /// <see cref="Pipelines.StableDiffusionPipelineOptions.Variant"/> to load with; defaults (the CPU, float32) when null.</param>
+    /// <exception cref="ModelLoadException">The folder is missing, in neither layout, or its configuration or weights cannot be used (the message names the file).</exception>
+    public static TextEncoderModel FromPretrained(string folder, Pipelines.StableDiffusionPipelineOptions? options = null) =>
+        (TextEncoderModel)Loading.ComponentRegistry.LoadFolder(ModelComponents.TextEncoder, folder, options);
+
     internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure), modelPath, settings);
+        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure), modelPath, settings) { _configure = configure };
+
+    internal static TextEncoderModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(graph, ModelComponents.TextEncoder, settings, configure), graph.Path, settings) { _built = graph, _configure = configure };
+
+    /// <summary>
+    /// Loads this text encoder's graph again (its file, or the graph it was built as, with the same external weights and
+    /// session settings) edited by <see cref="TextEncoderGraphEdit"/>: with the clip skip outputs, and with rows added to
+    /// its token embedding. This model is left as it is.
+    /// </summary>
+    /// <exception cref="ModelLoadException">The graph cannot be read or edited (the message says why).</exception>
+    internal TextEncoderModel Edited(bool clipSkips, AddedTokenEmbeddings? addedTokens) =>
+        LoadEdited(_built, ModelPath, _settings, _configure, clipSkips, addedTokens);
 
     /// <summary>
     /// Loads <c>text_encoder/model.onnx</c> edited (<see cref="TextEncoderGraphEdit"/>): with the clip skip outputs, and
     /// with rows added to its token embedding.
     /// </summary>
     /// <exception cref="ModelLoadException">The file cannot be loaded, or its graph cannot be edited (the message says why).</exception>
-    internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure, bool clipSkips, AddedTokenEmbeddings? addedTokens)
-    {
-        if (!clipSkips && addedTokens is null)
-        {
-            return Load(modelPath, settings, configure);
-        }
+    internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure, bool clipSkips, AddedTokenEmbeddings? addedTokens) =>
+        clipSkips || addedTokens is not null ? LoadEdited(null, modelPath, settings, configure, clipSkips, addedTokens) : Load(modelPath, settings, configure);
 
-        byte[] edited;
+    // A built graph, or the file at modelPath read again (its external weights stay beside it), edited and loaded.
+    private static TextEncoderModel LoadEdited(BuiltGraph? built, string modelPath, SessionSettings? settings, Action<string, SessionOptions>? configure,
+        bool clipSkips, AddedTokenEmbeddings? addedTokens)
+    {
+        BuiltGraph source;
         try
         {
-            (edited, _) = TextEncoderGraphEdit.Apply(File.ReadAllBytes(modelPath), clipSkips, addedTokens);
+            source = built ?? new BuiltGraph(File.ReadAllBytes(modelPath), Path.GetDirectoryName(Path.GetFullPath(modelPath))!, modelPath);
+            if (clipSkips || addedTokens is not null)
+            {
+                source = source with { Model = TextEncoderGraphEdit.Apply(source.Model, clipSkips, addedTokens).Model };
+            }
         }
         catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
         {
             throw new ModelLoadException($"The text encoder '{modelPath}' cannot be edited for clip skip or textual inversion: {ex.Message}", modelPath, ex);
         }
 
-        return new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure, edited), modelPath, settings);
+        return new(CreateSession(source, ModelComponents.TextEncoder, settings, configure), modelPath, settings) { _built = built, _configure = configure };
     }
 
     /// <summary>Encodes token ids, row-major [batch, sequenceLength].</summary>

@@ -112,8 +112,24 @@ public sealed class UNetModel : OnnxModel
     /// <exception cref="ModelLoadException">The file is missing, corrupt, or not a UNet.</exception>
     public static UNetModel Load(string modelPath, SessionSettings? settings = null) => Load(modelPath, settings ?? new SessionSettings(), null);
 
+    /// <summary>
+    /// Loads a UNet from a folder of its own (diffusers' <c>UNet2DConditionModel.from_pretrained</c>): a diffusers component
+    /// folder (<c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c>, sharded or not), whose graph is built for the
+    /// execution provider, or an ONNX export's (<c>model.onnx</c>). Give it to a pipeline in place of the model's own with
+    /// <see cref="Pipelines.StableDiffusionPipelineOptions.Components"/>.
+    /// </summary>
+    /// <param name="folder">The component folder, such as <c>stable-diffusion-inpainting/unet</c>.</param>
+    /// <param name="options">The session settings (<c>unet</c>'s), <see cref="Pipelines.StableDiffusionPipelineOptions.ComputePrecision"/>
+    /// and <see cref="Pipelines.StableDiffusionPipelineOptions.Variant"/> to load with; defaults (the CPU, float32) when null.</param>
+    /// <exception cref="ModelLoadException">The folder is missing, in neither layout, or its configuration or weights cannot be used (the message names the file).</exception>
+    public static UNetModel FromPretrained(string folder, Pipelines.StableDiffusionPipelineOptions? options = null) =>
+        (UNetModel)Loading.ComponentRegistry.LoadFolder(ModelComponents.UNet, folder, options);
+
     internal static UNetModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
         new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, FloatTimestepGraph(modelPath)), modelPath, settings);
+
+    internal static UNetModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(graph, ModelComponents.UNet, settings, configure), graph.Path, settings);
 
     /// <summary>
     /// An export with an integer timestep input that it only casts to float, retyped to take float timesteps: the
