@@ -39,6 +39,18 @@ public abstract class OnnxModel : IDisposable
     /// <summary>Runs a session call on the device thread when there is one, else on the calling thread.</summary>
     private protected T OnDevice<T>(Func<T> call) => DeviceThread is null ? call() : DeviceThread.Invoke(call);
 
+    /// <summary>
+    /// Runs the session. The model stays reachable until the native call returns: a model its caller never disposes
+    /// could otherwise be finalized, and its session released, while ONNX Runtime still runs the graph.
+    /// </summary>
+    private protected IDisposableReadOnlyCollection<OrtValue> Run(RunOptions runOptions, IReadOnlyCollection<string> inputNames,
+        IReadOnlyCollection<OrtValue> inputs, IReadOnlyCollection<string> outputNames)
+    {
+        IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(runOptions, inputNames, inputs, outputNames);
+        GC.KeepAlive(this);
+        return outputs;
+    }
+
     /// <summary>Releases the native session.</summary>
     public void Dispose()
     {

@@ -150,7 +150,7 @@ public sealed class TextEncoderModel : OnnxModel
         RunOptions options = runOptions ?? owned!;
         (float[] values, long[] shape) = OnDevice(() =>
         {
-            using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(options, [InputName], [ids.Value], [outputName]);
+            using IDisposableReadOnlyCollection<OrtValue> outputs = Run(options, [InputName], [ids.Value], [outputName]);
             return (ReadSingle(outputs[0]), outputs[0].GetTensorTypeAndShape().Shape);
         });
         if (shape.Length != 3 || shape[0] != batch || shape[1] != sequenceLength)

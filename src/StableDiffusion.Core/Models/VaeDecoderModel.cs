@@ -78,7 +78,7 @@ public sealed class VaeDecoderModel : OnnxModel
         RunOptions options = runOptions ?? owned!;
         (float[] images, long[] shape) = OnDevice(() =>
         {
-            using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(options, [InputName], [input.Value], [_outputName]);
+            using IDisposableReadOnlyCollection<OrtValue> outputs = Run(options, [InputName], [input.Value], [_outputName]);
             return (ReadSingle(outputs[0]), outputs[0].GetTensorTypeAndShape().Shape);
         });
         return Tensor.Create(images, shape.Select(d => (nint)d).ToArray());

@@ -105,7 +105,7 @@ public sealed class VaeEncoderModel : OnnxModel
         RunOptions options = runOptions ?? owned!;
         return OnDevice(() =>
         {
-            using IDisposableReadOnlyCollection<OrtValue> outputs = Session.Run(options, [InputName], [input.Value], _outputNames);
+            using IDisposableReadOnlyCollection<OrtValue> outputs = Run(options, [InputName], [input.Value], _outputNames);
             return Read(outputs);
         });
     }

@@ -80,6 +80,7 @@ public sealed class TinyAutoencoderPreview : LatentPreview, IDisposable
         using OrtValue value = OrtValue.CreateTensorValueFromMemory(input, [1, channels, height, width]);
         using var runOptions = new RunOptions();
         using IDisposableReadOnlyCollection<OrtValue> outputs = _session.Run(runOptions, ["latent_sample"], [value], ["sample"]);
+        GC.KeepAlive(this); // the session must not be finalized mid-run when nobody else holds the preview
         long[] shape = outputs[0].GetTensorTypeAndShape().Shape;
         var decoded = System.Numerics.Tensors.Tensor.Create(outputs[0].GetTensorDataAsSpan<float>().ToArray(), [.. shape.Select(static d => (nint)d)]);
         return ImageOutput.ToImages(ImageOutput.ToNhwcUnitRange(decoded))[0];

@@ -270,6 +270,7 @@ public sealed class SafetyChecker : IDisposable
         try
         {
             using IDisposableReadOnlyCollection<OrtValue> results = _session.Run(runOptions, InputNames, inputs, OutputNames);
+            GC.KeepAlive(this); // a checker nobody else holds must not have its session finalized mid-run
             ReadOnlySpan<bool> flag = results.First().GetTensorDataAsSpan<bool>();
             if (flag.Length != 1)
             {

@@ -129,7 +129,8 @@ public sealed class FusedGraphTests
             : OrtValue.CreateTensorValueFromMemory(i.Values, i.Shape)).ToList();
         try
         {
-            using var outputs = session.Run(new RunOptions(), [.. inputs.Select(i => i.Name)], values, [session.OutputNames[0]]);
+            using var runOptions = new RunOptions();
+            using var outputs = session.Run(runOptions, [.. inputs.Select(i => i.Name)], values, [session.OutputNames[0]]);
             return outputs[0].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float16
                 ? [.. outputs[0].GetTensorDataAsSpan<Float16>().ToArray().Select(v => (float)v)]
                 : outputs[0].GetTensorDataAsSpan<float>().ToArray();

@@ -191,7 +191,8 @@ public sealed class UNet2DConditionModelTests
             ? OrtValue.CreateTensorValueFromMemory(timesteps, [batch])
             : OrtValue.CreateTensorValueFromMemory(integerTimesteps!, [batch]);
         using OrtValue contextValue = OrtValue.CreateTensorValueFromMemory(context, [batch, sequence, model.CrossAttentionDim[0]]);
-        using var outputs = session.Run(new RunOptions(), ["sample", "timestep", "encoder_hidden_states"], [sampleValue, timestepValue, contextValue], ["out_sample"]);
+        using var runOptions = new RunOptions();
+        using var outputs = session.Run(runOptions, ["sample", "timestep", "encoder_hidden_states"], [sampleValue, timestepValue, contextValue], ["out_sample"]);
         return outputs[0].GetTensorDataAsSpan<float>().ToArray();
     }
 }

@@ -23,7 +23,9 @@ internal static class GraphRunner
         var values = inputs.Select(i => OrtValue.CreateTensorValueFromMemory(i.Values, i.Shape)).ToArray();
         try
         {
-            using IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(new RunOptions(), [.. inputs.Select(i => i.Name)], values, [session.OutputNames[0]]);
+            // A RunOptions held only by the call could be finalized while the graph runs: keep it in a using.
+            using var runOptions = new RunOptions();
+            using IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(runOptions, [.. inputs.Select(i => i.Name)], values, [session.OutputNames[0]]);
             OrtValue output = outputs[0];
             return (output.GetTensorDataAsSpan<float>().ToArray(), output.GetTensorTypeAndShape().Shape);
         }
