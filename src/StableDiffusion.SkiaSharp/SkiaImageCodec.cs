@@ -12,7 +12,8 @@ namespace StableDiffusion.SkiaSharp;
 /// <remarks>
 /// Meant for files a user uploads or names: a small file can declare an enormous image (a "decompression bomb"), so the
 /// dimensions from the header are checked against <see cref="ImageDecodeLimits"/> first, and a file that is not an image,
-/// is truncated or is corrupt fails with an <see cref="InvalidDataException"/> that says which.
+/// is truncated or is corrupt fails with an <see cref="InvalidDataException"/> that says which. Pixels come upright: an
+/// EXIF orientation (a phone photo taken sideways) is applied, as diffusers' <c>load_image</c> does.
 /// </remarks>
 public static class SkiaImageCodec
 {
@@ -48,7 +49,9 @@ public static class SkiaImageCodec
         }
 
         int width = codec.Info.Width, height = codec.Info.Height;
-        limits.Check(width, height);
+        SKEncodedOrigin origin = codec.EncodedOrigin;
+        bool turned = origin >= SKEncodedOrigin.LeftTop;
+        limits.Check(turned ? height : width, turned ? width : height);
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[info.BytesSize];
         SKCodecResult decoded;
@@ -69,7 +72,47 @@ public static class SkiaImageCodec
                 : $"The {width}x{height} image cannot be decoded; SkiaSharp says: {decoded}.");
         }
 
-        return RgbImage.FromRgba(rgba, width, height, ignoreAlpha);
+        if (origin == SKEncodedOrigin.TopLeft)
+        {
+            return RgbImage.FromRgba(rgba, width, height, ignoreAlpha);
+        }
+
+        (byte[] upright, int uprightWidth, int uprightHeight) = ApplyOrigin(rgba, width, height, origin);
+        return RgbImage.FromRgba(upright, uprightWidth, uprightHeight, ignoreAlpha);
+    }
+
+    /// <summary>
+    /// Turns stored pixels the way the file's EXIF orientation says they are shown, as diffusers' <c>load_image</c> does
+    /// (Pillow's <c>exif_transpose</c>), so a phone photo is not generated on sideways. SkiaSharp decodes the stored
+    /// order only; this is an exact remap of whole pixels (no resampling), so it is done here rather than on a canvas.
+    /// </summary>
+    private static (byte[] Rgba, int Width, int Height) ApplyOrigin(byte[] rgba, int width, int height, SKEncodedOrigin origin)
+    {
+        bool turned = origin >= SKEncodedOrigin.LeftTop;
+        int outWidth = turned ? height : width, outHeight = turned ? width : height;
+        var result = new byte[rgba.Length];
+        ReadOnlySpan<uint> source = MemoryMarshal.Cast<byte, uint>(rgba);
+        Span<uint> target = MemoryMarshal.Cast<byte, uint>(result.AsSpan());
+        for (int y = 0; y < outHeight; y++)
+        {
+            for (int x = 0; x < outWidth; x++)
+            {
+                // The stored pixel shown at (x, y): the origin names where the stored first row and column appear.
+                (int sx, int sy) = origin switch
+                {
+                    SKEncodedOrigin.TopRight => (width - 1 - x, y),
+                    SKEncodedOrigin.BottomRight => (width - 1 - x, height - 1 - y),
+                    SKEncodedOrigin.BottomLeft => (x, height - 1 - y),
+                    SKEncodedOrigin.LeftTop => (y, x),
+                    SKEncodedOrigin.RightTop => (y, height - 1 - x),
+                    SKEncodedOrigin.RightBottom => (width - 1 - y, height - 1 - x),
+                    _ => (width - 1 - y, x), // LeftBottom, the last of the eight.
+                };
+                target[(y * outWidth) + x] = source[(sy * width) + sx];
+            }
+        }
+
+        return (result, outWidth, outHeight);
     }
 
     /// <summary>Encodes an image as JPEG or WebP (or PNG without settings).</summary>

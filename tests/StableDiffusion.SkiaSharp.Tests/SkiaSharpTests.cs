@@ -120,6 +120,87 @@ public sealed class SkiaSharpTests
         Assert.Equal(12, SkiaImageCodec.Decode(new MemoryStream(png.ToArray()), ignoreAlpha: true).Pixels.Length);
     }
 
+    // Stored quadrants: top-left red, top-right green, bottom-left blue, bottom-right white. Expected: the quadrants as
+    // shown, in the same order, for each EXIF orientation (the meaning the EXIF standard gives each value).
+    [Theory]
+    [InlineData(1, "RGBW")]
+    [InlineData(2, "GRWB")] // mirrored left to right
+    [InlineData(3, "WBGR")] // turned half a turn
+    [InlineData(4, "BWRG")] // mirrored top to bottom
+    [InlineData(5, "RBGW")] // transposed
+    [InlineData(6, "BRWG")] // to be turned a quarter clockwise
+    [InlineData(7, "WGBR")] // transversed
+    [InlineData(8, "GWRB")] // to be turned a quarter anticlockwise
+    public void Decode_OfAJpegWithAnExifOrientation_GivesThePictureUpright(int orientation, string quadrants)
+    {
+        byte[] jpeg = WithExifOrientation(SkiaImageCodec.Encode(Quadrants(32, 16), SKEncodedImageFormat.Jpeg, quality: 100), orientation);
+
+        RgbImage decoded = SkiaImageCodec.Decode(new MemoryStream(jpeg));
+
+        (int width, int height) = orientation >= 5 ? (16, 32) : (32, 16);
+        Assert.Equal((width, height), (decoded.Width, decoded.Height));
+        (int X, int Y)[] centres = [(width / 4, height / 4), (3 * width / 4, height / 4), (width / 4, 3 * height / 4), (3 * width / 4, 3 * height / 4)];
+        for (int q = 0; q < 4; q++)
+        {
+            int at = ((centres[q].Y * width) + centres[q].X) * 3;
+            byte[] expected = QuadrantColours[quadrants[q]];
+            for (int c = 0; c < 3; c++)
+            {
+                Assert.InRange(decoded.Pixels.Span[at + c], Math.Max(0, expected[c] - 16), Math.Min(255, expected[c] + 16));
+            }
+        }
+    }
+
+    [Fact]
+    public void Decode_ChecksTheLimits_OnTheUprightSize()
+    {
+        byte[] jpeg = WithExifOrientation(SkiaImageCodec.Encode(Quadrants(32, 16), SKEncodedImageFormat.Jpeg), 6);
+        var limits = new ImageDecodeLimits { MaxWidth = 20, MaxHeight = 40, MaxPixels = 1000 };
+
+        RgbImage upright = SkiaImageCodec.Decode(new MemoryStream(jpeg), limits);
+
+        Assert.Equal((16, 32), (upright.Width, upright.Height));
+    }
+
+    private static readonly Dictionary<char, byte[]> QuadrantColours = new()
+    {
+        ['R'] = [255, 0, 0], ['G'] = [0, 255, 0], ['B'] = [0, 0, 255], ['W'] = [255, 255, 255],
+    };
+
+    private static RgbImage Quadrants(int width, int height)
+    {
+        var rgb = new byte[width * height * 3];
+        for (int y = 0; y < height; y++)
+        {
+            for (int x = 0; x < width; x++)
+            {
+                char quadrant = "RGBW"[(y < height / 2 ? 0 : 2) + (x < width / 2 ? 0 : 1)];
+                QuadrantColours[quadrant].CopyTo(rgb, ((y * width) + x) * 3);
+            }
+        }
+
+        return RgbImage.FromRgb(rgb, width, height);
+    }
+
+    /// <summary>Inserts an EXIF segment (APP1) holding only the orientation tag right after the JPEG's start marker.</summary>
+    private static byte[] WithExifOrientation(byte[] jpeg, int orientation)
+    {
+        byte[] tiff =
+        [
+            (byte)'M', (byte)'M', 0, 42, 0, 0, 0, 8, // big-endian TIFF header, first directory at offset 8
+            0, 1, // one entry
+            0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, (byte)orientation, 0, 0, // Orientation, SHORT, count 1, value
+            0, 0, 0, 0, // no next directory
+        ];
+        byte[] payload = [.. "Exif\0\0"u8, .. tiff];
+        var segment = new byte[4 + payload.Length];
+        segment[0] = 0xFF;
+        segment[1] = 0xE1;
+        BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(2), (ushort)(payload.Length + 2));
+        payload.CopyTo(segment, 4);
+        return [.. jpeg[..2], .. segment, .. jpeg[2..]];
+    }
+
     private static RgbImage Noise(int width, int height)
     {
         var rgb = new byte[width * height * 3];
