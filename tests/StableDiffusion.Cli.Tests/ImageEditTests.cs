@@ -32,6 +32,23 @@ public sealed class ImageEditTests : IDisposable
     }
 
     [Fact]
+    public async Task InitImage_TakenSideways_IsUsedUpright()
+    {
+        // A phone photo stored 64 wide and 32 high whose EXIF orientation turns it a quarter: the image is 32 x 64.
+        Fixtures.Require();
+        string input = _cli.PathOf("sideways.jpg");
+        byte[] stored = SkiaSharp.SkiaImageCodec.Encode(RgbImage.FromRgb(new byte[64 * 32 * 3], 64, 32), global::SkiaSharp.SKEncodedImageFormat.Jpeg);
+        await File.WriteAllBytesAsync(input, JpegExif.WithOrientation(stored, 6), TestContext.Current.CancellationToken);
+        string output = _cli.PathOf("upright.png");
+
+        CliRun run = await CliRunner.RunAsync(["a tower", "--model", Fixtures.TinyModel, "--steps", "2", "--init-image", input, "-o", output]);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        GenerationParameters parameters = ImageFiles.ReadParameters(output);
+        Assert.Equal((32, 64), (parameters.Width, parameters.Height));
+    }
+
+    [Fact]
     public async Task Mask_Inpaints_WithTheInpaintingModel()
     {
         Fixtures.Require();

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.IO.Hashing;
 using SkiaSharp;
 using StableDiffusion.Imaging;
+using StableDiffusion.Testing;
 using Xunit;
 
 namespace StableDiffusion.SkiaSharp.Tests;
@@ -133,7 +134,7 @@ public sealed class SkiaSharpTests
     [InlineData(8, "GWRB")] // to be turned a quarter anticlockwise
     public void Decode_OfAJpegWithAnExifOrientation_GivesThePictureUpright(int orientation, string quadrants)
     {
-        byte[] jpeg = WithExifOrientation(SkiaImageCodec.Encode(Quadrants(32, 16), SKEncodedImageFormat.Jpeg, quality: 100), orientation);
+        byte[] jpeg = JpegExif.WithOrientation(SkiaImageCodec.Encode(Quadrants(32, 16), SKEncodedImageFormat.Jpeg, quality: 100), orientation);
 
         RgbImage decoded = SkiaImageCodec.Decode(new MemoryStream(jpeg));
 
@@ -154,7 +155,7 @@ public sealed class SkiaSharpTests
     [Fact]
     public void Decode_ChecksTheLimits_OnTheUprightSize()
     {
-        byte[] jpeg = WithExifOrientation(SkiaImageCodec.Encode(Quadrants(32, 16), SKEncodedImageFormat.Jpeg), 6);
+        byte[] jpeg = JpegExif.WithOrientation(SkiaImageCodec.Encode(Quadrants(32, 16), SKEncodedImageFormat.Jpeg), 6);
         var limits = new ImageDecodeLimits { MaxWidth = 20, MaxHeight = 40, MaxPixels = 1000 };
 
         RgbImage upright = SkiaImageCodec.Decode(new MemoryStream(jpeg), limits);
@@ -180,25 +181,6 @@ public sealed class SkiaSharpTests
         }
 
         return RgbImage.FromRgb(rgb, width, height);
-    }
-
-    /// <summary>Inserts an EXIF segment (APP1) holding only the orientation tag right after the JPEG's start marker.</summary>
-    private static byte[] WithExifOrientation(byte[] jpeg, int orientation)
-    {
-        byte[] tiff =
-        [
-            (byte)'M', (byte)'M', 0, 42, 0, 0, 0, 8, // big-endian TIFF header, first directory at offset 8
-            0, 1, // one entry
-            0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, (byte)orientation, 0, 0, // Orientation, SHORT, count 1, value
-            0, 0, 0, 0, // no next directory
-        ];
-        byte[] payload = [.. "Exif\0\0"u8, .. tiff];
-        var segment = new byte[4 + payload.Length];
-        segment[0] = 0xFF;
-        segment[1] = 0xE1;
-        BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(2), (ushort)(payload.Length + 2));
-        payload.CopyTo(segment, 4);
-        return [.. jpeg[..2], .. segment, .. jpeg[2..]];
     }
 
     private static RgbImage Noise(int width, int height)
