@@ -42,6 +42,7 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
         RgbImage? initImage, mask;
         try
         {
+            RequireProvider();
             (initImage, mask) = LoadInputs();
         }
         catch (CliUsageException ex)
@@ -65,34 +66,43 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
                 using DiffusionPipeline pipe = await LoadAsync(progress, loggerFactory, cancellationToken).ConfigureAwait(false);
                 loadTime = Stopwatch.GetElapsedTime(loadStart);
                 IScheduler scheduler = settings.Scheduler is { } name ? SchedulerFactory.Create(name, pipe.Scheduler.Config) : pipe.Scheduler;
-                for (int i = 0; i < settings.Count; i++)
+                try
                 {
-                    // One generation per image, each with its own seed: every PNG then holds the settings that reproduce it alone.
-                    ulong imageSeed = seed + (ulong)i;
-                    IProgress<GenerationProgress> imageProgress = progress.Image(i, settings.Count);
-                    using GenerationResult result = pipe switch
+                    for (int i = 0; i < settings.Count; i++)
                     {
-                        StableDiffusionInpaintPipeline inpaint => await inpaint.GenerateAsync(Apply(new InpaintRequest(settings.Prompt, initImage!, mask!)
+                        // One generation per image, each with its own seed: every PNG then holds the settings that reproduce it alone.
+                        ulong imageSeed = seed + (ulong)i;
+                        IProgress<GenerationProgress> imageProgress = progress.Image(i, settings.Count);
+                        using GenerationResult result = pipe switch
                         {
-                            // Keep the picture's size, rounded down to a multiple of 8, as web UIs do (the library
-                            // follows diffusers, whose inpainting default is the model's 512).
-                            Strength = settings.Strength,
-                            Height = settings.Height ?? initImage!.Height / 8 * 8,
-                            Width = settings.Width ?? initImage!.Width / 8 * 8,
-                        }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
-                        StableDiffusionImg2ImgPipeline img2img => await img2img.GenerateAsync(Apply(new Img2ImgRequest(settings.Prompt, initImage!)
-                        {
-                            Strength = settings.Strength,
-                        }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
-                        StableDiffusionPipeline text => await text.GenerateAsync(Apply(new TextToImageRequest(settings.Prompt)
-                        {
-                            Height = settings.Height, Width = settings.Width,
-                        }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
-                        _ => throw new InvalidOperationException($"Unexpected pipeline {pipe.GetType().Name}."),
-                    };
-                    Write(result, paths[i]);
-                    written.Add(paths[i]);
-                    timings.Add(result.Timings);
+                            StableDiffusionInpaintPipeline inpaint => await inpaint.GenerateAsync(Apply(new InpaintRequest(settings.Prompt, initImage!, mask!)
+                            {
+                                // Keep the picture's size, rounded down to a multiple of 8, as web UIs do (the library
+                                // follows diffusers, whose inpainting default is the model's 512).
+                                Strength = settings.Strength,
+                                Height = settings.Height ?? initImage!.Height / 8 * 8,
+                                Width = settings.Width ?? initImage!.Width / 8 * 8,
+                            }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
+                            StableDiffusionImg2ImgPipeline img2img => await img2img.GenerateAsync(Apply(new Img2ImgRequest(settings.Prompt, initImage!)
+                            {
+                                Strength = settings.Strength,
+                            }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
+                            StableDiffusionPipeline text => await text.GenerateAsync(Apply(new TextToImageRequest(settings.Prompt)
+                            {
+                                Height = settings.Height, Width = settings.Width,
+                            }, scheduler, imageSeed), imageProgress, cancellationToken).ConfigureAwait(false),
+                            _ => throw new InvalidOperationException($"Unexpected pipeline {pipe.GetType().Name}."),
+                        };
+                        Write(result, paths[i]);
+                        written.Add(paths[i]);
+                        timings.Add(result.Timings);
+                    }
+                }
+                catch (ArgumentOutOfRangeException ex) when (ex.ParamName == nameof(DiffusionRequest.ClipSkip) && settings.ClipSkip is int clipSkip)
+                {
+                    // Only the loaded text encoder knows its layers; the tool counts as web UIs do (1 = no skip).
+                    int layers = pipe.TextEncoder.MaxClipSkip;
+                    throw new CliUsageException($"--clip-skip {clipSkip + 1}: this model's text encoder has {layers} layers, so --clip-skip takes 1 to {layers + 1}.");
                 }
 
                 return true;
@@ -113,7 +123,7 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
         }
         catch (Exception ex) when (ex is StableDiffusionException or IOException or UnauthorizedAccessException)
         {
-            _console.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
+            _console.MarkupLine($"[red]error:[/] {Markup.Escape(UserMessage(ex))}");
             return CliCommand.Failure;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
@@ -157,23 +167,42 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
         return console;
     }
 
+    private ExecutionProvider Provider() => settings.Provider switch
+    {
+        "cuda" => ExecutionProvider.Cuda(settings.DeviceId),
+        "tensorrt" => ExecutionProvider.TensorRT(settings.DeviceId),
+        "directml" => ExecutionProvider.DirectML(settings.DeviceId),
+        "coreml" => ExecutionProvider.CoreML(),
+        "openvino" => ExecutionProvider.OpenVino(),
+        "rocm" => ExecutionProvider.Rocm(settings.DeviceId),
+        _ => ExecutionProvider.Cpu,
+    };
+
+    /// <summary>Refuses a provider this build's ONNX Runtime lacks, in the tool's terms (the SDK's own message tells a
+    /// developer which package to reference; a user of the tool needs to know which build to make).</summary>
+    private void RequireProvider()
+    {
+        ExecutionProvider provider = Provider();
+        if (provider.IsAvailable)
+        {
+            return;
+        }
+
+        string has = string.Join(", ", Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetAvailableProviders().Select(static p => p.Replace("ExecutionProvider", string.Empty, StringComparison.Ordinal)));
+        throw new CliUsageException(settings.Provider is "cuda" or "tensorrt"
+            ? $"--provider {settings.Provider}: this build of sdnet has no {provider.Name} (its ONNX Runtime has {has}). Build it with -p:UseCuda=true " +
+              "(with the NVIDIA driver, CUDA and cuDNN 9 installed; see docs/cli.md), or leave out --provider to run on the CPU."
+            : $"--provider {settings.Provider}: this build of sdnet has no {provider.Name} (its ONNX Runtime has {has}); sdnet builds with ONNX Runtime's " +
+              "CPU package, or its CUDA package with -p:UseCuda=true. Leave out --provider to run on the CPU.");
+    }
+
     private async Task<DiffusionPipeline> LoadAsync(IProgressReporter progress, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
-        ExecutionProvider provider = settings.Provider switch
-        {
-            "cuda" => ExecutionProvider.Cuda(settings.DeviceId),
-            "tensorrt" => ExecutionProvider.TensorRT(settings.DeviceId),
-            "directml" => ExecutionProvider.DirectML(settings.DeviceId),
-            "coreml" => ExecutionProvider.CoreML(),
-            "openvino" => ExecutionProvider.OpenVino(),
-            "rocm" => ExecutionProvider.Rocm(settings.DeviceId),
-            _ => ExecutionProvider.Cpu,
-        };
         HubOptions hub = HubOptions.FromEnvironment();
         progress.Loading(settings.Model);
         var options = new StableDiffusionPipelineOptions
         {
-            Session = new SessionSettings { ExecutionProvider = provider },
+            Session = new SessionSettings { ExecutionProvider = Provider() },
             EnableSafetyChecker = settings.SafetyChecker,
             BaseModel = settings.BaseModel,
             Revision = settings.Revision,
@@ -274,7 +303,7 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
             message = message.Replace($" (Parameter '{name}')", string.Empty, StringComparison.Ordinal);
         }
 
-        return error is ArgumentOutOfRangeException ? message.Split(Environment.NewLine)[0] : message;
+        return CliTerms.Translate(error is ArgumentOutOfRangeException ? message.Split(Environment.NewLine)[0] : message);
     }
 
     private void Write(GenerationResult result, string path)

@@ -40,6 +40,59 @@ public sealed class UsageErrorTests : IDisposable
     }
 
     [Fact]
+    public async Task AModelLackingItsRequiredSafetyChecker_SaysWhichOptionLoadsItAnyway()
+    {
+        Fixtures.Require();
+        string model = _cli.PathOf("no-safety-checker");
+        Directory.CreateDirectory(model);
+        foreach (string entry in Directory.EnumerateFileSystemEntries(Fixtures.TinyModel).Where(e => Path.GetFileName(e) != "safety_checker"))
+        {
+            string link = Path.Combine(model, Path.GetFileName(entry));
+            _ = Directory.Exists(entry) ? Directory.CreateSymbolicLink(link, entry) : File.CreateSymbolicLink(link, entry);
+        }
+
+        CliRun run = await CliRunner.RunAsync(["a cat", "--model", model, "--steps", "1"]);
+
+        Assert.Equal(CliCommand.Failure, run.ExitCode);
+        Assert.Contains("Use a model folder that includes it, or load without it with --no-safety-checker (you then take responsibility for the outputs).", run.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("StableDiffusionPipelineOptions", run.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ClipSkipBeyondTheTextEncodersLayers_CountsAsTheToolDoes()
+    {
+        Fixtures.Require();
+
+        CliRun run = await CliRunner.RunAsync(["a cat", .. CliRunner.Tiny, "--clip-skip", "9"]);
+
+        Assert.Equal(CliCommand.UsageError, run.ExitCode);
+        Assert.Contains("error: --clip-skip 9: this model's text encoder has 2 layers, so --clip-skip takes 1 to 3.", run.Error, StringComparison.Ordinal);
+        Assert.Empty(run.Output);
+    }
+
+    [Fact]
+    public async Task AProviderThisBuildLacks_SaysWhichBuildHasIt_BeforeLoading()
+    {
+        // OpenVINO is in neither package sdnet builds with (CPU, or CUDA with -p:UseCuda=true).
+        CliRun run = await CliRunner.RunAsync(["a cat", "--model", "no/such-model", "--provider", "openvino"]);
+
+        Assert.Equal(CliCommand.UsageError, run.ExitCode);
+        Assert.Contains("error: --provider openvino: this build of sdnet has no OpenVINO (its ONNX Runtime has ", run.Error, StringComparison.Ordinal);
+        Assert.Contains("Leave out --provider to run on the CPU.", run.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Add a reference", run.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task OfflineMessage_NamesTheToolsOption()
+    {
+        string cache = _cli.PathOf("empty-cache");
+        using var hub = new Hub.HubClient(new Hub.HubOptions { Offline = true, CacheDirectory = cache });
+        var offline = await Assert.ThrowsAnyAsync<Hub.HubException>(() => hub.GetSnapshotAsync("some/model", cancellationToken: TestContext.Current.CancellationToken));
+
+        Assert.StartsWith("Offline mode is on (--offline or HF_HUB_OFFLINE) and 'some/model'", Generator.UserMessage(offline), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task BaseModelWithoutACheckpointFile_IsAUsageError()
     {
         CliRun run = await CliRunner.RunAsync(["a cat", "--base-model", "some/base"]);
@@ -106,15 +159,15 @@ public sealed class UsageErrorTests : IDisposable
     }
 
     [Fact]
-    public async Task ProviderWithoutItsNativePackage_Fails_NamingThePackage()
+    public async Task Cuda_WhenThisBuildHasNone_SaysWhichBuildHasIt_BeforeLoading()
     {
-        Fixtures.Require();
+        Assert.SkipWhen(ExecutionProviders.ExecutionProvider.Cuda().IsAvailable, "This build of sdnet has CUDA (-p:UseCuda=true).");
 
-        CliRun run = await CliRunner.RunAsync(["a cat", .. CliRunner.Tiny, "--provider", "cuda", "-o", _cli.PathOf("cuda.png")]);
+        CliRun run = await CliRunner.RunAsync(["a cat", "--model", "no/such-model", "--provider", "cuda", "-o", _cli.PathOf("cuda.png")]);
 
-        Assert.Equal(CliCommand.Failure, run.ExitCode);
-        Assert.Contains("error: The execution provider 'CUDA' requested for", run.Error, StringComparison.Ordinal);
-        Assert.Contains("Microsoft.ML.OnnxRuntime.Gpu", run.Error, StringComparison.Ordinal);
+        Assert.Equal(CliCommand.UsageError, run.ExitCode);
+        Assert.Contains("error: --provider cuda: this build of sdnet has no CUDA (its ONNX Runtime has CPU). Build it with -p:UseCuda=true", run.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Add a reference", run.Error, StringComparison.Ordinal);
         Assert.Empty(_cli.Files());
     }
 

@@ -1,3 +1,5 @@
+using Microsoft.ML.OnnxRuntime;
+
 namespace StableDiffusion.ExecutionProviders;
 
 /// <summary>
@@ -57,6 +59,20 @@ public sealed record ExecutionProvider
     /// <summary>AMD ROCm (an ONNX Runtime build with ROCm).</summary>
     /// <param name="deviceId">The GPU index.</param>
     public static ExecutionProvider Rocm(int deviceId = 0) => new() { Name = "ROCm", DeviceId = deviceId };
+
+    /// <summary>
+    /// Whether the ONNX Runtime native package the application installed has this provider, so that an application can
+    /// offer only what works, or say what to install, before a model loads.
+    /// </summary>
+    /// <exception cref="ExecutionProviderException">No ONNX Runtime native package is installed (the message names the package to add).</exception>
+    public bool IsAvailable
+    {
+        get
+        {
+            NativeRuntime.EnsureAvailable();
+            return OrtEnv.Instance().GetAvailableProviders().Contains(ExecutionProviderFamily.Of(this).OrtName, StringComparer.OrdinalIgnoreCase);
+        }
+    }
 
     /// <inheritdoc />
     public override string ToString() => DeviceId == 0 && Options.Count == 0 ? Name : $"{Name} (device {DeviceId})";

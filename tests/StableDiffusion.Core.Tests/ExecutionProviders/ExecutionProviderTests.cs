@@ -29,6 +29,20 @@ public sealed class ExecutionProviderTests
     }
 
     [Theory]
+    [InlineData("CPU")]
+    [InlineData("CUDA")]
+    [InlineData("DirectML")]
+    [InlineData("SomeoneElsesExecutionProvider")]
+    public void IsAvailable_SaysWhetherTheInstalledNativePackageHasTheProvider(string provider)
+    {
+        string[] installed = OrtEnv.Instance().GetAvailableProviders();
+        var executionProvider = new ExecutionProvider { Name = provider };
+
+        Assert.Equal(installed.Contains(ExecutionProviderFamily.Of(executionProvider).OrtName, StringComparer.OrdinalIgnoreCase), executionProvider.IsAvailable);
+        Assert.True(ExecutionProvider.Cpu.IsAvailable);
+    }
+
+    [Theory]
     [InlineData("CUDA", "CUDAExecutionProvider")]
     [InlineData("cuda", "CUDAExecutionProvider")]
     [InlineData("CUDAExecutionProvider", "CUDAExecutionProvider")]

@@ -120,6 +120,8 @@ public sealed class PromptWeightingTests(TinyPipelines pipelines)
         var ex = Assert.Throws<ArgumentOutOfRangeException>(() => pipe.Generate(new TextToImageRequest("a") { ClipSkip = clipSkip, NumInferenceSteps = 1 }, cancellationToken: TestContext.Current.CancellationToken));
 
         Assert.Contains("ClipSkip", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(nameof(DiffusionRequest.ClipSkip), ex.ParamName);
+        Assert.Equal(clipSkip, ex.ActualValue);
     }
 
     // The prompt embeddings of a one-step generation; without guidance unless asked ([negative; prompt] then).

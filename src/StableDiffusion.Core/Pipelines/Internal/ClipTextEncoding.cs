@@ -33,7 +33,7 @@ internal sealed partial class ClipTextEncoding : ITextEncoding
             int layers = components.TextEncoder.MaxClipSkip;
             if (clipSkip > layers)
             {
-                throw new ArgumentOutOfRangeException(nameof(request), clipSkip,
+                throw new ArgumentOutOfRangeException(nameof(DiffusionRequest.ClipSkip), clipSkip,
                     $"ClipSkip is {clipSkip} but the text encoder has {layers} layers: use 1 to {layers} (diffusers' count; a web UI's \"Clip skip: 2\" is 1).");
             }
         }

@@ -22,7 +22,7 @@ internal static class RequestValidator
         ArgumentNullException.ThrowIfNull(request);
         if (request.ClipSkip is int clipSkip && clipSkip < 1)
         {
-            throw new ArgumentOutOfRangeException(nameof(request), clipSkip,
+            throw new ArgumentOutOfRangeException(nameof(DiffusionRequest.ClipSkip), clipSkip,
                 "ClipSkip counts the layers skipped as diffusers' clip_skip does: 1 or more, or null for none (a web UI's \"Clip skip: 1\" is null, its \"Clip skip: 2\" is 1).");
         }
 
