@@ -56,10 +56,10 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
     public ModelIndex Index { get; }
 
-    /// <summary>The text encoder; replaced when clip skip or textual inversion needs an edited graph (see the TextConditioning part).</summary>
+    /// <summary>The text encoder; replaced when clip skip, textual inversion or a LoRA needs an edited graph (see the TextConditioning part).</summary>
     public TextEncoderModel TextEncoder { get; private set; }
 
-    public UNetModel UNet { get; }
+    public UNetModel UNet { get; private set; }
 
     public VaeDecoderModel VaeDecoder { get; }
 

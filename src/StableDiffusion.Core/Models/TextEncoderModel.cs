@@ -82,6 +82,11 @@ public sealed class TextEncoderModel : OnnxModel
         return new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure, edited), modelPath, settings);
     }
 
+    /// <summary>Loads the graph <paramref name="graph"/> (an edited copy of <paramref name="modelPath"/>'s) with its external
+    /// weights beside <paramref name="modelPath"/>; the file itself when null.</summary>
+    internal static TextEncoderModel Load(string modelPath, byte[]? graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure, graph), modelPath, settings);
+
     /// <summary>Encodes token ids, row-major [batch, sequenceLength].</summary>
     /// <param name="inputIds">The ids of every sequence, one after another.</param>
     /// <param name="batch">The number of sequences.</param>

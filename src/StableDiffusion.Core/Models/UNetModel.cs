@@ -115,12 +115,17 @@ public sealed class UNetModel : OnnxModel
     internal static UNetModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
         new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, FloatTimestepGraph(modelPath)), modelPath, settings);
 
+    /// <summary>Loads the graph <paramref name="graph"/> (an edited copy of <paramref name="modelPath"/>'s, already retyped as
+    /// <see cref="FloatTimestepGraph"/> does) with its external weights beside <paramref name="modelPath"/>; the file itself when null.</summary>
+    internal static UNetModel Load(string modelPath, byte[]? graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, graph), modelPath, settings);
+
     /// <summary>
     /// An export with an integer timestep input that it only casts to float, retyped to take float timesteps: the
     /// fractional timesteps of Euler-type schedules then reach the UNet whole, as in diffusers' PyTorch pipelines, instead of
     /// truncated. Null when the graph needs no edit (or cannot take one).
     /// </summary>
-    private static byte[]? FloatTimestepGraph(string modelPath)
+    internal static byte[]? FloatTimestepGraph(string modelPath)
     {
         try
         {
