@@ -8,7 +8,7 @@ namespace StableDiffusion.Loading;
 /// whenever a call needs other weights than the current sessions have.
 /// </summary>
 /// <remarks>
-/// Merged weights reach ONNX Runtime inside an in-memory copy of the graph (<see cref="LoraTargets.SetValues"/> says why):
+/// Merged weights reach ONNX Runtime inside an in-memory copy of the graph (<see cref="LoraTargets.MergedGraph"/>; ONNX Runtime's .NET API cannot replace an initializer before constant folding):
 /// files on disk are never written, and the base weights stay in them, so taking an adapter off restores the original
 /// weights exactly. Calls that need the same weights run together; a call that needs other weights
 /// (another per-call scale, a changed adapter) waits until the calls in flight finish, then rebuilds only the sessions
@@ -85,45 +85,10 @@ internal sealed partial class StableDiffusionComponents
     }
 
     /// <summary>Rebuilds <paramref name="component"/>'s session with its weights merged from <paramref name="contributions"/>.</summary>
-    internal void Rebuild(string component, IReadOnlyList<LoraContribution> contributions)
+    private void Rebuild(string component, IReadOnlyList<LoraContribution> contributions)
     {
         LoraTargets targets = LoraTargetsByComponent()[component];
-        var updates = new Dictionary<LoraTarget, List<(LoraEntry Entry, float Factor)>>();
-        foreach (LoraContribution contribution in contributions)
-        {
-            foreach ((LoraEntry entry, LoraTarget target) in contribution.Adapter.Layers.Where(l => l.Entry.Component == component))
-            {
-                (updates.TryGetValue(target, out var list) ? list : updates[target] = []).Add((entry, contribution.Factor));
-            }
-        }
-
-        byte[]? graph = targets.Source.Model;
-        if (updates.Count > 0)
-        {
-            Onnx.ModelProto model = targets.Source.ReadModel();
-            foreach ((LoraTarget target, List<(LoraEntry Entry, float Factor)> layerUpdates) in updates)
-            {
-                float[] weight = targets.ReadBase(target, model);
-                foreach ((LoraEntry entry, float factor) in layerUpdates)
-                {
-                    LoraMerge.Add(weight, target, entry, factor);
-                }
-
-                LoraTargets.SetValues(model, target, FloatConversion.FromSingle(weight, target.ElementType));
-            }
-
-            long size = model.CalculateSize();
-            if (size > int.MaxValue)
-            {
-                throw new InvalidOperationException(
-                    $"The {component} graph with the LoRA's {updates.Count} merged weights would take {size / (1 << 20)} MiB, more than an ONNX graph can hold in memory (2 GiB). " +
-                    "Use a float16 model, or fewer adapters at once.");
-            }
-
-            graph = Google.Protobuf.MessageExtensions.ToByteArray(model);
-        }
-
-        Replace(component, targets.Source, graph, _options.ConfigureSessionOptions);
+        Replace(component, targets.Source, targets.MergedGraph(contributions), _options.ConfigureSessionOptions);
         _appliedLora[component] = contributions;
     }
 

@@ -27,11 +27,14 @@ internal static class LoraFile
     ];
 
     // Markers of adapter kinds that are not plain LoRA, with the name users know them by.
-    private static readonly (string Marker, string Kind)[] OtherKinds =
+    private static readonly (Func<string, bool> Matches, string Kind)[] OtherKinds =
     [
-        ("hada_w", "LyCORIS LoHa"), ("lokr_w", "LyCORIS LoKr"), (".lora_mid.", "LyCORIS LoCon with a CP-decomposed middle (lora_mid)"),
-        ("dora_scale", "DoRA"), ("lora_magnitude_vector", "DoRA"), (".diff", "full weight differences (diff)"),
-        ("oft_", "OFT"), ("boft_", "BOFT"), ("ia3_", "IA3"),
+        (k => k.Contains("hada_w", StringComparison.Ordinal), "LyCORIS LoHa"),
+        (k => k.Contains("lokr_w", StringComparison.Ordinal), "LyCORIS LoKr"),
+        (k => k.Contains(".lora_mid.", StringComparison.Ordinal), "LyCORIS LoCon with a CP-decomposed middle (lora_mid)"),
+        (k => k.Contains("dora_scale", StringComparison.Ordinal) || k.Contains("lora_magnitude_vector", StringComparison.Ordinal), "DoRA"),
+        (k => k.EndsWith(".diff", StringComparison.Ordinal) || k.EndsWith(".diff_b", StringComparison.Ordinal), "full weight difference (diff)"),
+        (k => k.Contains(".oft_", StringComparison.Ordinal) || k.Contains(".boft_", StringComparison.Ordinal), "OFT"),
     ];
 
     private enum Role
@@ -92,7 +95,7 @@ internal static class LoraFile
 
         if (unknown.Count > 0)
         {
-            string? kind = OtherKinds.FirstOrDefault(k => unknown.Any(key => key.Contains(k.Marker, StringComparison.Ordinal))).Kind;
+            string? kind = OtherKinds.FirstOrDefault(k => unknown.Any(k.Matches)).Kind;
             throw new LoraLoadException(
                 (kind is null
                     ? $"'{path}' has {unknown.Count} tensors that are not LoRA weights: {List(unknown)}. "

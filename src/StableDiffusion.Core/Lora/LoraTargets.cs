@@ -169,12 +169,57 @@ internal sealed class LoraTargets
     }
 
     /// <summary>
+    /// The graph with every weight that <paramref name="contributions"/> change merged (base + Σ factor · update, in single
+    /// precision, then cast to the weight's type) and stored inside it; the source graph's bytes (null: its file) when
+    /// nothing changes, so the base weights come back exactly.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The merged graph would exceed the 2 GiB an ONNX graph can hold.</exception>
+    public byte[]? MergedGraph(IReadOnlyList<LoraContribution> contributions)
+    {
+        var updates = new Dictionary<LoraTarget, List<(LoraEntry Entry, float Factor)>>();
+        foreach (LoraContribution contribution in contributions)
+        {
+            foreach ((LoraEntry entry, LoraTarget target) in contribution.Adapter.Layers.Where(l => l.Entry.Component == Component))
+            {
+                (updates.TryGetValue(target, out var list) ? list : updates[target] = []).Add((entry, contribution.Factor));
+            }
+        }
+
+        if (updates.Count == 0)
+        {
+            return Source.Model;
+        }
+
+        ModelProto model = Source.ReadModel();
+        foreach ((LoraTarget target, List<(LoraEntry Entry, float Factor)> layerUpdates) in updates)
+        {
+            float[] weight = ReadBase(target, model);
+            foreach ((LoraEntry entry, float factor) in layerUpdates)
+            {
+                LoraMerge.Add(weight, target, entry, factor);
+            }
+
+            SetValues(model, target, FloatConversion.FromSingle(weight, target.ElementType));
+        }
+
+        long size = model.CalculateSize();
+        if (size > int.MaxValue)
+        {
+            throw new InvalidOperationException(
+                $"The {Component} graph with {updates.Count} merged LoRA weights would take {size >> 20} MiB, more than an ONNX graph can hold in memory (2 GiB). " +
+                "Use a float16 model, or fewer adapters at once.");
+        }
+
+        return model.ToByteArray();
+    }
+
+    /// <summary>
     /// Puts <paramref name="values"/> (the weight's elements in its stored type) into every initializer of
     /// <paramref name="target"/> in <paramref name="model"/>, inside the graph: ONNX Runtime's .NET API has no way to replace
     /// an initializer before constant folding (<c>AddInitializer</c> values are ignored where a weight is folded), so
     /// merged weights travel in an in-memory copy of the graph, and the files stay untouched.
     /// </summary>
-    public static void SetValues(ModelProto model, LoraTarget target, byte[] values)
+    private static void SetValues(ModelProto model, LoraTarget target, byte[] values)
     {
         ByteString data = UnsafeByteOperations.UnsafeWrap(values);
         foreach (TensorProto tensor in model.Graph.Initializer.Where(t => target.Initializers.Contains(t.Name)))
