@@ -12,15 +12,24 @@ using StableDiffusion.Weights;
 //   dotnet run -c Release --project benchmarks/StableDiffusion.UNetBenchmark -- make-sd15 /tmp/sd15-unet
 //   dotnet run -c Release --project benchmarks/StableDiffusion.UNetBenchmark -- measure /tmp/sd15-unet [--flavor plain|mha]
 //       [--no-prepacking] [--latent 64] [--batch 2] [--calls 1] [--sequence 77]
+// and what switching between two LoRA adapters (random, on every attention layer) costs on it:
+//   dotnet run -c Release --project benchmarks/StableDiffusion.UNetBenchmark -- lora-switch /tmp/sd15-unet [--rank 8] [--switches 2]
 if (args is ["make-sd15", string folder])
 {
     Sd15Unet.Write(folder);
     return;
 }
 
+if (args is ["lora-switch", string loraUnet, .. string[] loraOptions])
+{
+    string LoraOption(string name, string fallback) => Array.IndexOf(loraOptions, name) is int i and >= 0 && i + 1 < loraOptions.Length ? loraOptions[i + 1] : fallback;
+    LoraSwitch.Measure(loraUnet, int.Parse(LoraOption("--rank", "8"), CultureInfo.InvariantCulture), int.Parse(LoraOption("--switches", "2"), CultureInfo.InvariantCulture));
+    return;
+}
+
 if (args is not ["measure", string unet, .. string[] options])
 {
-    Console.Error.WriteLine("usage: make-sd15 FOLDER | measure FOLDER [--flavor plain|mha] [--no-prepacking] [--latent N] [--batch N] [--calls N] [--sequence N]");
+    Console.Error.WriteLine("usage: make-sd15 FOLDER | measure FOLDER [--flavor plain|mha] [--no-prepacking] [--latent N] [--batch N] [--calls N] [--sequence N] | lora-switch FOLDER [--rank N] [--switches N]");
     Environment.Exit(2);
     return;
 }

@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.ML.OnnxRuntime;
+using StableDiffusion.Lora;
+using StableDiffusion.Models;
+using StableDiffusion.Onnx;
+using StableDiffusion.Onnx.Builders;
+using StableDiffusion.Weights;
+
+/// <summary>
+/// What a LoRA switch costs on the full-size UNet: two random adapters of one rank on every layer of the attention blocks
+/// (kohya's default set: attention projections, feed-forward, proj_in / proj_out), then the session rebuilt with each in
+/// turn, as the pipeline does when a call needs other weights: merge, graph with merged weights, new session.
+/// </summary>
+internal static class LoraSwitch
+{
+    public static void Measure(string folder, int rank, int switchCount)
+    {
+        var clock = Stopwatch.StartNew();
+        using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(folder, "diffusion_pytorch_model.safetensors"));
+        var parameters = new SafetensorsParameters([weights]);
+        var graph = new GraphBuilder(parameters: parameters, flavor: GraphFlavor.Plain);
+        UNet2DConditionModel.FromConfig(ComponentConfig.Load(Path.Combine(folder, "config.json"))).BuildGraph(graph);
+        byte[] bytes = graph.ToBytes();
+        InferenceSession session = Load(bytes, parameters.Folder);
+        double baseLoad = clock.Elapsed.TotalSeconds;
+
+        var targets = LoraTargets.Read(ModelComponents.UNet, new LoraGraphSource(folder, bytes, parameters.Folder));
+        var modules = targets.Modules.Values.Where(t => t.Module.Contains(".attentions.", StringComparison.Ordinal)).OrderBy(t => t.Module, StringComparer.Ordinal).ToList();
+        LoraAdapter[] adapters = [Adapter("a", 1, modules, rank, targets), Adapter("b", 2, modules, rank, targets)];
+        long loraParameters = adapters[0].Layers.Sum(l => (long)l.Entry.Down.Length + l.Entry.Up.Length);
+
+        var switches = new List<object>();
+        foreach (LoraAdapter adapter in Enumerable.Range(0, switchCount).Select(i => adapters[i % 2]))
+        {
+            var step = Stopwatch.StartNew();
+            byte[] merged = targets.MergedGraph([new LoraContribution(adapter, 1f)])!;
+            double merge = step.Elapsed.TotalSeconds;
+            InferenceSession next = Load(merged, parameters.Folder);
+            session.Dispose();
+            session = next;
+            switches.Add(new { adapter = adapter.Name, merge_seconds = Math.Round(merge, 2), total_seconds = Math.Round(step.Elapsed.TotalSeconds, 2), graph_mib = merged.Length >> 20 });
+        }
+
+        session.Dispose();
+        Console.WriteLine(JsonSerializer.Serialize(new
+        {
+            rank,
+            layers = modules.Count,
+            lora_mib = loraParameters * 4 >> 20,
+            base_load_seconds = Math.Round(baseLoad, 2),
+            switches,
+            peak_mib = Math.Round(PeakMiB()),
+        }));
+    }
+
+    private static InferenceSession Load(byte[] model, string folder)
+    {
+        using var options = new SessionOptions();
+        options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", folder);
+        return new InferenceSession(model, options);
+    }
+
+    private static LoraAdapter Adapter(string name, int seed, List<LoraTarget> modules, int rank, LoraTargets targets)
+    {
+        var random = new Random(seed);
+        var entries = new List<LoraEntry>(modules.Count);
+        foreach (LoraTarget target in modules)
+        {
+            long outFeatures = target.Shape[0];
+            long inFeatures = target.ElementCount / outFeatures;
+            bool conv = target.Shape.Length == 4;
+            entries.Add(new LoraEntry(ModelComponents.UNet, target.Module, IsFlat: false, target.Module,
+                Values(random, rank * inFeatures, 1 / MathF.Sqrt(inFeatures)), conv ? [rank, inFeatures, 1, 1] : [rank, inFeatures],
+                Values(random, outFeatures * rank, 0.01f), conv ? [outFeatures, rank, 1, 1] : [outFeatures, rank], Alpha: rank));
+        }
+
+        return LoraAdapter.Resolve(name, name, entries, new Dictionary<string, LoraTargets> { [ModelComponents.UNet] = targets });
+    }
+
+    private static float[] Values(Random random, long count, float scale) =>
+        [.. Enumerable.Range(0, checked((int)count)).Select(_ => (float)((random.NextDouble() * 2) - 1) * scale)];
+
+    private static double PeakMiB()
+    {
+        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
+    }
+}
