@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.Lora;
@@ -25,6 +24,7 @@ internal static class LoraSwitch
         byte[] bytes = graph.ToBytes();
         InferenceSession session = Load(bytes, parameters.Folder);
         double baseLoad = clock.Elapsed.TotalSeconds;
+        Console.Error.WriteLine($"base load {baseLoad:F2} s");
 
         var targets = LoraTargets.Read(ModelComponents.UNet, new LoraGraphSource(folder, bytes, parameters.Folder));
         var modules = targets.Modules.Values.Where(t => t.Module.Contains(".attentions.", StringComparison.Ordinal)).OrderBy(t => t.Module, StringComparer.Ordinal).ToList();
@@ -40,7 +40,9 @@ internal static class LoraSwitch
             InferenceSession next = Load(merged, parameters.Folder);
             session.Dispose();
             session = next;
-            switches.Add(new { adapter = adapter.Name, merge_seconds = Math.Round(merge, 2), total_seconds = Math.Round(step.Elapsed.TotalSeconds, 2), graph_mib = merged.Length >> 20 });
+            var result = new { adapter = adapter.Name, merge_seconds = Math.Round(merge, 2), total_seconds = Math.Round(step.Elapsed.TotalSeconds, 2), graph_mib = merged.Length >> 20 };
+            Console.Error.WriteLine(JsonSerializer.Serialize(result)); // as it comes: a slow machine may not finish every switch
+            switches.Add(result);
         }
 
         session.Dispose();
@@ -51,7 +53,7 @@ internal static class LoraSwitch
             lora_mib = loraParameters * 4 >> 20,
             base_load_seconds = Math.Round(baseLoad, 2),
             switches,
-            peak_mib = Math.Round(PeakMiB()),
+            peak_mib = Math.Round(ProcessStatus.MiB("VmHWM")),
         }));
     }
 
@@ -81,10 +83,4 @@ internal static class LoraSwitch
 
     private static float[] Values(Random random, long count, float scale) =>
         [.. Enumerable.Range(0, checked((int)count)).Select(_ => (float)((random.NextDouble() * 2) - 1) * scale)];
-
-    private static double PeakMiB()
-    {
-        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
-    }
 }

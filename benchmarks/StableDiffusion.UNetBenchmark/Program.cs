@@ -41,7 +41,7 @@ int calls = int.Parse(Option("--calls", "1"), CultureInfo.InvariantCulture);
 int sequence = int.Parse(Option("--sequence", "77"), CultureInfo.InvariantCulture);
 bool noPrepacking = options.Contains("--no-prepacking");
 
-double baseline = Status("VmRSS");
+double baseline = ProcessStatus.MiB("VmRSS");
 var clock = Stopwatch.StartNew();
 using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(unet, "diffusion_pytorch_model.safetensors"));
 var parameters = new SafetensorsParameters([weights]);
@@ -59,7 +59,7 @@ if (noPrepacking)
 
 using var session = new InferenceSession(bytes, sessionOptions);
 double load = clock.Elapsed.TotalSeconds;
-double afterLoad = Status("VmHWM");
+double afterLoad = ProcessStatus.MiB("VmHWM");
 
 float[] sample = Random(batch * model.InChannels * latent * latent, 1);
 float[] context = Random(batch * sequence * model.CrossAttentionDim[0], 2);
@@ -87,7 +87,7 @@ Console.WriteLine(JsonSerializer.Serialize(new
     build_seconds = Math.Round(build, 2),
     load_seconds = Math.Round(load, 2),
     peak_after_load_mib = Math.Round(afterLoad),
-    peak_mib = Math.Round(Status("VmHWM")),
+    peak_mib = Math.Round(ProcessStatus.MiB("VmHWM")),
     peak_after_load_over_weights = Math.Round((afterLoad - baseline) / weightsMiB, 3),
     seconds_per_call = seconds.Select(s => Math.Round(s, 2)),
 }));
@@ -98,13 +98,6 @@ static float[] Random(int count, int seed)
 {
     var random = new Random(seed);
     return [.. Enumerable.Range(0, count).Select(_ => (float)((random.NextDouble() * 2) - 1))];
-}
-
-// A /proc/self/status field in MiB.
-static double Status(string field)
-{
-    string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
-    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
 }
 
 /// <summary>

@@ -122,6 +122,37 @@ public sealed class LoraMatchingTests : IDisposable
         Assert.Contains("1 of its 2 layers", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void AWeightTheExporterShared_IsRefused_NamingBothLayers()
+    {
+        var graph = new GraphBuilder();
+        Value x = graph.Input("x", TensorElementType.Float, 1, 4);
+        Value shared = graph.Initializer("onnx::MatMul_7", [4, 4], new float[16]);
+        Value y;
+        using (graph.Scope("a"))
+        using (graph.Scope("to_q"))
+        {
+            y = graph.Node("MatMul", [x, shared]);
+        }
+
+        using (graph.Scope("b"))
+        using (graph.Scope("to_q"))
+        {
+            y = graph.Node("MatMul", [y, shared]);
+        }
+
+        graph.Output(y, "y", 1, 4);
+        var targets = new Dictionary<string, LoraTargets>
+        {
+            [ModelComponents.UNet] = LoraTargets.Read(ModelComponents.UNet, new LoraGraphSource("shared graph", graph.ToBytes(), _folder)),
+        };
+        var entry = new LoraEntry(ModelComponents.UNet, "a.to_q", IsFlat: false, "unet.a.to_q", new float[8], [2, 4], new float[8], [4, 2], Alpha: 2);
+
+        LoraLoadException e = Assert.Throws<LoraLoadException>(() => LoraAdapter.Resolve("s", "shared.safetensors", [entry], targets));
+
+        Assert.Contains("a.to_q shares its weight with b.to_q", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("lora_unet_x.hada_w1_a", "LoHa")]
     [InlineData("lora_unet_x.lokr_w1", "LoKr")]
