@@ -87,26 +87,32 @@ internal sealed partial class StableDiffusionComponents
     /// <summary>Rebuilds <paramref name="component"/>'s session with its weights merged from <paramref name="contributions"/>.</summary>
     private void Rebuild(string component, IReadOnlyList<LoraContribution> contributions)
     {
-        LoraTargets targets = LoraTargetsByComponent()[component];
-        Replace(component, targets.Source, targets.MergedGraph(contributions), _options.ConfigureSessionOptions);
-        _appliedLora[component] = contributions;
-    }
-
-    private void Replace(string component, LoraGraphSource source, byte[]? graph, Action<string, Microsoft.ML.OnnxRuntime.SessionOptions>? configure)
-    {
-        ExecutionProviders.SessionSettings settings = SettingsFor(component, _options, Configuration, Index);
-        if (component == ModelComponents.UNet)
+        if (component == ModelComponents.TextEncoder)
         {
-            UNetModel previous = UNet;
-            UNet = UNetModel.Load(source.Path, graph, settings, configure);
-            previous.Dispose();
+            // The text encoder may also carry clip skip outputs and textual inversions: its one rebuild path keeps them.
+            SetTextEncoderLora(contributions);
         }
         else
         {
-            TextEncoderModel previous = TextEncoder;
-            TextEncoder = TextEncoderModel.Load(source.Path, graph, settings, configure);
+            LoraTargets targets = LoraTargetsByComponent()[component];
+            LoraGraphSource source = targets.Source;
+            UNetModel replacement = UNetModel.Load(source.Path, targets.MergedGraph(contributions), SettingsFor(component, _options, Configuration, Index), _options.ConfigureSessionOptions);
+            UNetModel previous = UNet;
+            UNet = replacement;
             previous.Dispose();
         }
+
+        _appliedLora[component] = contributions;
+    }
+
+    /// <summary>
+    /// Where <paramref name="component"/>'s graph comes from, for the sessions rebuilt after loading (LoRA, clip skip,
+    /// textual inversion): the one place that names the exported file.
+    /// </summary>
+    private LoraGraphSource GraphSource(string component)
+    {
+        string path = Path.Combine(ModelPath, component, "model.onnx");
+        return component == ModelComponents.UNet ? LoraGraphSource.ForFile(path, UNetModel.FloatTimestepGraph(path)) : LoraGraphSource.ForFile(path);
     }
 
     private Dictionary<string, LoraTargets> LoraTargetsByComponent()
@@ -116,17 +122,14 @@ internal sealed partial class StableDiffusionComponents
             var targets = new Dictionary<string, LoraTargets>(StringComparer.Ordinal);
             foreach (string component in LoraComponents)
             {
-                string path = Path.Combine(ModelPath, component, "model.onnx");
-                LoraGraphSource source = component == ModelComponents.UNet
-                    ? LoraGraphSource.ForFile(path, UNetModel.FloatTimestepGraph(path))
-                    : LoraGraphSource.ForFile(path);
+                LoraGraphSource source = GraphSource(component);
                 try
                 {
                     targets[component] = LoraTargets.Read(component, source);
                 }
                 catch (InvalidDataException ex)
                 {
-                    throw new ModelLoadException($"The {component} graph '{path}' cannot be read to apply a LoRA: {ex.Message}", path, ex);
+                    throw new ModelLoadException($"The {component} graph '{source.Path}' cannot be read to apply a LoRA: {ex.Message}", source.Path, ex);
                 }
             }
 

@@ -59,20 +59,21 @@ public sealed class TextEncoderModel : OnnxModel
 
     /// <summary>
     /// Loads <c>text_encoder/model.onnx</c> edited (<see cref="TextEncoderGraphEdit"/>): with the clip skip outputs, and
-    /// with rows added to its token embedding.
+    /// with rows added to its token embedding; <paramref name="graph"/>, when given, is the graph to edit instead of the
+    /// file's (a copy with LoRA-merged weights), its external weights beside <paramref name="modelPath"/>.
     /// </summary>
     /// <exception cref="ModelLoadException">The file cannot be loaded, or its graph cannot be edited (the message says why).</exception>
-    internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure, bool clipSkips, AddedTokenEmbeddings? addedTokens)
+    internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure, bool clipSkips, AddedTokenEmbeddings? addedTokens, byte[]? graph = null)
     {
         if (!clipSkips && addedTokens is null)
         {
-            return Load(modelPath, settings, configure);
+            return new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure, graph), modelPath, settings);
         }
 
         byte[] edited;
         try
         {
-            (edited, _) = TextEncoderGraphEdit.Apply(File.ReadAllBytes(modelPath), clipSkips, addedTokens);
+            (edited, _) = TextEncoderGraphEdit.Apply(graph ?? File.ReadAllBytes(modelPath), clipSkips, addedTokens);
         }
         catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
         {
@@ -81,11 +82,6 @@ public sealed class TextEncoderModel : OnnxModel
 
         return new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure, edited), modelPath, settings);
     }
-
-    /// <summary>Loads the graph <paramref name="graph"/> (an edited copy of <paramref name="modelPath"/>'s) with its external
-    /// weights beside <paramref name="modelPath"/>; the file itself when null.</summary>
-    internal static TextEncoderModel Load(string modelPath, byte[]? graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure, graph), modelPath, settings);
 
     /// <summary>Encodes token ids, row-major [batch, sequenceLength].</summary>
     /// <param name="inputIds">The ids of every sequence, one after another.</param>
