@@ -21,12 +21,12 @@ internal static class LoraSwitch
         var parameters = new SafetensorsParameters([weights]);
         var graph = new GraphBuilder(parameters: parameters, flavor: GraphFlavor.Plain);
         UNet2DConditionModel.FromConfig(ComponentConfig.Load(Path.Combine(folder, "config.json"))).BuildGraph(graph);
-        byte[] bytes = graph.ToBytes();
-        InferenceSession session = Load(bytes, parameters.Folder);
+        var source = new BuiltGraph(graph.ToBytes(), parameters.Folder, folder);
+        InferenceSession session = Load(source);
         double baseLoad = clock.Elapsed.TotalSeconds;
         Console.Error.WriteLine($"base load {baseLoad:F2} s");
 
-        var targets = LoraTargets.Read(ModelComponents.UNet, new LoraGraphSource(folder, bytes, parameters.Folder));
+        var targets = LoraTargets.Read(ModelComponents.UNet, source);
         var modules = targets.Modules.Values.Where(t => t.Module.Contains(".attentions.", StringComparison.Ordinal)).OrderBy(t => t.Module, StringComparer.Ordinal).ToList();
         LoraAdapter[] adapters = [Adapter("a", 1, modules, rank, targets), Adapter("b", 2, modules, rank, targets)];
         long loraParameters = adapters[0].Layers.Sum(l => (long)l.Entry.Down.Length + l.Entry.Up.Length);
@@ -35,12 +35,12 @@ internal static class LoraSwitch
         foreach (LoraAdapter adapter in Enumerable.Range(0, switchCount).Select(i => adapters[i % 2]))
         {
             var step = Stopwatch.StartNew();
-            byte[] merged = targets.MergedGraph([new LoraContribution(adapter, 1f)])!;
+            BuiltGraph merged = targets.MergedGraph(source, [new LoraContribution(adapter, 1f)]);
             double merge = step.Elapsed.TotalSeconds;
-            InferenceSession next = Load(merged, parameters.Folder);
+            InferenceSession next = Load(merged);
             session.Dispose();
             session = next;
-            var result = new { adapter = adapter.Name, merge_seconds = Math.Round(merge, 2), total_seconds = Math.Round(step.Elapsed.TotalSeconds, 2), graph_mib = merged.Length >> 20 };
+            var result = new { adapter = adapter.Name, merge_seconds = Math.Round(merge, 2), total_seconds = Math.Round(step.Elapsed.TotalSeconds, 2), graph_mib = merged.Model.Length >> 20 };
             Console.Error.WriteLine(JsonSerializer.Serialize(result)); // as it comes: a slow machine may not finish every switch
             switches.Add(result);
         }
@@ -57,11 +57,11 @@ internal static class LoraSwitch
         }));
     }
 
-    private static InferenceSession Load(byte[] model, string folder)
+    private static InferenceSession Load(BuiltGraph graph)
     {
         using var options = new SessionOptions();
-        options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", folder);
-        return new InferenceSession(model, options);
+        options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", graph.ExternalDataFolder);
+        return new InferenceSession(graph.Model, options);
     }
 
     private static LoraAdapter Adapter(string name, int seed, List<LoraTarget> modules, int rank, LoraTargets targets)

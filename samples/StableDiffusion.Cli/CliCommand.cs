@@ -24,8 +24,10 @@ internal sealed class CliCommand
     private static readonly string[] InformationalSettings = ["Version", "Model hash"];
 
     private readonly Argument<string?> _prompt = new("prompt") { Description = "What to draw (optional with --from-png).", Arity = ArgumentArity.ZeroOrOne };
-    private readonly Option<string?> _model = new("--model", "-m") { HelpName = "folder|repo-id", Description = $"A model folder in the diffusers ONNX layout, or a Hugging Face repository id [default: {DiffusionPipeline.DefaultModelId}, downloaded into the Hugging Face cache on first use]" };
+    private readonly Option<string?> _model = new("--model", "-m") { HelpName = "folder|repo-id|file", Description = $"A model folder in the diffusers layout (config.json and .safetensors per component) or its ONNX layout (model.onnx per component), a Hugging Face repository id, or a Stable Diffusion 1.x checkpoint file (.safetensors, .ckpt) [default: {DiffusionPipeline.DefaultModelId}, downloaded into the Hugging Face cache on first use]" };
+    private readonly Option<string?> _baseModel = new("--base-model") { HelpName = "folder|repo-id", Description = "For a checkpoint file: the SD 1.x model in the diffusers layout that gives its configurations, tokenizer, scheduler and safety checker [default: stable-diffusion-v1-5/stable-diffusion-v1-5, or stable-diffusion-v1-5/stable-diffusion-inpainting for an inpainting checkpoint; only those files are downloaded]" };
     private readonly Option<string?> _revision = new("--revision") { Description = "Branch, tag or commit of a Hub model [default: main]" };
+    private readonly Option<string?> _variant = new("--variant") { HelpName = "name", Description = "Weights variant of a diffusers model, e.g. fp16: loads diffusion_pytorch_model.fp16.safetensors where a component has it, its plain file where not [default: the plain files]" };
     private readonly Option<string?> _negative = new("--negative-prompt", "-n") { HelpName = "text", Description = "What to steer away from" };
     private readonly Option<int?> _width = Number<int>("--width", ["-W"], "Image width in pixels, a multiple of 8 [default: the model's, 512 for SD 1.5]", MultipleOfEight);
     private readonly Option<int?> _height = Number<int>("--height", ["-H"], "Image height in pixels, a multiple of 8 [default: the model's, 512 for SD 1.5]", MultipleOfEight);
@@ -84,6 +86,14 @@ internal sealed class CliCommand
 
     public CliCommand()
     {
+        _variant.Validators.Add(result =>
+        {
+            string? variant = result.GetValue(_variant);
+            if (variant is not null && (variant.Length == 0 || !variant.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')))
+            {
+                result.AddError($"--variant takes a name of letters, digits, '-' and '_' such as fp16, not '{variant}'.");
+            }
+        });
         _provider.Validators.Add(result =>
         {
             string provider = result.GetValue(_provider)!;
@@ -117,7 +127,7 @@ internal sealed class CliCommand
             Exit codes: 0 done, 1 failed (model, download, provider, file), 2 bad command line, 130 cancelled (Ctrl+C).
             """)
         {
-            _prompt, _model, _revision, _negative, _width, _height, _steps, _guidance, _seed, _scheduler, _count, _provider, _deviceId,
+            _prompt, _model, _baseModel, _revision, _variant, _negative, _width, _height, _steps, _guidance, _seed, _scheduler, _count, _provider, _deviceId,
             _noSafetyChecker, _output, _overwrite, _fromPng, _initImage, _strength, _mask, _embedding, _clipSkip, _noPromptWeighting, _offline, _verbose, _lora, _loraDir,
         };
         output ??= Console.Out;
@@ -256,6 +266,12 @@ internal sealed class CliCommand
             throw new CliUsageException("--width and --height do not apply to image-to-image: the output has the input image's size, rounded down to a multiple of 8.");
         }
 
+        string model = parse.GetValue(_model) ?? ModelFromPng(fromPng, error) ?? DiffusionPipeline.DefaultModelId;
+        if (parse.GetValue(_baseModel) is not null && !File.Exists(model))
+        {
+            throw new CliUsageException($"--base-model applies to a checkpoint file given with --model; '{model}' is a model folder or repository, which has its own configurations.");
+        }
+
         (string modelPrompt, IReadOnlyList<LoraRequest> loras, string recordedPrompt) = Loras(parse, prompt);
         return new CliSettings
         {
@@ -266,8 +282,10 @@ internal sealed class CliCommand
             Mask = mask,
             Strength = parse.GetValue(_strength) ?? (initImage is null ? null : fromPng?.Strength) ?? (mask is null ? 0.8 : 1.0),
             NegativePrompt = parse.GetValue(_negative) ?? fromPng?.NegativePrompt,
-            Model = parse.GetValue(_model) ?? ModelFromPng(fromPng, error) ?? DiffusionPipeline.DefaultModelId,
+            Model = model,
+            BaseModel = parse.GetValue(_baseModel),
             Revision = parse.GetValue(_revision),
+            Variant = parse.GetValue(_variant),
             Width = parse.GetValue(_width) ?? (fromPng?.Width > 0 ? fromPng.Width : null),
             Height = parse.GetValue(_height) ?? (fromPng?.Height > 0 ? fromPng.Height : null),
             Steps = parse.GetValue(_steps) ?? fromPng?.NumInferenceSteps ?? 50,
@@ -339,7 +357,7 @@ internal sealed class CliCommand
             return null;
         }
 
-        if (Directory.Exists(model) || model.Count(c => c == '/') == 1)
+        if (Directory.Exists(model) || File.Exists(model) || model.Count(c => c == '/') == 1)
         {
             return model;
         }
@@ -372,9 +390,16 @@ internal sealed record CliSettings
 
     public string? NegativePrompt { get; init; }
 
+    /// <summary>A model folder or repository id, or a single-file checkpoint.</summary>
     public required string Model { get; init; }
 
+    /// <summary>The base model of a single-file <see cref="Model"/>; null for diffusers' default.</summary>
+    public string? BaseModel { get; init; }
+
     public string? Revision { get; init; }
+
+    /// <summary>The weights variant of a diffusers model (fp16), or null for the plain files.</summary>
+    public string? Variant { get; init; }
 
     public int? Width { get; init; }
 

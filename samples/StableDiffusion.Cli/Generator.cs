@@ -175,16 +175,23 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
         {
             Session = new SessionSettings { ExecutionProvider = provider },
             EnableSafetyChecker = settings.SafetyChecker,
+            BaseModel = settings.BaseModel,
             Revision = settings.Revision,
+            Variant = settings.Variant,
             Hub = settings.Offline ? hub with { Offline = true } : hub,
             DownloadProgress = progress.Download,
             LoggerFactory = loggerFactory,
         };
-        DiffusionPipeline pipe = (settings.InitImage, settings.Mask) switch
+        // A file is a single-file checkpoint; anything else a model folder or repository id.
+        bool singleFile = File.Exists(settings.Model);
+        DiffusionPipeline pipe = (settings.InitImage, settings.Mask, singleFile) switch
         {
-            (null, _) => await StableDiffusionPipeline.FromPretrainedAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
-            (_, null) => await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
-            _ => await StableDiffusionInpaintPipeline.FromPretrainedAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
+            (null, _, false) => await StableDiffusionPipeline.FromPretrainedAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
+            (null, _, true) => await StableDiffusionPipeline.FromSingleFileAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
+            (_, null, false) => await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
+            (_, null, true) => await StableDiffusionImg2ImgPipeline.FromSingleFileAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
+            (_, _, false) => await StableDiffusionInpaintPipeline.FromPretrainedAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
+            (_, _, true) => await StableDiffusionInpaintPipeline.FromSingleFileAsync(settings.Model, options, cancellationToken).ConfigureAwait(false),
         };
         try
         {

@@ -40,6 +40,37 @@ public sealed class EndToEndTests : IDisposable
     }
 
     [Fact]
+    [Trait("Area", "WeightsLoading")]
+    public async Task SingleFileModel_WithABaseModel_GeneratesAndRecordsTheFile()
+    {
+        Fixtures.Require();
+        string file = Fixtures.PathOf("tiny-sd-single-file.fp16.safetensors");
+        string path = _cli.PathOf("single.png");
+
+        CliRun run = await CliRunner.RunAsync([
+            "a castle on a hill", "--model", file, "--base-model", Fixtures.PathOf("tiny-sd"), "-W", "64", "-H", "64", "--steps", "2", "--seed", "1", "-o", path]);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal((64, 64), (SkiaImageCodec.Decode(path).Width, SkiaImageCodec.Decode(path).Height));
+        Assert.Contains($"Model: {Path.GetFullPath(file)}", GenerationParameters.FromPng(path)!.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    [Trait("Area", "WeightsLoading")]
+    public async Task FileThatIsNotAnSd1Checkpoint_FailsSayingWhatItIs()
+    {
+        Fixtures.Require();
+        string file = _cli.PathOf("vae.safetensors");
+        File.Copy(Fixtures.PathOf("tiny-sd/vae/diffusion_pytorch_model.safetensors"), file);
+
+        CliRun run = await CliRunner.RunAsync(["a cat", "--model", file, "-o", _cli.PathOf("none.png")]);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"'{file}' holds a VAE alone", run.Error, StringComparison.Ordinal);
+        Assert.Equal(["vae.safetensors"], _cli.Files());
+    }
+
+    [Fact]
     public async Task WrittenParameters_RoundTripThroughParseAndFormat()
     {
         Fixtures.Require();

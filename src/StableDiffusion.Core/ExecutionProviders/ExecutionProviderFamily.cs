@@ -41,6 +41,13 @@ internal abstract class ExecutionProviderFamily(string ortName, string[] names, 
     /// <summary>The provider option that turns on graph capture (such as <c>enable_cuda_graph</c>), or null when it has none.</summary>
     public virtual string? GraphCaptureOption => null;
 
+    /// <summary>The precision graphs built from diffusers weights compute in when the caller does not choose one.</summary>
+    public virtual Pipelines.ComputePrecision DefaultComputePrecision => Pipelines.ComputePrecision.Float32;
+
+    /// <summary>The operators a graph built from diffusers weights uses on this provider, for <paramref name="component"/>
+    /// computing in <paramref name="precision"/>: plain ONNX operators unless the provider has faster ones of its own.</summary>
+    public virtual Onnx.Builders.GraphFlavor BuiltGraphFlavor(string component, Pipelines.ComputePrecision precision) => Onnx.Builders.GraphFlavor.Plain;
+
     /// <summary>The family of <paramref name="provider"/>, by our name or ONNX Runtime's, in any case.</summary>
     public static ExecutionProviderFamily Of(ExecutionProvider provider)
     {

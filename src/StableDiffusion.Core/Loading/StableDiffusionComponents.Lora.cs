@@ -8,11 +8,12 @@ namespace StableDiffusion.Loading;
 /// whenever a call needs other weights than the current sessions have.
 /// </summary>
 /// <remarks>
-/// Merged weights reach ONNX Runtime inside an in-memory copy of the graph (<see cref="LoraTargets.MergedGraph"/>; ONNX Runtime's .NET API cannot replace an initializer before constant folding):
-/// files on disk are never written, and the base weights stay in them, so taking an adapter off restores the original
-/// weights exactly. Calls that need the same weights run together; a call that needs other weights
-/// (another per-call scale, a changed adapter) waits until the calls in flight finish, then rebuilds only the sessions
-/// whose weights differ.
+/// Merged weights reach ONNX Runtime inside an in-memory copy of the component's base graph (<see cref="GraphSource"/>, the
+/// same for ONNX exports, diffusers folders and single files; <see cref="LoraTargets.MergedGraph"/>: ONNX Runtime's .NET API
+/// cannot replace an initializer before constant folding): files on disk are never written, and the base weights stay in
+/// them, so taking an adapter off restores the original weights exactly. Calls that need the same weights run together;
+/// a call that needs other weights (another per-call scale, a changed adapter) waits until the calls in flight finish,
+/// then rebuilds only the sessions whose weights differ.
 /// </remarks>
 internal sealed partial class StableDiffusionComponents
 {
@@ -94,25 +95,11 @@ internal sealed partial class StableDiffusionComponents
         }
         else
         {
-            LoraTargets targets = LoraTargetsByComponent()[component];
-            LoraGraphSource source = targets.Source;
-            UNetModel replacement = UNetModel.Load(source.Path, targets.MergedGraph(contributions), SettingsFor(component, _options, Configuration, Index), _options.ConfigureSessionOptions);
-            UNetModel previous = UNet;
-            UNet = replacement;
-            previous.Dispose();
+            BuiltGraph merged = LoraTargetsByComponent()[component].MergedGraph(GraphSource(component), contributions);
+            Replace(component, UNet.Rebuilt(merged));
         }
 
         _appliedLora[component] = contributions;
-    }
-
-    /// <summary>
-    /// Where <paramref name="component"/>'s graph comes from, for the sessions rebuilt after loading (LoRA, clip skip,
-    /// textual inversion): the one place that names the exported file.
-    /// </summary>
-    private LoraGraphSource GraphSource(string component)
-    {
-        string path = Path.Combine(ModelPath, component, "model.onnx");
-        return component == ModelComponents.UNet ? LoraGraphSource.ForFile(path, UNetModel.FloatTimestepGraph(path)) : LoraGraphSource.ForFile(path);
     }
 
     private Dictionary<string, LoraTargets> LoraTargetsByComponent()
@@ -122,7 +109,7 @@ internal sealed partial class StableDiffusionComponents
             var targets = new Dictionary<string, LoraTargets>(StringComparer.Ordinal);
             foreach (string component in LoraComponents)
             {
-                LoraGraphSource source = GraphSource(component);
+                BuiltGraph source = GraphSource(component);
                 try
                 {
                     targets[component] = LoraTargets.Read(component, source);

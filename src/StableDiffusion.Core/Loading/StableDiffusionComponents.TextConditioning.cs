@@ -131,7 +131,7 @@ internal sealed partial class StableDiffusionComponents
 
     // Loads the text encoder for everything wanted now, in order: LoRA-merged weights (matched against the base graph's
     // layers), then the clip skip outputs and the added token rows; with a tokenizer that matches it; then releases the
-    // previous one. Only the text encoder's session is rebuilt.
+    // previous one. Only the text encoder's session is rebuilt, from its base graph whatever the model was loaded from.
     private void ReplaceTextEncoder()
     {
         ClipTokenizer tokenizer = _baseTokenizer;
@@ -143,13 +143,13 @@ internal sealed partial class StableDiffusionComponents
         }
 
         AddedTokenEmbeddings? added = _embeddings.Count == 0 ? null : new AddedTokenEmbeddings(_baseTokenizer.NextId, [.. rows]);
-        LoraGraphSource source = GraphSource(ModelComponents.TextEncoder);
-        byte[]? graph = _textEncoderLora.Count == 0 ? source.Model : LoraTargetsByComponent()[ModelComponents.TextEncoder].MergedGraph(_textEncoderLora);
-        TextEncoderModel replacement = TextEncoderModel.Load(
-            source.Path, SettingsFor(ModelComponents.TextEncoder, _options, Configuration, Index), _options.ConfigureSessionOptions, _clipSkipOutputs, added, graph);
-        TextEncoderModel previous = TextEncoder;
-        TextEncoder = replacement;
+        BuiltGraph graph = GraphSource(ModelComponents.TextEncoder);
+        if (_textEncoderLora.Count > 0)
+        {
+            graph = LoraTargetsByComponent()[ModelComponents.TextEncoder].MergedGraph(graph, _textEncoderLora);
+        }
+
+        Replace(ModelComponents.TextEncoder, TextEncoder.Rebuilt(graph, _clipSkipOutputs, added));
         Tokenizer = tokenizer;
-        previous.Dispose();
     }
 }

@@ -1,9 +1,9 @@
-using System.Text.Json;
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
-using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
 using StableDiffusion.Models;
 using StableDiffusion.Pipelines;
+using StableDiffusion.Pipelines.Internal;
 using StableDiffusion.Safety;
 using StableDiffusion.Schedulers;
 using StableDiffusion.Tokenization;
@@ -11,25 +11,34 @@ using StableDiffusion.Tokenization;
 namespace StableDiffusion.Loading;
 
 /// <summary>
-/// The loaded parts of a Stable Diffusion model folder, shared by the pipelines made from it: one ONNX Runtime session
-/// per graph, the tokenizer and the scheduler configuration. Reference-counted: the sessions are released when the last
-/// pipeline using them is disposed.
+/// The loaded components of a model, by their <c>model_index.json</c> names, shared by the pipelines made from it: one
+/// ONNX Runtime session per graph (from an ONNX export, built from diffusers weights, or given by the caller), the
+/// tokenizer and the scheduler. Which graphs there are is the <see cref="PipelineDefinition"/>'s business. Reference-counted:
+/// the sessions it loaded are released when the last pipeline using them is disposed; given components stay the caller's.
+/// The text encoder's and UNet's sessions are replaced when LoRA, clip skip or textual inversion needs other weights or
+/// outputs (<see cref="Replace"/>).
 /// </summary>
 internal sealed partial class StableDiffusionComponents : IDisposable
 {
-    private readonly StableDiffusionPipelineOptions _options;
-    private readonly Lazy<VaeEncoderModel> _vaeEncoder;
+    private readonly ConcurrentDictionary<string, OnnxModel> _graphs;
+    private readonly IReadOnlyDictionary<string, Lazy<OnnxModel>> _lazyGraphs;
+    private readonly IReadOnlyDictionary<string, OnnxModel> _given;
+    private readonly IDisposable? _singleFile;
     private int _references = 1;
 
-    private StableDiffusionComponents(string modelPath, ModelIndex index, StableDiffusionPipelineOptions options, TextEncoderModel textEncoder,
-        UNetModel unet, VaeDecoderModel vaeDecoder, SafetyChecker? safetyChecker, ClipTokenizer tokenizer, IScheduler scheduler, ModelConfiguration configuration)
+    private StableDiffusionComponents(string modelPath, string modelName, ModelIndex index, PipelineDefinition definition, StableDiffusionPipelineOptions options,
+        IReadOnlyDictionary<string, OnnxModel> graphs, IReadOnlyDictionary<string, Lazy<OnnxModel>> lazyGraphs, IReadOnlyDictionary<string, OnnxModel> given,
+        SafetyChecker? safetyChecker, ClipTokenizer tokenizer, IScheduler scheduler, ModelConfiguration configuration, IDisposable? singleFile)
     {
+        _singleFile = singleFile;
         ModelPath = modelPath;
+        ModelName = modelName;
         Index = index;
-        _options = options;
-        TextEncoder = textEncoder;
-        UNet = unet;
-        VaeDecoder = vaeDecoder;
+        Definition = definition;
+        Options = options;
+        _graphs = new ConcurrentDictionary<string, OnnxModel>(graphs, StringComparer.Ordinal);
+        _lazyGraphs = lazyGraphs;
+        _given = given;
         SafetyChecker = safetyChecker;
         if (safetyChecker is not null)
         {
@@ -40,28 +49,27 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         _baseTokenizer = tokenizer;
         Scheduler = scheduler;
         Configuration = configuration;
-        string encoderPath = Path.Combine(modelPath, ModelComponents.VaeEncoder, "model.onnx");
-        SessionSettings encoderSettings = SettingsFor(ModelComponents.VaeEncoder, options, configuration, index);
-        _vaeEncoder = new Lazy<VaeEncoderModel>(
-            () => VaeEncoderModel.Load(encoderPath, encoderSettings, options.ConfigureSessionOptions),
-            LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     public string ModelPath { get; }
 
     /// <summary>What the user loaded: the Hub repository id, or the folder's full path; recorded in each image's parameters.</summary>
-    public string ModelName { get; private init; } = string.Empty;
+    public string ModelName { get; }
 
-    public StableDiffusionPipelineOptions Options => _options;
+    public StableDiffusionPipelineOptions Options { get; }
 
     public ModelIndex Index { get; }
 
-    /// <summary>The text encoder; replaced when clip skip, textual inversion or a LoRA needs an edited graph (see the TextConditioning part).</summary>
-    public TextEncoderModel TextEncoder { get; private set; }
+    /// <summary>The pipeline family the components were loaded for.</summary>
+    public PipelineDefinition Definition { get; }
 
-    public UNetModel UNet { get; private set; }
+    /// <summary>The text encoder: the loaded one, or its replacement once clip skip, textual inversion or a LoRA needs one (see the TextConditioning part).</summary>
+    public TextEncoderModel TextEncoder => Graph<TextEncoderModel>(ModelComponents.TextEncoder);
 
-    public VaeDecoderModel VaeDecoder { get; }
+    /// <summary>The UNet: the loaded one, or its replacement with LoRA-merged weights (see the Lora part).</summary>
+    public UNetModel UNet => Graph<UNetModel>(ModelComponents.UNet);
+
+    public VaeDecoderModel VaeDecoder => Graph<VaeDecoderModel>(ModelComponents.VaeDecoder);
 
     public SafetyChecker? SafetyChecker { get; }
 
@@ -76,7 +84,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     public ModelConfiguration Configuration { get; }
 
     /// <summary>The UNet's input channels: the graph's when fixed, else 9 for an inpainting pipeline's model and 4 otherwise.</summary>
-    public int UNetInChannels => UNet.InChannels ?? ChannelsByClassName(Index);
+    public int UNetInChannels => UNet.InChannels ?? ComponentRegistry.ChannelsByClassName(Index);
 
     /// <summary>
     /// The channels of the latents (4 for SD 1.x): what the UNet predicts, else what the VAE decoder takes, when the graphs
@@ -95,13 +103,14 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         }
     }
 
-    /// <summary>Whether the folder has a VAE encoder (image-to-image and inpainting need it).</summary>
-    public bool HasVaeEncoder => File.Exists(Path.Combine(ModelPath, ModelComponents.VaeEncoder, "model.onnx"));
+    /// <summary>Whether the model has a VAE encoder (image-to-image and inpainting need it).</summary>
+    public bool HasVaeEncoder => _graphs.ContainsKey(ModelComponents.VaeEncoder) || _lazyGraphs.ContainsKey(ModelComponents.VaeEncoder);
 
     /// <summary>The VAE encoder, loaded on first use: text-to-image never needs it.</summary>
     public VaeEncoderModel VaeEncoder => HasVaeEncoder
-        ? _vaeEncoder.Value
-        : throw new ModelLoadException($"The model '{ModelPath}' has no {ModelComponents.VaeEncoder}/model.onnx, which image-to-image and inpainting need.", ModelPath);
+        ? Graph<VaeEncoderModel>(ModelComponents.VaeEncoder)
+        : throw new ModelLoadException(
+            $"The model '{ModelPath}' has no {ModelComponents.VaeEncoder}/model.onnx (nor a vae/ folder to build it from), which image-to-image and inpainting need.", ModelPath);
 
     /// <summary>Takes a reference (a pipeline, or a generation in flight); fails once the sessions are released.</summary>
     public StableDiffusionComponents AddReference()
@@ -124,34 +133,56 @@ internal sealed partial class StableDiffusionComponents : IDisposable
             return;
         }
 
-        TextEncoder.Dispose();
-        UNet.Dispose();
-        VaeDecoder.Dispose();
+        foreach ((string name, OnnxModel model) in _graphs)
+        {
+            if (!IsGiven(name, model))
+            {
+                model.Dispose();
+            }
+        }
+
+        foreach (Lazy<OnnxModel> lazy in _lazyGraphs.Values.Where(l => l.IsValueCreated))
+        {
+            lazy.Value.Dispose();
+        }
+
         SafetyThread?.Dispose();
         SafetyChecker?.Dispose();
-        if (_vaeEncoder.IsValueCreated)
-        {
-            _vaeEncoder.Value.Dispose();
-        }
+        _singleFile?.Dispose();
     }
 
-    /// <summary>Loads a model folder in the diffusers ONNX layout.</summary>
+    /// <summary>
+    /// Loads what <paramref name="definition"/> needs from a model folder (ONNX exports and diffusers layouts alike), taking
+    /// the graphs of <see cref="StableDiffusionPipelineOptions.Components"/> as given instead of loading them. With
+    /// <paramref name="singleFile"/>, the folder is its base model and the file gives the text encoder, UNet and VAE; the
+    /// components own it once loaded (the caller disposes it when loading fails).
+    /// </summary>
     public static StableDiffusionComponents Load(string modelPath, StableDiffusionPipelineOptions options, ILogger logger, CancellationToken cancellationToken,
-        string? modelName = null)
+        string? modelName = null, PipelineDefinition? definition = null, SingleFile.SingleFileCheckpoint? singleFile = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelPath);
         ArgumentNullException.ThrowIfNull(options);
+        definition ??= PipelineDefinition.StableDiffusion;
+        ComponentSource.RequireValidVariant(options.Variant);
         modelPath = Path.GetFullPath(modelPath);
         if (!Directory.Exists(modelPath))
         {
-            throw new ModelLoadException($"The model folder '{modelPath}' does not exist. Pass a folder in the diffusers ONNX layout, or a Hugging Face repository id such as 'onnx-community/stable-diffusion-v1-5-ONNX'.", modelPath);
+            throw new ModelLoadException(
+                $"The model folder '{modelPath}' does not exist. Pass a folder in the diffusers layout (or its ONNX layout), or a Hugging Face repository id such as 'stable-diffusion-v1-5/stable-diffusion-v1-5'.",
+                modelPath);
         }
 
         ModelIndex index = ModelIndex.Load(Path.Combine(modelPath, ModelIndex.FileName));
-        RequireOnnxLayout(modelPath);
-        string Graph(string component) => Path.Combine(modelPath, component, "model.onnx");
+        IReadOnlyDictionary<string, OnnxModel> given = GivenComponents(options, definition);
+        ModelConfiguration configuration = ModelConfiguration.Load(modelPath);
+        var registry = new ComponentRegistry(modelPath, index, options, configuration, logger, singleFile);
+        // Anything missing is reported before anything is loaded.
+        if (definition.Graphs.FirstOrDefault(g => !given.ContainsKey(g) && registry.Find(g) is null) is { } missing)
+        {
+            throw registry.Missing(missing);
+        }
 
-        bool hasChecker = File.Exists(Graph(ModelComponents.SafetyChecker));
+        bool hasChecker = registry.HasSafetyChecker;
         bool useChecker = options.EnableSafetyChecker && hasChecker;
         if (!options.EnableSafetyChecker)
         {
@@ -163,7 +194,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
             {
                 throw new ModelLoadException(
                     $"The model '{modelPath}' requires the safety checker (model_index.json: requires_safety_checker is true) but has no " +
-                    $"{ModelComponents.SafetyChecker}/model.onnx. Use a model folder that includes it, or load without it by setting " +
+                    $"{ModelComponents.SafetyChecker}/model.onnx (nor {ModelComponents.SafetyChecker}/config.json with its weights). Use a model folder that includes it, or load without it by setting " +
                     $"{nameof(StableDiffusionPipelineOptions)}.{nameof(StableDiffusionPipelineOptions.EnableSafetyChecker)} = false (you then take responsibility for the outputs).",
                     modelPath);
             }
@@ -171,190 +202,108 @@ internal sealed partial class StableDiffusionComponents : IDisposable
             LogNoSafetyChecker(logger, modelPath);
         }
 
-        string tokenizerFolder = Path.Combine(modelPath, ModelComponents.Tokenizer);
-        string schedulerConfigPath = Path.Combine(modelPath, ModelComponents.Scheduler, "scheduler_config.json");
-        string preprocessorPath = Path.Combine(modelPath, ModelComponents.FeatureExtractor, "preprocessor_config.json");
-        if (useChecker && !File.Exists(preprocessorPath))
+        if (useChecker && !File.Exists(Path.Combine(modelPath, ModelComponents.FeatureExtractor, "preprocessor_config.json")))
         {
             throw new ModelLoadException(
                 $"The model '{modelPath}' has a safety checker but no {ModelComponents.FeatureExtractor}/preprocessor_config.json, which says how to prepare its input.", modelPath);
         }
 
-        ClipTokenizer tokenizer;
+        ClipTokenizer tokenizer = registry.LoadTokenizer();
+        IScheduler scheduler = registry.LoadScheduler();
+        var graphs = new Dictionary<string, OnnxModel>(given, StringComparer.Ordinal);
+        SafetyChecker? checker = null;
         try
         {
-            tokenizer = ClipTokenizer.FromFolder(tokenizerFolder);
-        }
-        catch (TokenizerLoadException ex)
-        {
-            throw new ModelLoadException($"The tokenizer of '{modelPath}' cannot be loaded: {ex.Message}", ex.FilePath ?? tokenizerFolder, ex);
-        }
-
-        IScheduler scheduler = LoadScheduler(schedulerConfigPath, logger);
-        ModelConfiguration configuration = ModelConfiguration.Load(modelPath);
-        SessionSettings Settings(string component) => SettingsFor(component, options, configuration, index);
-
-        var loaded = new List<IDisposable>();
-        try
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var textEncoder = Track(ModelComponents.TextEncoder, () => TextEncoderModel.Load(Graph(ModelComponents.TextEncoder), Settings(ModelComponents.TextEncoder), options.ConfigureSessionOptions));
-            cancellationToken.ThrowIfCancellationRequested();
-            var unet = Track(ModelComponents.UNet, () => UNetModel.Load(Graph(ModelComponents.UNet), Settings(ModelComponents.UNet), options.ConfigureSessionOptions));
-            cancellationToken.ThrowIfCancellationRequested();
-            var vaeDecoder = Track(ModelComponents.VaeDecoder, () => VaeDecoderModel.Load(Graph(ModelComponents.VaeDecoder), Settings(ModelComponents.VaeDecoder), options.ConfigureSessionOptions));
-            cancellationToken.ThrowIfCancellationRequested();
-            SafetyChecker? checker = useChecker
-                ? Track(ModelComponents.SafetyChecker, () => LoadSafetyChecker(Graph(ModelComponents.SafetyChecker), preprocessorPath, options))
-                : null;
-            CheckCompatibility(modelPath, textEncoder, unet);
-            LogLoaded(logger, modelPath, index.ClassName, options.Session.ExecutionProvider.ToString(), scheduler.Config.ClassName, checker is not null);
-            return new StableDiffusionComponents(modelPath, index, options, textEncoder, unet, vaeDecoder, checker, tokenizer, scheduler, configuration)
+            foreach (string graph in definition.Graphs.Where(g => !given.ContainsKey(g)))
             {
-                ModelName = modelName ?? modelPath,
-            };
+                cancellationToken.ThrowIfCancellationRequested();
+                graphs[graph] = registry.LoadGraph(graph);
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            checker = useChecker ? registry.LoadSafetyChecker() : null;
+            CheckCompatibility(modelPath, (TextEncoderModel)graphs[ModelComponents.TextEncoder], (UNetModel)graphs[ModelComponents.UNet]);
         }
         catch
         {
-            foreach (IDisposable d in loaded)
+            foreach ((string name, OnnxModel model) in graphs.Where(g => !given.ContainsKey(g.Key)))
             {
-                d.Dispose();
+                model.Dispose();
             }
 
+            checker?.Dispose();
             throw;
         }
 
-        // Loads one component, timed: session creation is most of a model's load time, and the log says where it went.
-        T Track<T>(string component, Func<T> load) where T : IDisposable
+        var lazyGraphs = definition.LazyGraphs
+            .Where(g => !given.ContainsKey(g) && registry.Find(g) is not null)
+            .ToDictionary(g => g, g => new Lazy<OnnxModel>(() => registry.LoadGraph(g), LazyThreadSafetyMode.ExecutionAndPublication), StringComparer.Ordinal);
+        LogLoaded(logger, modelPath, index.ClassName, options.Session.ExecutionProvider.ToString(), scheduler.Config.ClassName, checker is not null);
+        return new StableDiffusionComponents(modelPath, modelName ?? modelPath, index, definition, options, graphs, lazyGraphs,
+            given, checker, tokenizer, scheduler, configuration, singleFile);
+    }
+
+    private T Graph<T>(string component) where T : OnnxModel =>
+        (T)(_graphs.TryGetValue(component, out OnnxModel? model) ? model : _lazyGraphs[component].Value);
+
+    /// <summary>
+    /// The base graph of <paramref name="component"/> (bytes, and the folder of its external weights) that sessions rebuilt
+    /// after loading are made from (LoRA-merged weights, clip skip outputs, textual inversion rows): the one place that
+    /// reads it, from the loaded component whatever its source (an ONNX export's file, the graph built from a diffusers
+    /// folder or a single file, a given component's own). Replacements keep their base, so this never sees merged weights.
+    /// </summary>
+    /// <exception cref="ModelLoadException">An export's file can no longer be read.</exception>
+    private BuiltGraph GraphSource(string component)
+    {
+        OnnxModel model = Graph<OnnxModel>(component);
+        try
         {
-            long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            T disposable = load();
-            loaded.Add(disposable);
-            LogComponentLoaded(logger, component, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds, options.SessionFor(component).ExecutionProvider.ToString());
-            return disposable;
+            return model.BaseGraph();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException($"The {component} graph '{model.ModelPath}' cannot be read again to rebuild its session: {ex.Message}", model.ModelPath, ex);
         }
     }
 
-    /// <summary>A component's session settings, with the static shape's fixed dimensions added when one is set.</summary>
-    private static SessionSettings SettingsFor(string component, StableDiffusionPipelineOptions options, ModelConfiguration configuration, ModelIndex index)
+    /// <summary>
+    /// Puts <paramref name="replacement"/> in the place of <paramref name="component"/>'s model and releases the previous
+    /// session, unless it is the caller's (a given component stays theirs). Callers make sure no call uses the previous one.
+    /// </summary>
+    private void Replace(string component, OnnxModel replacement)
     {
-        SessionSettings settings = options.SessionFor(component);
-        if (options.StaticShape is not { } shape)
+        OnnxModel previous = _graphs[component];
+        _graphs[component] = replacement;
+        if (!IsGiven(component, previous))
         {
-            return settings;
+            previous.Dispose();
         }
-
-        var dimensions = new Dictionary<string, long>(shape.DimensionsFor(component, configuration.VaeScaleFactor, ChannelsByClassName(index)));
-        foreach (var (name, size) in settings.FreeDimensionOverrides)
-        {
-            dimensions[name] = size; // What the caller fixed explicitly wins.
-        }
-
-        return settings with { FreeDimensionOverrides = dimensions };
     }
 
-    /// <summary>The UNet's input channels as the pipeline class implies: 9 for inpainting pipelines, else 4.</summary>
-    private static int ChannelsByClassName(ModelIndex index) => index.ClassName.Contains("Inpaint", StringComparison.Ordinal) ? 9 : 4;
+    private bool IsGiven(string component, OnnxModel model) => _given.TryGetValue(component, out OnnxModel? given) && ReferenceEquals(given, model);
 
-    private static void RequireOnnxLayout(string modelPath)
+    // The caller's components, each checked to be a graph this family takes, of the right type.
+    private static IReadOnlyDictionary<string, OnnxModel> GivenComponents(StableDiffusionPipelineOptions options, PipelineDefinition definition)
     {
-        foreach (string component in new[] { ModelComponents.TextEncoder, ModelComponents.UNet, ModelComponents.VaeDecoder })
+        foreach ((string name, OnnxModel model) in options.Components)
         {
-            string graph = Path.Combine(modelPath, component, "model.onnx");
-            if (File.Exists(graph))
+            ArgumentNullException.ThrowIfNull(model, $"{nameof(StableDiffusionPipelineOptions.Components)}[\"{name}\"]");
+            if (!definition.Graphs.Contains(name) && !definition.LazyGraphs.Contains(name))
             {
-                continue;
+                throw new ArgumentException(
+                    $"{nameof(StableDiffusionPipelineOptions.Components)} names '{name}', which {definition.Family} pipelines do not take; they take {string.Join(", ", definition.Graphs.Concat(definition.LazyGraphs))}.",
+                    nameof(options));
             }
 
-            string folder = Path.Combine(modelPath, component);
-            bool pyTorch = Directory.Exists(folder) && Directory.EnumerateFiles(folder).Any(f => f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".bin", StringComparison.Ordinal));
-            bool vaeOnly = component == ModelComponents.VaeDecoder && Directory.Exists(Path.Combine(modelPath, "vae"));
-            throw new ModelLoadException(pyTorch || vaeOnly
-                ? $"'{modelPath}' holds PyTorch weights, not ONNX graphs ({component}/model.onnx is missing). Use an ONNX export of the model, such as 'onnx-community/stable-diffusion-v1-5-ONNX', or export it with diffusers' or Optimum's ONNX exporter."
-                : $"The model folder '{modelPath}' has no {component}/model.onnx. A diffusers ONNX Stable Diffusion folder has text_encoder/, unet/, vae_decoder/ (and usually vae_encoder/, safety_checker/), each with a model.onnx.",
-                graph);
-        }
-    }
-
-    private static IScheduler LoadScheduler(string path, ILogger logger)
-    {
-        if (!File.Exists(path))
-        {
-            throw new ModelLoadException($"The model has no scheduler configuration at '{path}'.", path);
+            if (model.Component != name)
+            {
+                throw new ArgumentException(
+                    $"{nameof(StableDiffusionPipelineOptions.Components)}[\"{name}\"] is a {model.GetType().Name} (a {model.Component}); give it as [\"{model.Component}\"] or pass the {name}.",
+                    nameof(options));
+            }
         }
 
-        SchedulerConfig config;
-        try
-        {
-            config = SchedulerConfig.Load(path);
-        }
-        catch (SchedulerConfigException ex)
-        {
-            throw new ModelLoadException($"The scheduler configuration '{path}' is invalid: {ex.Message}", path, ex);
-        }
-
-        // diffusers' Stable Diffusion pipelines correct two known mistakes of old configurations when they load.
-        if (config.TryGetValue("steps_offset", out var offset) && offset is not null && offset.GetValueKind() == JsonValueKind.Number && offset.GetValue<double>() != 1)
-        {
-            LogSchedulerFixUp(logger, path, "steps_offset", "1");
-            config = config.With("steps_offset", 1);
-        }
-
-        if (config.TryGetValue("clip_sample", out var clip) && clip is not null && clip.GetValueKind() == JsonValueKind.True)
-        {
-            LogSchedulerFixUp(logger, path, "clip_sample", "false");
-            config = config.With("clip_sample", false);
-        }
-
-        try
-        {
-            return SchedulerFactory.FromConfig(config);
-        }
-        catch (SchedulerConfigException ex)
-        {
-            throw new ModelLoadException($"The scheduler configuration '{path}' cannot be used: {ex.Message}", path, ex);
-        }
-    }
-
-    private static SafetyChecker LoadSafetyChecker(string graph, string preprocessorPath, StableDiffusionPipelineOptions options)
-    {
-        SessionSettings settings = options.SessionFor(ModelComponents.SafetyChecker);
-        ClipImageProcessor processor;
-        try
-        {
-            processor = ClipImageProcessor.Load(preprocessorPath);
-        }
-        catch (PreprocessorConfigException ex)
-        {
-            throw new ModelLoadException($"The safety checker's image pre-processing configuration cannot be used: {ex.Message}", preprocessorPath, ex);
-        }
-
-        using SessionOptions sessionOptions = SessionOptionsFactory.Create(settings, ModelComponents.SafetyChecker);
-        options.ConfigureSessionOptions?.Invoke(ModelComponents.SafetyChecker, sessionOptions);
-        InferenceSession session;
-        try
-        {
-            session = new InferenceSession(graph, sessionOptions);
-        }
-        catch (OnnxRuntimeException ex)
-        {
-            throw new ModelLoadException($"ONNX Runtime could not load the safety checker '{graph}': {ex.Message.Trim()} The file may be truncated or corrupt; download it again.", graph, ex);
-        }
-
-        try
-        {
-            return new SafetyChecker(session, processor, ownsSession: true, modelPath: graph);
-        }
-        catch (SafetyCheckerModelException ex)
-        {
-            session.Dispose();
-            throw new ModelLoadException($"The safety checker '{graph}' cannot be used: {ex.Message}", graph, ex);
-        }
-        catch
-        {
-            session.Dispose();
-            throw;
-        }
+        return options.Components;
     }
 
     private static void CheckCompatibility(string modelPath, TextEncoderModel textEncoder, UNetModel unet)
@@ -371,12 +320,6 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{ModelPath} has no safety checker and does not require one; images are not checked.")]
     private static partial void LogNoSafetyChecker(ILogger logger, string modelPath);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Path}: {Key} is outdated for Stable Diffusion and was changed to {Value}, as diffusers does.")]
-    private static partial void LogSchedulerFixUp(ILogger logger, string path, string key, string value);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Component {Component} loaded in {Milliseconds:0} ms on {Provider}.")]
-    private static partial void LogComponentLoaded(ILogger logger, string component, double milliseconds, string provider);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {ModelPath} ({ClassName}) on {Provider}; scheduler {Scheduler}; safety checker {SafetyChecker}.")]
     private static partial void LogLoaded(ILogger logger, string modelPath, string className, string provider, string scheduler, bool safetyChecker);

@@ -1,29 +1,30 @@
 using System.Globalization;
 using Google.Protobuf;
+using StableDiffusion.Models;
 using StableDiffusion.Onnx;
 
 namespace StableDiffusion.Lora;
 
 /// <summary>
-/// The layers of one ONNX graph (an export or a graph built from diffusers weights) that a LoRA can change, by diffusers
-/// module path, and the reading of their base weights.
+/// The layers of one ONNX graph (an export or a graph built from diffusers weights or a single file) that a LoRA can
+/// change, by diffusers module path, and the merging of updates into their base weights.
 /// </summary>
 /// <remarks>
 /// Built graphs name each weight initializer by its diffusers key (<c>…to_q.weight</c>), stored [out, in] as PyTorch does.
 /// Exporters keep those names for convolutions and Gemm, but store Linear layers as MatMul weights named
 /// <c>onnx::MatMul_NNN</c>, transposed to [in, out]: the module is then the path of the node using it
 /// (<c>/down_blocks.0/attentions.0/transformer_blocks.0/attn1/to_q/MatMul</c>). Text encoder paths are taken without
-/// <c>text_model.</c>, as LoRA files name them with or without it.
+/// <c>text_model.</c>, as LoRA files name them with or without it. The graph itself is not held: each call that reads
+/// weights is given it again (an export's file may hold its weights).
 /// </remarks>
 internal sealed class LoraTargets
 {
     private const string WeightSuffix = ".weight";
     private readonly Dictionary<string, string> _byFlatName;
 
-    private LoraTargets(string component, LoraGraphSource source, Dictionary<string, LoraTarget> modules)
+    private LoraTargets(string component, Dictionary<string, LoraTarget> modules)
     {
         Component = component;
-        Source = source;
         Modules = modules;
         _byFlatName = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (string module in modules.Keys)
@@ -35,9 +36,6 @@ internal sealed class LoraTargets
     /// <summary>The component, such as <c>unet</c>.</summary>
     public string Component { get; }
 
-    /// <summary>Where the graph comes from.</summary>
-    public LoraGraphSource Source { get; }
-
     /// <summary>The changeable layers by module path.</summary>
     public IReadOnlyDictionary<string, LoraTarget> Modules { get; }
 
@@ -47,11 +45,11 @@ internal sealed class LoraTargets
             ? _byFlatName.TryGetValue(entry.Name, out string? module) ? Modules[module] : null
             : Modules.GetValueOrDefault(entry.Name);
 
-    /// <summary>Reads the graph of <paramref name="source"/> and lists its changeable layers.</summary>
+    /// <summary>Lists the changeable layers of <paramref name="source"/>, the component's base graph.</summary>
     /// <exception cref="InvalidDataException">The graph is not a well-formed ONNX model.</exception>
-    public static LoraTargets Read(string component, LoraGraphSource source)
+    public static LoraTargets Read(string component, BuiltGraph source)
     {
-        GraphProto graph = source.ReadModel().Graph ?? throw new InvalidDataException($"The {component} graph '{source.Path}' has no graph.");
+        GraphProto graph = Parse(source).Graph ?? throw new InvalidDataException($"The {component} graph '{source.Path}' has no graph.");
         var initializers = new Dictionary<string, TensorProto>(StringComparer.Ordinal);
         foreach (TensorProto tensor in graph.Initializer)
         {
@@ -125,24 +123,25 @@ internal sealed class LoraTargets
             }
         }
 
-        return new LoraTargets(component, source, modules);
+        return new LoraTargets(component, modules);
     }
 
-    /// <summary>Reads the base values of <paramref name="target"/> as single precision, in its stored element order.</summary>
-    public float[] ReadBase(LoraTarget target, ModelProto? model = null)
+    /// <summary>Reads the base values of <paramref name="target"/> in <paramref name="source"/> (parsed as <paramref name="model"/>
+    /// when given) as single precision, in its stored element order.</summary>
+    public static float[] ReadBase(BuiltGraph source, LoraTarget target, ModelProto? model = null)
     {
-        model ??= Source.ReadModel();
+        model ??= Parse(source);
         TensorProto tensor = model.Graph.Initializer.First(t => t.Name == target.Initializers[0]);
         byte[] bytes;
         if (tensor.DataLocation == TensorProto.Types.DataLocation.External)
         {
-            string location = External(tensor, "location") ?? throw new InvalidDataException($"Initializer '{tensor.Name}' of '{Source.Path}' names no external data location.");
+            string location = External(tensor, "location") ?? throw new InvalidDataException($"Initializer '{tensor.Name}' of '{source.Path}' names no external data location.");
             long offset = long.Parse(External(tensor, "offset") ?? "0", CultureInfo.InvariantCulture);
             long length = long.Parse(External(tensor, "length") ?? "-1", CultureInfo.InvariantCulture);
-            string path = Path.GetFullPath(Path.Combine(Source.ExternalDataFolder, location));
-            if (!path.StartsWith(Path.GetFullPath(Source.ExternalDataFolder), StringComparison.Ordinal))
+            string path = Path.GetFullPath(Path.Combine(source.ExternalDataFolder, location));
+            if (!path.StartsWith(Path.GetFullPath(source.ExternalDataFolder), StringComparison.Ordinal))
             {
-                throw new InvalidDataException($"Initializer '{tensor.Name}' of '{Source.Path}' points outside the model's folder ('{location}').");
+                throw new InvalidDataException($"Initializer '{tensor.Name}' of '{source.Path}' points outside the model's folder ('{location}').");
             }
 
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
@@ -162,19 +161,20 @@ internal sealed class LoraTargets
 
         if (bytes.Length != target.ElementCount * ElementSize(target.ElementType))
         {
-            throw new InvalidDataException($"Initializer '{tensor.Name}' of '{Source.Path}' has {bytes.Length} bytes for {target.ElementCount} elements of {target.ElementType}.");
+            throw new InvalidDataException($"Initializer '{tensor.Name}' of '{source.Path}' has {bytes.Length} bytes for {target.ElementCount} elements of {target.ElementType}.");
         }
 
         return FloatConversion.ToSingle(bytes, target.ElementType);
     }
 
     /// <summary>
-    /// The graph with every weight that <paramref name="contributions"/> change merged (base + Σ factor · update, in single
-    /// precision, then cast to the weight's type) and stored inside it; the source graph's bytes (null: its file) when
-    /// nothing changes, so the base weights come back exactly.
+    /// <paramref name="source"/> (the base graph these targets were read from) with every weight that
+    /// <paramref name="contributions"/> change merged (base + Σ factor · update, in single precision, then cast to the
+    /// weight's type) and stored inside it; <paramref name="source"/> itself when nothing changes, so the base weights come
+    /// back exactly.
     /// </summary>
     /// <exception cref="InvalidOperationException">The merged graph would exceed the 2 GiB an ONNX graph can hold.</exception>
-    public byte[]? MergedGraph(IReadOnlyList<LoraContribution> contributions)
+    public BuiltGraph MergedGraph(BuiltGraph source, IReadOnlyList<LoraContribution> contributions)
     {
         var updates = new Dictionary<LoraTarget, List<(LoraEntry Entry, float Factor)>>();
         foreach (LoraContribution contribution in contributions)
@@ -187,13 +187,13 @@ internal sealed class LoraTargets
 
         if (updates.Count == 0)
         {
-            return Source.Model;
+            return source;
         }
 
-        ModelProto model = Source.ReadModel();
+        ModelProto model = Parse(source);
         foreach ((LoraTarget target, List<(LoraEntry Entry, float Factor)> layerUpdates) in updates)
         {
-            float[] weight = ReadBase(target, model);
+            float[] weight = ReadBase(source, target, model);
             foreach ((LoraEntry entry, float factor) in layerUpdates)
             {
                 LoraMerge.Add(weight, target, entry, factor);
@@ -210,7 +210,7 @@ internal sealed class LoraTargets
                 "Use a float16 model, or fewer adapters at once.");
         }
 
-        return model.ToByteArray();
+        return source with { Model = model.ToByteArray() };
     }
 
     /// <summary>
@@ -230,6 +230,9 @@ internal sealed class LoraTargets
             tensor.DataLocation = TensorProto.Types.DataLocation.Default;
         }
     }
+
+    /// <summary>Parses the whole model, weights included.</summary>
+    private static ModelProto Parse(BuiltGraph source) => ModelProto.Parser.ParseFrom(source.Model);
 
     /// <summary>The byte size of one element.</summary>
     public static int ElementSize(TensorElementType type) => type == TensorElementType.Float ? 4 : 2;

@@ -21,7 +21,8 @@ public abstract class OnnxModel : IDisposable
         Session = session;
         Component = component;
         ModelPath = modelPath;
-        DeviceThread = DeviceThread.For((settings ?? new SessionSettings()).ExecutionProvider, component);
+        Settings = settings ?? new SessionSettings();
+        DeviceThread = DeviceThread.For(Settings.ExecutionProvider, component);
     }
 
     /// <summary>The component name as in <c>model_index.json</c>, such as <c>unet</c>.</summary>
@@ -32,6 +33,27 @@ public abstract class OnnxModel : IDisposable
 
     /// <summary>The ONNX Runtime session, for advanced use (the model owns and disposes it).</summary>
     public InferenceSession Session { get; }
+
+    /// <summary>The session settings it was loaded with; a session rebuilt from its graph (<see cref="BaseGraph"/>) takes them too.</summary>
+    private protected SessionSettings Settings { get; }
+
+    /// <summary>The caller's hook on the session options it was loaded with, for rebuilt sessions; set by the text encoder's and UNet's loaders.</summary>
+    private protected Action<string, SessionOptions>? Configure { get; init; }
+
+    /// <summary>
+    /// The component's base graph when it is held in memory (built from diffusers weights or a single file); null when it is
+    /// the file at <see cref="ModelPath"/>. A session rebuilt with other weights or outputs keeps it, whatever graph that
+    /// session was created from, so that every rebuild starts from the base weights. Set by the text encoder's and UNet's loaders.
+    /// </summary>
+    private protected BuiltGraph? Built { get; init; }
+
+    /// <summary>
+    /// The component's base graph, with the folder of its external weights: what sessions rebuilt after loading (LoRA, clip
+    /// skip, textual inversion) are made from. An export's file is read again at each call rather than held, as it may hold
+    /// its weights.
+    /// </summary>
+    /// <exception cref="IOException">The graph file cannot be read.</exception>
+    internal virtual BuiltGraph BaseGraph() => Built ?? BuiltGraph.OfFile(ModelPath);
 
     /// <summary>The thread that makes this model's calls when its provider keeps state per thread (see <see cref="ExecutionProviders.DeviceThread"/>); null otherwise.</summary>
     private protected DeviceThread? DeviceThread { get; }
@@ -61,7 +83,7 @@ public abstract class OnnxModel : IDisposable
     private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
     /// <summary>Creates the session for <paramref name="modelPath"/>, turning every load failure into a <see cref="ModelLoadException"/>.</summary>
-    private protected static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure, byte[]? edited = null)
+    internal static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure, byte[]? edited = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(modelPath);
         if (!File.Exists(modelPath))
@@ -69,26 +91,34 @@ public abstract class OnnxModel : IDisposable
             throw new ModelLoadException($"The {component} model file '{modelPath}' does not exist.", modelPath);
         }
 
+        // An edited graph loads from memory; its external weights (if any) are still beside the file. Loading by path lets
+        // ONNX Runtime find external weights (weights.pb, model.onnx.data) beside the graph.
+        return edited is not null
+            ? CreateSession(BuiltGraph.OfFile(modelPath, edited), component, settings, configure)
+            : CreateSession(modelPath, component, settings, configure, options => new InferenceSession(modelPath, options),
+                "The file may be truncated or corrupt, or an external weights file it names may be missing beside it; download it again.");
+    }
+
+    /// <summary>Creates the session for a graph held in memory whose weights are external data in <see cref="BuiltGraph.ExternalDataFolder"/>.</summary>
+    internal static InferenceSession CreateSession(BuiltGraph graph, string component, SessionSettings? settings, Action<string, SessionOptions>? configure) =>
+        CreateSession(graph.Path, component, settings, configure, options =>
+        {
+            options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", graph.ExternalDataFolder);
+            return new InferenceSession(graph.Model, options);
+        }, "A weights file it reads may be truncated, or changed since the graph was built; download it again.");
+
+    private static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure,
+        Func<SessionOptions, InferenceSession> create, string hint)
+    {
         using SessionOptions options = SessionOptionsFactory.Create(settings ?? new SessionSettings(), component);
         configure?.Invoke(component, options);
         try
         {
-            if (edited is not null)
-            {
-                // An edited graph loads from memory; its external weights (if any) are still beside the file.
-                options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", Path.GetDirectoryName(Path.GetFullPath(modelPath))!);
-                return new InferenceSession(edited, options);
-            }
-
-            // Loading by path lets ONNX Runtime find external weights (weights.pb, model.onnx.data) beside the graph.
-            return new InferenceSession(modelPath, options);
+            return create(options);
         }
         catch (OnnxRuntimeException ex)
         {
-            throw new ModelLoadException(
-                $"ONNX Runtime could not load the {component} model '{modelPath}': {ex.Message.Trim()} " +
-                "The file may be truncated or corrupt, or an external weights file it names may be missing beside it; download it again.",
-                modelPath, ex);
+            throw new ModelLoadException($"ONNX Runtime could not load the {component} model '{modelPath}': {ex.Message.Trim()} {hint}", modelPath, ex);
         }
     }
 

@@ -54,33 +54,68 @@ public sealed class TextEncoderModel : OnnxModel
     public static TextEncoderModel Load(string modelPath, SessionSettings? settings = null) =>
         new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, null), modelPath, settings);
 
+    /// <summary>
+    /// Loads the CLIP text encoder (diffusers' <c>CLIPTextModel.from_pretrained</c>) from a folder of its own: a diffusers component folder (<c>config.json</c> and its safetensors), whose
+    /// graph is built for the execution provider, or an ONNX export's (<c>model.onnx</c>). Give it to a pipeline in place of
+    /// the model's own with <see cref="Pipelines.StableDiffusionPipelineOptions.Components"/>.
+    /// </summary>
+    /// <param name="folder">The component folder.</param>
+    /// <param name="options">The session settings, <see cref="Pipelines.StableDiffusionPipelineOptions.ComputePrecision"/> and
+    /// <see cref="Pipelines.StableDiffusionPipelineOptions.Variant"/> to load with; defaults (the CPU, float32) when null.</param>
+    /// <exception cref="ModelLoadException">The folder is missing, in neither layout, or its configuration or weights cannot be used (the message names the file).</exception>
+    public static TextEncoderModel FromPretrained(string folder, Pipelines.StableDiffusionPipelineOptions? options = null) =>
+        (TextEncoderModel)Loading.ComponentRegistry.LoadFolder(ModelComponents.TextEncoder, folder, options);
+
     internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure), modelPath, settings);
+        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure), modelPath, settings) { Configure = configure };
+
+    internal static TextEncoderModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(graph, ModelComponents.TextEncoder, settings, configure), graph.Path, settings) { Built = graph, Configure = configure };
 
     /// <summary>
     /// Loads <c>text_encoder/model.onnx</c> edited (<see cref="TextEncoderGraphEdit"/>): with the clip skip outputs, and
-    /// with rows added to its token embedding; <paramref name="graph"/>, when given, is the graph to edit instead of the
-    /// file's (a copy with LoRA-merged weights), its external weights beside <paramref name="modelPath"/>.
+    /// with rows added to its token embedding.
     /// </summary>
     /// <exception cref="ModelLoadException">The file cannot be loaded, or its graph cannot be edited (the message says why).</exception>
-    internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure, bool clipSkips, AddedTokenEmbeddings? addedTokens, byte[]? graph = null)
+    internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure, bool clipSkips, AddedTokenEmbeddings? addedTokens)
+    {
+        BuiltGraph graph;
+        try
+        {
+            graph = BuiltGraph.OfFile(modelPath);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException($"The text encoder '{modelPath}' cannot be read: {ex.Message}", modelPath, ex);
+        }
+
+        return new(CreateSession(Edited(graph, clipSkips, addedTokens), ModelComponents.TextEncoder, settings, configure), modelPath, settings) { Configure = configure };
+    }
+
+    /// <summary>
+    /// A session of this component made again from <paramref name="graph"/> (its <see cref="OnnxModel.BaseGraph"/>, or a
+    /// copy of it with other weights), edited by <see cref="TextEncoderGraphEdit"/> with the clip skip outputs and rows added
+    /// to its token embedding, with the session settings this one has. This model is left as it is.
+    /// </summary>
+    /// <exception cref="ModelLoadException">The graph cannot be edited or loaded (the message says why).</exception>
+    internal TextEncoderModel Rebuilt(BuiltGraph graph, bool clipSkips, AddedTokenEmbeddings? addedTokens) =>
+        new(CreateSession(Edited(graph, clipSkips, addedTokens), ModelComponents.TextEncoder, Settings, Configure), ModelPath, Settings) { Built = Built, Configure = Configure };
+
+    private static BuiltGraph Edited(BuiltGraph graph, bool clipSkips, AddedTokenEmbeddings? addedTokens)
     {
         if (!clipSkips && addedTokens is null)
         {
-            return new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure, graph), modelPath, settings);
+            return graph;
         }
 
-        byte[] edited;
         try
         {
-            (edited, _) = TextEncoderGraphEdit.Apply(graph ?? File.ReadAllBytes(modelPath), clipSkips, addedTokens);
+            return graph with { Model = TextEncoderGraphEdit.Apply(graph.Model, clipSkips, addedTokens).Model };
         }
-        catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
+        catch (InvalidDataException ex)
         {
-            throw new ModelLoadException($"The text encoder '{modelPath}' cannot be edited for clip skip or textual inversion: {ex.Message}", modelPath, ex);
+            throw new ModelLoadException($"The text encoder '{graph.Path}' cannot be edited for clip skip or textual inversion: {ex.Message}", graph.Path, ex);
         }
-
-        return new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure, edited), modelPath, settings);
     }
 
     /// <summary>Encodes token ids, row-major [batch, sequenceLength].</summary>

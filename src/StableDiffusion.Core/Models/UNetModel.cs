@@ -112,20 +112,43 @@ public sealed class UNetModel : OnnxModel
     /// <exception cref="ModelLoadException">The file is missing, corrupt, or not a UNet.</exception>
     public static UNetModel Load(string modelPath, SessionSettings? settings = null) => Load(modelPath, settings ?? new SessionSettings(), null);
 
-    internal static UNetModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, FloatTimestepGraph(modelPath)), modelPath, settings);
+    /// <summary>
+    /// Loads a UNet from a folder of its own (diffusers' <c>UNet2DConditionModel.from_pretrained</c>): a diffusers component
+    /// folder (<c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c>, sharded or not), whose graph is built for the
+    /// execution provider, or an ONNX export's (<c>model.onnx</c>). Give it to a pipeline in place of the model's own with
+    /// <see cref="Pipelines.StableDiffusionPipelineOptions.Components"/>.
+    /// </summary>
+    /// <param name="folder">The component folder, such as <c>stable-diffusion-inpainting/unet</c>.</param>
+    /// <param name="options">The session settings (<c>unet</c>'s), <see cref="Pipelines.StableDiffusionPipelineOptions.ComputePrecision"/>
+    /// and <see cref="Pipelines.StableDiffusionPipelineOptions.Variant"/> to load with; defaults (the CPU, float32) when null.</param>
+    /// <exception cref="ModelLoadException">The folder is missing, in neither layout, or its configuration or weights cannot be used (the message names the file).</exception>
+    public static UNetModel FromPretrained(string folder, Pipelines.StableDiffusionPipelineOptions? options = null) =>
+        (UNetModel)Loading.ComponentRegistry.LoadFolder(ModelComponents.UNet, folder, options);
 
-    /// <summary>Loads the graph <paramref name="graph"/> (an edited copy of <paramref name="modelPath"/>'s, already retyped as
-    /// <see cref="FloatTimestepGraph"/> does) with its external weights beside <paramref name="modelPath"/>; the file itself when null.</summary>
-    internal static UNetModel Load(string modelPath, byte[]? graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, graph), modelPath, settings);
+    internal static UNetModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, FloatTimestepGraph(modelPath)), modelPath, settings) { Configure = configure };
+
+    internal static UNetModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(graph, ModelComponents.UNet, settings, configure), graph.Path, settings) { Built = graph, Configure = configure };
+
+    /// <summary>
+    /// A session of this component made again from <paramref name="graph"/> (a copy of its <see cref="BaseGraph"/> with other
+    /// weights), with the session settings this one has. This model is left as it is.
+    /// </summary>
+    /// <exception cref="ModelLoadException">ONNX Runtime refuses the graph.</exception>
+    internal UNetModel Rebuilt(BuiltGraph graph) =>
+        new(CreateSession(graph, ModelComponents.UNet, Settings, Configure), ModelPath, Settings) { Built = Built, Configure = Configure };
+
+    /// <inheritdoc/>
+    /// <remarks>An export's graph comes retyped as <see cref="FloatTimestepGraph"/> loads it.</remarks>
+    internal override BuiltGraph BaseGraph() => Built ?? BuiltGraph.OfFile(ModelPath, FloatTimestepGraph(ModelPath));
 
     /// <summary>
     /// An export with an integer timestep input that it only casts to float, retyped to take float timesteps: the
     /// fractional timesteps of Euler-type schedules then reach the UNet whole, as in diffusers' PyTorch pipelines, instead of
     /// truncated. Null when the graph needs no edit (or cannot take one).
     /// </summary>
-    internal static byte[]? FloatTimestepGraph(string modelPath)
+    private static byte[]? FloatTimestepGraph(string modelPath)
     {
         try
         {

@@ -42,8 +42,23 @@ public sealed class VaeDecoderModel : OnnxModel
     public static VaeDecoderModel Load(string modelPath, SessionSettings? settings = null) =>
         new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, null), modelPath, settings);
 
+    /// <summary>
+    /// Loads the VAE decoder (from a diffusers <c>vae</c> folder, diffusers' <c>AutoencoderKL.from_pretrained</c>, or a <c>vae_decoder</c> export) from a folder of its own: a diffusers component folder (<c>config.json</c> and its safetensors), whose
+    /// graph is built for the execution provider, or an ONNX export's (<c>model.onnx</c>). Give it to a pipeline in place of
+    /// the model's own with <see cref="Pipelines.StableDiffusionPipelineOptions.Components"/>.
+    /// </summary>
+    /// <param name="folder">The component folder.</param>
+    /// <param name="options">The session settings, <see cref="Pipelines.StableDiffusionPipelineOptions.ComputePrecision"/> and
+    /// <see cref="Pipelines.StableDiffusionPipelineOptions.Variant"/> to load with; defaults (the CPU, float32) when null.</param>
+    /// <exception cref="ModelLoadException">The folder is missing, in neither layout, or its configuration or weights cannot be used (the message names the file).</exception>
+    public static VaeDecoderModel FromPretrained(string folder, Pipelines.StableDiffusionPipelineOptions? options = null) =>
+        (VaeDecoderModel)Loading.ComponentRegistry.LoadFolder(ModelComponents.VaeDecoder, folder, options);
+
     internal static VaeDecoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
         new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, configure), modelPath, settings);
+
+    internal static VaeDecoderModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(graph, ModelComponents.VaeDecoder, settings, configure), graph.Path, settings);
 
     /// <summary>Decodes latents in one call (as diffusers' PyTorch pipeline does; a convolutional decoder treats each image alone).</summary>
     /// <param name="latents">Scaled latents, [batch, channels, h, w].</param>

@@ -82,6 +82,10 @@ public sealed class VaeEncoderModel : OnnxModel
                 : new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentSample, [session.OutputMetadata.ContainsKey(SampleName) ? SampleName : session.OutputNames[0]], settings);
     }
 
+    /// <summary>A graph built with the distribution's mean and standard deviation as the outputs <paramref name="mean"/> and <paramref name="std"/>.</summary>
+    internal static VaeEncoderModel Load(BuiltGraph graph, string mean, string std, SessionSettings settings, Action<string, SessionOptions>? configure) =>
+        new(CreateSession(graph, ModelComponents.VaeEncoder, settings, configure), graph.Path, VaeEncoderOutputKind.LatentDistribution, [mean, std], settings);
+
     /// <summary>Encodes one image to its latent distribution (not yet multiplied by the VAE scaling factor).</summary>
     /// <param name="image">An image [1, 3, H, W] in [-1, 1].</param>
     /// <param name="runOptions">ONNX Runtime run options (used for cancellation); null for none.</param>

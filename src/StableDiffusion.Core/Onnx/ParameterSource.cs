@@ -14,6 +14,10 @@ internal abstract class ParameterSource
     /// floating-point inputs with it.</summary>
     public abstract TensorElementType ComputeType { get; }
 
+    /// <summary>The folder the graph's external-data locations are relative to: a session of the built graph loads with it as
+    /// <c>session.model_external_initializers_file_folder_path</c>.</summary>
+    public abstract string Folder { get; }
+
     /// <summary>The shape the weight <paramref name="key"/> is stored with, or null when there is no such weight (a builder
     /// telling key layouts apart, or naming the configuration field a stored shape contradicts).</summary>
     public abstract long[]? StoredShape(string key);

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using StableDiffusion.ExecutionProviders;
 using StableDiffusion.Loading;
+using StableDiffusion.Loading.SingleFile;
 using StableDiffusion.Models;
 using StableDiffusion.Safety;
 using StableDiffusion.Schedulers;
@@ -123,7 +124,7 @@ public abstract partial class DiffusionPipeline : IDisposable
         options ??= new StableDiffusionPipelineOptions();
         ILogger logger = CreateLogger<TPipeline>(options);
         NativeRuntime.EnsureAvailable();
-        string folder = await ModelLocator.ResolveAsync(modelIdOrPath, options, logger, cancellationToken).ConfigureAwait(false);
+        string folder = await ModelLocator.ResolveAsync(modelIdOrPath, options, logger, cancellationToken, ModelLocator.GivenComponents(options)).ConfigureAwait(false);
         string name = ModelLocator.DisplayName(modelIdOrPath, folder);
         return await Task.Factory.StartNew(
             () => create(StableDiffusionComponents.Load(folder, options, logger, cancellationToken, name), logger),
@@ -138,8 +139,44 @@ public abstract partial class DiffusionPipeline : IDisposable
         ILogger logger = CreateLogger<TPipeline>(options);
         NativeRuntime.EnsureAvailable();
         // A folder resolves synchronously; only a Hub download blocks here.
-        string folder = ModelLocator.ResolveAsync(modelIdOrPath, options, logger, cancellationToken).GetAwaiter().GetResult();
+        string folder = ModelLocator.ResolveAsync(modelIdOrPath, options, logger, cancellationToken, ModelLocator.GivenComponents(options)).GetAwaiter().GetResult();
         return create(StableDiffusionComponents.Load(folder, options, logger, cancellationToken, ModelLocator.DisplayName(modelIdOrPath, folder)), logger);
+    }
+
+    /// <summary>
+    /// Loads a single-file checkpoint on background threads: the file is checked first (a file that is not an SD 1.x
+    /// checkpoint fails before anything is downloaded), then its base model is resolved (downloading what the file lacks).
+    /// </summary>
+    private protected static Task<TPipeline> LoadSingleFileAsync<TPipeline>(string path, StableDiffusionPipelineOptions? options,
+        Func<StableDiffusionComponents, ILogger, TPipeline> create, CancellationToken cancellationToken) =>
+        LoadSingleFileAsync(path, options, create, background: true, cancellationToken);
+
+    /// <summary>Loads a single-file checkpoint on the calling thread (see <see cref="LoadSingleFileAsync{TPipeline}(string, StableDiffusionPipelineOptions?, Func{StableDiffusionComponents, ILogger, TPipeline}, CancellationToken)"/>).</summary>
+    private protected static TPipeline LoadSingleFile<TPipeline>(string path, StableDiffusionPipelineOptions? options,
+        Func<StableDiffusionComponents, ILogger, TPipeline> create, CancellationToken cancellationToken) =>
+        // A base model folder resolves synchronously, so everything runs here; only a Hub download blocks.
+        LoadSingleFileAsync(path, options, create, background: false, cancellationToken).GetAwaiter().GetResult();
+
+    private static async Task<TPipeline> LoadSingleFileAsync<TPipeline>(string path, StableDiffusionPipelineOptions? options,
+        Func<StableDiffusionComponents, ILogger, TPipeline> create, bool background, CancellationToken cancellationToken)
+    {
+        options ??= new StableDiffusionPipelineOptions();
+        ILogger logger = CreateLogger<TPipeline>(options);
+        NativeRuntime.EnsureAvailable();
+        SingleFileCheckpoint checkpoint = SingleFileCheckpoint.Open(path);
+        try
+        {
+            string baseFolder = await ModelLocator.ResolveBaseModelAsync(options.BaseModel ?? checkpoint.DefaultBase, options.EnableSafetyChecker, options, logger, cancellationToken).ConfigureAwait(false);
+            TPipeline Load() => create(StableDiffusionComponents.Load(baseFolder, options, logger, cancellationToken, Path.GetFullPath(path), singleFile: checkpoint), logger);
+            return background
+                ? await Task.Factory.StartNew(Load, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false)
+                : Load();
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Runs a generation on a background thread, so the caller's thread (a UI thread, say) stays free.</summary>

@@ -39,6 +39,20 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<Img2ImgRe
     public static StableDiffusionImg2ImgPipeline FromPretrained(string modelIdOrPath, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
         Load(modelIdOrPath, options, (c, l) => new StableDiffusionImg2ImgPipeline(c, l), cancellationToken);
 
+    /// <summary>Loads a Stable Diffusion 1.x single-file checkpoint for image-to-image (see <see cref="StableDiffusionPipeline.FromSingleFileAsync"/>).</summary>
+    /// <param name="path">The checkpoint file.</param>
+    /// <param name="options">The base model, execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the base model's download, or loading between components.</param>
+    public static Task<StableDiffusionImg2ImgPipeline> FromSingleFileAsync(string path, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
+        LoadSingleFileAsync(path, options, (c, l) => new StableDiffusionImg2ImgPipeline(c, l), cancellationToken);
+
+    /// <summary>Loads a single-file checkpoint on the calling thread (see <see cref="FromSingleFileAsync"/>).</summary>
+    /// <param name="path">The checkpoint file.</param>
+    /// <param name="options">The base model, execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the base model's download, or loading between components.</param>
+    public static StableDiffusionImg2ImgPipeline FromSingleFile(string path, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
+        LoadSingleFile(path, options, (c, l) => new StableDiffusionImg2ImgPipeline(c, l), cancellationToken);
+
     /// <summary>An image-to-image pipeline sharing another pipeline's loaded components and scheduler (diffusers' <c>from_pipe</c>).</summary>
     /// <param name="pipeline">The pipeline whose sessions to share.</param>
     /// <exception cref="ObjectDisposedException"><paramref name="pipeline"/> was disposed.</exception>

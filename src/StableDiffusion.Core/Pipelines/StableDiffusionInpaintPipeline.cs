@@ -42,6 +42,20 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
     public static StableDiffusionInpaintPipeline FromPretrained(string modelIdOrPath, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
         Load(modelIdOrPath, options, (c, l) => new StableDiffusionInpaintPipeline(c, l), cancellationToken);
 
+    /// <summary>Loads a Stable Diffusion 1.x single-file checkpoint for inpainting (see <see cref="StableDiffusionPipeline.FromSingleFileAsync"/>).</summary>
+    /// <param name="path">The checkpoint file.</param>
+    /// <param name="options">The base model, execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the base model's download, or loading between components.</param>
+    public static Task<StableDiffusionInpaintPipeline> FromSingleFileAsync(string path, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
+        LoadSingleFileAsync(path, options, (c, l) => new StableDiffusionInpaintPipeline(c, l), cancellationToken);
+
+    /// <summary>Loads a single-file checkpoint on the calling thread (see <see cref="FromSingleFileAsync"/>).</summary>
+    /// <param name="path">The checkpoint file.</param>
+    /// <param name="options">The base model, execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the base model's download, or loading between components.</param>
+    public static StableDiffusionInpaintPipeline FromSingleFile(string path, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
+        LoadSingleFile(path, options, (c, l) => new StableDiffusionInpaintPipeline(c, l), cancellationToken);
+
     /// <summary>An inpainting pipeline sharing another pipeline's loaded components and scheduler (diffusers' <c>from_pipe</c>).</summary>
     /// <param name="pipeline">The pipeline whose sessions to share.</param>
     /// <exception cref="ObjectDisposedException"><paramref name="pipeline"/> was disposed.</exception>

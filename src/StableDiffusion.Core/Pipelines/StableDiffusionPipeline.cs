@@ -27,7 +27,9 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline<TextToImageReque
     }
 
     /// <summary>
-    /// Loads a model: a folder in the diffusers ONNX layout, or a Hugging Face Hub repository id such as
+    /// Loads a model: a folder in the diffusers layout (each component's graph built from its <c>config.json</c> over its
+    /// safetensors weights, see <see cref="StableDiffusionPipelineOptions.ComputePrecision"/> and
+    /// <see cref="StableDiffusionPipelineOptions.Variant"/>) or in its ONNX layout (<c>model.onnx</c> per component), or a Hugging Face Hub repository id such as
     /// <c>onnx-community/stable-diffusion-v1-5-ONNX</c>, downloaded into (or found in) the cache Python's huggingface_hub shares.
     /// </summary>
     /// <param name="modelIdOrPath">A model folder (with model_index.json) or a Hub repository id.</param>
@@ -45,6 +47,31 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline<TextToImageReque
     /// <param name="cancellationToken">Cancels the download, or loading between components.</param>
     public static StableDiffusionPipeline FromPretrained(string modelIdOrPath, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
         Load(modelIdOrPath, options, (c, l) => new StableDiffusionPipeline(c, l), cancellationToken);
+
+    /// <summary>
+    /// Loads a Stable Diffusion 1.x checkpoint in one file (<c>.safetensors</c>, or a <c>.ckpt</c> read without running its
+    /// pickle), in the original (CompVis) key layout, float16 or float32, inpainting checkpoints included: diffusers'
+    /// <c>from_single_file</c>. What the file lacks (configurations, tokenizer, scheduler, feature extractor, safety checker)
+    /// comes from <see cref="StableDiffusionPipelineOptions.BaseModel"/>; the safety checker stays on unless
+    /// <see cref="StableDiffusionPipelineOptions.EnableSafetyChecker"/> is false. The weights stay in the file.
+    /// </summary>
+    /// <param name="path">The checkpoint file.</param>
+    /// <param name="options">The base model, execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the base model's download, or loading between components.</param>
+    /// <exception cref="UnsupportedCheckpointException">The file is not an SD 1.x checkpoint (an SDXL or SD 2.x checkpoint, a LoRA,
+    /// a VAE alone, ...): the message and <see cref="UnsupportedCheckpointException.Kind"/> say what it looks like.</exception>
+    /// <exception cref="ModelLoadException">The file is missing, damaged or incomplete, or the base model cannot be used.</exception>
+    /// <exception cref="Weights.UnsafePickleException">A <c>.ckpt</c> file's pickle names code, which is never run.</exception>
+    /// <exception cref="Hub.HubException">The base model could not be downloaded.</exception>
+    public static Task<StableDiffusionPipeline> FromSingleFileAsync(string path, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
+        LoadSingleFileAsync(path, options, (c, l) => new StableDiffusionPipeline(c, l), cancellationToken);
+
+    /// <summary>Loads a single-file checkpoint, blocking until it is loaded (see <see cref="FromSingleFileAsync"/>).</summary>
+    /// <param name="path">The checkpoint file.</param>
+    /// <param name="options">The base model, execution providers, sessions, safety checker, Hub settings and logging; defaults when null.</param>
+    /// <param name="cancellationToken">Cancels the base model's download, or loading between components.</param>
+    public static StableDiffusionPipeline FromSingleFile(string path, StableDiffusionPipelineOptions? options = null, CancellationToken cancellationToken = default) =>
+        LoadSingleFile(path, options, (c, l) => new StableDiffusionPipeline(c, l), cancellationToken);
 
     /// <summary>A text-to-image pipeline sharing another pipeline's loaded components and scheduler (diffusers' <c>from_pipe</c>).</summary>
     /// <param name="pipeline">The pipeline whose sessions to share.</param>

@@ -38,21 +38,51 @@ public sealed record StableDiffusionPipelineOptions
     /// </summary>
     public bool EnableSafetyChecker { get; init; } = true;
 
+    /// <summary>
+    /// The precision that graphs built from diffusers weights compute in (diffusers' <c>torch_dtype</c>); null (the default)
+    /// takes the execution provider's: float32 on the CPU, float16 on CUDA. ONNX exports keep their own types.
+    /// </summary>
+    public ComputePrecision? ComputePrecision { get; init; }
+
+    /// <summary>
+    /// Components loaded separately that the pipeline takes instead of loading its own (diffusers' <c>unet=</c>,
+    /// <c>text_encoder=</c>, <c>vae=</c> arguments), by component name: <c>text_encoder</c>, <c>unet</c>, <c>vae_decoder</c>,
+    /// <c>vae_encoder</c> (see <see cref="Models.ModelComponents"/>), such as
+    /// <c>options with { Components = new Dictionary&lt;string, OnnxModel&gt; { ["unet"] = UNetModel.FromPretrained("inpaint-unet") } }</c>.
+    /// They are not loaded from the model folder, and they stay yours: dispose them after the pipelines that use them.
+    /// </summary>
+    public IReadOnlyDictionary<string, Models.OnnxModel> Components { get; init; } = new Dictionary<string, Models.OnnxModel>();
+
+    /// <summary>
+    /// For <c>FromSingleFile</c>: the Stable Diffusion 1.x model in the diffusers layout (a folder or a Hub repository id)
+    /// that gives what a single-file checkpoint lacks: the components' configurations, the tokenizer, the scheduler, the
+    /// feature extractor and the safety checker (diffusers' <c>config</c> argument of <c>from_single_file</c>). Null (the
+    /// default) takes diffusers' choice: <c>stable-diffusion-v1-5/stable-diffusion-v1-5</c>, or
+    /// <c>stable-diffusion-v1-5/stable-diffusion-inpainting</c> for an inpainting checkpoint; from the Hub, only those files
+    /// are downloaded, once. <c>FromPretrained</c> ignores it.
+    /// </summary>
+    public string? BaseModel { get; init; }
+
     /// <summary>The revision (branch, tag or commit) when loading from the Hugging Face Hub; <c>main</c> when null.</summary>
     public string? Revision { get; init; }
 
     /// <summary>
-    /// The weights variant to load from a repository in diffusers' PyTorch layout (diffusers' <c>variant</c>): <c>"fp16"</c>
-    /// takes each component's <c>*.fp16.safetensors</c>, and a component without them its plain weights (with a warning);
-    /// a model with the variant in no component is refused. <see langword="null"/> (the default) takes the plain weights.
-    /// Only the chosen files are downloaded. ONNX exports have no variants and ignore it.
+    /// The weights variant to load from a model in the diffusers layout (diffusers' <c>variant</c>), from a folder or the
+    /// Hub: <c>"fp16"</c> takes each component's <c>*.fp16.safetensors</c> (<c>diffusion_pytorch_model.fp16.safetensors</c>,
+    /// <c>model.fp16.safetensors</c>), and a component without them its plain weights; a Hub repository with the variant in
+    /// no component is refused, and only the chosen files are downloaded. <see langword="null"/> (the default) takes the
+    /// plain weights. The variant names the files, not the precision: see <see cref="ComputePrecision"/>. ONNX exports have
+    /// no variants and ignore it.
     /// </summary>
+    /// <exception cref="ArgumentException">Set to a name that is empty or has characters other than letters, digits, '_' and '-'.</exception>
     public string? Variant
     {
         get;
-        init => field = value is null || (value.Length > 0 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))
-            ? value
-            : throw new ArgumentException($"'{value}' is not a weights variant: use a name such as \"fp16\" (letters, digits, '_' and '-').", nameof(value));
+        init
+        {
+            Loading.ComponentSource.RequireValidVariant(value);
+            field = value;
+        }
     }
 
     /// <summary>Hub endpoint, cache, token and offline settings; <see cref="HubOptions.FromEnvironment()"/> (HF_HOME,

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text.Json;
@@ -137,6 +138,48 @@ internal sealed class SafetensorsFile : IDisposable
         }
 
         return _file.Read(tensor.Offset, (int)tensor.Length);
+    }
+
+    /// <summary>
+    /// Writes a safetensors file at <paramref name="path"/> (a new file) holding <paramref name="tensors"/>, in order: each
+    /// one's <c>Write</c> fills exactly its bytes (little-endian, row-major), one tensor in memory at a time.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A tensor has an element type the format has no dtype for, or holds 2 GiB or more.</exception>
+    /// <exception cref="IOException">The file exists or cannot be written.</exception>
+    public static void Write(string path, IReadOnlyList<TensorToWrite> tensors)
+    {
+        var header = new Dictionary<string, object>(StringComparer.Ordinal);
+        long offset = 0;
+        foreach (TensorToWrite tensor in tensors)
+        {
+            string dtype = DTypes.FirstOrDefault(pair => pair.Value == tensor.ElementType).Key
+                ?? throw new ArgumentOutOfRangeException(nameof(tensors), tensor.ElementType, $"Tensor '{tensor.Name}' has an element type safetensors has no dtype for.");
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(tensor.ByteCount, int.MaxValue, nameof(tensors));
+            header[tensor.Name] = new { dtype, shape = tensor.Shape, data_offsets = new[] { offset, offset + tensor.ByteCount } };
+            offset += tensor.ByteCount;
+        }
+
+        // The header padded with spaces to a multiple of 8 bytes, as the format's own writer does, so the data is aligned.
+        byte[] json = JsonSerializer.SerializeToUtf8Bytes(header);
+        byte[] headerBytes = [.. json, .. Enumerable.Repeat((byte)' ', (8 - (json.Length % 8)) % 8)];
+        using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+        Span<byte> length = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)headerBytes.Length);
+        stream.Write(length);
+        stream.Write(headerBytes);
+        foreach (TensorToWrite tensor in tensors)
+        {
+            byte[] buffer = ArrayPool<byte>.Shared.Rent((int)tensor.ByteCount);
+            try
+            {
+                tensor.Write(buffer.AsSpan(0, (int)tensor.ByteCount));
+                stream.Write(buffer, 0, (int)tensor.ByteCount);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
     }
 
     /// <summary>Closes the file and its mapping; spans from <see cref="GetBytes"/> must not be used afterwards.</summary>

@@ -68,10 +68,8 @@ public sealed class LoraMatchingTests : IDisposable
         Fixtures.Require();
         (ModelProto model, string dataFolder) = UNetUnderTest.BuildGraph("tiny-sd/unet", cudaFused ? GraphFlavor.CudaFused : GraphFlavor.Plain,
             cudaFused ? TensorElementType.Float16 : TensorElementType.Float);
-        var targets = new Dictionary<string, LoraTargets>
-        {
-            [ModelComponents.UNet] = LoraTargets.Read(ModelComponents.UNet, new LoraGraphSource("built unet", Google.Protobuf.MessageExtensions.ToByteArray(model), dataFolder)),
-        };
+        var graph = new BuiltGraph(Google.Protobuf.MessageExtensions.ToByteArray(model), dataFolder, "built unet");
+        var targets = new Dictionary<string, LoraTargets> { [ModelComponents.UNet] = LoraTargets.Read(ModelComponents.UNet, graph) };
         IReadOnlyList<LoraEntry> unetOnly = [.. LoraFile.Read(LoraFiles.Path("style.peft.safetensors")).Where(e => e.Component == ModelComponents.UNet)];
 
         LoraAdapter adapter = LoraAdapter.Resolve("style", "style", unetOnly, targets);
@@ -79,7 +77,7 @@ public sealed class LoraMatchingTests : IDisposable
         LoraTarget toK = targets[ModelComponents.UNet].Modules["down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k"];
         Assert.False(toK.Transposed);
         Assert.Equal(unetOnly.Count, adapter.Layers.Count);
-        float[] stored = targets[ModelComponents.UNet].ReadBase(toK);
+        float[] stored = LoraTargets.ReadBase(graph, toK);
         Assert.Equal(toK.ElementCount, stored.Length);
     }
 
@@ -144,7 +142,7 @@ public sealed class LoraMatchingTests : IDisposable
         graph.Output(y, "y", 1, 4);
         var targets = new Dictionary<string, LoraTargets>
         {
-            [ModelComponents.UNet] = LoraTargets.Read(ModelComponents.UNet, new LoraGraphSource("shared graph", graph.ToBytes(), _folder)),
+            [ModelComponents.UNet] = LoraTargets.Read(ModelComponents.UNet, new BuiltGraph(graph.ToBytes(), _folder, "shared graph")),
         };
         var entry = new LoraEntry(ModelComponents.UNet, "a.to_q", IsFlat: false, "unet.a.to_q", new float[8], [2, 4], new float[8], [4, 2], Alpha: 2);
 
@@ -214,8 +212,8 @@ public sealed class LoraMatchingTests : IDisposable
         Fixtures.Require();
         return new Dictionary<string, LoraTargets>
         {
-            [ModelComponents.UNet] = LoraTargets.Read(ModelComponents.UNet, LoraGraphSource.ForFile(Path.Combine(Fixtures.TinyModel, "unet", "model.onnx"))),
-            [ModelComponents.TextEncoder] = LoraTargets.Read(ModelComponents.TextEncoder, LoraGraphSource.ForFile(Path.Combine(Fixtures.TinyModel, "text_encoder", "model.onnx"))),
+            [ModelComponents.UNet] = LoraTargets.Read(ModelComponents.UNet, BuiltGraph.OfFile(Path.Combine(Fixtures.TinyModel, "unet", "model.onnx"))),
+            [ModelComponents.TextEncoder] = LoraTargets.Read(ModelComponents.TextEncoder, BuiltGraph.OfFile(Path.Combine(Fixtures.TinyModel, "text_encoder", "model.onnx"))),
         };
     }
 

@@ -62,8 +62,12 @@ public sealed class EditParityTests
         ArrayAssert.Close(set.Array(check.GetProperty("torch_images").GetString()!).ToSingle(), result.ImageTensor.AsSpan(), 1e-4, $"{label}: variants: images");
     }
 
-    /// <summary>Runs an edit case of a reference on the model at <paramref name="modelPath"/> through the public API.</summary>
-    internal static async Task<GenerationResult> RunAsync(ReferenceSet set, JsonElement c, string modelPath, Action<StepEndContext>? onStepEnd)
+    /// <summary>
+    /// Runs an edit case of a reference on the model at <paramref name="modelPath"/> through the public API: a model folder,
+    /// or a single-file checkpoint (with its base model in <paramref name="options"/>).
+    /// </summary>
+    internal static async Task<GenerationResult> RunAsync(ReferenceSet set, JsonElement c, string modelPath, Action<StepEndContext>? onStepEnd,
+        StableDiffusionPipelineOptions? options = null)
     {
         RgbImage image = ReferenceImage(set, c.GetProperty("image").GetString()!);
         IReadOnlyList<string> prompts = ReferenceCases.Prompts(c);
@@ -73,7 +77,9 @@ public sealed class EditParityTests
         {
             case "img2img":
             {
-                using var pipe = await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
+                using var pipe = File.Exists(modelPath)
+                    ? await StableDiffusionImg2ImgPipeline.FromSingleFileAsync(modelPath, options, ct)
+                    : await StableDiffusionImg2ImgPipeline.FromPretrainedAsync(modelPath, options, ct);
                 var request = ReferenceCases.WithCallSettings(new Img2ImgRequest(prompts, image) { Strength = strength }, set, c, onStepEnd);
                 return await pipe.GenerateAsync(request, ct);
             }
@@ -81,13 +87,15 @@ public sealed class EditParityTests
             case "inpaint":
             {
                 RgbImage mask = ReferenceMask(set, c.GetProperty("mask").GetString()!);
-                using var pipe = await StableDiffusionInpaintPipeline.FromPretrainedAsync(modelPath, cancellationToken: ct);
+                using var pipe = File.Exists(modelPath)
+                    ? await StableDiffusionInpaintPipeline.FromSingleFileAsync(modelPath, options, ct)
+                    : await StableDiffusionInpaintPipeline.FromPretrainedAsync(modelPath, options, ct);
                 if (c.TryGetProperty("unet", out JsonElement channels))
                 {
                     Assert.Equal(channels.GetInt32(), pipe.UNet.InChannels ?? 4);
                 }
 
-                (int height, int width) = ReferenceCases.DiffusersDefaultSize(set, c);
+                (int height, int width) = ReferenceCases.DiffusersDefaultSize(set, c, File.Exists(modelPath) ? options?.BaseModel : null);
                 var request = ReferenceCases.WithCallSettings(new InpaintRequest(prompts, image, mask) { Strength = strength, Height = height, Width = width }, set, c, onStepEnd);
                 return await pipe.GenerateAsync(request, ct);
             }

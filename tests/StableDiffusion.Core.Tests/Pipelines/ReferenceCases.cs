@@ -48,11 +48,12 @@ internal static class ReferenceCases
     /// <summary>
     /// The output size diffusers' inpainting pipeline used: the case's, else its default, the UNet's sample size times the
     /// VAE's scale factor from the PyTorch model's configs (<c>torch_model</c>; the published reference names none, and its
-    /// PyTorch weights are those of the tiny model in the diffusers layout). ONNX exports carry no such config.
+    /// PyTorch weights are those of the tiny model in the diffusers layout), or <paramref name="configModel"/>'s when given
+    /// (a single file's base model). ONNX exports carry no such config.
     /// </summary>
-    public static (int Height, int Width) DiffusersDefaultSize(ReferenceSet set, JsonElement c)
+    public static (int Height, int Width) DiffusersDefaultSize(ReferenceSet set, JsonElement c, string? configModel = null)
     {
-        string torchModel = set.ResolvePath(c.TryGetProperty("torch_model", out JsonElement model) ? model.GetString()! : "../tiny-sd");
+        string torchModel = configModel ?? set.ResolvePath(c.TryGetProperty("torch_model", out JsonElement model) ? model.GetString()! : "../tiny-sd");
         using JsonDocument unet = JsonDocument.Parse(File.ReadAllText(Path.Combine(torchModel, "unet", "config.json")));
         using JsonDocument vae = JsonDocument.Parse(File.ReadAllText(Path.Combine(torchModel, "vae", "config.json")));
         int size = unet.RootElement.GetProperty("sample_size").GetInt32() << (vae.RootElement.GetProperty("block_out_channels").GetArrayLength() - 1);

@@ -47,7 +47,8 @@ public sealed class TextToImageParityTests
         StableDiffusionPipeline.FromPretrainedAsync(set.ResolvePath(set.Root.GetProperty("pipeline").GetProperty("model").GetString()!),
             cancellationToken: TestContext.Current.CancellationToken);
 
-    private static TextToImageRequest Request(ReferenceSet set, JsonElement c, Action<StepEndContext> onStepEnd) =>
+    /// <summary>The request of a text-to-image case.</summary>
+    internal static TextToImageRequest Request(ReferenceSet set, JsonElement c, Action<StepEndContext> onStepEnd) =>
         ReferenceCases.WithCallSettings(new TextToImageRequest(ReferenceCases.Prompts(c)), set, c, onStepEnd) with
         {
             Height = c.GetProperty("height").GetInt32(),

@@ -67,7 +67,8 @@ public sealed class PreviewTests(TinyPipelines pipelines)
 
         await foreach (GenerationProgress progress in pipelines.TextToImage.GenerateStreamingAsync(request, Ct))
         {
-            if (progress is { Stage: GenerationStage.Denoising, Step: 2 })
+            // At or after step 2: a reader slower than the loop is given the newest report, so step 2 itself may be skipped.
+            if (progress is { Stage: GenerationStage.Denoising, Step: >= 2 })
             {
                 break;
             }
@@ -75,7 +76,8 @@ public sealed class PreviewTests(TinyPipelines pipelines)
 
         int atBreak = Volatile.Read(ref steps);
         await Task.Delay(200, Ct);
-        Assert.InRange(Volatile.Read(ref steps), atBreak, 4); // at most one more UNet call ran after the break
+        Assert.InRange(Volatile.Read(ref steps), atBreak, atBreak + 2); // the step in flight and at most one more ran after the break
+        Assert.True(atBreak < 50, $"The stream ran to the end ({atBreak} steps) before the break.");
     }
 
     [Fact]

@@ -44,6 +44,18 @@ internal sealed class ComponentConfig
         : value.ValueKind == JsonValueKind.Object ? new ComponentConfig(Path, value, $"{Qualified(field)}.")
         : throw Unsupported(field, value, "an object");
 
+    /// <summary>
+    /// This configuration with the integer <paramref name="field"/> set to <paramref name="value"/>: a base model's
+    /// configuration adjusted to weights that differ from it (a single file's inpainting UNet). Messages still name the file.
+    /// </summary>
+    public ComponentConfig With(string field, int value)
+    {
+        var root = System.Text.Json.Nodes.JsonObject.Create(_root)!.DeepClone().AsObject();
+        root[field] = value;
+        using JsonDocument document = JsonDocument.Parse(root.ToJsonString());
+        return new ComponentConfig(Path, document.RootElement.Clone(), _prefix);
+    }
+
     /// <summary>The field as messages name it: <c>vision_config.hidden_size</c> in a <see cref="Section"/>.</summary>
     public string Qualified(string field) => _prefix + field;
 

@@ -1,9 +1,7 @@
 using System.Numerics.Tensors;
 using Microsoft.Extensions.Logging;
-using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.Loading;
 using StableDiffusion.Models;
-using StableDiffusion.Prompts;
 
 namespace StableDiffusion.Pipelines.Internal;
 
@@ -21,37 +19,20 @@ internal sealed record EncodedPrompt(float[] Embeddings, int Rows, int SequenceL
 }
 
 /// <summary>diffusers' <c>encode_prompt</c>: tokenize, encode, repeat per image, and add the unconditional half for guidance.</summary>
-internal static partial class PromptEncoder
+internal static class PromptEncoder
 {
-    // The positions of every Stable Diffusion 1.x and 2.x text encoder.
-    private const int ClipSequenceLength = 77;
-
     public static EncodedPrompt Encode(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)
     {
         scope.Report(GenerationStage.EncodingPrompt);
-        return scope.Stage(GenerationStage.EncodingPrompt, () => EncodeCore(components, request, guided, scope, logger), t => scope.PromptEncoding = t, error => TextEncoderFailure(components, error));
-    }
-
-    private static ModelRunException TextEncoderFailure(StableDiffusionComponents components, OnnxRuntimeException error)
-    {
-        int length = components.Tokenizer.ModelMaxLength;
-        string? hint = length == ClipSequenceLength
-            ? null
-            : $"The tokenizer pads every prompt to {length} tokens (tokenizer/tokenizer_config.json, model_max_length) but Stable Diffusion's CLIP text encoders take {ClipSequenceLength}: the tokenizer does not belong to this text encoder.";
-        return ModelRunException.For(components.TextEncoder, $"token ids of {length} tokens per prompt", error, hint);
-    }
-
-    private static EncodedPrompt EncodeCore(StableDiffusionComponents components, DiffusionRequest request, bool guided, GenerationScope scope, ILogger logger)
-    {
         // Held while encoding: loading a textual inversion or adding the clip skip outputs replaces the text encoder.
         lock (components.TextLock)
         {
-            var texts = new TextEncoding(components, request, scope, logger);
-            return EncodeLocked(request, guided, texts);
+            ITextEncoding texts = components.Definition.TextEncoding(components, request, scope, logger);
+            return scope.Stage(GenerationStage.EncodingPrompt, () => EncodeLocked(request, guided, texts), t => scope.PromptEncoding = t, texts.Failure);
         }
     }
 
-    private static EncodedPrompt EncodeLocked(DiffusionRequest request, bool guided, TextEncoding texts)
+    private static EncodedPrompt EncodeLocked(DiffusionRequest request, bool guided, ITextEncoding texts)
     {
         int imagesPerPrompt = request.NumImagesPerPrompt;
         int? clipSkip = request.ClipSkip;
@@ -117,95 +98,11 @@ internal static partial class PromptEncoder
     }
 
     // diffusers' encode_prompt applies clip_skip to the prompts only; the long-prompt-weighting pipeline to both.
-    private static int? NegativeClipSkip(TextEncoding texts, int? clipSkip) => texts.Weighted ? clipSkip : null;
+    private static int? NegativeClipSkip(ITextEncoding texts, int? clipSkip) => texts.Weighted ? clipSkip : null;
 
     // diffusers: "" for each prompt without a negative prompt, the one negative prompt for each, or one per prompt.
     private static IReadOnlyList<string> NegativeTexts(DiffusionRequest request, int batch) =>
         request.NegativePrompts ?? Enumerable.Repeat(request.NegativePrompt ?? string.Empty, batch).ToArray();
-
-    /// <summary>Prompts to hidden states, plainly (diffusers) or with the web UI syntax and chunks (prompt weighting).</summary>
-    private sealed class TextEncoding
-    {
-        private readonly StableDiffusionComponents _components;
-        private readonly GenerationScope _scope;
-        private readonly ILogger _logger;
-
-        public TextEncoding(StableDiffusionComponents components, DiffusionRequest request, GenerationScope scope, ILogger logger)
-        {
-            _components = components;
-            _scope = scope;
-            _logger = logger;
-            Weighted = request.PromptWeighting ?? components.Options.PromptWeighting;
-            if (request.ClipSkip is int clipSkip)
-            {
-                components.RequireClipSkipOutputs();
-                int layers = components.TextEncoder.MaxClipSkip;
-                if (clipSkip > layers)
-                {
-                    throw new ArgumentOutOfRangeException(nameof(request), clipSkip,
-                        $"ClipSkip is {clipSkip} but the text encoder has {layers} layers: use 1 to {layers} (diffusers' count; a web UI's \"Clip skip: 2\" is 1).");
-                }
-            }
-        }
-
-        public bool Weighted { get; }
-
-        public (float[] Values, int Batch, int Sequence, int Hidden) Encode(IReadOnlyList<string> texts, int? clipSkip)
-        {
-            (int[] ids, float[]? weights, int chunks) = Weighted ? WeightedIds(texts) : PlainIds(texts);
-            Tensor<float> states = _components.TextEncoder.Encode(ids, texts.Count * chunks, _scope.RunOptions, clipSkip);
-            float[] values = states.AsSpan().ToArray();
-            int positions = chunks * (int)states.Lengths[1];
-            int width = (int)states.Lengths[2];
-            if (weights is not null)
-            {
-                for (int row = 0; row < texts.Count; row++)
-                {
-                    PromptChunks.ApplyWeights(values.AsSpan(row * positions * width, positions * width), weights.AsSpan(row * positions, positions));
-                }
-            }
-
-            return (values, texts.Count, positions, width);
-        }
-
-        private (int[] Ids, float[]? Weights, int Chunks) PlainIds(IReadOnlyList<string> texts)
-        {
-            int length = _components.Tokenizer.ModelMaxLength;
-            var ids = new int[texts.Count * length];
-            for (int i = 0; i < texts.Count; i++)
-            {
-                var encoding = _components.Tokenizer.Encode(texts[i]);
-                if (encoding.IsTruncated)
-                {
-                    // A huge prompt must not flood the log: the start of what was dropped says enough.
-                    LogTruncated(_logger, length, encoding.DroppedTokenCount, encoding.DroppedText.Length <= 100 ? encoding.DroppedText : $"{encoding.DroppedText.AsSpan(0, 100)}…");
-                }
-
-                encoding.InputIds.Span.CopyTo(ids.AsSpan(i * length, length));
-            }
-
-            return (ids, null, 1);
-        }
-
-        private (int[] Ids, float[]? Weights, int Chunks) WeightedIds(IReadOnlyList<string> texts)
-        {
-            // A static shape fixes the UNet's sequence at one chunk.
-            int maxChunks = _components.Options.StaticShape is null ? PromptChunks.DefaultMaxChunks : 1;
-            var prompts = new WeightedTokens[texts.Count];
-            for (int i = 0; i < texts.Count; i++)
-            {
-                prompts[i] = PromptChunks.Tokenize(_components.Tokenizer, texts[i], maxChunks, out bool truncated);
-                if (truncated)
-                {
-                    LogWeightedTruncated(_logger, maxChunks, maxChunks * (_components.Tokenizer.ModelMaxLength - 2), texts[i]);
-                }
-            }
-
-            int chunks = PromptChunks.ChunkCount(_components.Tokenizer, prompts);
-            (int[] ids, float[] weights) = PromptChunks.Layout(_components.Tokenizer, prompts, chunks);
-            return (ids, weights, chunks);
-        }
-    }
 
     private static (float[] Values, int Batch, int Sequence, int Hidden) FromTensor(Tensor<float> tensor)
     {
@@ -226,10 +123,4 @@ internal static partial class PromptEncoder
             }
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The prompt is longer than the text encoder's {MaxLength} tokens; {Count} tokens were dropped: \"{DroppedText}\"")]
-    private static partial void LogTruncated(ILogger logger, int maxLength, int count, string droppedText);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The weighted prompt is longer than {Chunks} chunks ({MaxTokens} tokens) and was truncated: \"{Prompt}\"")]
-    private static partial void LogWeightedTruncated(ILogger logger, int chunks, int maxTokens, string prompt);
 }
