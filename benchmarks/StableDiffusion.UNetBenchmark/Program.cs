@@ -12,15 +12,24 @@ using StableDiffusion.Weights;
 //   dotnet run -c Release --project benchmarks/StableDiffusion.UNetBenchmark -- make-sd15 /tmp/sd15-unet
 //   dotnet run -c Release --project benchmarks/StableDiffusion.UNetBenchmark -- measure /tmp/sd15-unet [--flavor plain|mha]
 //       [--no-prepacking] [--latent 64] [--batch 2] [--calls 1] [--sequence 77]
+// and what switching between two LoRA adapters (random, on every attention layer) costs on it:
+//   dotnet run -c Release --project benchmarks/StableDiffusion.UNetBenchmark -- lora-switch /tmp/sd15-unet [--rank 8] [--switches 2]
 if (args is ["make-sd15", string folder])
 {
     Sd15Unet.Write(folder);
     return;
 }
 
+if (args is ["lora-switch", string loraUnet, .. string[] loraOptions])
+{
+    string LoraOption(string name, string fallback) => Array.IndexOf(loraOptions, name) is int i and >= 0 && i + 1 < loraOptions.Length ? loraOptions[i + 1] : fallback;
+    LoraSwitch.Measure(loraUnet, int.Parse(LoraOption("--rank", "8"), CultureInfo.InvariantCulture), int.Parse(LoraOption("--switches", "2"), CultureInfo.InvariantCulture));
+    return;
+}
+
 if (args is not ["measure", string unet, .. string[] options])
 {
-    Console.Error.WriteLine("usage: make-sd15 FOLDER | measure FOLDER [--flavor plain|mha] [--no-prepacking] [--latent N] [--batch N] [--calls N] [--sequence N]");
+    Console.Error.WriteLine("usage: make-sd15 FOLDER | measure FOLDER [--flavor plain|mha] [--no-prepacking] [--latent N] [--batch N] [--calls N] [--sequence N] | lora-switch FOLDER [--rank N] [--switches N]");
     Environment.Exit(2);
     return;
 }
@@ -32,7 +41,7 @@ int calls = int.Parse(Option("--calls", "1"), CultureInfo.InvariantCulture);
 int sequence = int.Parse(Option("--sequence", "77"), CultureInfo.InvariantCulture);
 bool noPrepacking = options.Contains("--no-prepacking");
 
-double baseline = Status("VmRSS");
+double baseline = ProcessStatus.MiB("VmRSS");
 var clock = Stopwatch.StartNew();
 using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(unet, "diffusion_pytorch_model.safetensors"));
 var parameters = new SafetensorsParameters([weights]);
@@ -50,7 +59,7 @@ if (noPrepacking)
 
 using var session = new InferenceSession(bytes, sessionOptions);
 double load = clock.Elapsed.TotalSeconds;
-double afterLoad = Status("VmHWM");
+double afterLoad = ProcessStatus.MiB("VmHWM");
 
 float[] sample = Random(batch * model.InChannels * latent * latent, 1);
 float[] context = Random(batch * sequence * model.CrossAttentionDim[0], 2);
@@ -78,7 +87,7 @@ Console.WriteLine(JsonSerializer.Serialize(new
     build_seconds = Math.Round(build, 2),
     load_seconds = Math.Round(load, 2),
     peak_after_load_mib = Math.Round(afterLoad),
-    peak_mib = Math.Round(Status("VmHWM")),
+    peak_mib = Math.Round(ProcessStatus.MiB("VmHWM")),
     peak_after_load_over_weights = Math.Round((afterLoad - baseline) / weightsMiB, 3),
     seconds_per_call = seconds.Select(s => Math.Round(s, 2)),
 }));
@@ -89,13 +98,6 @@ static float[] Random(int count, int seed)
 {
     var random = new Random(seed);
     return [.. Enumerable.Range(0, count).Select(_ => (float)((random.NextDouble() * 2) - 1))];
-}
-
-// A /proc/self/status field in MiB.
-static double Status(string field)
-{
-    string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
-    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
 }
 
 /// <summary>

@@ -80,6 +80,8 @@ internal sealed class CliCommand
     };
     private readonly Option<int?> _clipSkip = Number<int>("--clip-skip", [], "Clip skip as web UIs count it: 1 uses the text encoder's last layer, 2 the one before (diffusers' clip_skip=1) [default: 1]", AtLeastOne);
     private readonly Option<bool> _noPromptWeighting = new("--no-prompt-weighting") { Description = "Read prompts as diffusers does: no (word:1.2) weights or BREAK, cut at 77 tokens [default: web UI syntax and long prompts on]" };
+    private readonly Option<string[]> _lora = new("--lora") { HelpName = "file[:scale]", Description = "Apply a LoRA (.safetensors, kohya or diffusers/PEFT) at a weight [default: 1]; repeat for several. Recorded in the PNG as <lora:name:scale>" };
+    private readonly Option<string> _loraDir = new("--lora-dir") { HelpName = "folder", Description = "Where <lora:name:scale> tags in the prompt find name.safetensors", DefaultValueFactory = _ => "." };
     private readonly Option<bool> _verbose = new("--verbose", "-v") { Description = "Log what the SDK does, and show stack traces of unexpected errors" };
 
     public CliCommand()
@@ -120,12 +122,13 @@ internal sealed class CliCommand
               sdnet --from-png sdnet-42.png --steps 80 -o better.png
               sdnet "a watercolor painting" --init-image photo.jpg --strength 0.6
               sdnet "a red sofa" --init-image room.png --mask sofa-mask.png
+              sdnet "a castle <lora:pixel-art:0.8>" --lora-dir ~/loras --lora detail.safetensors:0.5
 
             Exit codes: 0 done, 1 failed (model, download, provider, file), 2 bad command line, 130 cancelled (Ctrl+C).
             """)
         {
             _prompt, _model, _baseModel, _revision, _variant, _negative, _width, _height, _steps, _guidance, _seed, _scheduler, _count, _provider, _deviceId,
-            _noSafetyChecker, _output, _overwrite, _fromPng, _initImage, _strength, _mask, _embedding, _clipSkip, _noPromptWeighting, _offline, _verbose,
+            _noSafetyChecker, _output, _overwrite, _fromPng, _initImage, _strength, _mask, _embedding, _clipSkip, _noPromptWeighting, _offline, _verbose, _lora, _loraDir,
         };
         output ??= Console.Out;
         error ??= Console.Error;
@@ -269,9 +272,12 @@ internal sealed class CliCommand
             throw new CliUsageException($"--base-model applies to a checkpoint file given with --model; '{model}' is a model folder or repository, which has its own configurations.");
         }
 
+        (string modelPrompt, IReadOnlyList<LoraRequest> loras, string recordedPrompt) = Loras(parse, prompt);
         return new CliSettings
         {
-            Prompt = prompt,
+            Prompt = modelPrompt,
+            RecordedPrompt = recordedPrompt,
+            Loras = loras,
             InitImage = initImage,
             Mask = mask,
             Strength = parse.GetValue(_strength) ?? (initImage is null ? null : fromPng?.Strength) ?? (mask is null ? 0.8 : 1.0),
@@ -320,6 +326,14 @@ internal sealed class CliCommand
         return new Embedding(file, token);
     }
 
+    /// <summary>The prompt the model sees, the LoRAs of <c>--lora</c> and of the prompt's tags, and the prompt the PNG records.</summary>
+    private (string Prompt, IReadOnlyList<LoraRequest> Loras, string Recorded) Loras(ParseResult parse, string prompt)
+    {
+        LoraRequest[] fromOptions = [.. (parse.GetValue(_lora) ?? []).Select(LoraPrompt.FromOption)];
+        (string modelPrompt, IReadOnlyList<LoraRequest> fromTags) = LoraPrompt.TakeTags(prompt, parse.GetValue(_loraDir)!);
+        return (modelPrompt, [.. fromTags, .. fromOptions], LoraPrompt.Recorded(prompt, fromOptions));
+    }
+
     /// <summary>Checks a scheduler name before anything is loaded, so a typo fails at once rather than after a download.</summary>
     /// <exception cref="CliUsageException">The name is unknown; the message lists the known names.</exception>
     private static void ValidateScheduler(string name, string source)
@@ -356,7 +370,14 @@ internal sealed class CliCommand
 /// <summary>What the command line asked for.</summary>
 internal sealed record CliSettings
 {
+    /// <summary>The prompt the model sees (without <c>&lt;lora:...&gt;</c> tags).</summary>
     public required string Prompt { get; init; }
+
+    /// <summary>The prompt the PNG records: as typed, with a <c>&lt;lora:name:scale&gt;</c> tag for every LoRA; null to record <see cref="Prompt"/>.</summary>
+    public string? RecordedPrompt { get; init; }
+
+    /// <summary>The LoRAs to apply.</summary>
+    public IReadOnlyList<LoraRequest> Loras { get; init; } = [];
 
     /// <summary>The image to change (image-to-image, or inpainting with <see cref="Mask"/>); null for text-to-image.</summary>
     public string? InitImage { get; init; }

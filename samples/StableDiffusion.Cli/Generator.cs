@@ -228,6 +228,8 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
             {
                 pipe.LoadTextualInversion(embedding.File, embedding.Token);
             }
+
+            LoraPrompt.Apply(pipe, settings.Loras);
         }
         catch
         {
@@ -309,7 +311,11 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
     private void Write(GenerationResult result, string path)
     {
         // The PNG records the tool's version beside the settings, as web UIs do.
-        GenerationParameters parameters = result.Parameters[0] with { Extra = new Dictionary<string, string> { ["Version"] = $"sdnet {Version}" } };
+        GenerationParameters parameters = result.Parameters[0] with
+        {
+            Prompt = settings.RecordedPrompt ?? result.Parameters[0].Prompt,
+            Extra = new Dictionary<string, string> { ["Version"] = $"sdnet {Version}" },
+        };
         // A flagged image is written black; the SDK's log says so, as a warning the console always shows.
         ImageFiles.Write(result.Images[0], parameters, path, settings.Overwrite);
     }

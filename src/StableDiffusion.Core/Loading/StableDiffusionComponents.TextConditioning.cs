@@ -1,3 +1,4 @@
+using StableDiffusion.Lora;
 using StableDiffusion.Models;
 using StableDiffusion.Onnx;
 using StableDiffusion.TextualInversion;
@@ -6,15 +7,16 @@ using StableDiffusion.Tokenization;
 namespace StableDiffusion.Loading;
 
 /// <summary>
-/// The text side's changes after loading: the clip skip outputs and textual inversion tokens need an edited text encoder
-/// graph (and, for tokens, a tokenizer that knows them); only the text encoder's session is rebuilt.
+/// The text side's changes after loading: the clip skip outputs, textual inversion tokens and LoRA-merged weights need an
+/// edited text encoder graph (and, for tokens, a tokenizer that knows them); only the text encoder's session is rebuilt,
+/// always by <see cref="ReplaceTextEncoder"/>, so that each change keeps the others.
 /// </summary>
 internal sealed partial class StableDiffusionComponents
 {
     private readonly ClipTokenizer _baseTokenizer;
     private readonly List<TextualInversionEmbedding> _embeddings = [];
     private bool _clipSkipOutputs;
-    private TextEncoderModel? _editedTextEncoder;
+    private IReadOnlyList<LoraContribution> _textEncoderLora = [];
 
     /// <summary>
     /// Held while a prompt is encoded and while the text encoder is replaced, so that no generation reads a text encoder
@@ -107,8 +109,29 @@ internal sealed partial class StableDiffusionComponents
         }
     }
 
-    // Loads the text encoder edited for the clip skips and tokens wanted now, with a tokenizer that matches it, then
-    // releases the previous one. Only the text encoder's session is rebuilt.
+    /// <summary>Rebuilds the text encoder with <paramref name="contributions"/> merged into its weights, keeping the clip skip
+    /// outputs and textual inversions; nothing changes when the rebuild fails.</summary>
+    private void SetTextEncoderLora(IReadOnlyList<LoraContribution> contributions)
+    {
+        lock (TextLock)
+        {
+            IReadOnlyList<LoraContribution> previous = _textEncoderLora;
+            _textEncoderLora = contributions;
+            try
+            {
+                ReplaceTextEncoder();
+            }
+            catch
+            {
+                _textEncoderLora = previous;
+                throw;
+            }
+        }
+    }
+
+    // Loads the text encoder for everything wanted now, in order: LoRA-merged weights (matched against the base graph's
+    // layers), then the clip skip outputs and the added token rows; with a tokenizer that matches it; then releases the
+    // previous one. Only the text encoder's session is rebuilt, from its base graph whatever the model was loaded from.
     private void ReplaceTextEncoder()
     {
         ClipTokenizer tokenizer = _baseTokenizer;
@@ -120,12 +143,13 @@ internal sealed partial class StableDiffusionComponents
         }
 
         AddedTokenEmbeddings? added = _embeddings.Count == 0 ? null : new AddedTokenEmbeddings(_baseTokenizer.NextId, [.. rows]);
-        // Edited from the loaded text encoder's own source (its file, or the graph built from diffusers weights), which
-        // stays loaded: it may be the caller's component.
-        TextEncoderModel replacement = Graph<TextEncoderModel>(ModelComponents.TextEncoder).Edited(_clipSkipOutputs, added);
-        TextEncoderModel? previous = _editedTextEncoder;
-        _editedTextEncoder = replacement;
+        BuiltGraph graph = GraphSource(ModelComponents.TextEncoder);
+        if (_textEncoderLora.Count > 0)
+        {
+            graph = LoraTargetsByComponent()[ModelComponents.TextEncoder].MergedGraph(graph, _textEncoderLora);
+        }
+
+        Replace(ModelComponents.TextEncoder, TextEncoder.Rebuilt(graph, _clipSkipOutputs, added));
         Tokenizer = tokenizer;
-        previous?.Dispose();
     }
 }

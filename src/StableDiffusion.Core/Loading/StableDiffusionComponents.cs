@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using StableDiffusion.ExecutionProviders;
 using StableDiffusion.Models;
@@ -14,17 +15,19 @@ namespace StableDiffusion.Loading;
 /// ONNX Runtime session per graph (from an ONNX export, built from diffusers weights, or given by the caller), the
 /// tokenizer and the scheduler. Which graphs there are is the <see cref="PipelineDefinition"/>'s business. Reference-counted:
 /// the sessions it loaded are released when the last pipeline using them is disposed; given components stay the caller's.
+/// The text encoder's and UNet's sessions are replaced when LoRA, clip skip or textual inversion needs other weights or
+/// outputs (<see cref="Replace"/>).
 /// </summary>
 internal sealed partial class StableDiffusionComponents : IDisposable
 {
-    private readonly IReadOnlyDictionary<string, OnnxModel> _graphs;
+    private readonly ConcurrentDictionary<string, OnnxModel> _graphs;
     private readonly IReadOnlyDictionary<string, Lazy<OnnxModel>> _lazyGraphs;
-    private readonly IReadOnlySet<string> _given;
+    private readonly IReadOnlyDictionary<string, OnnxModel> _given;
     private readonly IDisposable? _singleFile;
     private int _references = 1;
 
     private StableDiffusionComponents(string modelPath, string modelName, ModelIndex index, PipelineDefinition definition, StableDiffusionPipelineOptions options,
-        IReadOnlyDictionary<string, OnnxModel> graphs, IReadOnlyDictionary<string, Lazy<OnnxModel>> lazyGraphs, IReadOnlySet<string> given,
+        IReadOnlyDictionary<string, OnnxModel> graphs, IReadOnlyDictionary<string, Lazy<OnnxModel>> lazyGraphs, IReadOnlyDictionary<string, OnnxModel> given,
         SafetyChecker? safetyChecker, ClipTokenizer tokenizer, IScheduler scheduler, ModelConfiguration configuration, IDisposable? singleFile)
     {
         _singleFile = singleFile;
@@ -33,7 +36,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         Index = index;
         Definition = definition;
         Options = options;
-        _graphs = graphs;
+        _graphs = new ConcurrentDictionary<string, OnnxModel>(graphs, StringComparer.Ordinal);
         _lazyGraphs = lazyGraphs;
         _given = given;
         SafetyChecker = safetyChecker;
@@ -60,9 +63,10 @@ internal sealed partial class StableDiffusionComponents : IDisposable
     /// <summary>The pipeline family the components were loaded for.</summary>
     public PipelineDefinition Definition { get; }
 
-    /// <summary>The text encoder: the loaded one, or its edited replacement once clip skip or textual inversion needs one (see the TextConditioning part).</summary>
-    public TextEncoderModel TextEncoder => _editedTextEncoder ?? Graph<TextEncoderModel>(ModelComponents.TextEncoder);
+    /// <summary>The text encoder: the loaded one, or its replacement once clip skip, textual inversion or a LoRA needs one (see the TextConditioning part).</summary>
+    public TextEncoderModel TextEncoder => Graph<TextEncoderModel>(ModelComponents.TextEncoder);
 
+    /// <summary>The UNet: the loaded one, or its replacement with LoRA-merged weights (see the Lora part).</summary>
     public UNetModel UNet => Graph<UNetModel>(ModelComponents.UNet);
 
     public VaeDecoderModel VaeDecoder => Graph<VaeDecoderModel>(ModelComponents.VaeDecoder);
@@ -131,7 +135,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
         foreach ((string name, OnnxModel model) in _graphs)
         {
-            if (!_given.Contains(name))
+            if (!IsGiven(name, model))
             {
                 model.Dispose();
             }
@@ -142,7 +146,6 @@ internal sealed partial class StableDiffusionComponents : IDisposable
             lazy.Value.Dispose();
         }
 
-        _editedTextEncoder?.Dispose();
         SafetyThread?.Dispose();
         SafetyChecker?.Dispose();
         _singleFile?.Dispose();
@@ -237,11 +240,47 @@ internal sealed partial class StableDiffusionComponents : IDisposable
             .ToDictionary(g => g, g => new Lazy<OnnxModel>(() => registry.LoadGraph(g), LazyThreadSafetyMode.ExecutionAndPublication), StringComparer.Ordinal);
         LogLoaded(logger, modelPath, index.ClassName, options.Session.ExecutionProvider.ToString(), scheduler.Config.ClassName, checker is not null);
         return new StableDiffusionComponents(modelPath, modelName ?? modelPath, index, definition, options, graphs, lazyGraphs,
-            given.Keys.ToHashSet(StringComparer.Ordinal), checker, tokenizer, scheduler, configuration, singleFile);
+            given, checker, tokenizer, scheduler, configuration, singleFile);
     }
 
     private T Graph<T>(string component) where T : OnnxModel =>
         (T)(_graphs.TryGetValue(component, out OnnxModel? model) ? model : _lazyGraphs[component].Value);
+
+    /// <summary>
+    /// The base graph of <paramref name="component"/> (bytes, and the folder of its external weights) that sessions rebuilt
+    /// after loading are made from (LoRA-merged weights, clip skip outputs, textual inversion rows): the one place that
+    /// reads it, from the loaded component whatever its source (an ONNX export's file, the graph built from a diffusers
+    /// folder or a single file, a given component's own). Replacements keep their base, so this never sees merged weights.
+    /// </summary>
+    /// <exception cref="ModelLoadException">An export's file can no longer be read.</exception>
+    private BuiltGraph GraphSource(string component)
+    {
+        OnnxModel model = Graph<OnnxModel>(component);
+        try
+        {
+            return model.BaseGraph();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException($"The {component} graph '{model.ModelPath}' cannot be read again to rebuild its session: {ex.Message}", model.ModelPath, ex);
+        }
+    }
+
+    /// <summary>
+    /// Puts <paramref name="replacement"/> in the place of <paramref name="component"/>'s model and releases the previous
+    /// session, unless it is the caller's (a given component stays theirs). Callers make sure no call uses the previous one.
+    /// </summary>
+    private void Replace(string component, OnnxModel replacement)
+    {
+        OnnxModel previous = _graphs[component];
+        _graphs[component] = replacement;
+        if (!IsGiven(component, previous))
+        {
+            previous.Dispose();
+        }
+    }
+
+    private bool IsGiven(string component, OnnxModel model) => _given.TryGetValue(component, out OnnxModel? given) && ReferenceEquals(given, model);
 
     // The caller's components, each checked to be a graph this family takes, of the right type.
     private static IReadOnlyDictionary<string, OnnxModel> GivenComponents(StableDiffusionPipelineOptions options, PipelineDefinition definition)

@@ -21,7 +21,8 @@ public abstract class OnnxModel : IDisposable
         Session = session;
         Component = component;
         ModelPath = modelPath;
-        DeviceThread = DeviceThread.For((settings ?? new SessionSettings()).ExecutionProvider, component);
+        Settings = settings ?? new SessionSettings();
+        DeviceThread = DeviceThread.For(Settings.ExecutionProvider, component);
     }
 
     /// <summary>The component name as in <c>model_index.json</c>, such as <c>unet</c>.</summary>
@@ -32,6 +33,27 @@ public abstract class OnnxModel : IDisposable
 
     /// <summary>The ONNX Runtime session, for advanced use (the model owns and disposes it).</summary>
     public InferenceSession Session { get; }
+
+    /// <summary>The session settings it was loaded with; a session rebuilt from its graph (<see cref="BaseGraph"/>) takes them too.</summary>
+    private protected SessionSettings Settings { get; }
+
+    /// <summary>The caller's hook on the session options it was loaded with, for rebuilt sessions; set by the text encoder's and UNet's loaders.</summary>
+    private protected Action<string, SessionOptions>? Configure { get; init; }
+
+    /// <summary>
+    /// The component's base graph when it is held in memory (built from diffusers weights or a single file); null when it is
+    /// the file at <see cref="ModelPath"/>. A session rebuilt with other weights or outputs keeps it, whatever graph that
+    /// session was created from, so that every rebuild starts from the base weights. Set by the text encoder's and UNet's loaders.
+    /// </summary>
+    private protected BuiltGraph? Built { get; init; }
+
+    /// <summary>
+    /// The component's base graph, with the folder of its external weights: what sessions rebuilt after loading (LoRA, clip
+    /// skip, textual inversion) are made from. An export's file is read again at each call rather than held, as it may hold
+    /// its weights.
+    /// </summary>
+    /// <exception cref="IOException">The graph file cannot be read.</exception>
+    internal virtual BuiltGraph BaseGraph() => Built ?? BuiltGraph.OfFile(ModelPath);
 
     /// <summary>The thread that makes this model's calls when its provider keeps state per thread (see <see cref="ExecutionProviders.DeviceThread"/>); null otherwise.</summary>
     private protected DeviceThread? DeviceThread { get; }
@@ -84,7 +106,7 @@ public abstract class OnnxModel : IDisposable
         // An edited graph loads from memory; its external weights (if any) are still beside the file. Loading by path lets
         // ONNX Runtime find external weights (weights.pb, model.onnx.data) beside the graph.
         return edited is not null
-            ? CreateSession(new BuiltGraph(edited, Path.GetDirectoryName(Path.GetFullPath(modelPath))!, modelPath), component, settings, configure)
+            ? CreateSession(BuiltGraph.OfFile(modelPath, edited), component, settings, configure)
             : CreateSession(modelPath, component, settings, configure, options => new InferenceSession(modelPath, options),
                 "The file may be truncated or corrupt, or an external weights file it names may be missing beside it; download it again.");
     }

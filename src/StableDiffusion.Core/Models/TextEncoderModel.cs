@@ -17,15 +17,9 @@ public sealed class TextEncoderModel : OnnxModel
     private readonly TensorElementType _idsType;
     private readonly string _outputName;
 
-    // What Edited loads again: the built graph (null for a graph file, read again from ModelPath) and the session hook.
-    private BuiltGraph? _built;
-    private Action<string, SessionOptions>? _configure;
-    private readonly SessionSettings? _settings;
-
     private TextEncoderModel(InferenceSession session, string modelPath, SessionSettings? settings)
         : base(session, ModelComponents.TextEncoder, modelPath, settings)
     {
-        _settings = settings;
         try
         {
             _idsType = RequireInput(InputName, 2, TensorElementType.Int32, TensorElementType.Int64).ElementDataType;
@@ -73,47 +67,55 @@ public sealed class TextEncoderModel : OnnxModel
         (TextEncoderModel)Loading.ComponentRegistry.LoadFolder(ModelComponents.TextEncoder, folder, options);
 
     internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure), modelPath, settings) { _configure = configure };
+        new(CreateSession(modelPath, ModelComponents.TextEncoder, settings, configure), modelPath, settings) { Configure = configure };
 
     internal static TextEncoderModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(graph, ModelComponents.TextEncoder, settings, configure), graph.Path, settings) { _built = graph, _configure = configure };
-
-    /// <summary>
-    /// Loads this text encoder's graph again (its file, or the graph it was built as, with the same external weights and
-    /// session settings) edited by <see cref="TextEncoderGraphEdit"/>: with the clip skip outputs, and with rows added to
-    /// its token embedding. This model is left as it is.
-    /// </summary>
-    /// <exception cref="ModelLoadException">The graph cannot be read or edited (the message says why).</exception>
-    internal TextEncoderModel Edited(bool clipSkips, AddedTokenEmbeddings? addedTokens) =>
-        LoadEdited(_built, ModelPath, _settings, _configure, clipSkips, addedTokens);
+        new(CreateSession(graph, ModelComponents.TextEncoder, settings, configure), graph.Path, settings) { Built = graph, Configure = configure };
 
     /// <summary>
     /// Loads <c>text_encoder/model.onnx</c> edited (<see cref="TextEncoderGraphEdit"/>): with the clip skip outputs, and
     /// with rows added to its token embedding.
     /// </summary>
     /// <exception cref="ModelLoadException">The file cannot be loaded, or its graph cannot be edited (the message says why).</exception>
-    internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure, bool clipSkips, AddedTokenEmbeddings? addedTokens) =>
-        clipSkips || addedTokens is not null ? LoadEdited(null, modelPath, settings, configure, clipSkips, addedTokens) : Load(modelPath, settings, configure);
-
-    // A built graph, or the file at modelPath read again (its external weights stay beside it), edited and loaded.
-    private static TextEncoderModel LoadEdited(BuiltGraph? built, string modelPath, SessionSettings? settings, Action<string, SessionOptions>? configure,
-        bool clipSkips, AddedTokenEmbeddings? addedTokens)
+    internal static TextEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure, bool clipSkips, AddedTokenEmbeddings? addedTokens)
     {
-        BuiltGraph source;
+        BuiltGraph graph;
         try
         {
-            source = built ?? new BuiltGraph(File.ReadAllBytes(modelPath), Path.GetDirectoryName(Path.GetFullPath(modelPath))!, modelPath);
-            if (clipSkips || addedTokens is not null)
-            {
-                source = source with { Model = TextEncoderGraphEdit.Apply(source.Model, clipSkips, addedTokens).Model };
-            }
+            graph = BuiltGraph.OfFile(modelPath);
         }
-        catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new ModelLoadException($"The text encoder '{modelPath}' cannot be edited for clip skip or textual inversion: {ex.Message}", modelPath, ex);
+            throw new ModelLoadException($"The text encoder '{modelPath}' cannot be read: {ex.Message}", modelPath, ex);
         }
 
-        return new(CreateSession(source, ModelComponents.TextEncoder, settings, configure), modelPath, settings) { _built = built, _configure = configure };
+        return new(CreateSession(Edited(graph, clipSkips, addedTokens), ModelComponents.TextEncoder, settings, configure), modelPath, settings) { Configure = configure };
+    }
+
+    /// <summary>
+    /// A session of this component made again from <paramref name="graph"/> (its <see cref="OnnxModel.BaseGraph"/>, or a
+    /// copy of it with other weights), edited by <see cref="TextEncoderGraphEdit"/> with the clip skip outputs and rows added
+    /// to its token embedding, with the session settings this one has. This model is left as it is.
+    /// </summary>
+    /// <exception cref="ModelLoadException">The graph cannot be edited or loaded (the message says why).</exception>
+    internal TextEncoderModel Rebuilt(BuiltGraph graph, bool clipSkips, AddedTokenEmbeddings? addedTokens) =>
+        new(CreateSession(Edited(graph, clipSkips, addedTokens), ModelComponents.TextEncoder, Settings, Configure), ModelPath, Settings) { Built = Built, Configure = Configure };
+
+    private static BuiltGraph Edited(BuiltGraph graph, bool clipSkips, AddedTokenEmbeddings? addedTokens)
+    {
+        if (!clipSkips && addedTokens is null)
+        {
+            return graph;
+        }
+
+        try
+        {
+            return graph with { Model = TextEncoderGraphEdit.Apply(graph.Model, clipSkips, addedTokens).Model };
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new ModelLoadException($"The text encoder '{graph.Path}' cannot be edited for clip skip or textual inversion: {ex.Message}", graph.Path, ex);
+        }
     }
 
     /// <summary>Encodes token ids, row-major [batch, sequenceLength].</summary>

@@ -126,10 +126,22 @@ public sealed class UNetModel : OnnxModel
         (UNetModel)Loading.ComponentRegistry.LoadFolder(ModelComponents.UNet, folder, options);
 
     internal static UNetModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, FloatTimestepGraph(modelPath)), modelPath, settings);
+        new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, FloatTimestepGraph(modelPath)), modelPath, settings) { Configure = configure };
 
     internal static UNetModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(graph, ModelComponents.UNet, settings, configure), graph.Path, settings);
+        new(CreateSession(graph, ModelComponents.UNet, settings, configure), graph.Path, settings) { Built = graph, Configure = configure };
+
+    /// <summary>
+    /// A session of this component made again from <paramref name="graph"/> (a copy of its <see cref="BaseGraph"/> with other
+    /// weights), with the session settings this one has. This model is left as it is.
+    /// </summary>
+    /// <exception cref="ModelLoadException">ONNX Runtime refuses the graph.</exception>
+    internal UNetModel Rebuilt(BuiltGraph graph) =>
+        new(CreateSession(graph, ModelComponents.UNet, Settings, Configure), ModelPath, Settings) { Built = Built, Configure = Configure };
+
+    /// <inheritdoc/>
+    /// <remarks>An export's graph comes retyped as <see cref="FloatTimestepGraph"/> loads it.</remarks>
+    internal override BuiltGraph BaseGraph() => Built ?? BuiltGraph.OfFile(ModelPath, FloatTimestepGraph(ModelPath));
 
     /// <summary>
     /// An export with an integer timestep input that it only casts to float, retyped to take float timesteps: the

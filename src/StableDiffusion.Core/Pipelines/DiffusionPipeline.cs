@@ -19,7 +19,7 @@ namespace StableDiffusion.Pipelines;
 /// A pipeline is safe to call from several threads at once; every call has its own scheduler state and buffers. Disposing
 /// releases the sessions once no pipeline sharing them and no call in flight uses them.
 /// </remarks>
-public abstract class DiffusionPipeline : IDisposable
+public abstract partial class DiffusionPipeline : IDisposable
 {
     /// <summary>The model loaded when none is named: the ONNX export of Stable Diffusion v1.5 on the Hugging Face Hub.</summary>
     public const string DefaultModelId = "onnx-community/stable-diffusion-v1-5-ONNX";

@@ -76,6 +76,12 @@ public abstract record DiffusionRequest
     /// <summary>Precomputed negative prompt embeddings, of the same shape as the prompt embeddings.</summary>
     public Tensor<float>? NegativePromptEmbeds { get; init; }
 
+    /// <summary>
+    /// The scale of the active LoRA adapters for this call (diffusers' <c>cross_attention_kwargs={"scale": s}</c>), applied
+    /// to the UNet and the text encoder; 1 when null. Adapters fused with <c>FuseLora</c> keep their own scale.
+    /// </summary>
+    public float? LoraScale { get; init; }
+
     /// <summary>A scheduler for this call only, instead of the pipeline's (it is cloned, never changed).</summary>
     public IScheduler? Scheduler { get; init; }
 

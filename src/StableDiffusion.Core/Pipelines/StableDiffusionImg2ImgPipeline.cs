@@ -69,6 +69,7 @@ public sealed class StableDiffusionImg2ImgPipeline : DiffusionPipeline<Img2ImgRe
     {
         ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
+        using IDisposable loraWeights = components.UseLora(request.LoraScale);
         int scale = components.Configuration.VaeScaleFactor;
 
         // 1. Check inputs, and preprocess the image (diffusers' VaeImageProcessor: a multiple of 8, [-1, 1]).

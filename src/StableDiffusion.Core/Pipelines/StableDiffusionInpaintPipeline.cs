@@ -72,6 +72,7 @@ public sealed class StableDiffusionInpaintPipeline : DiffusionPipeline<InpaintRe
     {
         ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
+        using IDisposable loraWeights = components.UseLora(request.LoraScale);
         int scale = components.Configuration.VaeScaleFactor;
         int channels = components.UNetInChannels, latentChannels = components.LatentChannels;
         bool inpaintingUNet = channels == InpaintUNetInput.Channels(latentChannels);

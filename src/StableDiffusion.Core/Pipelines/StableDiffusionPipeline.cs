@@ -88,6 +88,7 @@ public sealed class StableDiffusionPipeline : DiffusionPipeline<TextToImageReque
     {
         ArgumentNullException.ThrowIfNull(request);
         using StableDiffusionComponents components = AcquireComponents();
+        using IDisposable loraWeights = components.UseLora(request.LoraScale);
 
         // 0. Default height and width to the UNet's.
         int height = request.Height ?? components.Configuration.DefaultImageSize;

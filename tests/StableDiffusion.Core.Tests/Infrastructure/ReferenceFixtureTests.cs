@@ -34,7 +34,7 @@ public sealed class ReferenceFixtureTests
     }
 
     /// <summary>The sections some parity test reads: a reference with another section holds cases nothing would check.</summary>
-    private static readonly string[] CheckedSections = ["about", "versions", "tokenizer", "rng", "schedulers", "pipeline", "safety_preprocessing", "edit", "textual_inversion", "clip_skip", "prompt_weighting", "single_file"];
+    private static readonly string[] CheckedSections = ["about", "versions", "tokenizer", "rng", "schedulers", "pipeline", "safety_preprocessing", "edit", "textual_inversion", "clip_skip", "prompt_weighting", "single_file", "lora"];
 
     public static IEnumerable<TheoryDataRow<string>> Sets() =>
         Reference.IsAvailable ? [.. Reference.Sets.Select(s => new TheoryDataRow<string>(s.Label))] : Reference.CaseNames("pipeline");
