@@ -8,7 +8,7 @@ internal sealed record BenchmarkOptions
     public const string Usage =
         "usage: sdbench --model DIR [--provider cpu|cuda] [--device-id N] [--steps 50] [--size 512] [--batch 1] [--iterations 3] [--warmup 1] " +
         "[--scheduler NAME] [--static] [--cuda-graph] [--no-iobinding] [--cudnn-search EXHAUSTIVE|HEURISTIC|DEFAULT] [--no-safety] " +
-        "[--bare-calls 30] [--sync] [--label NAME] [--json PATH]";
+        "[--bare-calls 30] [--sync] [--spin] [--loras A.safetensors,B.safetensors] [--lora-switches 4] [--label NAME] [--json PATH]";
 
     public required string Model { get; init; }
 
@@ -43,6 +43,14 @@ internal sealed record BenchmarkOptions
     /// <summary>Generate on the calling thread (Generate) rather than a background one (GenerateAsync).</summary>
     public bool Sync { get; init; }
 
+    /// <summary>Let ONNX Runtime's CPU threads spin between calls (SessionSettings.AllowSpinning), as Python's default does.</summary>
+    public bool Spin { get; init; }
+
+    /// <summary>LoRA files to load and switch between after the timed runs, measuring what a switch adds to the next call.</summary>
+    public IReadOnlyList<string> Loras { get; init; } = [];
+
+    public int LoraSwitches { get; init; } = 4;
+
     public string Label { get; init; } = "run";
 
     public string? Json { get; init; }
@@ -51,7 +59,7 @@ internal sealed record BenchmarkOptions
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var flags = new HashSet<string>(StringComparer.Ordinal);
-        string[] flagNames = ["--static", "--cuda-graph", "--no-iobinding", "--no-safety", "--sync"];
+        string[] flagNames = ["--static", "--cuda-graph", "--no-iobinding", "--no-safety", "--sync", "--spin"];
         for (int i = 0; i < args.Length; i++)
         {
             if (flagNames.Contains(args[i]))
@@ -86,6 +94,9 @@ internal sealed record BenchmarkOptions
             CudnnSearch = values.GetValueOrDefault("--cudnn-search", "EXHAUSTIVE"),
             SafetyChecker = !flags.Contains("--no-safety"),
             Sync = flags.Contains("--sync"),
+            Spin = flags.Contains("--spin"),
+            Loras = values.TryGetValue("--loras", out string? loras) ? loras.Split(',', StringSplitOptions.RemoveEmptyEntries) : [],
+            LoraSwitches = Int("--lora-switches", 4),
             BareCalls = Int("--bare-calls", 30),
             Label = values.GetValueOrDefault("--label", "run"),
             Json = values.GetValueOrDefault("--json"),

@@ -52,6 +52,15 @@ internal sealed class BenchmarkReport
 
     public double BareUNetMilliseconds { get; set; }
 
+    /// <summary>Seconds each LoRA file took to load (read and match; no session is rebuilt yet).</summary>
+    public List<double> LoraLoadSeconds { get; } = [];
+
+    /// <summary>A one-step generation without a switch, the baseline of <see cref="LoraSwitchSeconds"/>.</summary>
+    public double? OneStepSeconds { get; set; }
+
+    /// <summary>Per switch: SetAdapters to the other LoRA, then a one-step generation (which rebuilds the changed sessions).</summary>
+    public List<double> LoraSwitchSeconds { get; } = [];
+
     /// <summary>Medians over the timed runs.</summary>
     public RunTimings? Median { get; private set; }
 

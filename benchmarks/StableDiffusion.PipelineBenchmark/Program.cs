@@ -30,7 +30,7 @@ try
         : ExecutionProvider.Cpu;
     var pipelineOptions = new StableDiffusionPipelineOptions
     {
-        Session = new SessionSettings { ExecutionProvider = provider, IoBinding = options.IoBinding },
+        Session = new SessionSettings { ExecutionProvider = provider, IoBinding = options.IoBinding, AllowSpinning = options.Spin },
         StaticShape = options.Static ? new StaticShapeOptions { Height = options.Size, Width = options.Size, ImagesPerCall = options.Batch } : null,
         ComponentSessions = options.CudaGraph
             ? new Dictionary<string, SessionSettings>
@@ -80,6 +80,40 @@ try
     }
 
     report.BareUNetMilliseconds = BareUNet.Measure(pipe.UNet.Session, options, pipe.UNet.UsesCudaGraph);
+    if (options.Loras.Count > 0)
+    {
+        // A switch rebuilds the sessions whose weights change at the next call: time a one-step call after each switch
+        // against one without (the difference is what a user waits extra when changing LoRA between images).
+        TextToImageRequest oneStep = request with { NumInferenceSteps = 1 };
+        var names = new List<string>();
+        foreach (string file in options.Loras)
+        {
+            var loading = Stopwatch.StartNew();
+            names.Add(pipe.LoadLoraWeights(file, Path.GetFileNameWithoutExtension(file)));
+            report.LoraLoadSeconds.Add(loading.Elapsed.TotalSeconds);
+        }
+
+        pipe.SetAdapters([names[0]]);
+        using (pipe.Generate(oneStep))
+        {
+        }
+
+        var baseline = Stopwatch.StartNew();
+        using (pipe.Generate(oneStep))
+        {
+            report.OneStepSeconds = baseline.Elapsed.TotalSeconds;
+        }
+
+        for (int i = 1; i <= options.LoraSwitches; i++)
+        {
+            var switching = Stopwatch.StartNew();
+            pipe.SetAdapters([names[i % names.Count]]);
+            using GenerationResult result = pipe.Generate(oneStep);
+            report.LoraSwitchSeconds.Add(switching.Elapsed.TotalSeconds);
+            Console.WriteLine($"[{options.Label}] switch to {names[i % names.Count]} + one step: {report.LoraSwitchSeconds[^1]:0.000} s (one step alone {report.OneStepSeconds:0.000} s)");
+        }
+    }
+
     report.Summarise();
     Console.WriteLine(report.Table());
 }

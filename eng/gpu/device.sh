@@ -3,9 +3,10 @@
 #   models  build the full-size random-weight SD 1.5 model: diffusers layout, fp32 ONNX, fp16 with ONNX Runtime's fusions
 #   side    the side-by-side comparison with diffusers (eng/bench/side_by_side.py)
 #   bench   run sdbench configurations, JSON into $OUT
+#   lora    two random LoRAs for the full-size UNet, then sdbench switching between them (ARGS: sdbench options)
 #   tests   run the CUDA provider tests
 set -euo pipefail
-stage=${1:?usage: device.sh models|side ARGS...|bench CONFIG...|tests}; shift
+stage=${1:?usage: device.sh models|side ARGS...|bench CONFIG...|lora ARGS...|tests}; shift
 nv=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
 export LD_LIBRARY_PATH="/root/app:/usr/local/cuda-13.0/targets/x86_64-linux/lib:$nv/cu13/lib:$nv/cudnn/lib:$nv/cublas/lib:${LD_LIBRARY_PATH:-}"
 if [ ! -x /root/app/sdbench ]; then
@@ -38,6 +39,11 @@ case "$stage" in
       # shellcheck disable=SC2086
       /root/app/sdbench --provider cuda --model "/root/$model" --label "$label" --json "$OUT/$label.json" $extra 2>&1 | tail -22 || true
     done
+    ;;
+  lora)
+    for seed in 1 2; do python3 eng/gpu/make_random_lora.py /root/full/diffusers/unet "/root/lora$seed.safetensors" --rank "${RANK:-8}" --seed "$seed"; done
+    /root/app/sdbench --provider cuda --model /root/full/diffusers --loras /root/lora1.safetensors,/root/lora2.safetensors \
+      --label "lora-rank${RANK:-8}" --json "$OUT/lora-rank${RANK:-8}.json" "$@" 2>&1 | tail -12 || true
     ;;
   tests)
     # The published test executable runs xunit's own runner, whose filter option is -trait (not dotnet test's --filter-trait).

@@ -12,7 +12,7 @@ rm -rf "$out"; mkdir -p "$out/bin" "$out/parts" "$out/inputs/tokenizer"
 for p in benchmarks/StableDiffusion.PipelineBenchmark tests/StableDiffusion.Core.Tests; do
   dotnet publish "$root/$p" -c Release -r linux-x64 --self-contained -p:UseCuda=true -p:InvariantGlobalization=true -o "$out/app" >/dev/null
 done
-tar -C "$out/app" -cf - . | zstd -T0 -19 -q -o "$out/app.tar.zst"
+tar -C "$out/app" -cf - . | zstd -T0 "-${ZSTD_LEVEL:-19}" -q -o "$out/app.tar.zst"
 split -b "${mb}M" -d "$out/app.tar.zst" "$out/parts/part"
 rm -rf "$out/app" "$out/app.tar.zst"
 cp /usr/bin/zstd "$out/bin/"

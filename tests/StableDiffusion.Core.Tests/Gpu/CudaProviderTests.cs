@@ -14,6 +14,10 @@ namespace StableDiffusion.Core.Tests.Gpu;
 [Trait("Category", "Gpu")]
 public sealed class CudaProviderTests
 {
+    // float16 runs that may pick other kernels (bound vs host buffers, replayed vs launched): a few float16 roundings after
+    // six steps, relative to the largest latent (the fused full-size export's random weights give latents near 20).
+    private const double Float16Relative = 5e-3;
+
     private const string ModelVariable = "SD_CUDA_MODEL";
 
     [Fact]
@@ -36,7 +40,7 @@ public sealed class CudaProviderTests
         float[] plain = await LatentsAsync(model, Options(ioBinding: false));
         float[] bound = await LatentsAsync(model, Options(ioBinding: true));
 
-        Testing.ArrayAssert.Close(plain, bound, 2e-3, "IOBinding vs plain Run (fp16 tolerance)");
+        Testing.ArrayAssert.CloseRelative(plain, bound, Float16Relative, "IOBinding vs plain Run");
     }
 
     [Fact]
@@ -57,7 +61,7 @@ public sealed class CudaProviderTests
 
         float[] first = await LatentsAsync(model, graph, runs: 2);
 
-        Testing.ArrayAssert.Close(plain, first, 2e-3, "CUDA graph replay vs the same session without a graph (fp16 tolerance)");
+        Testing.ArrayAssert.CloseRelative(plain, first, Float16Relative, "CUDA graph replay vs the same session without a graph");
     }
 
     [Fact]
@@ -92,7 +96,7 @@ public sealed class CudaProviderTests
                 using GenerationResult reference = await plainPipe.GenerateAsync(request, TestContext.Current.CancellationToken);
                 using GenerationResult replayed = await graphPipe.GenerateAsync(request, TestContext.Current.CancellationToken);
                 expected.Add(reference.Latents.AsSpan().ToArray());
-                Testing.ArrayAssert.Close(expected[^1], replayed.Latents.AsSpan().ToArray(), 2e-3, $"CUDA graph vs plain run, offset [{string.Join(", ", offset)}]");
+                Testing.ArrayAssert.CloseRelative(expected[^1], replayed.Latents.AsSpan().ToArray(), Float16Relative, $"CUDA graph vs plain run, offset [{string.Join(", ", offset)}]");
             }
 
             (double difference, _) = Testing.ArrayAssert.MaxAbsDifference(expected[0], expected[1]);
@@ -115,7 +119,7 @@ public sealed class CudaProviderTests
             float[] current = result.Latents.AsSpan().ToArray();
             if (i > 0)
             {
-                Testing.ArrayAssert.Close(latents, current, 2e-3, $"run {i + 1} vs run 1");
+                Testing.ArrayAssert.CloseRelative(latents, current, Float16Relative, $"run {i + 1} vs run 1");
             }
 
             latents = current;
