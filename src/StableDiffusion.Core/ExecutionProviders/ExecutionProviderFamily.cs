@@ -44,9 +44,19 @@ internal abstract class ExecutionProviderFamily(string ortName, string[] names, 
     /// <summary>The precision graphs built from diffusers weights compute in when the caller does not choose one.</summary>
     public virtual Pipelines.ComputePrecision DefaultComputePrecision => Pipelines.ComputePrecision.Float32;
 
+    /// <summary>Whether attention runs as ONNX Runtime's <c>MultiHeadAttention</c> where <see cref="SessionSettings.FuseAttention"/>
+    /// leaves it to the provider: where it was measured to need less memory and time with the same numbers.</summary>
+    public virtual bool FusesAttentionByDefault => false;
+
     /// <summary>The operators a graph built from diffusers weights uses on this provider, for <paramref name="component"/>
-    /// computing in <paramref name="precision"/>: plain ONNX operators unless the provider has faster ones of its own.</summary>
-    public virtual Onnx.Builders.GraphFlavor BuiltGraphFlavor(string component, Pipelines.ComputePrecision precision) => Onnx.Builders.GraphFlavor.Plain;
+    /// computing in <paramref name="precision"/>: plain ONNX operators unless the provider has faster ones of its own, with
+    /// the UNet's attention through <c>MultiHeadAttention</c> when <paramref name="fuseAttention"/> (the session's
+    /// <see cref="SessionSettings.FusesAttention"/>) and the UNet computes in float32, the one type of the operator's CPU
+    /// kernel, which runs it where a provider has none.</summary>
+    public virtual Onnx.Builders.GraphFlavor BuiltGraphFlavor(string component, Pipelines.ComputePrecision precision, bool fuseAttention) =>
+        fuseAttention && component == Models.ModelComponents.UNet && precision == Pipelines.ComputePrecision.Float32
+            ? Onnx.Builders.GraphFlavor.PlainWithMultiHeadAttention
+            : Onnx.Builders.GraphFlavor.Plain;
 
     /// <summary>The family of <paramref name="provider"/>, by our name or ONNX Runtime's, in any case.</summary>
     public static ExecutionProviderFamily Of(ExecutionProvider provider)

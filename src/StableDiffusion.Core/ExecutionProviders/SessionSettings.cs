@@ -38,7 +38,22 @@ public sealed record SessionSettings
     /// </summary>
     public bool? IoBinding { get; init; }
 
+    /// <summary>
+    /// Whether attention runs as ONNX Runtime's <c>com.microsoft.MultiHeadAttention</c>, which computes it in tiles instead
+    /// of holding the whole [batch, heads, queries, keys] probability matrix: on the CPU a 768x768 image's peak memory drops
+    /// from gigabytes to a few hundred megabytes, and attention is faster, with the same numbers up to float32 rounding
+    /// (docs/performance.md). The float32 attention of diffusers' ONNX exports (UNet, VAE) is rewritten when the graph
+    /// loads, where it matches the exporter's pattern exactly (the rest of the graph is untouched), and a float32 UNet built
+    /// from diffusers weights is built with it (CUDA's fused float16 graphs always use it). Null (the default) turns it on
+    /// for the CPU provider only; true for any provider (ONNX Runtime runs the operator on the CPU where a provider has no
+    /// kernel for it); false loads exports as exported and builds attention from MatMul and Softmax.
+    /// </summary>
+    public bool? FuseAttention { get; init; }
+
     /// <summary>Fixed sizes for the graph's symbolic dimensions (<c>AddFreeDimensionOverrideByName</c>), such as
     /// <c>batch</c> = 2, <c>height</c> = 64, <c>width</c> = 64: lets ONNX Runtime plan memory and enables CUDA graphs.</summary>
     public IReadOnlyDictionary<string, long> FreeDimensionOverrides { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>Whether <see cref="FuseAttention"/>, or its default for the provider, runs attention as MultiHeadAttention.</summary>
+    internal bool FusesAttention => FuseAttention ?? ExecutionProviderFamily.Of(ExecutionProvider).FusesAttentionByDefault;
 }

@@ -51,7 +51,7 @@ internal static class BuiltComponents
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(settings);
         ComputePrecision precision = weights.ComputeType == TensorElementType.Float16 ? ComputePrecision.Float16 : ComputePrecision.Float32;
-        GraphFlavor flavor = ExecutionProviderFamily.Of(settings.Session.ExecutionProvider).BuiltGraphFlavor(component, precision);
+        GraphFlavor flavor = ExecutionProviderFamily.Of(settings.Session.ExecutionProvider).BuiltGraphFlavor(component, precision, settings.Session.FusesAttention);
         var graph = new GraphBuilder(parameters: weights, flavor: flavor);
         string path = Path.GetDirectoryName(Path.GetFullPath(config.Path))!;
         BuiltGraph Built() => new(graph.ToBytes(), weights.Folder, path);

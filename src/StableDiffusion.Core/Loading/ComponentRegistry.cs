@@ -39,6 +39,11 @@ internal sealed partial class ComponentRegistry(string modelPath, ModelIndex ind
             _ => throw Missing(component),
         };
         LogComponentLoaded(logger, component, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds, settings.ExecutionProvider.ToString());
+        if (model.FusedAttentions > 0)
+        {
+            LogAttentionFused(logger, component, model.FusedAttentions);
+        }
+
         return model;
     }
 
@@ -210,4 +215,7 @@ internal sealed partial class ComponentRegistry(string modelPath, ModelIndex ind
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Component {Component} loaded in {Milliseconds:0} ms on {Provider}.")]
     private static partial void LogComponentLoaded(ILogger logger, string component, double milliseconds, string provider);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Component {Component}: {Count} attentions of its export rewritten to MultiHeadAttention (SessionSettings.FuseAttention).")]
+    private static partial void LogAttentionFused(ILogger logger, string component, int count);
 }

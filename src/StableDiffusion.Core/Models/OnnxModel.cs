@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
+using StableDiffusion.Onnx;
 
 namespace StableDiffusion.Models;
 
@@ -55,6 +56,9 @@ public abstract class OnnxModel : IDisposable
     /// <exception cref="IOException">The graph file cannot be read.</exception>
     internal virtual BuiltGraph BaseGraph() => Built ?? BuiltGraph.OfFile(ModelPath);
 
+    /// <summary>How many attentions were rewritten to MultiHeadAttention when the graph loaded (<see cref="SessionSettings.FuseAttention"/>).</summary>
+    internal int FusedAttentions { get; init; }
+
     /// <summary>The thread that makes this model's calls when its provider keeps state per thread (see <see cref="ExecutionProviders.DeviceThread"/>); null otherwise.</summary>
     private protected DeviceThread? DeviceThread { get; }
 
@@ -93,6 +97,31 @@ public abstract class OnnxModel : IDisposable
 
     /// <summary>Throws <see cref="ObjectDisposedException"/> after <see cref="Dispose"/>.</summary>
     private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>
+    /// The graph to load with its attention rewritten to MultiHeadAttention when <paramref name="settings"/> ask for it and
+    /// some attention matches (<see cref="MultiHeadAttentionFusion"/>), else <paramref name="edited"/> as it is; and how many
+    /// attentions were rewritten.
+    /// </summary>
+    /// <param name="modelPath">The graph file.</param>
+    /// <param name="settings">The session settings.</param>
+    /// <param name="edited">The graph already edited in memory, or null to read the file.</param>
+    private protected static (byte[]? Graph, int Attentions) WithFusedAttention(string modelPath, SessionSettings settings, byte[]? edited = null)
+    {
+        if (!settings.FusesAttention || !File.Exists(modelPath))
+        {
+            return (edited, 0);
+        }
+
+        try
+        {
+            return MultiHeadAttentionFusion.Fuse(edited ?? File.ReadAllBytes(modelPath)) is var (fused, attentions) ? (fused, attentions) : (edited, 0);
+        }
+        catch (InvalidDataException)
+        {
+            return (edited, 0); // Not a well-formed graph: creating the session reports it with the file's name.
+        }
+    }
 
     /// <summary>Creates the session for <paramref name="modelPath"/>, turning every load failure into a <see cref="ModelLoadException"/>.</summary>
     internal static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure, byte[]? edited = null)

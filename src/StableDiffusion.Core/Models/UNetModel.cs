@@ -125,8 +125,11 @@ public sealed class UNetModel : OnnxModel
     public static UNetModel FromPretrained(string folder, Pipelines.StableDiffusionPipelineOptions? options = null) =>
         (UNetModel)Loading.ComponentRegistry.LoadFolder(ModelComponents.UNet, folder, options);
 
-    internal static UNetModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, FloatTimestepGraph(modelPath)), modelPath, settings) { Configure = configure };
+    internal static UNetModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure)
+    {
+        (byte[]? graph, int attentions) = ExportGraph(modelPath, settings);
+        return new(CreateSession(modelPath, ModelComponents.UNet, settings, configure, graph), modelPath, settings) { Configure = configure, FusedAttentions = attentions };
+    }
 
     internal static UNetModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
         new(CreateSession(graph, ModelComponents.UNet, settings, configure), graph.Path, settings) { Built = graph, Configure = configure };
@@ -137,11 +140,20 @@ public sealed class UNetModel : OnnxModel
     /// </summary>
     /// <exception cref="ModelLoadException">ONNX Runtime refuses the graph.</exception>
     internal UNetModel Rebuilt(BuiltGraph graph) =>
-        new(CreateSession(graph, ModelComponents.UNet, Settings, Configure), ModelPath, Settings) { Built = Built, Configure = Configure };
+        new(CreateSession(graph, ModelComponents.UNet, Settings, Configure), ModelPath, Settings) { Built = Built, Configure = Configure, FusedAttentions = FusedAttentions };
 
     /// <inheritdoc/>
-    /// <remarks>An export's graph comes retyped as <see cref="FloatTimestepGraph"/> loads it.</remarks>
-    internal override BuiltGraph BaseGraph() => Built ?? BuiltGraph.OfFile(ModelPath, FloatTimestepGraph(ModelPath));
+    /// <remarks>An export's graph comes as <see cref="Load(string, SessionSettings, Action{string, SessionOptions})"/> loads it
+    /// (<see cref="ExportGraph"/>).</remarks>
+    internal override BuiltGraph BaseGraph() => Built ?? BuiltGraph.OfFile(ModelPath, ExportGraph(ModelPath, Settings).Graph);
+
+    /// <summary>
+    /// An export's graph with its load-time edits, both in one pass over the file's bytes: the integer timestep retyped
+    /// (<see cref="FloatTimestepGraph"/>, one byte patched in place), then the attention rewritten to MultiHeadAttention
+    /// where <paramref name="settings"/> ask for it (one parse of the patched bytes); null when neither applies.
+    /// </summary>
+    private static (byte[]? Graph, int Attentions) ExportGraph(string modelPath, SessionSettings settings) =>
+        WithFusedAttention(modelPath, settings, FloatTimestepGraph(modelPath));
 
     /// <summary>
     /// An export with an integer timestep input that it only casts to float, retyped to take float timesteps: the

@@ -39,8 +39,7 @@ public sealed class VaeDecoderModel : OnnxModel
     /// <param name="modelPath">The graph file.</param>
     /// <param name="settings">Session settings (CPU by default).</param>
     /// <exception cref="ModelLoadException">The file is missing, corrupt, or not a VAE decoder.</exception>
-    public static VaeDecoderModel Load(string modelPath, SessionSettings? settings = null) =>
-        new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, null), modelPath, settings);
+    public static VaeDecoderModel Load(string modelPath, SessionSettings? settings = null) => Load(modelPath, settings ?? new SessionSettings(), null);
 
     /// <summary>
     /// Loads the VAE decoder (from a diffusers <c>vae</c> folder, diffusers' <c>AutoencoderKL.from_pretrained</c>, or a <c>vae_decoder</c> export) from a folder of its own: a diffusers component folder (<c>config.json</c> and its safetensors), whose
@@ -54,8 +53,11 @@ public sealed class VaeDecoderModel : OnnxModel
     public static VaeDecoderModel FromPretrained(string folder, Pipelines.StableDiffusionPipelineOptions? options = null) =>
         (VaeDecoderModel)Loading.ComponentRegistry.LoadFolder(ModelComponents.VaeDecoder, folder, options);
 
-    internal static VaeDecoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure) =>
-        new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, configure), modelPath, settings);
+    internal static VaeDecoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure)
+    {
+        (byte[]? graph, int attentions) = WithFusedAttention(modelPath, settings);
+        return new(CreateSession(modelPath, ModelComponents.VaeDecoder, settings, configure, graph), modelPath, settings) { FusedAttentions = attentions };
+    }
 
     internal static VaeDecoderModel Load(BuiltGraph graph, SessionSettings settings, Action<string, SessionOptions>? configure) =>
         new(CreateSession(graph, ModelComponents.VaeDecoder, settings, configure), graph.Path, settings);

@@ -74,12 +74,14 @@ public sealed class VaeEncoderModel : OnnxModel
             }
         }
 
-        InferenceSession session = CreateSession(modelPath, ModelComponents.VaeEncoder, settings, configure, edited);
-        return distribution is not null
-            ? new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentDistribution, distribution, settings)
+        (byte[]? graph, int attentions) = WithFusedAttention(modelPath, settings, edited);
+        InferenceSession session = CreateSession(modelPath, ModelComponents.VaeEncoder, settings, configure, graph);
+        (VaeEncoderOutputKind Kind, string[] Names) outputs = distribution is not null
+            ? (VaeEncoderOutputKind.LatentDistribution, distribution)
             : session.OutputMetadata.ContainsKey(ParametersName)
-                ? new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentParameters, [ParametersName], settings)
-                : new VaeEncoderModel(session, modelPath, VaeEncoderOutputKind.LatentSample, [session.OutputMetadata.ContainsKey(SampleName) ? SampleName : session.OutputNames[0]], settings);
+                ? (VaeEncoderOutputKind.LatentParameters, [ParametersName])
+                : (VaeEncoderOutputKind.LatentSample, [session.OutputMetadata.ContainsKey(SampleName) ? SampleName : session.OutputNames[0]]);
+        return new VaeEncoderModel(session, modelPath, outputs.Kind, outputs.Names, settings) { FusedAttentions = attentions };
     }
 
     /// <summary>A graph built with the distribution's mean and standard deviation as the outputs <paramref name="mean"/> and <paramref name="std"/>.</summary>

@@ -1,6 +1,4 @@
 using Microsoft.ML.OnnxRuntime;
-using StableDiffusion.Onnx.Builders;
-using StableDiffusion.Pipelines;
 
 namespace StableDiffusion.ExecutionProviders.Families;
 
@@ -8,12 +6,12 @@ namespace StableDiffusion.ExecutionProviders.Families;
 internal sealed class CpuProvider() : ExecutionProviderFamily("CPUExecutionProvider", ["CPU"], "Microsoft.ML.OnnxRuntime")
 {
     /// <summary>
-    /// The UNet's attention through <c>MultiHeadAttention</c>, whose CPU kernel never holds the whole probability matrix: for
-    /// 512x512 images (batch 2) the tiny UNet peaked at 129 MiB instead of 4,387 MiB with MatMul and Softmax, and a call took
-    /// 2.1 s instead of 2.8 (docs/models.md); the outputs agree within 1e-5 relative (UNet2DConditionModelTests).
+    /// Attention through <c>MultiHeadAttention</c>, whose CPU kernel never holds the whole probability matrix: for 512x512
+    /// images (batch 2) the tiny UNet built from weights peaked at 129 MiB instead of 4,387 MiB with MatMul and Softmax, and
+    /// a call took 2.1 s instead of 2.8 (docs/models.md); its export, rewritten at load, peaked at 285 MiB instead of 4,607
+    /// (docs/performance.md). The outputs agree within 1e-5 relative (UNet2DConditionModelTests, MultiHeadAttentionFusionTests).
     /// </summary>
-    public override GraphFlavor BuiltGraphFlavor(string component, ComputePrecision precision) =>
-        component == Models.ModelComponents.UNet && precision == ComputePrecision.Float32 ? GraphFlavor.PlainWithMultiHeadAttention : GraphFlavor.Plain;
+    public override bool FusesAttentionByDefault => true;
 
     public override void Append(SessionOptions options, ExecutionProvider provider)
     {

@@ -30,9 +30,10 @@ internal class CudaProvider : ExecutionProviderFamily
 
     public override Pipelines.ComputePrecision DefaultComputePrecision => Pipelines.ComputePrecision.Float16;
 
-    // The fused operators are ONNX Runtime's Stable Diffusion optimizer's, made for float16; float32 stays plain.
-    public override Onnx.Builders.GraphFlavor BuiltGraphFlavor(string component, Pipelines.ComputePrecision precision) =>
-        precision == Pipelines.ComputePrecision.Float16 ? Onnx.Builders.GraphFlavor.CudaFused : Onnx.Builders.GraphFlavor.Plain;
+    // The fused operators are ONNX Runtime's Stable Diffusion optimizer's, made for float16 (their attention is always
+    // MultiHeadAttention); float32 stays plain.
+    public override Onnx.Builders.GraphFlavor BuiltGraphFlavor(string component, Pipelines.ComputePrecision precision, bool fuseAttention) =>
+        precision == Pipelines.ComputePrecision.Float16 ? Onnx.Builders.GraphFlavor.CudaFused : base.BuiltGraphFlavor(component, precision, fuseAttention);
 
     public override void Append(SessionOptions options, ExecutionProvider provider)
     {
