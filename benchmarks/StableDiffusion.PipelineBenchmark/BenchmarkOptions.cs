@@ -8,7 +8,7 @@ internal sealed record BenchmarkOptions
     public const string Usage =
         "usage: sdbench --model DIR [--provider cpu|cuda] [--device-id N] [--steps 50] [--size 512] [--batch 1] [--iterations 3] [--warmup 1] " +
         "[--scheduler NAME] [--static] [--cuda-graph] [--no-iobinding] [--cudnn-search EXHAUSTIVE|HEURISTIC|DEFAULT] [--no-safety] " +
-        "[--bare-calls 30] [--sync] [--spin] [--loras A.safetensors,B.safetensors] [--lora-switches 4] [--label NAME] [--json PATH]";
+        "[--no-fuse-attention] [--bare-calls 30 (0: skip)] [--sync] [--spin] [--loras A.safetensors,B.safetensors] [--lora-switches 4] [--label NAME] [--json PATH]";
 
     public required string Model { get; init; }
 
@@ -38,6 +38,9 @@ internal sealed record BenchmarkOptions
 
     public bool SafetyChecker { get; init; } = true;
 
+    /// <summary>Load the exports' attention as exported (<c>SessionSettings.FuseAttention = false</c>) instead of the provider's default.</summary>
+    public bool NoFuseAttention { get; init; }
+
     public int BareCalls { get; init; } = 30;
 
     /// <summary>Generate on the calling thread (Generate) rather than a background one (GenerateAsync).</summary>
@@ -59,7 +62,7 @@ internal sealed record BenchmarkOptions
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var flags = new HashSet<string>(StringComparer.Ordinal);
-        string[] flagNames = ["--static", "--cuda-graph", "--no-iobinding", "--no-safety", "--sync", "--spin"];
+        string[] flagNames = ["--static", "--cuda-graph", "--no-iobinding", "--no-safety", "--sync", "--spin", "--no-fuse-attention"];
         for (int i = 0; i < args.Length; i++)
         {
             if (flagNames.Contains(args[i]))
@@ -97,6 +100,7 @@ internal sealed record BenchmarkOptions
             Spin = flags.Contains("--spin"),
             Loras = values.TryGetValue("--loras", out string? loras) ? loras.Split(',', StringSplitOptions.RemoveEmptyEntries) : [],
             LoraSwitches = Int("--lora-switches", 4),
+            NoFuseAttention = flags.Contains("--no-fuse-attention"),
             BareCalls = Int("--bare-calls", 30),
             Label = values.GetValueOrDefault("--label", "run"),
             Json = values.GetValueOrDefault("--json"),

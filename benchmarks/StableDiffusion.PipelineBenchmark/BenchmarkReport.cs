@@ -25,6 +25,9 @@ internal sealed class BenchmarkReport
 
     public int Batch { get; init; }
 
+    /// <summary>Whether attention was left to the provider's default rewrite (false: <c>--no-fuse-attention</c>).</summary>
+    public bool FuseAttention { get; init; }
+
     public bool StaticShape { get; init; }
 
     public bool CudaGraph { get; init; }
@@ -60,6 +63,9 @@ internal sealed class BenchmarkReport
 
     /// <summary>Per switch: SetAdapters to the other LoRA, then a one-step generation (which rebuilds the changed sessions).</summary>
     public List<double> LoraSwitchSeconds { get; } = [];
+
+    /// <summary>The process's peak resident memory (VmHWM) after loading, warm-up and the timed runs, in MiB; null where unknown.</summary>
+    public double? PeakResidentMiB { get; set; }
 
     /// <summary>Medians over the timed runs.</summary>
     public RunTimings? Median { get; private set; }
@@ -114,6 +120,7 @@ internal sealed class BenchmarkReport
         Row("safety checker", m.SafetyChecking);
         Row("bare ORT UNet call", BareUNetMilliseconds / 1000);
         Row("ORT floor (calls x bare + decode)", OrtFloorSeconds);
+        text.AppendLine(CultureInfo.InvariantCulture, $"peak RSS (VmHWM): {PeakResidentMiB:0} MiB; fused attention {FuseAttention}");
         text.AppendLine(CultureInfo.InvariantCulture, $"ratio to ORT floor: {RatioToOrt:0.000}; load {LoadSeconds:0.00} s; warm-up {string.Join(", ", WarmupSeconds.Select(w => w.ToString("0.00", CultureInfo.InvariantCulture)))} s");
         return text.ToString();
     }

@@ -21,7 +21,7 @@ catch (ArgumentException ex)
 }
 
 var report = new BenchmarkReport { Label = options.Label, Model = options.Model, Provider = options.Provider, Steps = options.Steps, Size = options.Size,
-    Batch = options.Batch, StaticShape = options.Static, CudaGraph = options.CudaGraph, IoBinding = options.IoBinding, OrtVersion = OrtEnv.Instance().GetVersionString(),
+    Batch = options.Batch, FuseAttention = !options.NoFuseAttention, StaticShape = options.Static, CudaGraph = options.CudaGraph, IoBinding = options.IoBinding, OrtVersion = OrtEnv.Instance().GetVersionString(),
     Date = DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture), Machine = $"{Environment.ProcessorCount} cores, {Environment.OSVersion}" };
 try
 {
@@ -30,7 +30,7 @@ try
         : ExecutionProvider.Cpu;
     var pipelineOptions = new StableDiffusionPipelineOptions
     {
-        Session = new SessionSettings { ExecutionProvider = provider, IoBinding = options.IoBinding, AllowSpinning = options.Spin },
+        Session = new SessionSettings { ExecutionProvider = provider, IoBinding = options.IoBinding, AllowSpinning = options.Spin, FuseAttention = options.NoFuseAttention ? false : null },
         StaticShape = options.Static ? new StaticShapeOptions { Height = options.Size, Width = options.Size, ImagesPerCall = options.Batch } : null,
         ComponentSessions = options.CudaGraph
             ? new Dictionary<string, SessionSettings>
@@ -79,7 +79,8 @@ try
         Console.WriteLine($"[{options.Label}] run {i + 1}: {total:0.000} s ({t.UNetCalls} UNet calls, {t.UNet.TotalMilliseconds / t.UNetCalls:0.00} ms each)");
     }
 
-    report.BareUNetMilliseconds = BareUNet.Measure(pipe.UNet.Session, options, pipe.UNet.UsesCudaGraph);
+    report.PeakResidentMiB = OperatingSystem.IsLinux() ? ProcessStatus.MiB("VmHWM") : null;
+    report.BareUNetMilliseconds = options.BareCalls > 0 ? BareUNet.Measure(pipe.UNet.Session, options, pipe.UNet.UsesCudaGraph) : 0;
     if (options.Loras.Count > 0)
     {
         // A switch rebuilds the sessions whose weights change at the next call: time a one-step call after each switch
