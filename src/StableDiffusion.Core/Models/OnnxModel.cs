@@ -140,12 +140,16 @@ public abstract class OnnxModel : IDisposable
                 "The file may be truncated or corrupt, or an external weights file it names may be missing beside it; download it again.");
     }
 
-    /// <summary>Creates the session for a graph held in memory whose weights are external data in <see cref="BuiltGraph.ExternalDataFolder"/>.</summary>
+    /// <summary>
+    /// Creates the session for a graph held in memory whose weights are external data in <see cref="BuiltGraph.ExternalDataFolder"/>,
+    /// or where the files there link to (a Hugging Face cache's blobs: <see cref="OnnxExternalData.ResolveLinks"/>).
+    /// </summary>
     internal static InferenceSession CreateSession(BuiltGraph graph, string component, SessionSettings? settings, Action<string, SessionOptions>? configure) =>
         CreateSession(graph.Path, component, settings, configure, options =>
         {
-            options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", graph.ExternalDataFolder);
-            return new InferenceSession(graph.Model, options);
+            (byte[] model, string folder) = OnnxExternalData.ResolveLinks(graph.Model, graph.ExternalDataFolder);
+            options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", folder);
+            return new InferenceSession(model, options);
         }, "A weights file it reads may be truncated, or changed since the graph was built; download it again.");
 
     private static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure,
@@ -157,7 +161,7 @@ public abstract class OnnxModel : IDisposable
         {
             return create(options);
         }
-        catch (OnnxRuntimeException ex)
+        catch (Exception ex) when (ex is OnnxRuntimeException or InvalidDataException)
         {
             throw new ModelLoadException($"ONNX Runtime could not load the {component} model '{modelPath}': {ex.Message.Trim()} {hint}", modelPath, ex);
         }

@@ -34,7 +34,7 @@ internal sealed class SafetensorsParameters : ParameterSource
     public SafetensorsParameters(IReadOnlyList<SafetensorsFile> files, TensorElementType computeType = TensorElementType.Float, Func<string, StoredWeightName?>? names = null)
     {
         ArgumentOutOfRangeException.ThrowIfZero(files.Count);
-        string[] folders = [.. files.Select(f => System.IO.Path.GetDirectoryName(StoredPath(f))!).Distinct(StringComparer.Ordinal)];
+        string[] folders = [.. files.Select(f => System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(f.Path))!).Distinct(StringComparer.Ordinal)];
         if (folders.Length != 1)
         {
             throw new ArgumentException($"The weight files of one graph must share a folder; they are in {string.Join(", ", folders)}.", nameof(files));
@@ -48,11 +48,6 @@ internal sealed class SafetensorsParameters : ParameterSource
 
     /// <inheritdoc/>
     public override string Folder { get; }
-
-    // Where the file's bytes are: the final target of a symbolic link (a Hugging Face cache's snapshot links to its blob),
-    // since ONNX Runtime refuses external data that resolves outside the folder it is given.
-    private static string StoredPath(SafetensorsFile file) =>
-        new FileInfo(file.Path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? System.IO.Path.GetFullPath(file.Path);
 
     /// <inheritdoc/>
     public override TensorElementType ComputeType { get; }
@@ -73,7 +68,7 @@ internal sealed class SafetensorsParameters : ParameterSource
                 "The weights do not belong to this model's configuration.", file.Path);
         }
 
-        Value value = graph.ExternalInitializer(graph.UniqueName(key), tensor.ElementType, dims, System.IO.Path.GetFileName(StoredPath(file)), tensor.Offset, tensor.Length);
+        Value value = graph.ExternalInitializer(graph.UniqueName(key), tensor.ElementType, dims, System.IO.Path.GetFileName(file.Path), tensor.Offset, tensor.Length);
         return IsFloatingPoint(value.ElementType) ? value.Cast(elementType ?? ComputeType) : value;
     }
 

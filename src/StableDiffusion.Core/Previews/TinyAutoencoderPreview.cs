@@ -54,18 +54,8 @@ public sealed class TinyAutoencoderPreview : LatentPreview, IDisposable
         var graph = new GraphBuilder("taesd_decoder", parameters);
         Value latents = graph.Input("latent_sample", TensorElementType.Float, "batch", model.LatentChannels, "height", "width");
         graph.Output(model.Decode(graph, latents), "sample", "batch", model.OutChannels, "image_height", "image_width");
-        byte[] bytes = graph.ToBytes();
-
-        using SessionOptions options = SessionOptionsFactory.Create(session ?? new SessionSettings(), "taesd_decoder");
-        options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", parameters.Folder);
-        try
-        {
-            return new TinyAutoencoderPreview(new InferenceSession(bytes, options), model.LatentChannels);
-        }
-        catch (OnnxRuntimeException ex)
-        {
-            throw new ModelLoadException($"ONNX Runtime could not load the tiny autoencoder built from '{weightsPath}': {ex.Message.Trim()}", weightsPath, ex);
-        }
+        return new TinyAutoencoderPreview(
+            OnnxModel.CreateSession(new BuiltGraph(graph.ToBytes(), parameters.Folder, weightsPath), "taesd_decoder", session, null), model.LatentChannels);
     }
 
     /// <inheritdoc />

@@ -155,6 +155,43 @@ public sealed class MultiHeadAttentionFusionTests
     }
 
     [Fact]
+    public void UNetModel_WhoseWeightsLinkIntoAHubCacheBlobsFolder_IsRewrittenAndPredictsAsTheLocalCopy()
+    {
+        Fixtures.Require();
+        string root = Directory.CreateTempSubdirectory("sd-fusion-links-").FullName;
+        try
+        {
+            // The Hugging Face cache layout: snapshots/<rev>/unet/{model.onnx, weights.pb} link to blobs/<hash>.
+            string blobs = Directory.CreateDirectory(Path.Combine(root, "blobs")).FullName;
+            string unet = Directory.CreateDirectory(Path.Combine(root, "snapshots", "rev", "unet")).FullName;
+            foreach ((string name, string hash) in new[] { ("model.onnx", "1a2b"), ("weights.pb", "3c4d") })
+            {
+                File.Copy(Path.Combine(Path.GetDirectoryName(Fixtures.PathOf(UNet))!, name), Path.Combine(blobs, hash));
+                File.CreateSymbolicLink(Path.Combine(unet, name), Path.Combine("..", "..", "..", "blobs", hash));
+            }
+
+            DateTime written = File.GetLastWriteTimeUtc(Path.Combine(blobs, "3c4d"));
+            using UNetModel local = UNetModel.Load(Fixtures.PathOf(UNet));
+            using UNetModel linked = UNetModel.Load(Path.Combine(unet, "model.onnx"));
+            Tensor<float> sample = Tensor.Create(GraphRunner.Random(2 * 4 * 8 * 8, seed: 6), [2, 4, 8, 8]);
+            Tensor<float> context = Tensor.Create(GraphRunner.Random(2 * 77 * 32, seed: 7), [2, 77, 32]);
+            Tensor<float> expected = Tensor.CreateFromShape<float>([2, 4, 8, 8]), actual = Tensor.CreateFromShape<float>([2, 4, 8, 8]);
+
+            local.Predict(sample, 301f, context, expected);
+            linked.Predict(sample, 301f, context, actual);
+
+            Assert.Equal(8, linked.FusedAttentions);
+            Assert.Equal(expected.AsSpan().ToArray(), actual.AsSpan().ToArray());
+            Assert.Equal(["1a2b", "3c4d"], Directory.GetFiles(blobs).Select(Path.GetFileName).Order());
+            Assert.Equal(written, File.GetLastWriteTimeUtc(Path.Combine(blobs, "3c4d")));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public void FuseAttention_ByDefault_IsOnForTheCpuOnly()
     {
         Assert.True(new SessionSettings().FusesAttention);

@@ -47,5 +47,56 @@ public sealed class OnnxExternalDataTests
     public void ReadLocations_OfNonProtobufBytes_ThrowsInvalidData() =>
         Assert.Throws<InvalidDataException>(() => Read("{\"not\": \"onnx\"}"u8.ToArray()));
 
+    [Fact]
+    public void ResolveLinks_WithoutLinks_ReturnsTheGraphAndFolderAsGiven()
+    {
+        string folder = Directory.CreateTempSubdirectory("sd-links-").FullName;
+        try
+        {
+            File.WriteAllBytes(Path.Combine(folder, "weights.pb"), [1, 2, 3]);
+            byte[] model = OnnxBytes.ModelWithExternalData("weights.pb");
+
+            (byte[] resolved, string resolvedFolder) = OnnxExternalData.ResolveLinks(model, folder);
+
+            Assert.Same(model, resolved);
+            Assert.Equal(folder, resolvedFolder);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ResolveLinks_OfHubCacheLinks_NamesEachBlobFromTheBlobsFolder_AndChangesNoFile()
+    {
+        // snapshots/rev/unet/{weights.pb, branch.bin} link to blobs/, as a Hugging Face cache has them; const.bin is a real file.
+        string root = Directory.CreateTempSubdirectory("sd-links-").FullName;
+        try
+        {
+            string blobs = Directory.CreateDirectory(Path.Combine(root, "blobs")).FullName;
+            string unet = Directory.CreateDirectory(Path.Combine(root, "snapshots", "rev", "unet")).FullName;
+            foreach ((string name, string blob) in new[] { ("weights.pb", "1a2b"), ("branch.bin", "3c4d") })
+            {
+                File.WriteAllBytes(Path.Combine(blobs, blob), [1, 2, 3]);
+                File.CreateSymbolicLink(Path.Combine(unet, name), Path.Combine("..", "..", "..", "blobs", blob));
+            }
+
+            var subgraph = OnnxBytes.Graph([OnnxBytes.ExternalTensor("inner", "branch.bin")], []);
+            byte[] model = OnnxBytes.Model(OnnxBytes.Graph([OnnxBytes.ExternalTensor("w", "weights.pb")], [OnnxBytes.Node("If", subgraph: subgraph)]));
+
+            (byte[] resolved, string folder) = OnnxExternalData.ResolveLinks(model, unet);
+
+            Assert.Equal(blobs, folder);
+            Assert.Equal(["1a2b", "3c4d"], Read(resolved).Order());
+            Assert.Equal(["branch.bin", "weights.pb"], Read(model).Order());
+            Assert.Equal(Path.Combine("..", "..", "..", "blobs", "1a2b"), new FileInfo(Path.Combine(unet, "weights.pb")).LinkTarget);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     private static IReadOnlyList<string> Read(byte[] bytes) => OnnxExternalData.ReadLocations(bytes);
 }
