@@ -133,11 +133,12 @@ public abstract class OnnxModel : IDisposable
         }
 
         // An edited graph loads from memory; its external weights (if any) are still beside the file. Loading by path lets
-        // ONNX Runtime find external weights (weights.pb, model.onnx.data) beside the graph.
+        // ONNX Runtime find external weights (weights.pb, model.onnx.data) beside the graph. Either way a refusal is the
+        // file's, whose hint it gets.
+        const string hint = "The file may be truncated or corrupt, or an external weights file it names may be missing beside it; download it again.";
         return edited is not null
-            ? CreateSession(BuiltGraph.OfFile(modelPath, edited), component, settings, configure)
-            : CreateSession(modelPath, component, settings, configure, options => new InferenceSession(modelPath, options),
-                "The file may be truncated or corrupt, or an external weights file it names may be missing beside it; download it again.");
+            ? CreateSession(BuiltGraph.OfFile(modelPath, edited), component, settings, configure, hint)
+            : CreateSession(modelPath, component, settings, configure, options => new InferenceSession(modelPath, options), hint);
     }
 
     /// <summary>
@@ -145,12 +146,15 @@ public abstract class OnnxModel : IDisposable
     /// or where the files there link to (a Hugging Face cache's blobs: <see cref="OnnxExternalData.ResolveLinks"/>).
     /// </summary>
     internal static InferenceSession CreateSession(BuiltGraph graph, string component, SessionSettings? settings, Action<string, SessionOptions>? configure) =>
+        CreateSession(graph, component, settings, configure, "A weights file it reads may be truncated, or changed since the graph was built; download it again.");
+
+    private static InferenceSession CreateSession(BuiltGraph graph, string component, SessionSettings? settings, Action<string, SessionOptions>? configure, string hint) =>
         CreateSession(graph.Path, component, settings, configure, options =>
         {
             (byte[] model, string folder) = OnnxExternalData.ResolveLinks(graph.Model, graph.ExternalDataFolder);
             options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", folder);
             return new InferenceSession(model, options);
-        }, "A weights file it reads may be truncated, or changed since the graph was built; download it again.");
+        }, hint);
 
     private static InferenceSession CreateSession(string modelPath, string component, SessionSettings? settings, Action<string, SessionOptions>? configure,
         Func<SessionOptions, InferenceSession> create, string hint)
