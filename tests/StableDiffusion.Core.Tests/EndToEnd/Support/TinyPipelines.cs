@@ -1,4 +1,5 @@
 using StableDiffusion.Core.Tests.EndToEnd.Support;
+using StableDiffusion.ExecutionProviders;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Testing;
 using Xunit;
@@ -14,6 +15,8 @@ namespace StableDiffusion.Core.Tests.EndToEnd.Support;
 public sealed class TinyPipelines : IDisposable
 {
     private readonly Lazy<StableDiffusionPipeline> _textToImage = new(() => StableDiffusionPipeline.FromPretrained(Fixtures.TinyModel));
+    private readonly Lazy<StableDiffusionPipeline> _textToImageAsExported = new(() => StableDiffusionPipeline.FromPretrained(
+        Fixtures.TinyModel, new StableDiffusionPipelineOptions { Session = new SessionSettings { FuseAttention = false } }));
     private readonly Lazy<StableDiffusionImg2ImgPipeline> _imageToImage;
     private readonly Lazy<StableDiffusionImg2ImgPipeline> _variantsImageToImage = new(() => StableDiffusionImg2ImgPipeline.FromPretrained(Fixtures.TinyVariantsModel));
     private readonly Lazy<StableDiffusionInpaintPipeline> _inpaint = new(() => StableDiffusionInpaintPipeline.FromPretrained(Fixtures.TinyInpaintModel));
@@ -27,6 +30,12 @@ public sealed class TinyPipelines : IDisposable
 
     /// <summary>Text-to-image on tiny-sd-onnx (diffusers' export: float32 timestep, sampling VAE encoder), safety checker on.</summary>
     public StableDiffusionPipeline TextToImage => Get(_textToImage);
+
+    /// <summary>
+    /// Text-to-image on tiny-sd-onnx with its attention as exported (<c>FuseAttention = false</c>): MatMul and Softmax over
+    /// the whole [batch, heads, queries, keys] probability matrix, which a large enough image cannot allocate.
+    /// </summary>
+    public StableDiffusionPipeline TextToImageAsExported => Get(_textToImageAsExported);
 
     /// <summary>Image-to-image sharing <see cref="TextToImage"/>'s sessions.</summary>
     public StableDiffusionImg2ImgPipeline ImageToImage => Get(_imageToImage);
@@ -47,6 +56,7 @@ public sealed class TinyPipelines : IDisposable
         DisposeIfCreated(_inpaint);
         DisposeIfCreated(_variantsImageToImage);
         DisposeIfCreated(_textToImage);
+        DisposeIfCreated(_textToImageAsExported);
     }
 
     private static T Get<T>(Lazy<T> pipeline)
