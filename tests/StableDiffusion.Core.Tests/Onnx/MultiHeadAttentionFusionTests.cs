@@ -121,16 +121,10 @@ public sealed class MultiHeadAttentionFusionTests
         string path = Fixtures.PathOf(UNet);
         using UNetModel exported = UNetModel.Load(path, new SessionSettings { FuseAttention = false });
         using UNetModel fused = UNetModel.Load(path);
-        Tensor<float> sample = Tensor.Create(GraphRunner.Random(2 * 4 * 16 * 16, seed: 4), [2, 4, 16, 16]);
-        Tensor<float> context = Tensor.Create(GraphRunner.Random(2 * 77 * 32, seed: 5), [2, 77, 32]);
-        Tensor<float> expected = Tensor.CreateFromShape<float>([2, 4, 16, 16]), actual = Tensor.CreateFromShape<float>([2, 4, 16, 16]);
-
-        exported.Predict(sample, 301f, context, expected);
-        fused.Predict(sample, 301f, context, actual);
 
         Assert.Equal(0, exported.FusedAttentions);
         Assert.Equal(8, fused.FusedAttentions);
-        ArrayAssert.CloseRelative(expected.AsSpan().ToArray(), actual.AsSpan().ToArray(), 1e-5, "UNetModel with and without the MultiHeadAttention rewrite");
+        ArrayAssert.CloseRelative(Predict(exported, 301f, 16, seed: 4), Predict(fused, 301f, 16, seed: 4), 1e-5, "UNetModel with and without the MultiHeadAttention rewrite");
     }
 
     [Fact]
@@ -140,18 +134,14 @@ public sealed class MultiHeadAttentionFusionTests
         string path = Fixtures.PathOf("tiny-sd-onnx-variants/unet/model.onnx");
         using UNetModel exported = UNetModel.Load(path, new SessionSettings { FuseAttention = false });
         using UNetModel fused = UNetModel.Load(path);
-        Tensor<float> sample = Tensor.Create(GraphRunner.Random(2 * 4 * 16 * 16, seed: 8), [2, 4, 16, 16]);
-        Tensor<float> context = Tensor.Create(GraphRunner.Random(2 * 77 * 32, seed: 9), [2, 77, 32]);
-        Tensor<float> expected = Tensor.CreateFromShape<float>([2, 4, 16, 16]), actual = Tensor.CreateFromShape<float>([2, 4, 16, 16]);
 
         // A fractional timestep reaches both graphs whole only if the int64 input was retyped in each.
-        exported.Predict(sample, 301.5f, context, expected);
-        fused.Predict(sample, 301.5f, context, actual);
+        float[] expected = Predict(exported, 301.5f, 16, seed: 8), actual = Predict(fused, 301.5f, 16, seed: 8);
 
         Assert.Equal(TensorElementType.Float, exported.TimestepType);
         Assert.Equal(TensorElementType.Float, fused.TimestepType);
         Assert.Equal(8, fused.FusedAttentions);
-        ArrayAssert.CloseRelative(expected.AsSpan().ToArray(), actual.AsSpan().ToArray(), 1e-5, "the variants' UNet, retyped, with and without the MultiHeadAttention rewrite");
+        ArrayAssert.CloseRelative(expected, actual, 1e-5, "the variants' UNet, retyped, with and without the MultiHeadAttention rewrite");
     }
 
     [Fact]
@@ -173,15 +163,10 @@ public sealed class MultiHeadAttentionFusionTests
             DateTime written = File.GetLastWriteTimeUtc(Path.Combine(blobs, "3c4d"));
             using UNetModel local = UNetModel.Load(Fixtures.PathOf(UNet));
             using UNetModel linked = UNetModel.Load(Path.Combine(unet, "model.onnx"));
-            Tensor<float> sample = Tensor.Create(GraphRunner.Random(2 * 4 * 8 * 8, seed: 6), [2, 4, 8, 8]);
-            Tensor<float> context = Tensor.Create(GraphRunner.Random(2 * 77 * 32, seed: 7), [2, 77, 32]);
-            Tensor<float> expected = Tensor.CreateFromShape<float>([2, 4, 8, 8]), actual = Tensor.CreateFromShape<float>([2, 4, 8, 8]);
-
-            local.Predict(sample, 301f, context, expected);
-            linked.Predict(sample, 301f, context, actual);
+            float[] expected = Predict(local, 301f, 8, seed: 6), actual = Predict(linked, 301f, 8, seed: 6);
 
             Assert.Equal(8, linked.FusedAttentions);
-            Assert.Equal(expected.AsSpan().ToArray(), actual.AsSpan().ToArray());
+            Assert.Equal(expected, actual);
             Assert.Equal(["1a2b", "3c4d"], Directory.GetFiles(blobs).Select(Path.GetFileName).Order());
             Assert.Equal(written, File.GetLastWriteTimeUtc(Path.Combine(blobs, "3c4d")));
         }
@@ -212,5 +197,15 @@ public sealed class MultiHeadAttentionFusionTests
         Assert.Same(GraphFlavor.Plain, cuda.BuiltGraphFlavor(ModelComponents.UNet, ComputePrecision.Float32, new SessionSettings { ExecutionProvider = ExecutionProvider.Cuda() }.FusesAttention));
         Assert.Same(GraphFlavor.PlainWithMultiHeadAttention, cuda.BuiltGraphFlavor(ModelComponents.UNet, ComputePrecision.Float32, fuseAttention: true));
         Assert.Same(GraphFlavor.CudaFused, cuda.BuiltGraphFlavor(ModelComponents.UNet, ComputePrecision.Float16, fuseAttention: false));
+    }
+
+    // The UNet's prediction for a random batch of two size x size latents (seed) and prompt embeddings (seed + 1).
+    private static float[] Predict(UNetModel unet, float timestep, int size, int seed)
+    {
+        Tensor<float> sample = Tensor.Create(GraphRunner.Random(2 * 4 * size * size, seed), [2, 4, size, size]);
+        Tensor<float> context = Tensor.Create(GraphRunner.Random(2 * 77 * 32, seed + 1), [2, 77, 32]);
+        Tensor<float> prediction = Tensor.CreateFromShape<float>([2, 4, size, size]);
+        unet.Predict(sample, timestep, context, prediction);
+        return prediction.AsSpan().ToArray();
     }
 }
