@@ -14,8 +14,9 @@ namespace StableDiffusion.Memory;
 /// full-resolution activations (images × channels × height × width × bytes × copies).</item>
 /// </list>
 /// <para>It does not count weights (add them as <see cref="MemoryEstimatorAssumptions.BaseBytes"/>), the text encoder or
-/// safety checker (fixed sizes), or memory-efficient attention kernels (fused attention on CUDA needs far less: the estimate
-/// is then an upper bound).</para>
+/// safety checker (fixed sizes), or memory-efficient attention kernels (fused attention on CUDA, and MultiHeadAttention on the
+/// CPU where <see cref="ExecutionProviders.SessionSettings.FuseAttention"/> is on, its default, need far less: the estimate is
+/// then an upper bound).</para>
 /// </remarks>
 public static class GenerationMemoryEstimator
 {
