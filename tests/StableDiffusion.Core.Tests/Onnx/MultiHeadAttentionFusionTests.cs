@@ -145,6 +145,18 @@ public sealed class MultiHeadAttentionFusionTests
     }
 
     [Fact]
+    public void UNetModel_BaseGraphOfAnExport_IsTheGraphAsLoaded_SoThatLoraRebuildsKeepBothEdits()
+    {
+        Fixtures.Require();
+        using UNetModel unet = UNetModel.Load(Fixtures.PathOf("tiny-sd-onnx-variants/unet/model.onnx"));
+
+        GraphProto graph = ModelProto.Parser.ParseFrom(unet.BaseGraph().Model).Graph;
+
+        Assert.Equal(8, graph.Node.Count(n => n.OpType == "MultiHeadAttention"));
+        Assert.Equal((int)TensorElementType.Float, graph.Input.Single(i => i.Name == "timestep").Type.TensorType.ElemType);
+    }
+
+    [Fact]
     public void UNetModel_WhoseWeightsLinkIntoAHubCacheBlobsFolder_IsRewrittenAndPredictsAsTheLocalCopy()
     {
         Fixtures.Require();
