@@ -8,7 +8,7 @@ internal sealed class CpuProvider() : ExecutionProviderFamily("CPUExecutionProvi
     /// <summary>
     /// Attention through <c>MultiHeadAttention</c>, whose CPU kernel never holds the whole probability matrix: for 512x512
     /// images (batch 2) the tiny UNet built from weights peaked at 129 MiB instead of 4,387 MiB with MatMul and Softmax, and
-    /// a call took 2.1 s instead of 2.8 (docs/models.md); its export, rewritten at load, peaked at 287 MiB instead of 4,608
+    /// a call took 2.1 s instead of 2.8 (docs/models.md); its export, rewritten at load, peaked at 288 MiB instead of 4,608
     /// (docs/performance.md). The outputs agree within 1e-5 relative (UNet2DConditionModelTests, MultiHeadAttentionFusionTests).
     /// </summary>
     public override bool FusesAttentionByDefault => true;
