@@ -4,7 +4,8 @@ namespace StableDiffusion.Onnx;
 
 /// <summary>
 /// Lists the external-data files an ONNX model names (<c>TensorProto.external_data["location"]</c>), such as the UNet's
-/// <c>weights.pb</c>, so that exactly those files are downloaded next to the graph.
+/// <c>weights.pb</c>, so that exactly those files are downloaded next to the graph; and renames them to the files links
+/// lead to, for a graph loaded from memory (<see cref="ResolveLinks"/>).
 /// </summary>
 /// <remarks>
 /// Tensors are looked for wherever ONNX allows them: the initializers and sparse initializers of the main graph, and the
@@ -68,152 +69,57 @@ internal static class OnnxExternalData
         return a == b ? a : null;
     }
 
-    // The model with each external-data location renamed through relocate.
+    // The model with each external-data location renamed through relocate: read whole (the fields the outline does not
+    // declare kept as unknown fields), renamed through the same walk as ReadLocations, and written back.
     private static byte[] Relocate(byte[] model, Func<string, string> relocate)
     {
-        ModelProto proto;
-        try
+        ModelOutline whole = OnnxOutline.ReadWhole(model);
+        foreach (TensorOutline tensor in ExternalTensors(whole))
         {
-            proto = ModelProto.Parser.ParseFrom(model);
-        }
-        catch (InvalidProtocolBufferException ex)
-        {
-            throw new InvalidDataException("The bytes are not a well-formed ONNX model.", ex);
-        }
-
-        if (proto.Graph is not null)
-        {
-            RelocateGraph(proto.Graph, relocate);
-        }
-
-        return proto.ToByteArray();
-    }
-
-    // The same tensors as AddGraph visits, on the full model.
-    private static void RelocateGraph(GraphProto graph, Func<string, string> relocate)
-    {
-        foreach (AttributeProto attribute in graph.Node.SelectMany(node => node.Attribute))
-        {
-            RelocateTensor(attribute.T, relocate);
-            if (attribute.G is not null)
-            {
-                RelocateGraph(attribute.G, relocate);
-            }
-
-            foreach (TensorProto tensor in attribute.Tensors)
-            {
-                RelocateTensor(tensor, relocate);
-            }
-
-            foreach (GraphProto subgraph in attribute.Graphs)
-            {
-                RelocateGraph(subgraph, relocate);
-            }
-
-            foreach (SparseTensorProto sparse in attribute.SparseTensors.Append(attribute.SparseTensor))
-            {
-                RelocateTensor(sparse?.Values, relocate);
-                RelocateTensor(sparse?.Indices, relocate);
-            }
-        }
-
-        foreach (TensorProto tensor in graph.Initializer)
-        {
-            RelocateTensor(tensor, relocate);
-        }
-
-        foreach (SparseTensorProto sparse in graph.SparseInitializer)
-        {
-            RelocateTensor(sparse.Values, relocate);
-            RelocateTensor(sparse.Indices, relocate);
-        }
-    }
-
-    private static void RelocateTensor(TensorProto? tensor, Func<string, string> relocate)
-    {
-        if (tensor is not { DataLocation: TensorProto.Types.DataLocation.External })
-        {
-            return;
-        }
-
-        foreach (StringStringEntryProto entry in tensor.ExternalData.Where(entry => entry.Key == LocationKey))
-        {
+            StringStringEntryProto entry = Location(tensor);
             entry.Value = relocate(entry.Value);
         }
+
+        return whole.ToByteArray();
     }
 
-    private static List<string> Locations(ModelOutline model)
-    {
-        var locations = new List<string>();
-        if (model.Graph is not null)
-        {
-            AddGraph(model.Graph, locations);
-        }
+    private static List<string> Locations(ModelOutline model) =>
+        [.. ExternalTensors(model).Select(tensor => Location(tensor).Value).Distinct(StringComparer.Ordinal)];
 
-        return locations;
-    }
+    private static IEnumerable<TensorOutline> ExternalTensors(ModelOutline model) =>
+        model.Graph is null ? [] : Tensors(model.Graph).Where(tensor => tensor.DataLocation == TensorProto.Types.DataLocation.External);
 
-    // In the order the fields appear in a file written in field-number order, as exporters write them.
-    private static void AddGraph(GraphOutline graph, List<string> locations)
+    // Every tensor of the graph, in the order the fields appear in a file written in field-number order, as exporters write them.
+    private static IEnumerable<TensorOutline> Tensors(GraphOutline graph)
     {
         foreach (AttributeOutline attribute in graph.Node.SelectMany(node => node.Attribute))
         {
-            AddTensor(attribute.T, locations);
-            if (attribute.G is not null)
+            TensorOutline?[] tensors =
+            [
+                attribute.T,
+                .. attribute.G is null ? [] : Tensors(attribute.G),
+                .. attribute.Tensors,
+                .. attribute.Graphs.SelectMany(Tensors),
+                .. SparseTensors([attribute.SparseTensor, .. attribute.SparseTensors]),
+            ];
+            foreach (TensorOutline tensor in tensors.OfType<TensorOutline>())
             {
-                AddGraph(attribute.G, locations);
-            }
-
-            foreach (TensorOutline tensor in attribute.Tensors)
-            {
-                AddTensor(tensor, locations);
-            }
-
-            foreach (GraphOutline subgraph in attribute.Graphs)
-            {
-                AddGraph(subgraph, locations);
-            }
-
-            AddSparseTensor(attribute.SparseTensor, locations);
-            foreach (SparseTensorOutline sparse in attribute.SparseTensors)
-            {
-                AddSparseTensor(sparse, locations);
+                yield return tensor;
             }
         }
 
-        foreach (TensorOutline tensor in graph.Initializer)
+        foreach (TensorOutline tensor in graph.Initializer.Concat(SparseTensors(graph.SparseInitializer)))
         {
-            AddTensor(tensor, locations);
-        }
-
-        foreach (SparseTensorOutline sparse in graph.SparseInitializer)
-        {
-            AddSparseTensor(sparse, locations);
+            yield return tensor;
         }
     }
 
-    private static void AddSparseTensor(SparseTensorOutline? sparse, List<string> locations)
-    {
-        AddTensor(sparse?.Values, locations);
-        AddTensor(sparse?.Indices, locations);
-    }
+    private static IEnumerable<TensorOutline> SparseTensors(IEnumerable<SparseTensorOutline?> sparse) =>
+        sparse.SelectMany(s => new[] { s?.Values, s?.Indices }).OfType<TensorOutline>();
 
-    private static void AddTensor(TensorOutline? tensor, List<string> locations)
-    {
-        if (tensor is not { DataLocation: TensorProto.Types.DataLocation.External })
-        {
-            return;
-        }
-
-        string? location = tensor.ExternalData.LastOrDefault(entry => entry.Key == LocationKey)?.Value;
-        if (string.IsNullOrEmpty(location))
-        {
-            throw new InvalidDataException("An ONNX tensor stored as external data names no 'location'.");
-        }
-
-        if (!locations.Contains(location))
-        {
-            locations.Add(location);
-        }
-    }
+    // The entry naming an external tensor's file (the last, as protobuf's last value wins).
+    private static StringStringEntryProto Location(TensorOutline tensor) =>
+        tensor.ExternalData.LastOrDefault(entry => entry.Key == LocationKey) is { Value.Length: > 0 } entry
+            ? entry
+            : throw new InvalidDataException("An ONNX tensor stored as external data names no 'location'.");
 }

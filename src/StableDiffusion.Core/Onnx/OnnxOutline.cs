@@ -43,6 +43,23 @@ internal static class OnnxOutline
         }
     }
 
+    /// <summary>
+    /// Reads <paramref name="model"/> whole: the fields the outline does not declare (the weights among them) are kept as
+    /// unknown fields, so that the model can be written back, every field intact, after an edit of the outline's own.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The bytes are not a well-formed ONNX model.</exception>
+    public static ModelOutline ReadWhole(ReadOnlySpan<byte> model)
+    {
+        try
+        {
+            return ModelOutline.Parser.ParseFrom(model);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw Malformed(e.Message.TrimEnd('.'), e);
+        }
+    }
+
     private static InvalidDataException Malformed(string what, Exception? inner = null) =>
         new($"The file is not a valid ONNX model: {what}.", inner);
 }

@@ -91,6 +91,13 @@ public sealed class OnnxExternalDataTests
             Assert.Equal(["1a2b", "3c4d"], Read(resolved).Order());
             Assert.Equal(["branch.bin", "weights.pb"], Read(model).Order());
             Assert.Equal(Path.Combine("..", "..", "..", "blobs", "1a2b"), new FileInfo(Path.Combine(unet, "weights.pb")).LinkTarget);
+
+            // Everything but the locations comes through, fields the outline does not declare included.
+            ModelProto expected = ModelProto.Parser.ParseFrom(model);
+            expected.Graph.Initializer[0].ExternalData[0].Value = "1a2b";
+            expected.Graph.Node[0].Attribute[0].G.Initializer[0].ExternalData[0].Value = "3c4d";
+            Assert.Equal(expected, ModelProto.Parser.ParseFrom(resolved));
+            Assert.Equal("metadata after the graph", ModelProto.Parser.ParseFrom(resolved).MetadataProps.Single().Value);
         }
         finally
         {
