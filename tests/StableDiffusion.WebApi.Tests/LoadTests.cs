@@ -65,7 +65,9 @@ public sealed class LoadTests
             $"200 requests, concurrency 16: {ok} OK, {200 - ok} 429; p50 {sorted[99]:0} ms, p99 {sorted[197]:0} ms; RSS {before / 1e6:0} MB before, {after / 1e6:0} MB after.");
         Assert.Equal(200, statuses.Count);
         Assert.True(ok > 0);
-        Assert.True(Math.Abs(after - before) <= before * 0.10, $"RSS {before / 1e6:0} MB before the burst, {after / 1e6:0} MB after.");
+        // A leak shows as growth (memory given back is fine); 64 MB is the floor because the arenas and the GC's heaps
+        // settle within tens of megabytes of where they were, while a leak of a third of a megabyte per request exceeds it.
+        Assert.True(after - before <= Math.Max(before * 0.10, 64e6), $"RSS {before / 1e6:0} MB before the burst, {after / 1e6:0} MB after.");
     }
 
     [Theory]
