@@ -11,7 +11,7 @@ internal sealed record SoakOptions(int Generations, int Cancellations, int Loads
 
     /// <summary>Pipeline options for the run: with <c>--no-spinning</c>, ONNX Runtime's intra-op threads sleep instead of spinning between runs.</summary>
     public Pipelines.StableDiffusionPipelineOptions PipelineOptions => NoSpinning
-        ? new() { ConfigureSessionOptions = static (_, session) => session.AddSessionConfigEntry("session.intra_op.allow_spinning", "0") }
+        ? new() { Session = new ExecutionProviders.SessionSettings { AllowSpinning = false } }
         : new();
 
     public static SoakOptions Parse(string[] args)

@@ -48,6 +48,10 @@ internal abstract class ExecutionProviderFamily(string ortName, string[] names, 
     /// leaves it to the provider: where it was measured to need less memory and time with the same numbers.</summary>
     public virtual bool FusesAttentionByDefault => false;
 
+    /// <summary>Whether ONNX Runtime's intra-op threads spin between operators where <see cref="SessionSettings.AllowSpinning"/>
+    /// leaves it to the provider: where the CPU threads do the model's work.</summary>
+    public virtual bool SpinsByDefault => false;
+
     /// <summary>The operators a graph built from diffusers weights uses on this provider, for <paramref name="component"/>
     /// computing in <paramref name="precision"/>: plain ONNX operators unless the provider has faster ones of its own, with
     /// the UNet's attention through <c>MultiHeadAttention</c> when <paramref name="fuseAttention"/> (the session's

@@ -16,8 +16,9 @@ internal static class SessionOptionsFactory
             options.GraphOptimizationLevel = settings.GraphOptimizationLevel;
             options.EnableCpuMemArena = settings.EnableMemoryArena;
             options.EnableMemoryPattern = settings.EnableMemoryPattern;
-            options.AddSessionConfigEntry("session.intra_op.allow_spinning", settings.AllowSpinning ? "1" : "0");
-            options.AddSessionConfigEntry("session.inter_op.allow_spinning", settings.AllowSpinning ? "1" : "0");
+            string spinning = settings.Spins ? "1" : "0";
+            options.AddSessionConfigEntry("session.intra_op.allow_spinning", spinning);
+            options.AddSessionConfigEntry("session.inter_op.allow_spinning", spinning);
             if (settings.IntraOpNumThreads is int intra)
             {
                 options.IntraOpNumThreads = intra;

@@ -19,11 +19,14 @@ public sealed record SessionSettings
     public GraphOptimizationLevel GraphOptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 
     /// <summary>
-    /// Whether ONNX Runtime's intra-op threads spin between calls (its own default) instead of sleeping. Off by default:
-    /// a pipeline holds several sessions, and the idle threads of one spinning while another runs slowed the tiny model's
-    /// UNet calls from 1.2 to 2.4 ms on two cores (docs/performance.md); off also frees the CPU for the host application.
+    /// Whether ONNX Runtime's intra-op threads spin for a while after each operator, waiting for the next, instead of going
+    /// to sleep. Null (the default) lets them spin on the CPU provider, ONNX Runtime's own default: the full-size SD 1.5
+    /// UNet on 16 cores took 1.78 s a call spinning and 2.84 s sleeping, because every parallel operator otherwise wakes
+    /// each thread again (docs/performance.md). Sessions of other providers do not spin by default: their CPU threads run
+    /// only the few nodes left to the CPU, and spinning would take cores from the host application for nothing. False
+    /// shortens cancellation on machines with few cores (docs/hardening.md); true spins on any provider.
     /// </summary>
-    public bool AllowSpinning { get; init; }
+    public bool? AllowSpinning { get; init; }
 
     /// <summary>Whether the CPU memory arena is used (faster; keeps memory allocated between runs).</summary>
     public bool EnableMemoryArena { get; init; } = true;
@@ -56,4 +59,7 @@ public sealed record SessionSettings
 
     /// <summary>Whether <see cref="FuseAttention"/>, or its default for the provider, runs attention as MultiHeadAttention.</summary>
     internal bool FusesAttention => FuseAttention ?? ExecutionProviderFamily.Of(ExecutionProvider).FusesAttentionByDefault;
+
+    /// <summary>Whether <see cref="AllowSpinning"/>, or its default for the provider, lets the intra-op threads spin.</summary>
+    internal bool Spins => AllowSpinning ?? ExecutionProviderFamily.Of(ExecutionProvider).SpinsByDefault;
 }

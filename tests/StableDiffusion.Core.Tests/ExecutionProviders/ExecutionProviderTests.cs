@@ -85,6 +85,20 @@ public sealed class ExecutionProviderTests
         }
     }
 
+    [Theory]
+    [InlineData("CPU", null, true)]
+    [InlineData("CPU", false, false)]
+    [InlineData("CUDA", null, false)]
+    [InlineData("CUDA", true, true)]
+    [InlineData("DirectML", null, false)]
+    [InlineData("OpenVINO", null, false)]
+    public void AllowSpinning_DefaultsToSpinningOnTheCpuProviderOnly(string name, bool? allowSpinning, bool spins)
+    {
+        var settings = new SessionSettings { ExecutionProvider = new ExecutionProvider { Name = name }, AllowSpinning = allowSpinning };
+
+        Assert.Equal(spins, settings.Spins);
+    }
+
     [Fact]
     public void HostFamilies_BindHostBuffers()
     {
