@@ -8,7 +8,7 @@ internal sealed record BenchmarkOptions
     public const string Usage =
         "usage: sdbench --model DIR [--provider cpu|cuda] [--device-id N] [--steps 50] [--size 512] [--batch 1] [--iterations 3] [--warmup 1] " +
         "[--scheduler NAME] [--static] [--cuda-graph] [--no-iobinding] [--cudnn-search EXHAUSTIVE|HEURISTIC|DEFAULT] [--no-safety] " +
-        "[--no-fuse-attention] [--bare-calls 30 (0: skip)] [--sync] [--spin] [--loras A.safetensors,B.safetensors] [--lora-switches 4] [--label NAME] [--json PATH]";
+        "[--no-fuse-attention] [--bare-calls 30 (0: skip)] [--sync] [--spin|--no-spin] [--loras A.safetensors,B.safetensors] [--lora-switches 4] [--label NAME] [--json PATH]";
 
     public required string Model { get; init; }
 
@@ -36,6 +36,9 @@ internal sealed record BenchmarkOptions
 
     public string CudnnSearch { get; init; } = "EXHAUSTIVE";
 
+    /// <summary>More CUDA provider options (sdpa_kernel, prefer_nhwc, ...), over the benchmark's own.</summary>
+    public IReadOnlyDictionary<string, string> CudaOptions { get; init; } = new Dictionary<string, string>();
+
     public bool SafetyChecker { get; init; } = true;
 
     /// <summary>Load the exports' attention as exported (<c>SessionSettings.FuseAttention = false</c>) instead of the provider's default.</summary>
@@ -46,8 +49,8 @@ internal sealed record BenchmarkOptions
     /// <summary>Generate on the calling thread (Generate) rather than a background one (GenerateAsync).</summary>
     public bool Sync { get; init; }
 
-    /// <summary>Let ONNX Runtime's CPU threads spin between calls (SessionSettings.AllowSpinning), as Python's default does.</summary>
-    public bool Spin { get; init; }
+    /// <summary>SessionSettings.AllowSpinning: --spin, --no-spin, or the provider's default (spinning on the CPU).</summary>
+    public bool? Spin { get; init; }
 
     /// <summary>LoRA files to load and switch between after the timed runs, measuring what a switch adds to the next call.</summary>
     public IReadOnlyList<string> Loras { get; init; } = [];
@@ -62,7 +65,7 @@ internal sealed record BenchmarkOptions
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var flags = new HashSet<string>(StringComparer.Ordinal);
-        string[] flagNames = ["--static", "--cuda-graph", "--no-iobinding", "--no-safety", "--sync", "--spin", "--no-fuse-attention"];
+        string[] flagNames = ["--static", "--cuda-graph", "--no-iobinding", "--no-safety", "--sync", "--spin", "--no-spin", "--no-fuse-attention"];
         for (int i = 0; i < args.Length; i++)
         {
             if (flagNames.Contains(args[i]))
@@ -95,9 +98,10 @@ internal sealed record BenchmarkOptions
             CudaGraph = flags.Contains("--cuda-graph"),
             IoBinding = flags.Contains("--no-iobinding") ? false : null,
             CudnnSearch = values.GetValueOrDefault("--cudnn-search", "EXHAUSTIVE"),
+            CudaOptions = values.TryGetValue("--cuda-options", out string? cudaOptions) ? ParsePairs(cudaOptions, "--cuda-options") : new Dictionary<string, string>(),
             SafetyChecker = !flags.Contains("--no-safety"),
             Sync = flags.Contains("--sync"),
-            Spin = flags.Contains("--spin"),
+            Spin = flags.Contains("--spin") ? true : flags.Contains("--no-spin") ? false : null,
             Loras = values.TryGetValue("--loras", out string? loras) ? loras.Split(',', StringSplitOptions.RemoveEmptyEntries) : [],
             LoraSwitches = Int("--lora-switches", 4),
             NoFuseAttention = flags.Contains("--no-fuse-attention"),
@@ -105,5 +109,22 @@ internal sealed record BenchmarkOptions
             Label = values.GetValueOrDefault("--label", "run"),
             Json = values.GetValueOrDefault("--json"),
         };
+    }
+
+    private static Dictionary<string, string> ParsePairs(string text, string option)
+    {
+        var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string pair in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int equals = pair.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0)
+            {
+                throw new ArgumentException($"{option}: '{pair}' is not KEY=VALUE");
+            }
+
+            pairs[pair[..equals]] = pair[(equals + 1)..];
+        }
+
+        return pairs;
     }
 }

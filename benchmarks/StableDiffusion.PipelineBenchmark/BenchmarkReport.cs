@@ -19,6 +19,9 @@ internal sealed class BenchmarkReport
 
     public string Provider { get; init; } = "";
 
+    /// <summary>The execution provider's options as passed to ONNX Runtime.</summary>
+    public IReadOnlyDictionary<string, string> ProviderOptions { get; set; } = new Dictionary<string, string>();
+
     public int Steps { get; init; }
 
     public int Size { get; init; }

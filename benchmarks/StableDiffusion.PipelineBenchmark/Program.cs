@@ -28,6 +28,7 @@ try
     ExecutionProvider provider = options.Provider == "cuda"
         ? ExecutionProvider.Cuda(options.DeviceId, Cuda(options))
         : ExecutionProvider.Cpu;
+    report.ProviderOptions = provider.Options;
     var pipelineOptions = new StableDiffusionPipelineOptions
     {
         Session = new SessionSettings { ExecutionProvider = provider, IoBinding = options.IoBinding, AllowSpinning = options.Spin, FuseAttention = options.NoFuseAttention ? false : null },
@@ -132,9 +133,18 @@ if (options.Json is { } json)
 
 return report.Error is null ? 0 : 1;
 
-static Dictionary<string, string> Cuda(BenchmarkOptions options) => new()
+static Dictionary<string, string> Cuda(BenchmarkOptions options)
 {
-    ["cudnn_conv_algo_search"] = options.CudnnSearch,
-    ["cudnn_conv_use_max_workspace"] = "1",
-    ["do_copy_in_default_stream"] = "1",
-};
+    var cuda = new Dictionary<string, string>
+    {
+        ["cudnn_conv_algo_search"] = options.CudnnSearch,
+        ["cudnn_conv_use_max_workspace"] = "1",
+        ["do_copy_in_default_stream"] = "1",
+    };
+    foreach ((string key, string value) in options.CudaOptions)
+    {
+        cuda[key] = value;
+    }
+
+    return cuda;
+}

@@ -33,11 +33,15 @@ foreach (JsonProperty system in document.RootElement.GetProperty("gpu").Enumerat
     series.Add((system.Name, [.. points.OrderBy(p => p.Item1)]));
 }
 
-const int Width = 960, Height = 560, Left = 90, Right = 300, Top = 50, Bottom = 70;
+const int Width = 1000, Height = 560, Left = 90, Right = 340, Top = 75, Bottom = 70;
 int[] batches = [.. series.SelectMany(s => s.Points.Select(p => p.Batch)).Distinct().Order()];
-double top = Math.Ceiling(series.SelectMany(s => s.Points.Select(p => p.Seconds)).DefaultIfEmpty(1).Max() * 1.15 * 10) / 10;
+// A logarithmic axis: eager batch 1 is ten times compiled batch 8, and the fast systems' differences must still show.
+double[] values = [.. series.SelectMany(s => s.Points.Select(p => p.Seconds))];
+double low = Math.Pow(10, Math.Floor(Math.Log10(values.DefaultIfEmpty(0.1).Min()) * 5) / 5);
+double high = Math.Pow(10, Math.Ceiling(Math.Log10(values.DefaultIfEmpty(1).Max()) * 5) / 5);
 float X(int batch) => Left + ((Width - Left - Right) * (float)(Math.Log2(batch) - Math.Log2(batches[0])) / (float)Math.Max(1e-9, Math.Log2(batches[^1]) - Math.Log2(batches[0])));
-float Y(double seconds) => Height - Bottom - ((Height - Top - Bottom) * (float)(seconds / top));
+float Y(double seconds) => Height - Bottom - ((Height - Top - Bottom) * (float)(Math.Log(seconds / low) / Math.Log(high / low)));
+double[] ticks = [.. new[] { 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 20, 50 }.Where(t => t >= low && t <= high)];
 
 using var surface = SKSurface.Create(new SKImageInfo(Width, Height));
 SKCanvas canvas = surface.Canvas;
@@ -48,12 +52,13 @@ using var title = new SKFont(typeface, 17);
 using var ink = new SKPaint { Color = SKColors.Black, IsAntialias = true, StrokeWidth = 1 };
 using var grid = new SKPaint { Color = new SKColor(220, 220, 220), StrokeWidth = 1 };
 canvas.DrawText("Seconds per 512x512 image (50 PNDM steps), by batch size", Left, 30, SKTextAlign.Left, title, ink);
-for (int i = 0; i <= 5; i++)
+foreach (double seconds in ticks)
 {
-    double seconds = top * i / 5;
     canvas.DrawLine(Left, Y(seconds), Width - Right, Y(seconds), grid);
     canvas.DrawText(seconds.ToString("0.00", CultureInfo.InvariantCulture), Left - 10, Y(seconds) + 5, SKTextAlign.Right, font, ink);
 }
+
+canvas.DrawText("seconds per image (log scale)", Left - 10, Top - 8, SKTextAlign.Left, font, ink);
 
 foreach (int batch in batches)
 {
@@ -77,12 +82,14 @@ foreach (((string name, List<(int Batch, double Seconds)> points), int index) in
     foreach ((int batch, double seconds) in points)
     {
         canvas.DrawCircle(X(batch), Y(seconds), 5, dot);
-        canvas.DrawText(seconds.ToString("0.000", CultureInfo.InvariantCulture), X(batch) + 8, Y(seconds) - 8, SKTextAlign.Left, font, ink);
     }
 
-    float y = Top + 20 + (legend++ * 24);
+    // The values go in the legend, where the lines' labels cannot overlap where systems are close.
+    float y = Top + 20 + (legend++ * 48);
     canvas.DrawRect(Width - Right + 20, y - 10, 14, 14, dot);
     canvas.DrawText(points.Count == 0 ? $"{name} (none)" : name, Width - Right + 42, y + 2, SKTextAlign.Left, font, ink);
+    string figures = string.Join("   ", points.Select(p => $"{p.Batch}: {p.Seconds.ToString("0.000", CultureInfo.InvariantCulture)}"));
+    canvas.DrawText(figures, Width - Right + 42, y + 22, SKTextAlign.Left, font, ink);
 }
 
 using SKImage image = surface.Snapshot();

@@ -7,8 +7,11 @@ Every configuration runs in a process of its own, one after the other, interleav
 diffusers compiled, SDK at batch 1, then at batch 4, ...) so that a slow period of a shared machine hits all systems.
 Writes side-by-side.json (docs/performance.md describes it) and prints a table.
 
-Usage: side_by_side.py --diffusers-model DIR --sdbench PATH --sdk-model DIR [--sdk-flags "..."] [--onnx-fp32 DIR]
-                       [--batches 1 4 8] [--iterations 9] [--cpu-steps 20] --out DIR
+Runs that write to the same --out add to its side-by-side.json (a configuration measured again replaces its entry), so
+that one comparison can be spread over several commands of a time-limited machine.
+
+Usage: side_by_side.py --diffusers-model DIR --sdbench PATH --sdk-model DIR [--sdk-flags="--cuda-graph ..."] [--onnx-fp32 DIR]
+                       [--batches 1 4 8 | --batches (none: CPU only)] [--iterations 9] [--cpu-steps 20] --out DIR
 """
 import argparse
 import json
@@ -26,10 +29,11 @@ ap.add_argument("--sdbench", required=True, help="the SDK's benchmark program")
 ap.add_argument("--sdk-model", required=True, help="what the SDK loads on CUDA (a diffusers folder or an ONNX folder)")
 ap.add_argument("--sdk-flags", default="--cuda-graph", help="sdbench options for the SDK's fastest CUDA setup")
 ap.add_argument("--onnx-fp32", help="a float32 ONNX folder both run on the CPU (omit to skip the CPU comparison)")
-ap.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8])
+ap.add_argument("--batches", type=int, nargs="*", default=[1, 4, 8])
 ap.add_argument("--iterations", type=int, default=9)
 ap.add_argument("--cpu-steps", type=int, default=20)
 ap.add_argument("--cpu-iterations", type=int, default=2)
+ap.add_argument("--cpu-sdk-flags", default="", help="sdbench options for the SDK's CPU run (the defaults are what users get)")
 ap.add_argument("--systems", nargs="+", default=["diffusers_eager", "diffusers_compiled", "sdk"])
 ap.add_argument("--diffusers-flags", default="", help="diffusers_bench.py options for the compiled runs (e.g. --inductor-tuning)")
 ap.add_argument("--run-timeout", type=float, default=420,
@@ -102,10 +106,22 @@ def run(label: str, command: list, report: Path, gpu: bool) -> dict:
 
 def sdk_summary(report: dict) -> dict:
     totals = [r["Total"] for r in report.get("Runs", [])]
-    return {"seconds_per_call": totals, "seconds_per_call_median": statistics.median(totals) if totals else None}
+    summary = {"seconds_per_call": totals, "seconds_per_call_median": statistics.median(totals) if totals else None}
+    median = report.get("Median") or {}
+    onnxruntime = sum(median.get(k, 0) for k in ("UNet", "Decoding", "SafetyChecking", "PromptEncoding"))
+    if onnxruntime > 0:
+        # The pipeline's own work between ONNX Runtime's calls (scheduler steps, guidance, copies) against the calls' time.
+        summary["pipeline_own_work_fraction_of_onnxruntime"] = (median.get("Scheduler", 0) + median.get("LoopOverhead", 0)) / onnxruntime
+        summary["stages_median_seconds"] = median
+    return summary
 
 
-results = {"gpu": {"sdk": {}, "diffusers_eager": {}, "diffusers_compiled": {}}, "cpu": {}}
+summary_path = OUT / "side-by-side.json"
+results = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+results.setdefault("gpu", {})
+for system in ("sdk", "diffusers_eager", "diffusers_compiled"):
+    results["gpu"].setdefault(system, {})
+results.setdefault("cpu", {})
 python = sys.executable
 for batch in args.batches:
     for system in args.systems:
@@ -131,11 +147,19 @@ for batch in args.batches:
             "exit_status": result.get("exit_status"),
             "timed_out": result.get("timed_out"),
         }
+        if system == "sdk":
+            results["gpu"][system][f"batch{batch}"].update(
+                sdk_flags=args.sdk_flags, load_seconds=result.get("LoadSeconds"), bare_unet_ms=result.get("BareUNetMilliseconds"),
+                **{k: result.get(k) for k in ("pipeline_own_work_fraction_of_onnxruntime", "stages_median_seconds")})
+        else:
+            results["gpu"][system][f"batch{batch}"].update(
+                load_seconds=result.get("load_seconds"), first_call_seconds=result.get("first_call_seconds"),
+                torch_peak_allocated_mib=(result.get("torch_peak_allocated_bytes") or 0) / 2**20 or None)
 
 if args.onnx_fp32:
     report = OUT / "cpu-sdk.raw.json"
     sdk = run("cpu-sdk", [args.sdbench, "--provider", "cpu", "--model", args.onnx_fp32, "--steps", args.cpu_steps, "--iterations",
-                          args.cpu_iterations, "--warmup", 1, "--bare-calls", 3, "--label", "cpu-sdk", "--json", report], report, gpu=False)
+                          args.cpu_iterations, "--warmup", 1, "--bare-calls", 3, "--label", "cpu-sdk", "--json", report, *args.cpu_sdk_flags.split()], report, gpu=False)
     sdk.update(sdk_summary(sdk))
     report = OUT / "cpu-diffusers.raw.json"
     onnx = run("cpu-diffusers-onnx", [python, HERE / "diffusers_bench.py", "--model", args.onnx_fp32, "--mode", "onnx-cpu", "--steps",
@@ -143,14 +167,16 @@ if args.onnx_fp32:
     results["cpu"] = {"steps": args.cpu_steps, "size": 512,
                       "sdk_seconds": sdk.get("seconds_per_call_median"), "diffusers_onnx_seconds": onnx.get("seconds_per_call_median"),
                       "sdk_peak_rss_mib": sdk.get("peak_rss_mib"), "diffusers_onnx_peak_rss_mib": onnx.get("peak_rss_mib"),
-                      "sdk_exit_status": sdk.get("exit_status"), "diffusers_exit_status": onnx.get("exit_status")}
+                      "sdk_exit_status": sdk.get("exit_status"), "diffusers_exit_status": onnx.get("exit_status"),
+                      "sdk_flags": args.cpu_sdk_flags, "sdk_seconds_per_call": sdk.get("seconds_per_call"),
+                      "diffusers_onnx_seconds_per_call": onnx.get("seconds_per_call"), "onnxruntime_python": onnx.get("onnxruntime")}
 
 try:
     gpu_name = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
 except OSError:
     gpu_name = None
 results["machine"] = {"gpu": gpu_name, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-(OUT / "side-by-side.json").write_text(json.dumps(results, indent=1) + "\n")
+summary_path.write_text(json.dumps(results, indent=1) + "\n")
 print("\nsystem               batch   s/call   s/image   first image   GPU MiB")
 for system, batches in results["gpu"].items():
     for batch, r in batches.items():
