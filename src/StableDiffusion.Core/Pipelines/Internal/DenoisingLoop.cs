@@ -118,9 +118,7 @@ internal static partial class DenoisingLoop
             {
                 ReadOnlySpan<float> uncond = prediction[..latentLength];
                 ReadOnlySpan<float> text = prediction.Slice(latentLength, latentLength);
-                TensorPrimitives.Subtract(text, uncond, guidedNoise);
-                TensorPrimitives.Multiply(guidedNoise, request.GuidanceScale, guidedNoise);
-                TensorPrimitives.Add(uncond, guidedNoise, guidedNoise);
+                ClassifierFreeGuidance.Combine(uncond, text, request.GuidanceScale, guidedNoise);
                 if (request.GuidanceRescale > 0)
                 {
                     RescaleNoise(guidedNoise, text, shape.Batch, request.GuidanceRescale);
