@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole side-by-side comparison on a fresh GPU machine, meant to run in the background so that no single command
 # limit ends it (docs/performance.md, "Side by side"): build the models, sweep CUDA provider options on the SDK at batch 1,
-# then the side-by-side at batch 1 and 4 with the fastest setup, the CPU pair, and batch 8. Progress goes to stdout;
+# then the side-by-side at batch 1 and 4 with the setup it picks, the CPU pair, and batch 8. Progress goes to stdout;
 # results to $RESULTS (default /root/results): side-by-side.json, side-raw.tgz, sweep.tgz, best-flags, and a file "done".
 #   setsid nohup bash eng/gpu/session.sh > /root/log 2>&1 < /dev/null &
 # SWEEP: space-separated name:sdbench-flags (underscores stand for spaces); each runs the SDK alone at batch 1. The
