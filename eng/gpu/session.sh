@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole side-by-side comparison on a fresh GPU machine, meant to run in the background so that no single command
 # limit ends it (docs/performance.md, "Side by side"): build the models, sweep CUDA provider options on the SDK at batch 1,
-# then the side-by-side at batch 1 and 4 with the setup it picks, the CPU pair, and batch 8. Progress goes to stdout;
+# then the side-by-side at batch 1 and 4 with the setup it picks, the CPU pair, batch 8, and the SDK on the diffusers
+# folder (graphs built from the weights at load instead of the offline-fused export). Progress goes to stdout;
 # results to $RESULTS (default /root/results): side-by-side.json, side-raw.tgz, sweep.tgz, best-flags, and a file "done".
 #   setsid nohup bash eng/gpu/session.sh > /root/log 2>&1 < /dev/null &
 # SWEEP: space-separated name:sdbench-flags (underscores stand for spaces); each runs the SDK alone at batch 1. The
@@ -46,4 +47,7 @@ stamp "CPU"
 side --batches --onnx-fp32 /root/m32 --cpu-iterations 2 --run-timeout 400 --out /root/side; save
 stamp "side by side, batch 8"
 side --batches 8 --sdk-flags="$best" --run-timeout 320 --out /root/side; save
+stamp "SDK from the diffusers folder (its graphs built at load), batch 1 and 4"
+side --systems sdk --batches 1 4 --sdk-model /root/full/diffusers --sdk-flags="$best" --run-timeout 300 --out /root/dfolder
+cp /root/dfolder/side-by-side.json "$R/diffusers-folder.json" 2>/dev/null
 stamp done; touch "$R/done"
