@@ -18,8 +18,8 @@ internal static class ConcurrencySoak
         report.Line();
         (string Name, SessionSettings Settings)[] configurations =
         [
-            ("ONNX Runtime's default threads", new SessionSettings()),
-            ("one intra-op thread per session", new SessionSettings { IntraOpNumThreads = 1 }),
+            ("ONNX Runtime's default threads", options.PipelineOptions.Session),
+            ("one intra-op thread per session", options.PipelineOptions.Session with { IntraOpNumThreads = 1 }),
         ];
         foreach ((string name, SessionSettings settings) in configurations)
         {

@@ -12,7 +12,7 @@ report.Line();
 report.Line($"{Environment.ProcessorCount} logical cores, {Environment.OSVersion}, .NET {Environment.Version}; tiny fixture models ({options.Fixtures}).");
 report.Line();
 
-report.Line(options.NoSpinning ? "ONNX Runtime's intra-op threads do not spin (session.intra_op.allow_spinning = 0)." : "ONNX Runtime's default session options (intra-op threads spin between runs).");
+report.Line(options.NoSpinning ? "ONNX Runtime's threads do not spin (SessionSettings.AllowSpinning = false)." : "The SDK's default session options (on the CPU, ONNX Runtime's threads spin between operators).");
 report.Line();
 if (options.Sections.Contains("concurrency"))
 {

@@ -7,7 +7,7 @@ internal sealed record BenchmarkOptions
 {
     public const string Usage =
         "usage: sdbench --model DIR [--provider cpu|cuda] [--device-id N] [--steps 50] [--size 512] [--batch 1] [--iterations 3] [--warmup 1] " +
-        "[--scheduler NAME] [--static] [--cuda-graph] [--no-iobinding] [--cudnn-search EXHAUSTIVE|HEURISTIC|DEFAULT] [--no-safety] " +
+        "[--scheduler NAME] [--static] [--cuda-graph] [--no-iobinding] [--cudnn-search EXHAUSTIVE|HEURISTIC|DEFAULT] [--cuda-options KEY=VALUE,...] [--no-safety] " +
         "[--no-fuse-attention] [--bare-calls 30 (0: skip)] [--sync] [--spin|--no-spin] [--loras A.safetensors,B.safetensors] [--lora-switches 4] [--label NAME] [--json PATH]";
 
     public required string Model { get; init; }

@@ -19,7 +19,7 @@ internal sealed class BenchmarkReport
 
     public string Provider { get; init; } = "";
 
-    /// <summary>The execution provider's options as passed to ONNX Runtime.</summary>
+    /// <summary>The execution provider's options as the benchmark gave them (the provider family may add its own, such as the device).</summary>
     public IReadOnlyDictionary<string, string> ProviderOptions { get; set; } = new Dictionary<string, string>();
 
     public int Steps { get; init; }

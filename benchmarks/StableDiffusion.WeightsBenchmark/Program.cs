@@ -142,7 +142,7 @@ internal static class Measure
     public static Result Run(Scenario scenario, Arguments arguments)
     {
         using SafetensorsFile file = SafetensorsFile.Open(Path.Combine(arguments.Folder!, scenario.File));
-        double baseline = Status("VmRSS");
+        double baseline = ProcessStatus.MiB("VmRSS");
         var clock = Stopwatch.StartNew(); // building the graph (and converting weights, for "owned") counts as loading
         TensorElementType compute = scenario.Compute == "f16" ? TensorElementType.Float16 : TensorElementType.Float;
         var parameters = new SafetensorsParameters([file], compute);
@@ -200,21 +200,14 @@ internal static class Measure
 
         using var session = new InferenceSession(model, options);
         double load = clock.Elapsed.TotalSeconds;
-        double anon = Status("RssAnon");
-        double fileBacked = Status("RssFile");
+        double anon = ProcessStatus.MiB("RssAnon");
+        double fileBacked = ProcessStatus.MiB("RssFile");
 
         // One run, so that lazily prepared kernels count too.
         using var input = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, compute, [1, arguments.Width]);
         using var outputs = session.Run(new RunOptions(), ["x"], [input], ["y"]);
         double weights = (double)arguments.Layers * arguments.Width * arguments.Width * (compute == TensorElementType.Float ? 4 : 2) / (1 << 20);
-        return new Result(load, weights, baseline, Status("VmHWM"), anon, fileBacked);
-    }
-
-    // A /proc/self/status field in MiB.
-    private static double Status(string field)
-    {
-        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
+        return new Result(load, weights, baseline, ProcessStatus.MiB("VmHWM"), anon, fileBacked);
     }
 }
 

@@ -373,8 +373,8 @@ internal sealed record CliSettings
     /// <summary>The prompt the model sees (without <c>&lt;lora:...&gt;</c> tags).</summary>
     public required string Prompt { get; init; }
 
-    /// <summary>The prompt the PNG records: as typed, with a <c>&lt;lora:name:scale&gt;</c> tag for every LoRA; null to record <see cref="Prompt"/>.</summary>
-    public string? RecordedPrompt { get; init; }
+    /// <summary>The prompt the PNG records: as typed, with a <c>&lt;lora:name:scale&gt;</c> tag for every LoRA.</summary>
+    public required string RecordedPrompt { get; init; }
 
     /// <summary>The LoRAs to apply.</summary>
     public IReadOnlyList<LoraRequest> Loras { get; init; } = [];

@@ -313,7 +313,7 @@ internal sealed class Generator(CliSettings settings, TextWriter output, TextWri
         // The PNG records the tool's version beside the settings, as web UIs do.
         GenerationParameters parameters = result.Parameters[0] with
         {
-            Prompt = settings.RecordedPrompt ?? result.Parameters[0].Prompt,
+            Prompt = settings.RecordedPrompt,
             Extra = new Dictionary<string, string> { ["Version"] = $"sdnet {Version}" },
         };
         // A flagged image is written black; the SDK's log says so, as a warning the console always shows.

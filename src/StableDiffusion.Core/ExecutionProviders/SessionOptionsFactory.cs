@@ -48,12 +48,11 @@ internal static class SessionOptionsFactory
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(provider.Name, nameof(provider));
         ExecutionProviderFamily family = ExecutionProviderFamily.Of(provider);
-        string[] available = OrtEnv.Instance().GetAvailableProviders();
-        if (!available.Contains(family.OrtName, StringComparer.OrdinalIgnoreCase))
+        if (!provider.IsAvailable)
         {
             throw new ExecutionProviderException(
                 $"The execution provider '{provider.Name}' requested for {component} is not in the installed ONNX Runtime native package " +
-                $"(it has: {string.Join(", ", available)}). Add a reference to {family.Package} in your application, or choose another provider.");
+                $"(it has: {string.Join(", ", OrtEnv.Instance().GetAvailableProviders())}). Add a reference to {family.Package} in your application, or choose another provider.");
         }
 
         try

@@ -68,12 +68,21 @@ internal sealed partial class StableDiffusionComponents
         {
             while (true)
             {
-                List<string> stale = [.. LoraComponents.Where(c => !SameContributions(_appliedLora.GetValueOrDefault(c) ?? [], _lora.Contributions(c, scale)))];
+                var stale = new List<(string Component, IReadOnlyList<LoraContribution> Wanted)>();
+                foreach (string component in LoraComponents)
+                {
+                    IReadOnlyList<LoraContribution> wanted = _lora.Contributions(component, scale);
+                    if (!SameContributions(_appliedLora.GetValueOrDefault(component) ?? [], wanted))
+                    {
+                        stale.Add((component, wanted));
+                    }
+                }
+
                 if (stale.Count == 0 || _loraUsers == 0)
                 {
-                    foreach (string component in stale)
+                    foreach ((string component, IReadOnlyList<LoraContribution> wanted) in stale)
                     {
-                        Rebuild(component, _lora.Contributions(component, scale));
+                        Rebuild(component, wanted);
                     }
 
                     _loraUsers++;

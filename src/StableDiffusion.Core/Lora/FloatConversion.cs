@@ -3,43 +3,12 @@ using System.Runtime.InteropServices;
 
 namespace StableDiffusion.Lora;
 
-/// <summary>Weights between their stored element type and the single precision LoRA merges in.</summary>
+/// <summary>Merged weights back to their stored element type (reading them is <see cref="Weights.TorchCheckpointTensor.ToSingle"/>).</summary>
 internal static class FloatConversion
 {
     /// <summary>Whether <paramref name="type"/> is a floating-point type the merge reads and writes.</summary>
     public static bool IsSupported(TensorElementType type) =>
         type is TensorElementType.Float or TensorElementType.Float16 or TensorElementType.BFloat16;
-
-    /// <summary>Little-endian elements of <paramref name="type"/> as single precision.</summary>
-    public static float[] ToSingle(ReadOnlySpan<byte> bytes, TensorElementType type)
-    {
-        switch (type)
-        {
-            case TensorElementType.Float:
-                return MemoryMarshal.Cast<byte, float>(bytes).ToArray();
-            case TensorElementType.Float16:
-            {
-                var values = new float[bytes.Length / 2];
-                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(bytes), values);
-                return values;
-            }
-
-            case TensorElementType.BFloat16:
-            {
-                ReadOnlySpan<ushort> halves = MemoryMarshal.Cast<byte, ushort>(bytes);
-                var values = new float[halves.Length];
-                for (int i = 0; i < halves.Length; i++)
-                {
-                    values[i] = BitConverter.Int32BitsToSingle(halves[i] << 16);
-                }
-
-                return values;
-            }
-
-            default:
-                throw new NotSupportedException($"Weights of type {type} cannot take a LoRA.");
-        }
-    }
 
     /// <summary>Single precision values as little-endian elements of <paramref name="type"/> (rounded to nearest even).</summary>
     public static byte[] FromSingle(ReadOnlySpan<float> values, TensorElementType type)

@@ -6,24 +6,21 @@ namespace StableDiffusion.Lora;
 /// <summary>A LoRA file matched to the layers of a model: every update with the weight it changes.</summary>
 internal sealed class LoraAdapter
 {
-    private LoraAdapter(string name, string path, IReadOnlyList<(LoraEntry Entry, LoraTarget Target)> layers)
+    private LoraAdapter(string name, IReadOnlyList<(LoraEntry Entry, LoraTarget Target)> layers)
     {
         Name = name;
-        Path = path;
         Layers = layers;
+        Components = layers.Select(l => l.Entry.Component).ToHashSet(StringComparer.Ordinal);
     }
 
     /// <summary>The adapter name.</summary>
     public string Name { get; }
 
-    /// <summary>The file it was read from.</summary>
-    public string Path { get; }
-
     /// <summary>The updates with the weights they change.</summary>
     public IReadOnlyList<(LoraEntry Entry, LoraTarget Target)> Layers { get; }
 
-    /// <summary>The components it changes.</summary>
-    public IEnumerable<string> Components => Layers.Select(l => l.Entry.Component).Distinct(StringComparer.Ordinal);
+    /// <summary>The components it changes (looked up at every generation, so computed once).</summary>
+    public IReadOnlySet<string> Components { get; }
 
     /// <summary>
     /// Matches every entry of a file to a layer of the model's graphs. Any entry that matches nothing, or whose shape
@@ -83,7 +80,7 @@ internal sealed class LoraAdapter
                 path, [.. shared]);
         }
 
-        return new LoraAdapter(name, path, layers);
+        return new LoraAdapter(name, layers);
     }
 
     /// <summary>Why an entry's matrices cannot change <paramref name="target"/>, or null when they fit.</summary>

@@ -98,8 +98,8 @@ internal static class LoraFile
             string? kind = OtherKinds.FirstOrDefault(k => unknown.Any(k.Matches)).Kind;
             throw new LoraLoadException(
                 (kind is null
-                    ? $"'{path}' has {unknown.Count} tensors that are not LoRA weights: {List(unknown)}. "
-                    : $"'{path}' is a {kind} adapter ({unknown.Count} tensors such as {List(unknown)}), which the SDK does not apply; only LoRA and LoCon files are supported. ") +
+                    ? $"'{path}' has {unknown.Count} tensors that are not LoRA weights: {Describe(unknown)}. "
+                    : $"'{path}' is a {kind} adapter ({unknown.Count} tensors such as {Describe(unknown)}), which the SDK does not apply; only LoRA and LoCon files are supported. ") +
                 "Nothing was applied.",
                 path, unknown);
         }
@@ -110,9 +110,10 @@ internal static class LoraFile
         }
 
         Func<string, string, float?> metadataAlpha = MetadataAlphas(path, file.Metadata);
-        var alphas = parts.Values.Where(r => r.ContainsKey(Role.Alpha)).Select(r => ReadScalar(file, r[Role.Alpha], path)).ToList();
+        Dictionary<string, float> alphas = parts.Where(p => p.Value.ContainsKey(Role.Alpha))
+            .ToDictionary(p => p.Key, p => ReadScalar(file, p.Value[Role.Alpha], path), StringComparer.Ordinal);
         // diffusers gives a layer without an alpha the file's most common alpha, and the rank when the file has none.
-        float? commonAlpha = alphas.Count == 0 ? null : alphas.GroupBy(a => a).OrderByDescending(g => g.Count()).First().Key;
+        float? commonAlpha = alphas.Count == 0 ? null : alphas.Values.GroupBy(a => a).OrderByDescending(g => g.Count()).First().Key;
 
         var entries = new List<LoraEntry>(parts.Count);
         foreach ((string key, Dictionary<Role, SafetensorsTensor> roles) in parts.OrderBy(p => p.Key, StringComparer.Ordinal))
@@ -126,10 +127,8 @@ internal static class LoraFile
 
             (string component, string name, bool flat) = Locate(key);
             RequireShapes(path, key, down, up);
-            float alpha = roles.TryGetValue(Role.Alpha, out SafetensorsTensor? alphaTensor)
-                ? ReadScalar(file, alphaTensor, path)
-                : metadataAlpha(component, name) ?? commonAlpha ?? down.Shape[0];
-            entries.Add(new LoraEntry(component, name, flat, key, ReadFloats(file, down, path), down.Shape, ReadFloats(file, up, path), up.Shape, alpha));
+            float alpha = alphas.TryGetValue(key, out float own) ? own : metadataAlpha(component, name) ?? commonAlpha ?? down.Shape[0];
+            entries.Add(new LoraEntry(component, name, flat, key, ReadFloats(file, down), down.Shape, ReadFloats(file, up), up.Shape, alpha));
         }
 
         return entries;
@@ -189,8 +188,12 @@ internal static class LoraFile
         }
     }
 
-    private static float[] ReadFloats(SafetensorsFile file, SafetensorsTensor tensor, string path) =>
-        FloatConversion.ToSingle(file.GetBytes(tensor), tensor.ElementType);
+    private static float[] ReadFloats(SafetensorsFile file, SafetensorsTensor tensor)
+    {
+        var values = new float[tensor.ElementCount];
+        TorchCheckpointTensor.ToSingle(tensor.ElementType, file.GetBytes(tensor), values);
+        return values;
+    }
 
     private static float ReadScalar(SafetensorsFile file, SafetensorsTensor tensor, string path)
     {
@@ -199,7 +202,7 @@ internal static class LoraFile
             throw new LoraLoadException($"The alpha '{tensor.Name}' of '{path}' is {tensor.Description}; an alpha is one floating-point number.", path, [tensor.Name]);
         }
 
-        return ReadFloats(file, tensor, path)[0];
+        return ReadFloats(file, tensor)[0];
     }
 
     /// <summary>
@@ -247,9 +250,7 @@ internal static class LoraFile
         };
     }
 
-    private static string List(IReadOnlyList<string> keys) =>
-        string.Join(", ", keys.Take(8).Select(k => $"'{k}'")) + (keys.Count > 8 ? string.Create(CultureInfo.InvariantCulture, $" and {keys.Count - 8} more") : string.Empty);
-
     /// <summary>The first keys of a list for a message, with how many more there are.</summary>
-    public static string Describe(IReadOnlyList<string> keys) => List(keys);
+    public static string Describe(IReadOnlyList<string> keys) =>
+        string.Join(", ", keys.Take(8).Select(k => $"'{k}'")) + (keys.Count > 8 ? string.Create(CultureInfo.InvariantCulture, $" and {keys.Count - 8} more") : string.Empty);
 }

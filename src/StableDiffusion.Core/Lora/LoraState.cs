@@ -103,7 +103,7 @@ internal sealed class LoraState
         }
     }
 
-    /// <summary>Takes every fused update out of the weights again.</summary>
+    /// <summary>Takes the fused updates of the adapters still loaded out of the weights again.</summary>
     public void Unfuse() => _fused.RemoveAll(f => _adapters.Contains(f.Adapter));
 
     /// <summary>Removes every adapter; fused updates stay in the weights, as diffusers keeps them.</summary>

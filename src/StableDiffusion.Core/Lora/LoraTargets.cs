@@ -2,6 +2,7 @@ using System.Globalization;
 using Google.Protobuf;
 using StableDiffusion.Models;
 using StableDiffusion.Onnx;
+using StableDiffusion.Weights;
 
 namespace StableDiffusion.Lora;
 
@@ -145,7 +146,7 @@ internal sealed class LoraTargets
             }
 
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-            long size = length >= 0 ? length : target.ElementCount * ElementSize(target.ElementType);
+            long size = length >= 0 ? length : target.ElementCount * ElementSizes.Of(target.ElementType);
             bytes = new byte[checked((int)size)];
             stream.Position = offset;
             stream.ReadExactly(bytes);
@@ -159,12 +160,14 @@ internal sealed class LoraTargets
             bytes = tensor.RawData.ToByteArray();
         }
 
-        if (bytes.Length != target.ElementCount * ElementSize(target.ElementType))
+        if (bytes.Length != target.ElementCount * ElementSizes.Of(target.ElementType))
         {
             throw new InvalidDataException($"Initializer '{tensor.Name}' of '{source.Path}' has {bytes.Length} bytes for {target.ElementCount} elements of {target.ElementType}.");
         }
 
-        return FloatConversion.ToSingle(bytes, target.ElementType);
+        var values = new float[target.ElementCount];
+        TorchCheckpointTensor.ToSingle(target.ElementType, bytes, values);
+        return values;
     }
 
     /// <summary>
@@ -232,10 +235,7 @@ internal sealed class LoraTargets
     }
 
     /// <summary>Parses the whole model, weights included.</summary>
-    private static ModelProto Parse(BuiltGraph source) => ModelProto.Parser.ParseFrom(source.Model);
-
-    /// <summary>The byte size of one element.</summary>
-    public static int ElementSize(TensorElementType type) => type == TensorElementType.Float ? 4 : 2;
+    private static ModelProto Parse(BuiltGraph source) => OnnxOutline.ReadModel(source.Model);
 
     private static LoraTarget Target(string module, string[] names, TensorProto tensor, bool transposed, string? shared) =>
         new(module, names, (TensorElementType)tensor.DataType, [.. tensor.Dims], transposed, shared);

@@ -106,7 +106,8 @@ public abstract class OnnxModel : IDisposable
     /// <param name="modelPath">The graph file.</param>
     /// <param name="settings">The session settings.</param>
     /// <param name="edited">The graph already edited in memory, or null to read the file.</param>
-    private protected static (byte[]? Graph, int Attentions) WithFusedAttention(string modelPath, SessionSettings settings, byte[]? edited = null)
+    /// <param name="read">The file's bytes where the caller has read them already (unedited), so they are not read again.</param>
+    private protected static (byte[]? Graph, int Attentions) WithFusedAttention(string modelPath, SessionSettings settings, byte[]? edited = null, byte[]? read = null)
     {
         if (!settings.FusesAttention || !File.Exists(modelPath))
         {
@@ -115,7 +116,7 @@ public abstract class OnnxModel : IDisposable
 
         try
         {
-            return MultiHeadAttentionFusion.Fuse(edited ?? File.ReadAllBytes(modelPath)) is var (fused, attentions) ? (fused, attentions) : (edited, 0);
+            return MultiHeadAttentionFusion.Fuse(edited ?? read ?? File.ReadAllBytes(modelPath)) is var (fused, attentions) ? (fused, attentions) : (edited, 0);
         }
         catch (InvalidDataException)
         {

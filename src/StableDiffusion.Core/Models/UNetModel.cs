@@ -148,9 +148,10 @@ public sealed class UNetModel : OnnxModel
     internal override BuiltGraph BaseGraph() => Built ?? BuiltGraph.OfFile(ModelPath, ExportGraph(ModelPath, Settings).Graph);
 
     /// <summary>
-    /// An export's graph with its load-time edits, both in one pass over the file's bytes: the integer timestep retyped
-    /// (<see cref="FloatTimestepGraph"/>, one byte patched in place), then the attention rewritten to MultiHeadAttention
-    /// where <paramref name="settings"/> ask for it (one parse of the patched bytes); null when neither applies.
+    /// An export's graph with its load-time edits, with one full parse: the integer timestep retyped
+    /// (<see cref="FloatTimestepGraph"/>, from the file's outline, one byte patched in place), then the attention rewritten
+    /// to MultiHeadAttention where <paramref name="settings"/> ask for it (one parse of the patched bytes); null when
+    /// neither applies.
     /// </summary>
     private static (byte[]? Graph, int Attentions) ExportGraph(string modelPath, SessionSettings settings) =>
         WithFusedAttention(modelPath, settings, FloatTimestepGraph(modelPath));

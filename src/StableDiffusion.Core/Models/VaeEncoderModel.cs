@@ -55,13 +55,14 @@ public sealed class VaeEncoderModel : OnnxModel
     internal static VaeEncoderModel Load(string modelPath, SessionSettings settings, Action<string, SessionOptions>? configure)
     {
         // Read the graph once: if it samples internally, expose its distribution before the one session is created.
+        byte[]? model = null;
         byte[]? edited = null;
         string[]? distribution = null;
         if (File.Exists(modelPath))
         {
             try
             {
-                byte[] model = File.ReadAllBytes(modelPath);
+                model = File.ReadAllBytes(modelPath);
                 if (OnnxGraphSurgery.FindSampledLatentDistribution(model, SampleName) is (string mean, string std))
                 {
                     edited = OnnxGraphSurgery.AddGraphOutputs(model, [mean, std]);
@@ -74,7 +75,7 @@ public sealed class VaeEncoderModel : OnnxModel
             }
         }
 
-        (byte[]? graph, int attentions) = WithFusedAttention(modelPath, settings, edited);
+        (byte[]? graph, int attentions) = WithFusedAttention(modelPath, settings, edited, model);
         InferenceSession session = CreateSession(modelPath, ModelComponents.VaeEncoder, settings, configure, graph);
         (VaeEncoderOutputKind Kind, string[] Names) outputs = distribution is not null
             ? (VaeEncoderOutputKind.LatentDistribution, distribution)

@@ -34,15 +34,7 @@ internal static class MultiHeadAttentionFusion
     /// <exception cref="InvalidDataException">The bytes are not a well-formed ONNX model.</exception>
     public static (byte[] Model, int Attentions)? Fuse(ReadOnlySpan<byte> model)
     {
-        ModelProto proto;
-        try
-        {
-            proto = ModelProto.Parser.ParseFrom(model);
-        }
-        catch (InvalidProtocolBufferException e)
-        {
-            throw new InvalidDataException($"The file is not a valid ONNX model: {e.Message.TrimEnd('.')}.", e);
-        }
+        ModelProto proto = OnnxOutline.ReadModel(model);
 
         if (proto.Graph is not { } graph || !ImportsDefaultDomainFrom(proto, 13))
         {

@@ -60,6 +60,20 @@ internal static class OnnxOutline
         }
     }
 
+    /// <summary>Reads <paramref name="model"/> as a whole ONNX model, for edits beyond the outline.</summary>
+    /// <exception cref="InvalidDataException">The bytes are not a well-formed ONNX model.</exception>
+    public static ModelProto ReadModel(ReadOnlySpan<byte> model)
+    {
+        try
+        {
+            return ModelProto.Parser.ParseFrom(model);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw Malformed(e.Message.TrimEnd('.'), e);
+        }
+    }
+
     private static InvalidDataException Malformed(string what, Exception? inner = null) =>
         new($"The file is not a valid ONNX model: {what}.", inner);
 }

@@ -31,7 +31,7 @@ internal class CudaProvider : ExecutionProviderFamily
     public override Pipelines.ComputePrecision DefaultComputePrecision => Pipelines.ComputePrecision.Float16;
 
     // The fused operators are ONNX Runtime's Stable Diffusion optimizer's, made for float16 (their attention is always
-    // MultiHeadAttention); float32 stays plain.
+    // MultiHeadAttention); float32 gets the base flavour (plain, or MultiHeadAttention where FuseAttention is on).
     public override Onnx.Builders.GraphFlavor BuiltGraphFlavor(string component, Pipelines.ComputePrecision precision, bool fuseAttention) =>
         precision == Pipelines.ComputePrecision.Float16 ? Onnx.Builders.GraphFlavor.CudaFused : base.BuiltGraphFlavor(component, precision, fuseAttention);
 
