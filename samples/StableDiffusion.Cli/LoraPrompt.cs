@@ -61,6 +61,11 @@ internal static partial class LoraPrompt
             loras.Add(new LoraRequest(name, Path.GetFullPath(path), CheckScale(scale, tag.Value)));
         }
 
+        if (loras.Count == 0)
+        {
+            return (prompt, loras); // a prompt without tags reaches the model as typed, punctuation and spacing included
+        }
+
         string text = Tag().Replace(prompt, string.Empty);
         return (Spaces().Replace(text, " ").Trim(' ', ','), loras);
     }

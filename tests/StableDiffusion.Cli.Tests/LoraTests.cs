@@ -37,6 +37,23 @@ public sealed class LoraTests : IDisposable
     }
 
     [Fact]
+    public async Task PromptWithoutTags_ReachesTheModelAsTyped()
+    {
+        Fixtures.Require();
+        string bare = _cli.PathOf("bare.png"), comma = _cli.PathOf("comma.png");
+        string[] common = [.. CliRunner.Tiny, "--seed", "3", "--no-safety-checker", "--lora-dir", LoraFolder];
+
+        CliRun run0 = await CliRunner.RunAsync(["a castle on a hill", .. common, "-o", bare]);
+        CliRun run1 = await CliRunner.RunAsync(["a castle on a hill,", .. common, "-o", comma]);
+
+        Assert.True(run0.ExitCode == 0, run0.ToString());
+        Assert.True(run1.ExitCode == 0, run1.ToString());
+        // The trailing comma is a token of the prompt: only tags are taken out of it.
+        Assert.NotEqual(CliRunner.Pixels(bare), CliRunner.Pixels(comma));
+        Assert.Equal("a castle on a hill,", ImageFiles.ReadParameters(comma).Prompt);
+    }
+
+    [Fact]
     public async Task MissingLoras_AreUsageErrors_NamingTheFile()
     {
         Fixtures.Require();
