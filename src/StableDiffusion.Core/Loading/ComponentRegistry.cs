@@ -139,7 +139,7 @@ internal sealed partial class ComponentRegistry(string modelPath, ModelIndex ind
             return settings;
         }
 
-        var dimensions = new Dictionary<string, long>(shape.DimensionsFor(component, configuration.VaeScaleFactor, ChannelsByClassName(index)));
+        var dimensions = new Dictionary<string, long>(shape.DimensionsFor(component, configuration.VaeScaleFactor, ChannelsByClassName(index), options.EnableVaeSlicing));
         foreach (var (name, size) in settings.FreeDimensionOverrides)
         {
             dimensions[name] = size; // What the caller fixed explicitly wins.

@@ -33,6 +33,15 @@ public sealed record StableDiffusionPipelineOptions
     public Action<string, SessionOptions>? ConfigureSessionOptions { get; init; }
 
     /// <summary>
+    /// Whether the VAE decodes the images of a call one at a time (diffusers' <c>enable_vae_slicing</c>) instead of all in
+    /// one run (the default, false). The decoder's working memory is then one image's, not the whole batch's, which bounds
+    /// the memory that several images per call need, on a GPU especially; each image is decoded on its own either way, so the
+    /// images are the same up to floating-point rounding of the provider's kernels. With <see cref="StaticShape"/> the
+    /// decoder is specialised for one image.
+    /// </summary>
+    public bool EnableVaeSlicing { get; init; }
+
+    /// <summary>
     /// Whether the safety checker runs (default true). Turning it off is your explicit decision: it is logged as a
     /// warning, and it is the only way to load a model that requires the checker but does not ship it.
     /// </summary>

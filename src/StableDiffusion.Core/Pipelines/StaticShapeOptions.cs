@@ -19,8 +19,9 @@ public sealed record StaticShapeOptions
     /// <summary>Whether calls use classifier-free guidance (guidance scale above 1), which doubles the UNet batch (default true).</summary>
     public bool ClassifierFreeGuidance { get; init; } = true;
 
-    /// <summary>The fixed symbolic dimensions of a diffusers ONNX export's component graphs, for this shape.</summary>
-    internal IReadOnlyDictionary<string, long> DimensionsFor(string component, int vaeScaleFactor, int unetChannels) => component switch
+    /// <summary>The fixed symbolic dimensions of a diffusers ONNX export's component graphs, for this shape; the VAE decoder
+    /// takes one image at a time when <paramref name="vaeSlicing"/> is on.</summary>
+    internal IReadOnlyDictionary<string, long> DimensionsFor(string component, int vaeScaleFactor, int unetChannels, bool vaeSlicing) => component switch
     {
         Models.ModelComponents.UNet => new Dictionary<string, long>
         {
@@ -32,7 +33,7 @@ public sealed record StaticShapeOptions
         },
         Models.ModelComponents.VaeDecoder => new Dictionary<string, long>
         {
-            ["batch"] = ImagesPerCall, ["channels"] = 4, ["height"] = Height / vaeScaleFactor, ["width"] = Width / vaeScaleFactor,
+            ["batch"] = vaeSlicing ? 1 : ImagesPerCall, ["channels"] = 4, ["height"] = Height / vaeScaleFactor, ["width"] = Width / vaeScaleFactor,
         },
         Models.ModelComponents.VaeEncoder => new Dictionary<string, long>
         {

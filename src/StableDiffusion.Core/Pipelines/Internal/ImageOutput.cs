@@ -25,13 +25,37 @@ internal static class ImageOutput
         return result;
     }
 
-    /// <summary>Decodes latents of <paramref name="shape"/> to NHWC images in [0, 1]: <c>clamp(decode(latents / scaling) / 2 + 0.5, 0, 1)</c>.</summary>
+    /// <summary>
+    /// Decodes latents of <paramref name="shape"/> to NHWC images in [0, 1]: <c>clamp(decode(latents / scaling) / 2 + 0.5, 0, 1)</c>,
+    /// in one run, or one image per run with <see cref="StableDiffusionPipelineOptions.EnableVaeSlicing"/>.
+    /// </summary>
     public static Tensor<float> Decode(StableDiffusionComponents components, float[] latents, LatentShape shape, GenerationScope scope)
     {
         var scaled = new float[latents.Length];
         TensorPrimitives.Divide(latents, components.Configuration.ScalingFactor, scaled);
-        Tensor<float> decoded = components.VaeDecoder.Decode(new ReadOnlyTensorSpan<float>(scaled, shape.ToLengths()), scope.RunOptions);
-        return ToNhwcUnitRange(decoded);
+        if (!components.Options.EnableVaeSlicing || shape.Batch == 1)
+        {
+            return ToNhwcUnitRange(components.VaeDecoder.Decode(new ReadOnlyTensorSpan<float>(scaled, shape.ToLengths()), scope.RunOptions));
+        }
+
+        LatentShape one = shape.WithBatch(1);
+        float[]? images = null;
+        nint[] imageLengths = [];
+        for (int i = 0; i < shape.Batch; i++)
+        {
+            scope.CancellationToken.ThrowIfCancellationRequested();
+            var latent = new ReadOnlyTensorSpan<float>(scaled.AsSpan(i * one.ElementCount, one.ElementCount), one.ToLengths());
+            Tensor<float> image = components.VaeDecoder.Decode(latent, scope.RunOptions);
+            if (images is null)
+            {
+                imageLengths = [shape.Batch, image.Lengths[1], image.Lengths[2], image.Lengths[3]];
+                images = new float[checked(shape.Batch * (int)image.FlattenedLength)];
+            }
+
+            image.AsSpan().CopyTo(images.AsSpan(i * (int)image.FlattenedLength));
+        }
+
+        return ToNhwcUnitRange(Tensor.Create(images!, imageLengths));
     }
 
     /// <summary>NCHW in [-1, 1] to NHWC in [0, 1].</summary>
