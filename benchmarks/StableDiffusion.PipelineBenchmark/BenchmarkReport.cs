@@ -35,6 +35,8 @@ internal sealed class BenchmarkReport
 
     public bool CudaGraph { get; init; }
 
+    public bool VaeSlicing { get; init; }
+
     public bool? IoBinding { get; init; }
 
     public bool UNetDeviceBinding { get; set; }
@@ -69,6 +71,10 @@ internal sealed class BenchmarkReport
 
     /// <summary>The process's peak resident memory (VmHWM) after loading, warm-up and the timed runs, in MiB; null where unknown.</summary>
     public double? PeakResidentMiB { get; set; }
+
+    /// <summary>GPU memory in use on the device, in MiB: after loading, as each stage of the first generation starts, when it
+    /// completes, and after the timed runs; null on the CPU.</summary>
+    public List<KeyValuePair<string, double>>? DeviceMemoryMiB { get; set; }
 
     /// <summary>Medians over the timed runs.</summary>
     public RunTimings? Median { get; private set; }
@@ -124,6 +130,11 @@ internal sealed class BenchmarkReport
         Row("bare ORT UNet call", BareUNetMilliseconds / 1000);
         Row("ORT floor (calls x bare + decode)", OrtFloorSeconds);
         text.AppendLine(CultureInfo.InvariantCulture, $"peak RSS (VmHWM): {PeakResidentMiB:0} MiB; fused attention {FuseAttention}");
+        if (DeviceMemoryMiB is { Count: > 0 } memory)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"GPU memory in use (MiB): {string.Join(", ", memory.Select(m => $"{m.Key} {m.Value:0}"))}");
+        }
+
         text.AppendLine(CultureInfo.InvariantCulture, $"ratio to ORT floor: {RatioToOrt:0.000}; load {LoadSeconds:0.00} s; warm-up {string.Join(", ", WarmupSeconds.Select(w => w.ToString("0.00", CultureInfo.InvariantCulture)))} s");
         return text.ToString();
     }

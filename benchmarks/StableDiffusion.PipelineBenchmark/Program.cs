@@ -21,7 +21,7 @@ catch (ArgumentException ex)
 }
 
 var report = new BenchmarkReport { Label = options.Label, Model = options.Model, Provider = options.Provider, Steps = options.Steps, Size = options.Size,
-    Batch = options.Batch, FuseAttention = !options.NoFuseAttention, StaticShape = options.Static, CudaGraph = options.CudaGraph, IoBinding = options.IoBinding, OrtVersion = OrtEnv.Instance().GetVersionString(),
+    Batch = options.Batch, FuseAttention = !options.NoFuseAttention, StaticShape = options.Static, CudaGraph = options.CudaGraph, VaeSlicing = options.VaeSlicing, IoBinding = options.IoBinding, OrtVersion = OrtEnv.Instance().GetVersionString(),
     Date = DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture), Machine = $"{Environment.ProcessorCount} cores, {Environment.OSVersion}" };
 try
 {
@@ -40,6 +40,7 @@ try
             }
             : new Dictionary<string, SessionSettings>(),
         EnableSafetyChecker = options.SafetyChecker,
+        EnableVaeSlicing = options.VaeSlicing,
     };
 
     var load = Stopwatch.StartNew();
@@ -47,6 +48,8 @@ try
     report.LoadSeconds = load.Elapsed.TotalSeconds;
     report.UNetDeviceBinding = pipe.UNet.UsesDeviceBinding;
     report.UNetCudaGraph = pipe.UNet.UsesCudaGraph;
+    DeviceMemoryByStage? memory = options.Provider == "cuda" ? DeviceMemoryByStage.TryCreate(options.DeviceId) : null;
+    memory?.Read("after load");
     Console.WriteLine($"[{options.Label}] loaded in {report.LoadSeconds:0.00} s (UNet {pipe.UNet.SampleType}, device binding {pipe.UNet.UsesDeviceBinding}, CUDA graph {pipe.UNet.UsesCudaGraph})");
 
     IScheduler scheduler = options.Scheduler is { } name ? SchedulerFactory.Create(name, pipe.Scheduler.Config) : pipe.Scheduler;
@@ -58,7 +61,9 @@ try
     for (int i = 0; i < options.Warmup; i++)
     {
         var warm = Stopwatch.StartNew();
-        using GenerationResult result = options.Sync ? pipe.Generate(request) : await pipe.GenerateAsync(request);
+        // The first generation reads the device memory between its stages (where the memory grows first).
+        IProgress<GenerationProgress>? progress = i == 0 ? memory : null;
+        using GenerationResult result = options.Sync ? pipe.Generate(request, progress) : await pipe.GenerateAsync(request, progress);
         report.WarmupSeconds.Add(warm.Elapsed.TotalSeconds);
         if (i == 0)
         {
@@ -80,6 +85,8 @@ try
         Console.WriteLine($"[{options.Label}] run {i + 1}: {total:0.000} s ({t.UNetCalls} UNet calls, {t.UNet.TotalMilliseconds / t.UNetCalls:0.00} ms each)");
     }
 
+    memory?.Read("after the timed runs");
+    report.DeviceMemoryMiB = memory?.Readings;
     report.PeakResidentMiB = OperatingSystem.IsLinux() ? ProcessStatus.MiB("VmHWM") : null;
     report.BareUNetMilliseconds = options.BareCalls > 0 ? BareUNet.Measure(pipe.UNet.Session, options, pipe.UNet.UsesCudaGraph) : 0;
     if (options.Loras.Count > 0)

@@ -150,6 +150,7 @@ for batch in args.batches:
         if system == "sdk":
             results["gpu"][system][f"batch{batch}"].update(
                 sdk_flags=args.sdk_flags, load_seconds=result.get("LoadSeconds"), bare_unet_ms=result.get("BareUNetMilliseconds"),
+                device_memory_mib_by_stage=result.get("DeviceMemoryMiB"),
                 **{k: result.get(k) for k in ("pipeline_own_work_fraction_of_onnxruntime", "stages_median_seconds")})
         else:
             results["gpu"][system][f"batch{batch}"].update(
