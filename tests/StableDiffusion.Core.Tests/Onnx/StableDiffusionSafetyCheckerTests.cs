@@ -68,6 +68,30 @@ public sealed class StableDiffusionSafetyCheckerTests : IDisposable
     }
 
     [Fact]
+    public void Forward_InTheCudaFusedFlavor_GivesThePlainGraphsScores()
+    {
+        // The flavor a float16 CUDA session builds with: the vision model's patch embedding reads NCHW pixels, which the
+        // flavor's NHWC convolution cannot (it failed on the GPU: "Input channels C is not equal to kernel channels").
+        // What is left of the flavor here runs on the CPU, so the two graphs must agree exactly.
+        Fixtures.Require();
+        Reference.Published.Require();
+        (float[][] clipInputs, _, _) = Inputs();
+        using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(Checker, "model.safetensors"));
+        using InferenceSession plain = ScoresSession(weights);
+        using InferenceSession fused = ScoresSession(weights, GraphFlavor.CudaFused);
+
+        foreach (float[] clipInput in clipInputs)
+        {
+            SessionRun[] runs = [.. new[] { plain, fused }.Select(session =>
+                SessionRun.Of(session, [SessionRun.Input(SafetyChecker.ClipInputName, clipInput, [1, 3, 224, 224])], SafetyChecker.HasNsfwConceptsName, ConceptScores, SpecialScores))];
+
+            Assert.Equal(runs[0].Flags(SafetyChecker.HasNsfwConceptsName), runs[1].Flags(SafetyChecker.HasNsfwConceptsName));
+            ArrayAssert.Close(runs[0][ConceptScores], runs[1][ConceptScores], 0, "concept scores");
+            ArrayAssert.Close(runs[0][SpecialScores], runs[1][SpecialScores], 0, "special-care scores");
+        }
+    }
+
+    [Fact]
     public void Build_GivesTheOutImagesAndFlagsOfTheOnnxExport_ImageByImage()
     {
         Fixtures.Require();
@@ -235,10 +259,10 @@ public sealed class StableDiffusionSafetyCheckerTests : IDisposable
     }
 
     // The verdict with the scores behind it, which the export's signature leaves out.
-    private static InferenceSession ScoresSession(SafetensorsFile weights)
+    private static InferenceSession ScoresSession(SafetensorsFile weights, GraphFlavor? flavor = null)
     {
         var parameters = new SafetensorsParameters([weights]);
-        var graph = new GraphBuilder(parameters: parameters);
+        var graph = new GraphBuilder(parameters: parameters, flavor: flavor);
         StableDiffusionSafetyChecker checker = StableDiffusionSafetyChecker.FromConfig(ComponentConfig.Load(Path.Combine(Checker, "config.json")));
         Value clipInput = graph.Input(SafetyChecker.ClipInputName, TensorElementType.Float, "batch", 3, 224, 224);
         (Value flags, Value conceptScores, Value specialScores) = checker.Forward(graph, clipInput);

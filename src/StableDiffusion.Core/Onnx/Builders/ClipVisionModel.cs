@@ -49,7 +49,15 @@ internal sealed record ClipVisionModel(ClipEncoder Encoder, int ImageSize, int P
             config.RequireWeightShape(graph, "patch_embedding.weight", [hidden, NumChannels, PatchSize, PatchSize],
                 ("hidden_size", hidden), ("num_channels", NumChannels), ("patch_size", PatchSize));
             config.RequireWeightShape(graph, "position_embedding.weight", [NumPositions, hidden], ("image_size", ImageSize), ("patch_size", PatchSize), ("hidden_size", hidden));
-            Value patches = graph.Conv2d("patch_embedding", pixelValues, stride: PatchSize, bias: false);
+            // The vision model's one convolution reads the NCHW pixels it is given, so it is a plain convolution in every
+            // flavor (the CUDA flavor's NHWC convolution would need the pixels transposed first), as in ONNX Runtime's own
+            // CLIP fusions.
+            Value patches;
+            using (graph.Scope("patch_embedding"))
+            {
+                patches = GraphFlavor.Plain.Conv2d(graph, pixelValues, PatchSize, padding: 0, bias: false);
+            }
+
             patches = patches.Reshape(0, hidden, -1).Transpose(0, 2, 1);
             Value batch = pixelValues.Shape().Slice([0], [1], [0]);
             Value classToken = graph.Parameter("class_embedding", [1, 1, hidden]).Expand(Value.Concat(0, batch, graph.Int64s(1, hidden)));
