@@ -32,7 +32,8 @@ public sealed record ExecutionProvider
 
     /// <summary>NVIDIA CUDA (package <c>Microsoft.ML.OnnxRuntime.Gpu</c>).</summary>
     /// <param name="deviceId">The GPU index.</param>
-    /// <param name="options">CUDA provider options (see ONNX Runtime's CUDA provider documentation).</param>
+    /// <param name="options">CUDA provider options (see ONNX Runtime's CUDA provider documentation). Where they leave
+    /// <c>arena_extend_strategy</c> out, the SDK sets <c>kSameAsRequested</c> (the arena grows by what runs ask for, not by doubling).</param>
     public static ExecutionProvider Cuda(int deviceId = 0, IReadOnlyDictionary<string, string>? options = null) =>
         new() { Name = "CUDA", DeviceId = deviceId, Options = options ?? new Dictionary<string, string>() };
 

@@ -1,5 +1,6 @@
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
+using StableDiffusion.ExecutionProviders.Families;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Testing;
 using Xunit;
@@ -106,6 +107,19 @@ public sealed class ExecutionProviderTests
         {
             Assert.Null(ExecutionProviderFamily.Of(new ExecutionProvider { Name = name }).CreateDeviceMemory(new ExecutionProvider { Name = name }));
         }
+    }
+
+    [Fact]
+    public void Cuda_GrowsItsArenaByWhatIsAsked_UnlessTheCallerChoosesOtherwise()
+    {
+        Dictionary<string, string> defaults = CudaProvider.ProviderOptions(ExecutionProvider.Cuda(1, new Dictionary<string, string> { ["enable_cuda_graph"] = "1" }));
+        Dictionary<string, string> chosen = CudaProvider.ProviderOptions(
+            ExecutionProvider.Cuda(0, new Dictionary<string, string> { ["arena_extend_strategy"] = "kNextPowerOfTwo" }));
+
+        Assert.Equal("kSameAsRequested", defaults["arena_extend_strategy"]);
+        Assert.Equal("1", defaults["device_id"]);
+        Assert.Equal("1", defaults["enable_cuda_graph"]);
+        Assert.Equal("kNextPowerOfTwo", chosen["arena_extend_strategy"]);
     }
 
     [Fact]

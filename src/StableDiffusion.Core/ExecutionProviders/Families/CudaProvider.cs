@@ -38,8 +38,21 @@ internal class CudaProvider : ExecutionProviderFamily
     public override void Append(SessionOptions options, ExecutionProvider provider)
     {
         using var cuda = new OrtCUDAProviderOptions();
-        cuda.UpdateOptions(WithDevice(provider));
+        cuda.UpdateOptions(ProviderOptions(provider));
         options.AppendExecutionProvider_CUDA(cuda);
+    }
+
+    /// <summary>
+    /// The options the CUDA provider gets: the caller's, the device, and the SDK's defaults where the caller set none.
+    /// The arena grows by what is asked (<c>kSameAsRequested</c>) instead of doubling (ONNX Runtime's default,
+    /// <c>kNextPowerOfTwo</c>), which reserved memory nobody used: on SD 1.5 (H200, 2026-12-02) 944 MiB less in use after
+    /// loading, 338 MiB less at the peak of one image, 1,440 MiB less for eight, at the same speed.
+    /// </summary>
+    internal static Dictionary<string, string> ProviderOptions(ExecutionProvider provider)
+    {
+        Dictionary<string, string> options = WithDevice(provider);
+        options.TryAdd("arena_extend_strategy", "kSameAsRequested");
+        return options;
     }
 
     public override DeviceMemory? CreateDeviceMemory(ExecutionProvider provider) =>
