@@ -7,14 +7,14 @@
 # best-flags, diffusers-folder.json, kernels.txt, ncu.csv.gz, and a file "done".
 #   setsid nohup bash eng/gpu/session.sh > /root/log 2>&1 < /dev/null &
 # SWEEP: space-separated name:sdbench-flags ('+' stands for a space); each runs the SDK alone at batch 1 and at
-# SWEEP_BATCH (8), where memory grows with the batch. The default tries what may lower the SDK's GPU memory (2026-12-01:
-# attention kernels and NHWC changed nothing beyond noise at batch 1) and cuDNN's fused convolution and bias.
+# SWEEP_BATCH (8), where memory grows with the batch. The default (2026-12-02's findings): the SDK's defaults, VAE slicing,
+# cuDNN's fused convolution and bias (faster at batch 8, slower at 1), and ONNX Runtime's doubling arena for comparison.
 # PROFILE=0 skips the kernel profile (ncu) of one UNet call.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 R=${RESULTS:-/root/results}; mkdir -p "$R"
 G="--cuda-graph+--cuda-options+sdpa_kernel=8"
-SWEEP=${SWEEP:-base:$G ws0:$G,cudnn_conv_use_max_workspace=0 same:$G,arena_extend_strategy=kSameAsRequested both:$G,cudnn_conv_use_max_workspace=0,arena_extend_strategy=kSameAsRequested slice:$G,cudnn_conv_use_max_workspace=0,arena_extend_strategy=kSameAsRequested+--vae-slicing fcb:$G,fuse_conv_bias=1}
+SWEEP=${SWEEP:-base:$G slice:$G+--vae-slicing fcb:$G,fuse_conv_bias=1 fcbslice:$G,fuse_conv_bias=1+--vae-slicing doubling:$G,arena_extend_strategy=kNextPowerOfTwo}
 SWEEP_BATCH=${SWEEP_BATCH:-8}
 stamp() { echo "=== $(date +%T) $*"; }
 save() { cp /root/side/side-by-side.json "$R/" 2>/dev/null; tar czf "$R/side-raw.tgz" -C /root side; }
