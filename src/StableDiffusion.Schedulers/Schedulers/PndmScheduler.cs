@@ -206,6 +206,13 @@ public sealed class PndmScheduler : DiffusionScheduler<PndmScheduler, PndmSchedu
             Elementwise.Apply(new AdamsBashforth3(), _ets[^1], _ets[^2], _ets[^3], combined);
             output = combined;
         }
+        else if (Options.PredictionType != PredictionType.VPrediction)
+        {
+            // The steady state: the combination and the update in one pass over the latents (the same float operations in
+            // the same order as two passes, so the same rounding).
+            Elementwise.Apply(new AdamsBashforth4Update(Update(timestep, prevTimestep)), _ets[^1], _ets[^2], _ets[^3], _ets[^4], from, prevSample);
+            return;
+        }
         else
         {
             Elementwise.Apply(new AdamsBashforth4(), _ets[^1], _ets[^2], _ets[^3], _ets[^4], combined);
@@ -218,21 +225,27 @@ public sealed class PndmScheduler : DiffusionScheduler<PndmScheduler, PndmSchedu
     // Formula (9) of the PNDM paper: x_{t−δ} from x_t and ε, with the v-prediction converted to ε first.
     private void PreviousSample(ReadOnlySpan<float> sample, int timestep, int prevTimestep, ReadOnlySpan<float> modelOutput, Span<float> prevSample)
     {
+        if (Options.PredictionType == PredictionType.VPrediction)
+        {
+            float alphaProd = Noise.AlphasCumprod[timestep];
+            float[] epsilon = Buffer(ref _combined, sample.Length);
+            Elementwise.LinearCombination(MathF.Sqrt(alphaProd), modelOutput, MathF.Sqrt(1f - alphaProd), sample, epsilon);
+            modelOutput = epsilon;
+        }
+
+        Elementwise.Apply(Update(timestep, prevTimestep), sample, modelOutput, prevSample);
+    }
+
+    // The coefficients of formula (9) from timestep to prevTimestep.
+    private PndmUpdate Update(int timestep, int prevTimestep)
+    {
         float alphaProd = Noise.AlphasCumprod[timestep];
         float alphaProdPrev = prevTimestep >= 0 ? Noise.AlphasCumprod[prevTimestep] : Noise.FinalAlphaCumprod(Options.SetAlphaToOne);
         float betaProd = 1f - alphaProd;
         float betaProdPrev = 1f - alphaProdPrev;
         float sampleCoefficient = MathF.Sqrt(alphaProdPrev / alphaProd);
         float denominator = alphaProd * MathF.Sqrt(betaProdPrev) + MathF.Sqrt(alphaProd * betaProd * alphaProdPrev);
-        var op = new PndmUpdate(sampleCoefficient, alphaProdPrev - alphaProd, denominator);
-        if (Options.PredictionType == PredictionType.VPrediction)
-        {
-            float[] epsilon = Buffer(ref _combined, sample.Length);
-            Elementwise.LinearCombination(MathF.Sqrt(alphaProd), modelOutput, MathF.Sqrt(betaProd), sample, epsilon);
-            modelOutput = epsilon;
-        }
-
-        Elementwise.Apply(op, sample, modelOutput, prevSample);
+        return new PndmUpdate(sampleCoefficient, alphaProdPrev - alphaProd, denominator);
     }
 
     private void PushEt(ReadOnlySpan<float> modelOutput)
@@ -281,5 +294,16 @@ public sealed class PndmScheduler : DiffusionScheduler<PndmScheduler, PndmSchedu
 
         public Vector<float> Invoke(Vector<float> e1, Vector<float> e2, Vector<float> e3, Vector<float> e4) =>
             OneTwentyFourth * (55f * e1 - 59f * e2 + 37f * e3 - 9f * e4);
+    }
+
+    /// <summary><see cref="AdamsBashforth4"/>'s combination fed straight into <see cref="PndmUpdate"/> with the sample.</summary>
+    private readonly struct AdamsBashforth4Update(PndmUpdate update) : IElementwiseOp5
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float e1, float e2, float e3, float e4, float x) => update.Invoke(x, default(AdamsBashforth4).Invoke(e1, e2, e3, e4));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Invoke(Vector<float> e1, Vector<float> e2, Vector<float> e3, Vector<float> e4, Vector<float> x) =>
+            update.Invoke(x, default(AdamsBashforth4).Invoke(e1, e2, e3, e4));
     }
 }
