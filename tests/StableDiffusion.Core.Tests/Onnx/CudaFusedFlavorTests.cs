@@ -67,6 +67,27 @@ public sealed class CudaFusedFlavorTests
     }
 
     [Fact]
+    public void VaeEncoder_PassesOnnxRuntimesSchemaChecks_AndLacksOnlyTheCudaKernels()
+    {
+        // Image-to-image and inpainting encode NCHW pixels: the flavor turns them NHWC before its first convolution.
+        Fixtures.Require();
+        string vae = Fixtures.PathOf("tiny-sd/vae");
+        using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(vae, "diffusion_pytorch_model.safetensors"));
+        var parameters = new SafetensorsParameters([weights], TensorElementType.Float16);
+        var graph = new GraphBuilder(parameters: parameters, flavor: GraphFlavor.CudaFused);
+        AutoencoderKL config = AutoencoderKL.FromConfig(ComponentConfig.Load(Path.Combine(vae, "config.json")));
+        Value images = graph.Input("sample", TensorElementType.Float16, "batch", config.InChannels, "height", "width");
+        (Value mean, Value std) = config.Encode(graph, images);
+        graph.Output(mean, "latent_mean", "batch", config.LatentChannels, "latent_height", "latent_width");
+        graph.Output(std, "latent_std", "batch", config.LatentChannels, "latent_height", "latent_width");
+        ModelProto model = graph.ToModel();
+
+        Assert.Contains(model.Graph.Node, n => n.OpType == "NhwcConv");
+        Assert.DoesNotContain(model.Graph.Node, n => n.OpType == "NhwcConv" && n.Input[0] == "sample");
+        AssertOnlyKernelsMissing(model, parameters.Folder);
+    }
+
+    [Fact]
     public void SchemaCheck_RejectsANodeThatBreaksItsSchema()
     {
         // The control for the checks above: a GroupNorm without its required activation, and a MultiHeadAttention fed a
