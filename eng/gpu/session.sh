@@ -6,6 +6,8 @@
 # Progress goes to stdout; results to $RESULTS (default /root/results): side-by-side.json, side-raw.tgz, sweep.tgz,
 # best-flags, diffusers-folder.json, kernels.txt, ncu.csv.gz, and a file "done".
 #   setsid nohup bash eng/gpu/session.sh > /root/log 2>&1 < /dev/null &
+# Keep the machine busy until "done" appears: wait-and-copy commands back to back, nothing between them. An idle machine
+# is reclaimed after about 30 s and this run dies with it (2026-12-02: lost during the comparison that way).
 # SWEEP: space-separated name:sdbench-flags ('+' stands for a space); each runs the SDK alone at batch 1 and at
 # SWEEP_BATCH (8), where memory grows with the batch. The default (2026-12-02's findings): the SDK's defaults, VAE slicing,
 # cuDNN's fused convolution and bias (faster at batch 8, slower at 1), and ONNX Runtime's doubling arena for comparison.
