@@ -11,7 +11,7 @@
 # SWEEP: space-separated name:sdbench-flags ('+' stands for a space); each runs the SDK alone at batch 1 and at
 # SWEEP_BATCH (8), where memory grows with the batch. The default (2026-12-02's findings): the SDK's defaults, VAE slicing,
 # cuDNN's fused convolution and bias (faster at batch 8, slower at 1), and ONNX Runtime's doubling arena for comparison.
-# PROFILE=0 skips the kernel profile (ncu) of one UNet call.
+# PROFILE=0 skips the kernel profile (ncu) of one UNet call; CPU=0 skips the CPU pair.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 R=${RESULTS:-/root/results}; mkdir -p "$R"
@@ -75,6 +75,8 @@ if [ "${PROFILE:-1}" = 1 ]; then
   tail -3 /root/ncu.log; python3 eng/gpu/kernel_summary.py /root/ncu.csv > "$R/kernels.txt" 2>&1; head -40 "$R/kernels.txt"
   gzip -c /root/ncu.csv > "$R/ncu.csv.gz" 2>/dev/null
 fi
-stamp "CPU"
-side --batches --onnx-fp32 /root/m32 --cpu-iterations 2 --run-timeout 400 --out /root/side; save
+if [ "${CPU:-1}" = 1 ]; then
+  stamp "CPU"
+  side --batches --onnx-fp32 /root/m32 --cpu-iterations 2 --run-timeout 400 --out /root/side; save
+fi
 stamp done; touch "$R/done"
