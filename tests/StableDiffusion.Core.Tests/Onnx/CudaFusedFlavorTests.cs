@@ -52,18 +52,15 @@ public sealed class CudaFusedFlavorTests
     public void VaeDecoder_PassesOnnxRuntimesSchemaChecks_AndLacksOnlyTheCudaKernels()
     {
         Fixtures.Require();
-        string vae = Fixtures.PathOf("tiny-sd/vae");
-        using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(vae, "diffusion_pytorch_model.safetensors"));
-        var parameters = new SafetensorsParameters([weights], TensorElementType.Float16);
-        var graph = new GraphBuilder(parameters: parameters, flavor: GraphFlavor.CudaFused);
-        AutoencoderKL config = AutoencoderKL.FromConfig(ComponentConfig.Load(Path.Combine(vae, "config.json")));
-        Value latents = graph.Input("latent_sample", TensorElementType.Float16, "batch", config.LatentChannels, "height", "width");
-        graph.Output(config.Decode(graph, latents), "sample", "batch", config.OutChannels, "image_height", "image_width");
-        ModelProto model = graph.ToModel();
+        (ModelProto model, string folder) = VaeGraph((graph, config) =>
+        {
+            Value latents = graph.Input("latent_sample", TensorElementType.Float16, "batch", config.LatentChannels, "height", "width");
+            graph.Output(config.Decode(graph, latents), "sample", "batch", config.OutChannels, "image_height", "image_width");
+        });
 
         Assert.Contains(model.Graph.Node, n => n.OpType == "NhwcConv");
         Assert.Contains(model.Graph.Node, n => n.OpType == "MultiHeadAttention");
-        AssertOnlyKernelsMissing(model, parameters.Folder);
+        AssertOnlyKernelsMissing(model, folder);
     }
 
     [Fact]
@@ -71,20 +68,17 @@ public sealed class CudaFusedFlavorTests
     {
         // Image-to-image and inpainting encode NCHW pixels: the flavor turns them NHWC before its first convolution.
         Fixtures.Require();
-        string vae = Fixtures.PathOf("tiny-sd/vae");
-        using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(vae, "diffusion_pytorch_model.safetensors"));
-        var parameters = new SafetensorsParameters([weights], TensorElementType.Float16);
-        var graph = new GraphBuilder(parameters: parameters, flavor: GraphFlavor.CudaFused);
-        AutoencoderKL config = AutoencoderKL.FromConfig(ComponentConfig.Load(Path.Combine(vae, "config.json")));
-        Value images = graph.Input("sample", TensorElementType.Float16, "batch", config.InChannels, "height", "width");
-        (Value mean, Value std) = config.Encode(graph, images);
-        graph.Output(mean, "latent_mean", "batch", config.LatentChannels, "latent_height", "latent_width");
-        graph.Output(std, "latent_std", "batch", config.LatentChannels, "latent_height", "latent_width");
-        ModelProto model = graph.ToModel();
+        (ModelProto model, string folder) = VaeGraph((graph, config) =>
+        {
+            Value images = graph.Input("sample", TensorElementType.Float16, "batch", config.InChannels, "height", "width");
+            (Value mean, Value std) = config.Encode(graph, images);
+            graph.Output(mean, "latent_mean", "batch", config.LatentChannels, "latent_height", "latent_width");
+            graph.Output(std, "latent_std", "batch", config.LatentChannels, "latent_height", "latent_width");
+        });
 
         Assert.Contains(model.Graph.Node, n => n.OpType == "NhwcConv");
         Assert.DoesNotContain(model.Graph.Node, n => n.OpType == "NhwcConv" && n.Input[0] == "sample");
-        AssertOnlyKernelsMissing(model, parameters.Folder);
+        AssertOnlyKernelsMissing(model, folder);
     }
 
     [Fact]
@@ -106,6 +100,17 @@ public sealed class CudaFusedFlavorTests
             var ex = Assert.Throws<OnnxRuntimeException>(() => GraphRunner.Session(broken.ToBytes()).Dispose());
             Assert.DoesNotContain("Failed to find kernel", ex.Message, StringComparison.Ordinal);
         }
+    }
+
+    /// <summary>tiny-sd's VAE in the CUDA-fused flavor, float16, with the inputs and outputs <paramref name="build"/> gives it.</summary>
+    private static (ModelProto Model, string DataFolder) VaeGraph(Action<GraphBuilder, AutoencoderKL> build)
+    {
+        string vae = Fixtures.PathOf("tiny-sd/vae");
+        using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(vae, "diffusion_pytorch_model.safetensors"));
+        var parameters = new SafetensorsParameters([weights], TensorElementType.Float16);
+        var graph = new GraphBuilder(parameters: parameters, flavor: GraphFlavor.CudaFused);
+        build(graph, AutoencoderKL.FromConfig(ComponentConfig.Load(Path.Combine(vae, "config.json"))));
+        return (graph.ToModel(), parameters.Folder);
     }
 
     private static void AssertOnlyKernelsMissing(ModelProto model, string folder)
