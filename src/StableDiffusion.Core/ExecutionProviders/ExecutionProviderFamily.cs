@@ -52,6 +52,10 @@ internal abstract class ExecutionProviderFamily(string ortName, string[] names, 
     /// leaves it to the provider: where the CPU threads do the model's work.</summary>
     public virtual bool SpinsByDefault => false;
 
+    /// <summary>Whether ONNX Runtime plans each run's memory from the first run's shapes where
+    /// <see cref="SessionSettings.EnableMemoryPattern"/> leaves it to the provider.</summary>
+    public virtual bool PlansMemoryByDefault => true;
+
     /// <summary>The operators a graph built from diffusers weights uses on this provider, for <paramref name="component"/>
     /// computing in <paramref name="precision"/>: plain ONNX operators unless the provider has faster ones of its own, with
     /// the UNet's attention through <c>MultiHeadAttention</c> when <paramref name="fuseAttention"/> (the session's

@@ -15,7 +15,7 @@ internal static class SessionOptionsFactory
             options.LogId = component;
             options.GraphOptimizationLevel = settings.GraphOptimizationLevel;
             options.EnableCpuMemArena = settings.EnableMemoryArena;
-            options.EnableMemoryPattern = settings.EnableMemoryPattern;
+            options.EnableMemoryPattern = settings.PlansMemory;
             string spinning = settings.Spins ? "1" : "0";
             options.AddSessionConfigEntry("session.intra_op.allow_spinning", spinning);
             options.AddSessionConfigEntry("session.inter_op.allow_spinning", spinning);

@@ -31,8 +31,14 @@ public sealed record SessionSettings
     /// <summary>Whether the CPU memory arena is used (faster; keeps memory allocated between runs).</summary>
     public bool EnableMemoryArena { get; init; } = true;
 
-    /// <summary>Whether ONNX Runtime plans memory from the first run's shapes (DirectML requires this off; it is then forced off).</summary>
-    public bool EnableMemoryPattern { get; init; } = true;
+    /// <summary>
+    /// Whether ONNX Runtime plans memory from the first run's shapes and, from the second run on, allocates one block for
+    /// all of a run's tensors (its memory pattern). Null (the default) plans on the CPU provider and not on CUDA: there
+    /// the device arena keeps what the first run allocated tensor by tensor, and the planned block comes on top of it
+    /// (docs/performance.md, "Memory on the GPU"); without the pattern, later runs reuse the first run's memory.
+    /// DirectML requires it off and it is then off whatever this says.
+    /// </summary>
+    public bool? EnableMemoryPattern { get; init; }
 
     /// <summary>
     /// Whether the UNet's inputs and output are bound in device memory (IOBinding) when it runs on CUDA, so each step copies
@@ -62,4 +68,7 @@ public sealed record SessionSettings
 
     /// <summary>Whether <see cref="AllowSpinning"/>, or its default for the provider, lets the intra-op threads spin.</summary>
     internal bool Spins => AllowSpinning ?? ExecutionProviderFamily.Of(ExecutionProvider).SpinsByDefault;
+
+    /// <summary>Whether <see cref="EnableMemoryPattern"/>, or its default for the provider, plans memory from the first run.</summary>
+    internal bool PlansMemory => EnableMemoryPattern ?? ExecutionProviderFamily.Of(ExecutionProvider).PlansMemoryByDefault;
 }

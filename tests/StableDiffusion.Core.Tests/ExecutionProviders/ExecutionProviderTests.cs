@@ -100,6 +100,31 @@ public sealed class ExecutionProviderTests
         Assert.Equal(spins, settings.Spins);
     }
 
+    [Theory]
+    [InlineData("CPU", null, true)]
+    [InlineData("CPU", false, false)]
+    [InlineData("CUDA", null, false)]
+    [InlineData("CUDA", true, true)]
+    [InlineData("TensorRT", null, false)]
+    [InlineData("DirectML", null, false)]
+    [InlineData("OpenVINO", null, true)]
+    public void EnableMemoryPattern_DefaultsToPlanningExceptOnCudaAndDirectML(string name, bool? enableMemoryPattern, bool plans)
+    {
+        var settings = new SessionSettings { ExecutionProvider = new ExecutionProvider { Name = name }, EnableMemoryPattern = enableMemoryPattern };
+
+        Assert.Equal(plans, settings.PlansMemory);
+    }
+
+    [Theory]
+    [InlineData(null, true)]
+    [InlineData(false, false)]
+    public void SessionOptions_TakeTheMemoryPatternChoice(bool? enableMemoryPattern, bool expected)
+    {
+        using SessionOptions options = SessionOptionsFactory.Create(new SessionSettings { EnableMemoryPattern = enableMemoryPattern }, "unet");
+
+        Assert.Equal(expected, options.EnableMemoryPattern);
+    }
+
     [Fact]
     public void HostFamilies_BindHostBuffers()
     {

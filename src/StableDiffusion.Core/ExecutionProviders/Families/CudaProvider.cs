@@ -28,6 +28,10 @@ internal class CudaProvider : ExecutionProviderFamily
 
     public override string? GraphCaptureOption => "enable_cuda_graph";
 
+    // With the memory pattern, a session's second run allocates one block for the tensors its first run allocated one by
+    // one, and the arena keeps both. Measured on SD 1.5 (H200, docs/performance.md "Memory on the GPU"): see there.
+    public override bool PlansMemoryByDefault => false;
+
     public override Pipelines.ComputePrecision DefaultComputePrecision => Pipelines.ComputePrecision.Float16;
 
     // The fused operators are ONNX Runtime's Stable Diffusion optimizer's, made for float16 (their attention is always

@@ -5,6 +5,8 @@ namespace StableDiffusion.ExecutionProviders.Families;
 /// <summary>DirectML on Windows (any DirectX 12 GPU).</summary>
 internal sealed class DirectMLProvider() : ExecutionProviderFamily("DmlExecutionProvider", ["DirectML", "DML"], "Microsoft.ML.OnnxRuntime.DirectML (Windows)")
 {
+    public override bool PlansMemoryByDefault => false;
+
     public override void Append(SessionOptions options, ExecutionProvider provider)
     {
         // DirectML requires these (ONNX Runtime's DirectML documentation).
