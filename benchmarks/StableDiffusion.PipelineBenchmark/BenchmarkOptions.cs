@@ -7,7 +7,7 @@ internal sealed record BenchmarkOptions
 {
     public const string Usage =
         "usage: sdbench --model DIR [--provider cpu|cuda] [--device-id N] [--steps 50] [--size 512] [--batch 1] [--iterations 3] [--warmup 1] " +
-        "[--scheduler NAME] [--static] [--cuda-graph] [--no-iobinding] [--cudnn-search EXHAUSTIVE|HEURISTIC|DEFAULT] [--cuda-options KEY=VALUE,...] [--no-safety] [--vae-slicing] " +
+        "[--scheduler NAME] [--static] [--cuda-graph] [--no-iobinding] [--cudnn-search EXHAUSTIVE|HEURISTIC|DEFAULT] [--cuda-options KEY=VALUE,...] [--no-safety] [--vae-slicing] [--memory-pattern|--no-memory-pattern] " +
         "[--no-fuse-attention] [--bare-calls 30 (0: skip)] [--sync] [--spin|--no-spin] [--loras A.safetensors,B.safetensors] [--lora-switches 4] [--label NAME] [--json PATH]";
 
     public required string Model { get; init; }
@@ -44,6 +44,9 @@ internal sealed record BenchmarkOptions
     /// <summary>StableDiffusionPipelineOptions.EnableVaeSlicing: decode one image per VAE run.</summary>
     public bool VaeSlicing { get; init; }
 
+    /// <summary>SessionSettings.EnableMemoryPattern: --memory-pattern, --no-memory-pattern, or the provider's default (off on CUDA).</summary>
+    public bool? MemoryPattern { get; init; }
+
     /// <summary>Load the exports' attention as exported (<c>SessionSettings.FuseAttention = false</c>) instead of the provider's default.</summary>
     public bool NoFuseAttention { get; init; }
 
@@ -68,7 +71,7 @@ internal sealed record BenchmarkOptions
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var flags = new HashSet<string>(StringComparer.Ordinal);
-        string[] flagNames = ["--static", "--cuda-graph", "--no-iobinding", "--no-safety", "--vae-slicing", "--sync", "--spin", "--no-spin", "--no-fuse-attention"];
+        string[] flagNames = ["--static", "--cuda-graph", "--no-iobinding", "--no-safety", "--vae-slicing", "--sync", "--spin", "--no-spin", "--no-fuse-attention", "--memory-pattern", "--no-memory-pattern"];
         for (int i = 0; i < args.Length; i++)
         {
             if (flagNames.Contains(args[i]))
@@ -104,6 +107,7 @@ internal sealed record BenchmarkOptions
             CudaOptions = values.TryGetValue("--cuda-options", out string? cudaOptions) ? ParsePairs(cudaOptions, "--cuda-options") : new Dictionary<string, string>(),
             SafetyChecker = !flags.Contains("--no-safety"),
             VaeSlicing = flags.Contains("--vae-slicing"),
+            MemoryPattern = flags.Contains("--memory-pattern") ? true : flags.Contains("--no-memory-pattern") ? false : null,
             Sync = flags.Contains("--sync"),
             Spin = flags.Contains("--spin") ? true : flags.Contains("--no-spin") ? false : null,
             Loras = values.TryGetValue("--loras", out string? loras) ? loras.Split(',', StringSplitOptions.RemoveEmptyEntries) : [],

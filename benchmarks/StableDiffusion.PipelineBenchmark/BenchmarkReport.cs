@@ -37,6 +37,9 @@ internal sealed class BenchmarkReport
 
     public bool VaeSlicing { get; init; }
 
+    /// <summary>SessionSettings.EnableMemoryPattern as given (null: the provider's default).</summary>
+    public bool? MemoryPattern { get; init; }
+
     public bool? IoBinding { get; init; }
 
     public bool UNetDeviceBinding { get; set; }

@@ -1,15 +1,17 @@
 using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
 using StableDiffusion.Pipelines;
 
 namespace StableDiffusion.Benchmarks;
 
 /// <summary>
-/// The GPU memory in use (the whole device: total minus free, as <c>cudaMemGetInfo</c> reads it) when each stage of a
-/// generation starts and when it ends, so that a peak can be split between the weights and each model's working memory.
-/// Progress is reported synchronously on the generating thread, so each reading is taken between two stages. The benchmark's
-/// own: the SDK itself never reads device memory.
+/// The GPU memory in use (the whole device: total minus free, as <c>cudaMemGetInfo</c> reads it) with the CUDA context
+/// alone, after each component loads, and when each stage of a generation starts and ends, so that a peak can be split
+/// between the context, each model's weights and each model's working memory. Components load one after the other and
+/// progress is reported synchronously on the generating thread, so each reading is taken between two steps. The
+/// benchmark's own: the SDK itself never reads device memory.
 /// </summary>
-internal sealed unsafe class DeviceMemoryByStage : IProgress<GenerationProgress>
+internal sealed unsafe class DeviceMemoryByStage : IProgress<GenerationProgress>, ILoggerFactory, ILogger
 {
     private static readonly Lazy<(nint SetDevice, nint MemGetInfo)?> Runtime = new(Load);
     private readonly int _device;
@@ -17,7 +19,8 @@ internal sealed unsafe class DeviceMemoryByStage : IProgress<GenerationProgress>
 
     private DeviceMemoryByStage(int device) => _device = device;
 
-    /// <summary>The readings in order: "after load", then one per stage as it starts, then "completed".</summary>
+    /// <summary>The readings in order: "CUDA context", one per component as it loads, "after load", then one per stage as it
+    /// starts, "Completed", and "after the timed runs".</summary>
     public List<KeyValuePair<string, double>> Readings { get; } = [];
 
     /// <summary>A probe for <paramref name="device"/>, or null where the CUDA runtime cannot be loaded.</summary>
@@ -39,6 +42,31 @@ internal sealed unsafe class DeviceMemoryByStage : IProgress<GenerationProgress>
         {
             _last = value.Stage;
             Read(value.Stage.ToString());
+        }
+    }
+
+    // As the pipeline's logger factory: a reading after each "Component {Component} loaded ..." message.
+    ILogger ILoggerFactory.CreateLogger(string categoryName) => this;
+
+    void ILoggerFactory.AddProvider(ILoggerProvider provider)
+    {
+    }
+
+    void IDisposable.Dispose()
+    {
+    }
+
+    bool ILogger.IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+    IDisposable? ILogger.BeginScope<TState>(TState state) => null;
+
+    void ILogger.Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        if (state is IReadOnlyList<KeyValuePair<string, object?>> values
+            && values.Any(static v => v is { Key: "{OriginalFormat}", Value: string format } && format.StartsWith("Component {Component} loaded", StringComparison.Ordinal))
+            && values.FirstOrDefault(static v => v.Key == "Component").Value is string component)
+        {
+            Read($"{component} loaded");
         }
     }
 

@@ -21,7 +21,7 @@ catch (ArgumentException ex)
 }
 
 var report = new BenchmarkReport { Label = options.Label, Model = options.Model, Provider = options.Provider, Steps = options.Steps, Size = options.Size,
-    Batch = options.Batch, FuseAttention = !options.NoFuseAttention, StaticShape = options.Static, CudaGraph = options.CudaGraph, VaeSlicing = options.VaeSlicing, IoBinding = options.IoBinding, OrtVersion = OrtEnv.Instance().GetVersionString(),
+    Batch = options.Batch, FuseAttention = !options.NoFuseAttention, StaticShape = options.Static, CudaGraph = options.CudaGraph, VaeSlicing = options.VaeSlicing, MemoryPattern = options.MemoryPattern, IoBinding = options.IoBinding, OrtVersion = OrtEnv.Instance().GetVersionString(),
     Date = DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture), Machine = $"{Environment.ProcessorCount} cores, {Environment.OSVersion}" };
 try
 {
@@ -31,24 +31,26 @@ try
     report.ProviderOptions = provider.Options;
     var pipelineOptions = new StableDiffusionPipelineOptions
     {
-        Session = new SessionSettings { ExecutionProvider = provider, IoBinding = options.IoBinding, AllowSpinning = options.Spin, FuseAttention = options.NoFuseAttention ? false : null },
+        Session = new SessionSettings { ExecutionProvider = provider, IoBinding = options.IoBinding, AllowSpinning = options.Spin, FuseAttention = options.NoFuseAttention ? false : null, EnableMemoryPattern = options.MemoryPattern },
         StaticShape = options.Static ? new StaticShapeOptions { Height = options.Size, Width = options.Size, ImagesPerCall = options.Batch } : null,
         ComponentSessions = options.CudaGraph
             ? new Dictionary<string, SessionSettings>
             {
-                ["unet"] = new() { ExecutionProvider = provider with { Options = new Dictionary<string, string>(provider.Options) { ["enable_cuda_graph"] = "1" } }, IoBinding = true },
+                ["unet"] = new() { ExecutionProvider = provider with { Options = new Dictionary<string, string>(provider.Options) { ["enable_cuda_graph"] = "1" } }, IoBinding = true, EnableMemoryPattern = options.MemoryPattern },
             }
             : new Dictionary<string, SessionSettings>(),
         EnableSafetyChecker = options.SafetyChecker,
         EnableVaeSlicing = options.VaeSlicing,
     };
 
+    // The CUDA context is made here (cudaSetDevice), before any session, so that the first reading is the context alone.
+    DeviceMemoryByStage? memory = options.Provider == "cuda" ? DeviceMemoryByStage.TryCreate(options.DeviceId) : null;
+    memory?.Read("CUDA context");
     var load = Stopwatch.StartNew();
-    using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(options.Model, pipelineOptions);
+    using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(options.Model, pipelineOptions with { LoggerFactory = memory });
     report.LoadSeconds = load.Elapsed.TotalSeconds;
     report.UNetDeviceBinding = pipe.UNet.UsesDeviceBinding;
     report.UNetCudaGraph = pipe.UNet.UsesCudaGraph;
-    DeviceMemoryByStage? memory = options.Provider == "cuda" ? DeviceMemoryByStage.TryCreate(options.DeviceId) : null;
     memory?.Read("after load");
     Console.WriteLine($"[{options.Label}] loaded in {report.LoadSeconds:0.00} s (UNet {pipe.UNet.SampleType}, device binding {pipe.UNet.UsesDeviceBinding}, CUDA graph {pipe.UNet.UsesCudaGraph})");
 

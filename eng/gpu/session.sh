@@ -9,14 +9,16 @@
 # Keep the machine busy until "done" appears: wait-and-copy commands back to back, nothing between them. An idle machine
 # is reclaimed after about 30 s and this run dies with it (2026-12-02: lost during the comparison that way).
 # SWEEP: space-separated name:sdbench-flags ('+' stands for a space); each runs the SDK alone at batch 1 and at
-# SWEEP_BATCH (8), where memory grows with the batch. The default (2026-12-02's findings): the SDK's defaults, VAE slicing,
-# cuDNN's fused convolution and bias (faster at batch 8, slower at 1), and ONNX Runtime's doubling arena for comparison.
-# PROFILE=0 skips the kernel profile (ncu) of one UNet call; CPU=0 skips the CPU pair.
+# SWEEP_BATCH (8), where memory grows with the batch. The default: the SDK's defaults with VAE slicing (the least memory
+# at batch 8 in the 2026-12-02 sweep), against the same with ONNX Runtime's memory pattern on (the SDK's default on
+# CUDA is off since). The CUDA tests (Category=Gpu) run first, on the fused export.
+# PROFILE=0 skips the kernel profile (ncu) of one UNet call; CPU=0 skips the CPU pair, CPU_ITERATIONS sets its timed calls (2);
+# DFOLDER_BATCHES the batch sizes of the SDK on the diffusers folder (1 4).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 R=${RESULTS:-/root/results}; mkdir -p "$R"
 G="--cuda-graph+--cuda-options+sdpa_kernel=8"
-SWEEP=${SWEEP:-base:$G slice:$G+--vae-slicing fcb:$G,fuse_conv_bias=1 fcbslice:$G,fuse_conv_bias=1+--vae-slicing doubling:$G,arena_extend_strategy=kNextPowerOfTwo}
+SWEEP=${SWEEP:-base:$G+--vae-slicing mp:$G+--vae-slicing+--memory-pattern}
 SWEEP_BATCH=${SWEEP_BATCH:-8}
 stamp() { echo "=== $(date +%T) $*"; }
 save() { cp /root/side/side-by-side.json "$R/" 2>/dev/null; tar czf "$R/side-raw.tgz" -C /root side; }
@@ -24,6 +26,8 @@ side() { bash eng/gpu/device.sh side --diffusers-flags= --sdk-model /root/mopt "
 
 stamp models
 [ -d /root/mopt ] || bash eng/gpu/device.sh models
+stamp "CUDA tests"
+SD_CUDA_MODEL=/root/mopt timeout 300 bash eng/gpu/device.sh tests > "$R/cuda-tests.txt" 2>&1; tail -8 "$R/cuda-tests.txt"
 for variant in $SWEEP; do
   name=${variant%%:*}; flags=${variant#*:}; flags=${flags//+/ }
   for batch in 1 "$SWEEP_BATCH"; do
@@ -59,8 +63,9 @@ stamp "side by side, batch 1 and 4"
 side --batches 1 4 --sdk-flags="$best" --run-timeout 300 --out /root/side; save
 stamp "side by side, batch 8"
 side --batches 8 --sdk-flags="$best" --run-timeout 320 --out /root/side; save
-stamp "SDK from the diffusers folder (its graphs built at load), batch 1 and 4"
-side --systems sdk --batches 1 4 --sdk-model /root/full/diffusers --sdk-flags="$best" --run-timeout 300 --out /root/dfolder
+stamp "SDK from the diffusers folder (its graphs built at load), batch ${DFOLDER_BATCHES:-1 4}"
+# shellcheck disable=SC2086
+side --systems sdk --batches ${DFOLDER_BATCHES:-1 4} --sdk-model /root/full/diffusers --sdk-flags="$best" --run-timeout 300 --out /root/dfolder
 cp /root/dfolder/side-by-side.json "$R/diffusers-folder.json" 2>/dev/null
 if [ "${PROFILE:-1}" = 1 ]; then
   # Kernel times of one generation with four PNDM steps (five UNet calls), CUDA graph off so that each kernel is seen, cuDNN's
@@ -77,6 +82,6 @@ if [ "${PROFILE:-1}" = 1 ]; then
 fi
 if [ "${CPU:-1}" = 1 ]; then
   stamp "CPU"
-  side --batches --onnx-fp32 /root/m32 --cpu-iterations 2 --run-timeout 400 --out /root/side; save
+  side --batches --onnx-fp32 /root/m32 --cpu-iterations "${CPU_ITERATIONS:-2}" --run-timeout 400 --out /root/side; save
 fi
 stamp done; touch "$R/done"
