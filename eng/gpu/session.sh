@@ -10,8 +10,9 @@
 # is reclaimed after about 30 s and this run dies with it (2026-12-02: lost during the comparison that way).
 # SWEEP: space-separated name:sdbench-flags ('+' stands for a space); each runs the SDK alone at batch 1 and at
 # SWEEP_BATCH (8), where memory grows with the batch. The default: the SDK's defaults with VAE slicing (the least memory
-# at batch 8 in the 2026-12-02 sweep), against the same with ONNX Runtime's memory pattern on (the SDK's default on
-# CUDA is off since). The CUDA tests (Category=Gpu) run first, on the fused export.
+# at batch 8 in the 2026-12-02 sweep), against the same with ONNX Runtime's memory pattern on in every session (the
+# SDK's default on CUDA: off, except in the UNet's graph-capturing session). The CUDA tests (Category=Gpu) run first,
+# on the fused export.
 # PROFILE=0 skips the kernel profile (ncu) of one UNet call; CPU=0 skips the CPU pair, CPU_ITERATIONS sets its timed calls (2);
 # DFOLDER_BATCHES the batch sizes of the SDK on the diffusers folder (1 4).
 set -uo pipefail

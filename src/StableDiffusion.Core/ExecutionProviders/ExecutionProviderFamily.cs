@@ -54,7 +54,7 @@ internal abstract class ExecutionProviderFamily(string ortName, string[] names, 
 
     /// <summary>Whether ONNX Runtime plans each run's memory from the first run's shapes where
     /// <see cref="SessionSettings.EnableMemoryPattern"/> leaves it to the provider.</summary>
-    public virtual bool PlansMemoryByDefault => true;
+    public virtual bool PlansMemoryByDefault(ExecutionProvider provider) => true;
 
     /// <summary>The operators a graph built from diffusers weights uses on this provider, for <paramref name="component"/>
     /// computing in <paramref name="precision"/>: plain ONNX operators unless the provider has faster ones of its own, with

@@ -9,6 +9,14 @@ internal static class SessionOptionsFactory
     public static SessionOptions Create(SessionSettings settings, string component)
     {
         ArgumentNullException.ThrowIfNull(settings);
+        ExecutionProviderFamily family = ExecutionProviderFamily.Of(settings.ExecutionProvider);
+        if (settings.EnableMemoryPattern == false && family.CapturesGraphs(settings.ExecutionProvider))
+        {
+            throw new ExecutionProviderException(
+                $"The {component} session captures a graph ({family.GraphCaptureOption}) but SessionSettings.EnableMemoryPattern is false: the capture run " +
+                "must not allocate device memory, and only the memory pattern reserves it beforehand. Leave EnableMemoryPattern unset (or true) for this session, or turn graph capture off.");
+        }
+
         var options = new SessionOptions();
         try
         {

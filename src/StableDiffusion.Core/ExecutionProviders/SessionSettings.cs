@@ -33,10 +33,11 @@ public sealed record SessionSettings
 
     /// <summary>
     /// Whether ONNX Runtime plans memory from the first run's shapes and, from the second run on, allocates one block for
-    /// all of a run's tensors (its memory pattern). Null (the default) plans on the CPU provider and not on CUDA: there
-    /// the device arena keeps what the first run allocated tensor by tensor, and the planned block comes on top of it
-    /// (docs/performance.md, "Memory on the GPU"); without the pattern, later runs reuse the first run's memory.
-    /// DirectML requires it off and it is then off whatever this says.
+    /// all of a run's tensors (its memory pattern). Null (the default) plans on the CPU provider, and on CUDA only for a
+    /// session that captures a CUDA graph (<c>enable_cuda_graph</c>, which needs it): elsewhere on CUDA the device arena
+    /// keeps what the first run allocated tensor by tensor and the planned block comes on top of it, while without the
+    /// pattern later runs reuse the first run's memory (docs/performance.md, "Memory on the GPU"). DirectML requires it
+    /// off and it is then off whatever this says; false with graph capture is refused when the session is created.
     /// </summary>
     public bool? EnableMemoryPattern { get; init; }
 
@@ -70,5 +71,5 @@ public sealed record SessionSettings
     internal bool Spins => AllowSpinning ?? ExecutionProviderFamily.Of(ExecutionProvider).SpinsByDefault;
 
     /// <summary>Whether <see cref="EnableMemoryPattern"/>, or its default for the provider, plans memory from the first run.</summary>
-    internal bool PlansMemory => EnableMemoryPattern ?? ExecutionProviderFamily.Of(ExecutionProvider).PlansMemoryByDefault;
+    internal bool PlansMemory => EnableMemoryPattern ?? ExecutionProviderFamily.Of(ExecutionProvider).PlansMemoryByDefault(ExecutionProvider);
 }

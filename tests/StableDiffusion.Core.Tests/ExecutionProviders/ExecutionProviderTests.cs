@@ -101,18 +101,42 @@ public sealed class ExecutionProviderTests
     }
 
     [Theory]
-    [InlineData("CPU", null, true)]
-    [InlineData("CPU", false, false)]
-    [InlineData("CUDA", null, false)]
-    [InlineData("CUDA", true, true)]
-    [InlineData("TensorRT", null, false)]
-    [InlineData("DirectML", null, false)]
-    [InlineData("OpenVINO", null, true)]
-    public void EnableMemoryPattern_DefaultsToPlanningExceptOnCudaAndDirectML(string name, bool? enableMemoryPattern, bool plans)
+    [InlineData("CPU", null, null, true)]
+    [InlineData("CPU", false, null, false)]
+    [InlineData("CUDA", null, null, false)]
+    [InlineData("CUDA", true, null, true)]
+    [InlineData("CUDA", null, "enable_cuda_graph", true)]
+    [InlineData("TensorRT", null, null, false)]
+    [InlineData("TensorRT", null, "trt_cuda_graph_enable", true)]
+    [InlineData("DirectML", null, null, false)]
+    [InlineData("OpenVINO", null, null, true)]
+    public void EnableMemoryPattern_DefaultsToPlanningExceptOnCudaWithoutGraphsAndDirectML(string name, bool? enableMemoryPattern, string? graphOption, bool plans)
     {
-        var settings = new SessionSettings { ExecutionProvider = new ExecutionProvider { Name = name }, EnableMemoryPattern = enableMemoryPattern };
+        var options = new Dictionary<string, string>();
+        if (graphOption is not null)
+        {
+            options[graphOption] = "1";
+        }
+
+        var settings = new SessionSettings { ExecutionProvider = new ExecutionProvider { Name = name, Options = options }, EnableMemoryPattern = enableMemoryPattern };
 
         Assert.Equal(plans, settings.PlansMemory);
+    }
+
+    [Fact]
+    public void EnableMemoryPattern_Off_IsRefusedForAGraphCapturingSession()
+    {
+        var settings = new SessionSettings
+        {
+            ExecutionProvider = ExecutionProvider.Cuda(0, new Dictionary<string, string> { ["enable_cuda_graph"] = "1" }),
+            EnableMemoryPattern = false,
+        };
+
+        var error = Assert.Throws<ExecutionProviderException>(() => SessionOptionsFactory.Create(settings, "unet"));
+
+        Assert.Contains("unet", error.Message, StringComparison.Ordinal);
+        Assert.Contains("enable_cuda_graph", error.Message, StringComparison.Ordinal);
+        Assert.Contains("EnableMemoryPattern", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -29,8 +29,10 @@ internal class CudaProvider : ExecutionProviderFamily
     public override string? GraphCaptureOption => "enable_cuda_graph";
 
     // With the memory pattern, a session's second run allocates one block for the tensors its first run allocated one by
-    // one, and the arena keeps both. Measured on SD 1.5 (H200, docs/performance.md "Memory on the GPU"): see there.
-    public override bool PlansMemoryByDefault => false;
+    // one, and the arena keeps both (SD 1.5 on an H200: 396 MiB more after the first image, docs/performance.md "Memory on
+    // the GPU"). A session that captures a graph keeps it: the capture run must not allocate device memory, and the
+    // pattern's first two runs reserve all it needs; without it a batch of eight failed at capture (CUDA error 901).
+    public override bool PlansMemoryByDefault(ExecutionProvider provider) => CapturesGraphs(provider);
 
     public override Pipelines.ComputePrecision DefaultComputePrecision => Pipelines.ComputePrecision.Float16;
 

@@ -5,7 +5,7 @@ namespace StableDiffusion.ExecutionProviders.Families;
 /// <summary>DirectML on Windows (any DirectX 12 GPU).</summary>
 internal sealed class DirectMLProvider() : ExecutionProviderFamily("DmlExecutionProvider", ["DirectML", "DML"], "Microsoft.ML.OnnxRuntime.DirectML (Windows)")
 {
-    public override bool PlansMemoryByDefault => false;
+    public override bool PlansMemoryByDefault(ExecutionProvider provider) => false;
 
     public override void Append(SessionOptions options, ExecutionProvider provider)
     {
