@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+import targets
+
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--diffusers-model", required=True, help="the model in the diffusers layout (float16 weights are used on CUDA)")
 ap.add_argument("--sdbench", required=True, help="the SDK's benchmark program")
@@ -177,6 +179,7 @@ try:
 except OSError:
     gpu_name = None
 results["machine"] = {"gpu": gpu_name, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+results["targets"] = targets.evaluate(results)
 summary_path.write_text(json.dumps(results, indent=1) + "\n")
 print("\nsystem               batch   s/call   s/image   first image   GPU MiB")
 for system, batches in results["gpu"].items():
