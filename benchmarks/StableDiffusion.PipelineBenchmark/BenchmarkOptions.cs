@@ -44,7 +44,7 @@ internal sealed record BenchmarkOptions
     /// <summary>StableDiffusionPipelineOptions.EnableVaeSlicing: decode one image per VAE run.</summary>
     public bool VaeSlicing { get; init; }
 
-    /// <summary>SessionSettings.EnableMemoryPattern: --memory-pattern, --no-memory-pattern, or the provider's default (off on CUDA).</summary>
+    /// <summary>SessionSettings.EnableMemoryPattern: --memory-pattern, --no-memory-pattern (refused with --cuda-graph), or the provider's default (on CUDA: only in the graph-capturing UNet).</summary>
     public bool? MemoryPattern { get; init; }
 
     /// <summary>Load the exports' attention as exported (<c>SessionSettings.FuseAttention = false</c>) instead of the provider's default.</summary>
