@@ -29,6 +29,9 @@ try
         ? ExecutionProvider.Cuda(options.DeviceId, Cuda(options))
         : ExecutionProvider.Cpu;
     report.ProviderOptions = provider.Options;
+    // The CUDA context is made here (cudaSetDevice), before any session, so that the first reading is the context alone.
+    DeviceMemoryByStage? memory = options.Provider == "cuda" ? DeviceMemoryByStage.TryCreate(options.DeviceId) : null;
+    memory?.Read("CUDA context");
     var pipelineOptions = new StableDiffusionPipelineOptions
     {
         Session = new SessionSettings { ExecutionProvider = provider, IoBinding = options.IoBinding, AllowSpinning = options.Spin, FuseAttention = options.NoFuseAttention ? false : null, EnableMemoryPattern = options.MemoryPattern },
@@ -41,13 +44,11 @@ try
             : new Dictionary<string, SessionSettings>(),
         EnableSafetyChecker = options.SafetyChecker,
         EnableVaeSlicing = options.VaeSlicing,
+        LoggerFactory = memory, // a reading after each component loads
     };
 
-    // The CUDA context is made here (cudaSetDevice), before any session, so that the first reading is the context alone.
-    DeviceMemoryByStage? memory = options.Provider == "cuda" ? DeviceMemoryByStage.TryCreate(options.DeviceId) : null;
-    memory?.Read("CUDA context");
     var load = Stopwatch.StartNew();
-    using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(options.Model, pipelineOptions with { LoggerFactory = memory });
+    using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(options.Model, pipelineOptions);
     report.LoadSeconds = load.Elapsed.TotalSeconds;
     report.UNetDeviceBinding = pipe.UNet.UsesDeviceBinding;
     report.UNetCudaGraph = pipe.UNet.UsesCudaGraph;
