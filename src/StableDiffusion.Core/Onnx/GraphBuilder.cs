@@ -33,6 +33,9 @@ internal sealed class GraphBuilder
     private readonly Dictionary<string, Value> _parameters = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, long> _domains = new(StringComparer.Ordinal) { [string.Empty] = Opset };
     private readonly List<string> _scope = [];
+    private readonly HashSet<string> _read = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ResidualSum> _unreadResiduals = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _residualOutputs = new(StringComparer.Ordinal);
 
     /// <summary>Creates an empty graph.</summary>
     /// <param name="name">The graph's name.</param>
@@ -77,7 +80,7 @@ internal sealed class GraphBuilder
     /// </summary>
     public void Output(Value value, string name, params ReadOnlySpan<Dim> shape)
     {
-        Own(value);
+        Read(value);
         if (value.Name != name)
         {
             Claim(name);
@@ -202,41 +205,77 @@ internal sealed class GraphBuilder
         Node(opType, inputs, [outputType ?? FirstType(opType, inputs)], domain, attributes)[0];
 
     /// <summary>Adds a node with one output per element of <paramref name="outputTypes"/>; a null input is an omitted optional one.</summary>
-    public Value[] Node(string opType, IReadOnlyList<Value?> inputs, ReadOnlySpan<TensorElementType> outputTypes, string domain = "", params ReadOnlySpan<(string Name, object Value)> attributes)
+    public Value[] Node(string opType, IReadOnlyList<Value?> inputs, ReadOnlySpan<TensorElementType> outputTypes, string domain = "", params ReadOnlySpan<(string Name, object Value)> attributes) =>
+        AddNode(opType, inputs, outputTypes, [], domain, attributes);
+
+    /// <summary>
+    /// <paramref name="input"/> + <paramref name="bias"/> + <paramref name="skip"/>: a residual connection, added as the flavor
+    /// adds it (<see cref="Builders.GraphFlavor.AddResidual"/>). Until a node reads the sum, the normalization that comes next
+    /// may take it back (<see cref="TakeResidual"/>) and compute it in its own fused operator, as ONNX Runtime's
+    /// SkipLayerNormalization and SkipGroupNorm do: one kernel instead of two or three over the whole activation.
+    /// </summary>
+    /// <param name="input">The branch's output: token sequences [N, L, C] or images in the flavor's layout.</param>
+    /// <param name="skip">What the branch adds to: of <paramref name="input"/>'s shape, or per channel over images (a time embedding through <see cref="Builders.GraphFlavor.PerChannel"/>).</param>
+    /// <param name="channels">The channels of the sum (C).</param>
+    /// <param name="bias">The branch's last bias [C], kept apart for a fused operator to add (a linear layer's, on tokens only); null for none.</param>
+    public Value Residual(Value input, Value skip, int channels, Value? bias = null)
     {
-        string name = UniqueNodeName(opType);
-        var node = new NodeProto { OpType = opType, Name = name, Domain = domain };
-        foreach (Value? input in inputs)
+        int first = _graph.Node.Count;
+        Value sum = Flavor.AddResidual(this, input, skip, channels, bias);
+        _unreadResiduals[sum.Name] = new ResidualSum(input, skip, bias, sum.Name, [.. _graph.Node.Skip(first)]);
+        return sum;
+    }
+
+    /// <summary>
+    /// Takes back the residual sum <paramref name="sum"/> made by <see cref="Residual"/> if nothing has read it yet: its nodes
+    /// leave the graph, and the caller must compute it again as an output of its fused operator
+    /// (<see cref="NodeWithResidual"/>). Null when <paramref name="sum"/> is no such sum, or a node has read it already.
+    /// </summary>
+    public ResidualSum? TakeResidual(Value sum)
+    {
+        Own(sum);
+        if (!_unreadResiduals.Remove(sum.Name, out ResidualSum? residual))
         {
-            if (input is not null)
+            return null;
+        }
+
+        foreach (NodeProto node in residual.Nodes)
+        {
+            for (int i = _graph.Node.Count - 1; i >= 0; i--)
             {
-                Own(input);
+                if (ReferenceEquals(_graph.Node[i], node))
+                {
+                    _graph.Node.RemoveAt(i);
+                    break;
+                }
             }
 
-            node.Input.Add(input?.Name ?? string.Empty);
+            foreach (string output in node.Output)
+            {
+                _names.Remove(output);
+            }
         }
 
-        var outputs = new Value[outputTypes.Length];
-        for (int i = 0; i < outputs.Length; i++)
-        {
-            string output = $"{name}_output_{i}";
-            Claim(output);
-            node.Output.Add(output);
-            outputs[i] = new Value(this, output, outputTypes[i]);
-        }
+        return residual;
+    }
 
-        foreach ((string attributeName, object value) in attributes)
-        {
-            node.Attribute.Add(Attribute(attributeName, value));
-        }
-
-        if (domain.Length > 0)
-        {
-            _domains.TryAdd(domain, 1);
-        }
-
-        _graph.Node.Add(node);
-        return outputs;
+    /// <summary>
+    /// Adds a fused operator that computes, besides its result (output 0, of the sum's type), the residual sum
+    /// <paramref name="residual"/> taken back with <see cref="TakeResidual"/>: as output <paramref name="sumOutput"/>, under the
+    /// sum's own name, where the values that read it later find it. Outputs between the two are left out (optional
+    /// statistics), and so is the sum when nothing has read it by the time the model is written (the kernel then skips
+    /// writing it).
+    /// </summary>
+    public Value NodeWithResidual(string opType, IReadOnlyList<Value?> inputs, ResidualSum residual, int sumOutput, string domain, params ReadOnlySpan<(string Name, object Value)> attributes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sumOutput, 1);
+        var types = new TensorElementType[sumOutput + 1];
+        var names = new string?[sumOutput + 1];
+        types.AsSpan().Fill(residual.Input.ElementType);
+        names.AsSpan(1, sumOutput - 1).Fill(string.Empty);
+        names[sumOutput] = residual.Name;
+        _residualOutputs.Add(residual.Name);
+        return AddNode(opType, inputs, types, names, domain, attributes)[0];
     }
 
     /// <summary>The model: this graph with its opset imports.</summary>
@@ -244,6 +283,19 @@ internal sealed class GraphBuilder
     {
         var model = new ModelProto { IrVersion = IrVersion, ProducerName = "StableDiffusion.Onnx", Graph = _graph.Clone() };
         model.OpsetImport.AddRange(_domains.Select(d => new OperatorSetIdProto { Domain = d.Key, Version = d.Value }));
+        foreach (NodeProto node in model.Graph.Node)
+        {
+            // A fused operator's residual sum that nothing reads: trailing outputs that are left out, no longer computed.
+            int last = node.Output.Count - 1;
+            if (last > 0 && _residualOutputs.Contains(node.Output[last]) && !_read.Contains(node.Output[last]))
+            {
+                while (node.Output.Count > 1 && (node.Output[^1].Length == 0 || _residualOutputs.Contains(node.Output[^1])))
+                {
+                    node.Output.RemoveAt(node.Output.Count - 1);
+                }
+            }
+        }
+
         return model;
     }
 
@@ -261,6 +313,48 @@ internal sealed class GraphBuilder
         }
 
         return value;
+    }
+
+    private Value[] AddNode(string opType, IReadOnlyList<Value?> inputs, ReadOnlySpan<TensorElementType> outputTypes, ReadOnlySpan<string?> outputNames, string domain,
+        ReadOnlySpan<(string Name, object Value)> attributes)
+    {
+        string name = UniqueNodeName(opType);
+        var node = new NodeProto { OpType = opType, Name = name, Domain = domain };
+        foreach (Value? input in inputs)
+        {
+            if (input is not null)
+            {
+                Read(input);
+            }
+
+            node.Input.Add(input?.Name ?? string.Empty);
+        }
+
+        var outputs = new Value[outputTypes.Length];
+        for (int i = 0; i < outputs.Length; i++)
+        {
+            string output = outputNames.IsEmpty || outputNames[i] is null ? $"{name}_output_{i}" : outputNames[i]!;
+            if (output.Length > 0)
+            {
+                Claim(output);
+            }
+
+            node.Output.Add(output);
+            outputs[i] = new Value(this, output, outputTypes[i]);
+        }
+
+        foreach ((string attributeName, object value) in attributes)
+        {
+            node.Attribute.Add(Attribute(attributeName, value));
+        }
+
+        if (domain.Length > 0)
+        {
+            _domains.TryAdd(domain, 1);
+        }
+
+        _graph.Node.Add(node);
+        return outputs;
     }
 
     private static TensorElementType FirstType(string opType, IReadOnlyList<Value?> inputs) =>
@@ -289,6 +383,14 @@ internal sealed class GraphBuilder
         {
             throw new ArgumentException($"The graph '{_graph.Name}' already has a value named '{name}'.", nameof(name));
         }
+    }
+
+    // A node or a graph output reads the value: a residual sum read as it is can no longer be fused into what comes next.
+    private void Read(Value value)
+    {
+        Own(value);
+        _read.Add(value.Name);
+        _unreadResiduals.Remove(value.Name);
     }
 
     private void Own(Value value)

@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.Core.Tests.Onnx.Support;
+using StableDiffusion.Core.Tests.Weights;
 using StableDiffusion.Onnx;
 using StableDiffusion.Onnx.Builders;
 using StableDiffusion.Testing;
@@ -18,7 +19,7 @@ namespace StableDiffusion.Core.Tests.Onnx;
 [Trait("Area", "WeightsLoading")]
 public sealed class CudaFusedFlavorTests
 {
-    private static readonly string[] CudaOnlyOperators = ["NhwcConv", "GroupNorm", "BiasSplitGelu"];
+    private static readonly string[] CudaOnlyOperators = ["NhwcConv", "GroupNorm", "SkipGroupNorm", "BiasSplitGelu", "BiasAdd"];
 
     [Fact]
     public void UNet_IsNhwcThroughoutWithOnnxRuntimesFusedOperators()
@@ -28,15 +29,27 @@ public sealed class CudaFusedFlavorTests
         var operators = model.Graph.Node.GroupBy(n => n.OpType).ToDictionary(g => g.Key, g => g.Count());
 
         Assert.True(operators["NhwcConv"] >= 20, $"{operators["NhwcConv"]} NhwcConv nodes");
-        Assert.True(operators["GroupNorm"] >= 20, $"{operators["GroupNorm"]} GroupNorm nodes");
         Assert.Equal(8, operators["MultiHeadAttention"]); // attn1 and attn2 of four transformer blocks
+        // tiny-sd's UNet: 8 resnets, 4 transformers. Each resnet's norm2 takes the time embedding as a per-channel skip (8);
+        // a norm whose input is a residual sum takes that sum: the 4 transformers' norms, the mid block's two resnets'
+        // norm1 and conv_norm_out (7). The norm1 of the up blocks' resnets reads a concatenation and of the first down
+        // resnets a convolution: plain GroupNorm (6).
+        Assert.Equal(15, operators["SkipGroupNorm"]);
+        Assert.Equal(6, operators["GroupNorm"]);
+        // norm2 and norm3 of each transformer block take the attention's sum with its output bias; norm1 reads proj_in.
+        Assert.Equal(8, operators["SkipLayerNormalization"]);
+        Assert.Equal(4, operators["LayerNormalization"]);
+        // The feed-forward's output bias and residual: BiasAdd's kernel takes Stable Diffusion's widths, not tiny-sd's 32.
+        Assert.False(operators.ContainsKey("BiasAdd"));
+        // Sums that nothing reads after their norm are not output: the time embeddings' (norm2 alone reads them) and conv_norm_out's.
+        Assert.Equal(9, model.Graph.Node.Count(n => n.OpType == "SkipGroupNorm" && n.Output.Count == 1));
         Assert.All(new[] { "Conv", "InstanceNormalization", "Softmax" }, op => Assert.False(operators.ContainsKey(op), $"a plain {op} is left"));
         // Activations are transposed twice, NCHW to NHWC after the input and back before the output; other Transposes turn weights.
         Assert.Equal(2, model.Graph.Node.Count(n => n.OpType == "Transpose" && !model.Graph.Node.Any(c => c.OpType == "NhwcConv" && c.Input[1] == n.Output[0])));
         Assert.Equal((int)TensorElementType.Float16, model.Graph.Input.Single(i => i.Name == "sample").Type.TensorType.ElemType);
         Assert.Equal((int)TensorElementType.Float, model.Graph.Input.Single(i => i.Name == "timestep").Type.TensorType.ElemType);
-        Assert.All(model.Graph.Node.Where(n => n.OpType == "GroupNorm"), n => Assert.Equal(
-            [(int)TensorElementType.Float, (int)TensorElementType.Float], n.Input.Skip(1).Select(i => ElementTypeOf(model, i))));
+        Assert.All(model.Graph.Node.Where(n => n.OpType is "GroupNorm" or "SkipGroupNorm"), n => Assert.Equal(
+            [(int)TensorElementType.Float, (int)TensorElementType.Float], n.Input.Skip(1).Take(2).Select(i => ElementTypeOf(model, i))));
     }
 
     [Fact]
@@ -79,6 +92,37 @@ public sealed class CudaFusedFlavorTests
         Assert.Contains(model.Graph.Node, n => n.OpType == "NhwcConv");
         Assert.DoesNotContain(model.Graph.Node, n => n.OpType == "NhwcConv" && n.Input[0] == "sample");
         AssertOnlyKernelsMissing(model, folder);
+    }
+
+    [Fact]
+    public void ResidualWithABias_AtAStableDiffusionWidth_IsOneBiasAdd_WhenNoNormTakesIt()
+    {
+        // A feed-forward's last linear layer plus its residual, read by something other than a norm (proj_out's reshape).
+        const int width = 320;
+        string folder = Directory.CreateTempSubdirectory("sd-bias-add-").FullName;
+        try
+        {
+            string path = Path.Combine(folder, "weights.safetensors");
+            SafetensorsWriter.Write(path, [
+                SafetensorsWriter.Tensor.Float16("net.2.weight", [width, 8], GraphRunner.Random(width * 8, seed: 1)),
+                SafetensorsWriter.Tensor.Float16("net.2.bias", [width], GraphRunner.Random(width, seed: 2))]);
+            using SafetensorsFile weights = SafetensorsFile.Open(path);
+            var parameters = new SafetensorsParameters([weights], TensorElementType.Float16);
+            var graph = new GraphBuilder(parameters: parameters, flavor: GraphFlavor.CudaFused);
+            Value x = graph.Input("x", TensorElementType.Float16, 2, 16, 8);
+            Value skip = graph.Input("skip", TensorElementType.Float16, 2, 16, width);
+            graph.Output(graph.Linear("net.2", x, residual: skip).Reshape(2, 4, 4, width), "y", 2, 4, 4, width);
+            ModelProto model = graph.ToModel();
+
+            NodeProto biasAdd = Assert.Single(model.Graph.Node, n => n.OpType == "BiasAdd");
+            Assert.Equal(["/net.2/FusedMatMul_output_0", "net.2.bias", "skip"], biasAdd.Input);
+            Assert.DoesNotContain(model.Graph.Node, n => n.OpType == "Add");
+            AssertOnlyKernelsMissing(model, parameters.Folder);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Fact]

@@ -274,6 +274,86 @@ public sealed class GraphBuilderTests : IDisposable
         Assert.Equal($"Tensor 'norm.weight' of '{file.Path}' is F32[4]; the model needs [6, 1, 1] (6 elements). The weights do not belong to this model's configuration.", ex.Message);
     }
 
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void Residual_ThatItsNormReadsFirst_IsFusedIntoTheNorm_WhichStillGivesTheSumToLaterReaders(bool cudaFused, bool readBeforeTheNorm)
+    {
+        // SkipLayerNormalization has a CPU kernel, so the CUDA flavor's fusion runs here: the layer norm of x·Wᵀ + b + skip,
+        // next to twice the sum read after the norm (or before it, which leaves the additions as they are).
+        const int batch = 2, tokens = 5, inFeatures = 3, width = 4;
+        float[] weight = GraphRunner.Random(width * inFeatures, seed: 21), bias = GraphRunner.Random(width, seed: 22);
+        float[] scale = GraphRunner.Random(width, seed: 23), shift = GraphRunner.Random(width, seed: 24);
+        using SafetensorsFile file = Weights("F32", ("proj.weight", [width, inFeatures], weight), ("proj.bias", [width], bias), ("norm.weight", [width], scale), ("norm.bias", [width], shift));
+        var parameters = new SafetensorsParameters([file], TensorElementType.Float);
+        var graph = new GraphBuilder(parameters: parameters, flavor: cudaFused ? GraphFlavor.CudaFused : GraphFlavor.Plain);
+        Value x = graph.Input("x", TensorElementType.Float, batch, tokens, inFeatures);
+        Value skip = graph.Input("skip", TensorElementType.Float, batch, tokens, width);
+        Value sum = graph.Linear("proj", x, residual: skip);
+        Value doubled = readBeforeTheNorm ? sum * 2f : null!;
+        Value normalized = graph.LayerNorm("norm", sum, epsilon: 1e-5f);
+        graph.Output(Value.Concat(-1, normalized, readBeforeTheNorm ? doubled : sum * 2f), "y", batch, tokens, 2 * width);
+        float[] input = GraphRunner.Random(batch * tokens * inFeatures, seed: 25), residual = GraphRunner.Random(batch * tokens * width, seed: 26);
+
+        ModelProto model = graph.ToModel();
+        (float[] actual, _) = GraphRunner.Run(model.ToByteArray(), parameters.Folder, ("x", input, [batch, tokens, inFeatures]), ("skip", residual, [batch, tokens, width]));
+
+        float[] expected = new float[batch * tokens * 2 * width];
+        for (int row = 0; row < batch * tokens; row++)
+        {
+            double[] s = new double[width];
+            for (int o = 0; o < width; o++)
+            {
+                s[o] = bias[o] + residual[(row * width) + o];
+                for (int i = 0; i < inFeatures; i++)
+                {
+                    s[o] += input[(row * inFeatures) + i] * weight[(o * inFeatures) + i];
+                }
+            }
+
+            double mean = s.Average(), variance = s.Select(v => (v - mean) * (v - mean)).Average();
+            for (int o = 0; o < width; o++)
+            {
+                expected[(row * 2 * width) + o] = (float)(((s[o] - mean) / Math.Sqrt(variance + 1e-5) * scale[o]) + shift[o]);
+                expected[(row * 2 * width) + width + o] = (float)(2 * s[o]);
+            }
+        }
+
+        ArrayAssert.Close(expected, actual, 1e-5, "layer norm of the residual sum, and the sum");
+        string[] operators = [.. model.Graph.Node.Select(n => n.OpType)];
+        if (cudaFused && !readBeforeTheNorm)
+        {
+            NodeProto fused = Assert.Single(model.Graph.Node, n => n.OpType == "SkipLayerNormalization");
+            Assert.Equal(["/proj/FusedMatMul_output_0", "skip", "norm.weight", "norm.bias", "proj.bias"], fused.Input);
+            Assert.Equal(4, fused.Output.Count); // the result, two statistics left out, the sum
+            Assert.Equal(["", ""], fused.Output.Skip(1).Take(2));
+            Assert.DoesNotContain("LayerNormalization", operators);
+            Assert.DoesNotContain("Add", operators);
+        }
+        else
+        {
+            Assert.Contains("LayerNormalization", operators);
+            Assert.Equal(2, operators.Count(op => op == "Add"));
+            Assert.DoesNotContain("SkipLayerNormalization", operators);
+        }
+    }
+
+    [Fact]
+    public void Residual_ThatNothingReadsAfterItsFusedNorm_IsNotOutput()
+    {
+        // conv_norm_out after the UNet's last residual: the kernel need not write a sum nobody reads.
+        using SafetensorsFile file = Weights("F32", ("norm.weight", [4], GraphRunner.Random(4, seed: 27)), ("norm.bias", [4], GraphRunner.Random(4, seed: 28)));
+        var graph = new GraphBuilder(parameters: new SafetensorsParameters([file], TensorElementType.Float), flavor: GraphFlavor.CudaFused);
+        Value x = graph.Input("x", TensorElementType.Float, 2, 5, 4);
+        graph.Output(graph.LayerNorm("norm", graph.Residual(x, graph.Input("skip", TensorElementType.Float, 2, 5, 4), channels: 4), epsilon: 1e-5f), "y", 2, 5, 4);
+
+        NodeProto fused = Assert.Single(graph.ToModel().Graph.Node, n => n.OpType == "SkipLayerNormalization");
+
+        Assert.Equal(["x", "skip", "norm.weight", "norm.bias", ""], fused.Input);
+        Assert.Single(fused.Output);
+    }
+
     [Fact]
     public void Constants_OfTheSameTypeAndValue_AreShared()
     {

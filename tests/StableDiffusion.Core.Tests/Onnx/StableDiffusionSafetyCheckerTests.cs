@@ -72,7 +72,8 @@ public sealed class StableDiffusionSafetyCheckerTests : IDisposable
     {
         // The flavor a float16 CUDA session builds with: the vision model's patch embedding reads NCHW pixels, which the
         // flavor's NHWC convolution cannot (it failed on the GPU: "Input channels C is not equal to kernel channels").
-        // What is left of the flavor here runs on the CPU, so the two graphs must agree exactly.
+        // What is left of the flavor here runs on the CPU: the same operators, except the layer norms that take their
+        // residual sums (SkipLayerNormalization, which has a CPU kernel), so the two graphs agree to float32 rounding.
         Fixtures.Require();
         Reference.Published.Require();
         (float[][] clipInputs, _, _) = Inputs();
@@ -86,8 +87,8 @@ public sealed class StableDiffusionSafetyCheckerTests : IDisposable
                 SessionRun.Of(session, [SessionRun.Input(SafetyChecker.ClipInputName, clipInput, [1, 3, 224, 224])], SafetyChecker.HasNsfwConceptsName, ConceptScores, SpecialScores))];
 
             Assert.Equal(runs[0].Flags(SafetyChecker.HasNsfwConceptsName), runs[1].Flags(SafetyChecker.HasNsfwConceptsName));
-            ArrayAssert.Close(runs[0][ConceptScores], runs[1][ConceptScores], 0, "concept scores");
-            ArrayAssert.Close(runs[0][SpecialScores], runs[1][SpecialScores], 0, "special-care scores");
+            ArrayAssert.Close(runs[0][ConceptScores], runs[1][ConceptScores], 1e-6, "concept scores");
+            ArrayAssert.Close(runs[0][SpecialScores], runs[1][SpecialScores], 1e-6, "special-care scores");
         }
     }
 

@@ -69,24 +69,24 @@ internal sealed record ClipEncoder(ComponentConfig Config, int HiddenSize, int I
         return hiddenStates;
     }
 
-    // CLIPEncoderLayer: pre-norm attention and MLP, each added to its input.
+    // CLIPEncoderLayer: pre-norm attention and MLP, each added to its input (residual sums the next layer norm may fuse).
     private Value Layer(GraphBuilder graph, string name, Value x, Value? mask)
     {
         using var scope = graph.Scope(name);
-        Value h = x + SelfAttention(graph, graph.LayerNorm("layer_norm1", x, HiddenSize, LayerNormEpsilon), mask);
-        return h + Mlp(graph, graph.LayerNorm("layer_norm2", h, HiddenSize, LayerNormEpsilon));
+        Value h = SelfAttention(graph, graph.LayerNorm("layer_norm1", x, HiddenSize, LayerNormEpsilon), mask, residual: x);
+        return Mlp(graph, graph.LayerNorm("layer_norm2", h, HiddenSize, LayerNormEpsilon), residual: h);
     }
 
-    private Value SelfAttention(GraphBuilder graph, Value x, Value? mask)
+    private Value SelfAttention(GraphBuilder graph, Value x, Value? mask, Value residual)
     {
         using var scope = graph.Scope("self_attn");
         Value attended = Attention.ScaledDotProduct(
             graph.Linear("q_proj", x, HiddenSize, HiddenSize), graph.Linear("k_proj", x, HiddenSize, HiddenSize), graph.Linear("v_proj", x, HiddenSize, HiddenSize),
             Heads, HeadDim, mask);
-        return graph.Linear("out_proj", attended, HiddenSize, HiddenSize);
+        return graph.Linear("out_proj", attended, HiddenSize, HiddenSize, residual);
     }
 
-    private Value Mlp(GraphBuilder graph, Value x)
+    private Value Mlp(GraphBuilder graph, Value x, Value residual)
     {
         using var scope = graph.Scope("mlp");
         Value h = graph.Linear("fc1", x, HiddenSize, IntermediateSize);
@@ -96,6 +96,6 @@ internal sealed record ClipEncoder(ComponentConfig Config, int HiddenSize, int I
             "gelu" => h.Gelu(),
             _ => h.GeluTanh(),
         };
-        return graph.Linear("fc2", h, IntermediateSize, HiddenSize);
+        return graph.Linear("fc2", h, IntermediateSize, HiddenSize, residual);
     }
 }

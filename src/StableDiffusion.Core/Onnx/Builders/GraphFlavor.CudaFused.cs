@@ -7,15 +7,22 @@ internal abstract partial class GraphFlavor
     /// from an export, emitted directly: images stay NHWC between the graph's input and output (no transposes around each
     /// convolution), convolutions are <c>NhwcConv</c> (weights [out, k, k, in]), group norms <c>GroupNorm</c> with the SiLU
     /// fused (float32 scales, as the kernel requires), attention <c>MultiHeadAttention</c> over packed QKV (self) or packed KV
-    /// (cross) projections, and GEGLU <c>BiasSplitGelu</c>. Where a CUDA kernel does not take a size (the kernels are written
-    /// for Stable Diffusion's widths), the layer falls back to plain operators in the same layout, so any configuration builds.
+    /// (cross) projections, and GEGLU <c>BiasSplitGelu</c>. A residual sum (<see cref="GraphBuilder.Residual"/>) that a norm
+    /// reads first is computed by that norm's operator, which also outputs the sum for the next residual: <c>SkipGroupNorm</c>
+    /// (with the skip per channel for a resnet's time embedding), <c>SkipLayerNormalization</c> (with the attention's output
+    /// bias); one that no norm takes is a <c>BiasAdd</c> where it has a bias. Where a CUDA kernel does not take a size (the
+    /// kernels are written for Stable Diffusion's widths), the layer falls back to plain operators in the same layout, so any
+    /// configuration builds.
     /// </summary>
     private sealed class CudaFusedFlavor : GraphFlavor
     {
         /// <summary>The GEGLU widths ONNX Runtime's BiasSplitGelu kernel takes (its input's last dimension).</summary>
         private static readonly long[] BiasSplitGeluWidths = [2560, 5120, 10240];
 
-        /// <summary>ONNX Runtime's GroupNorm kernel handles two channels per thread and at most 32 groups.</summary>
+        /// <summary>The widths ONNX Runtime's BiasAdd kernel takes (the last dimension of its tokens).</summary>
+        private static readonly int[] BiasAddWidths = [320, 640, 1280];
+
+        /// <summary>ONNX Runtime's GroupNorm kernel (SkipGroupNorm's too) handles two channels per thread and at most 32 groups.</summary>
         private const int GroupNormMaxGroups = 32;
 
         public override long ChannelAxis => 3;
@@ -43,10 +50,24 @@ internal abstract partial class GraphFlavor
                 return FromNchw(Plain.GroupNorm(graph, ToNchw(x), groups, channels, epsilon, silu));
             }
 
-            return graph.Node("GroupNorm", [x, graph.Parameter("weight", elementType: TensorElementType.Float), graph.Parameter("bias", elementType: TensorElementType.Float)],
-                domain: GraphBuilder.MicrosoftDomain,
-                attributes: [("activation", silu ? 1L : 0L), ("groups", (long)groups), ("epsilon", epsilon), ("channels_last", 1L)]);
+            ResidualSum? sum = graph.TakeResidual(x);
+            Value scale = graph.Parameter("weight", elementType: TensorElementType.Float);
+            Value bias = graph.Parameter("bias", elementType: TensorElementType.Float);
+            (string, object)[] attributes = [("activation", silu ? 1L : 0L), ("groups", (long)groups), ("epsilon", epsilon), ("channels_last", 1L)];
+            return sum is null
+                ? graph.Node("GroupNorm", [x, scale, bias], domain: GraphBuilder.MicrosoftDomain, attributes: attributes)
+                : graph.NodeWithResidual("SkipGroupNorm", [sum.Input, scale, bias, sum.Skip, sum.Bias], sum, sumOutput: 1, GraphBuilder.MicrosoftDomain, attributes);
         }
+
+        public override Value LayerNorm(GraphBuilder graph, Value x, Value scale, Value bias, float epsilon) =>
+            graph.TakeResidual(x) is { } sum
+                ? graph.NodeWithResidual("SkipLayerNormalization", [sum.Input, sum.Skip, scale, bias, sum.Bias], sum, sumOutput: 3, GraphBuilder.MicrosoftDomain, ("epsilon", epsilon))
+                : base.LayerNorm(graph, x, scale, bias, epsilon);
+
+        public override Value AddResidual(GraphBuilder graph, Value input, Value skip, int channels, Value? bias) =>
+            bias is not null && BiasAddWidths.Contains(channels)
+                ? graph.Node("BiasAdd", [input, bias, skip], domain: GraphBuilder.MicrosoftDomain)
+                : base.AddResidual(graph, input, skip, channels, bias);
 
         public override Value PerChannel(Value vector) => vector.Unsqueeze(1, 2);
 
@@ -62,21 +83,16 @@ internal abstract partial class GraphFlavor
 
         public override Value Attention(GraphBuilder graph, Value x, Value? context, int heads, int headDim, bool projectionBias)
         {
-            Value attended;
             if (context is null)
             {
                 // Self-attention: one projection to [N, L, heads, 3, d], the packed QKV layout MultiHeadAttention reads.
                 Value qkv = PackedProjection(graph, x, ["to_q", "to_k", "to_v"], heads, headDim, projectionBias);
-                attended = MultiHeadAttention(graph, heads, qkv.Reshape(0, 0, heads, 3, headDim));
-            }
-            else
-            {
-                // Cross-attention: the query alone, keys and values in one projection to [N, L, heads, 2, d] (packed KV).
-                Value kv = PackedProjection(graph, context, ["to_k", "to_v"], heads, headDim, projectionBias);
-                attended = MultiHeadAttention(graph, heads, graph.Linear("to_q", x, projectionBias), kv.Reshape(0, 0, heads, 2, headDim));
+                return MultiHeadAttention(graph, heads, qkv.Reshape(0, 0, heads, 3, headDim));
             }
 
-            return graph.Linear("to_out.0", attended);
+            // Cross-attention: the query alone, keys and values in one projection to [N, L, heads, 2, d] (packed KV).
+            Value kv = PackedProjection(graph, context, ["to_k", "to_v"], heads, headDim, projectionBias);
+            return MultiHeadAttention(graph, heads, graph.Linear("to_q", x, projectionBias), kv.Reshape(0, 0, heads, 2, headDim));
         }
 
         public override Value GeGlu(GraphBuilder graph, Value x)

@@ -21,7 +21,8 @@ internal abstract partial class GraphFlavor
 
     /// <summary>
     /// ONNX Runtime's fused CUDA operators (<c>NhwcConv</c>, <c>GroupNorm</c> with SiLU, <c>MultiHeadAttention</c> with packed
-    /// QKV and KV, <c>BiasSplitGelu</c>), images in NHWC between the graph's NCHW input and output. For float16 on the CUDA
+    /// QKV and KV, <c>BiasSplitGelu</c>, and residual sums fused into <c>SkipGroupNorm</c>, <c>SkipLayerNormalization</c> and
+    /// <c>BiasAdd</c>), images in NHWC between the graph's NCHW input and output. For float16 on the CUDA
     /// provider; these operators have no CPU kernels.
     /// </summary>
     public static GraphFlavor CudaFused { get; } = new CudaFusedFlavor();
@@ -64,12 +65,25 @@ internal abstract partial class GraphFlavor
     }
 
     /// <summary>
-    /// diffusers' <c>Attention</c> module in the current scope: <c>to_q</c>, <c>to_k</c>, <c>to_v</c> (with biases when
-    /// <paramref name="projectionBias"/>), scaled dot-product attention over <paramref name="heads"/> heads of
-    /// <paramref name="headDim"/>, then <c>to_out.0</c>. Keys and values come from <paramref name="context"/>, or from
-    /// <paramref name="x"/> itself when null (self-attention).
+    /// diffusers' <c>Attention</c> module in the current scope up to its output projection: <c>to_q</c>, <c>to_k</c>,
+    /// <c>to_v</c> (with biases when <paramref name="projectionBias"/>) and scaled dot-product attention over
+    /// <paramref name="heads"/> heads of <paramref name="headDim"/>, giving [N, Lq, heads·d]; the module applies <c>to_out.0</c>
+    /// (with its residual). Keys and values come from <paramref name="context"/>, or from <paramref name="x"/> itself when null
+    /// (self-attention).
     /// </summary>
     public abstract Value Attention(GraphBuilder graph, Value x, Value? context, int heads, int headDim, bool projectionBias);
+
+    /// <summary>
+    /// <paramref name="input"/> + <paramref name="bias"/> + <paramref name="skip"/> for <see cref="GraphBuilder.Residual"/>,
+    /// where <paramref name="channels"/> is the sum's width: plain additions, or a flavor's fused operator.
+    /// </summary>
+    public virtual Value AddResidual(GraphBuilder graph, Value input, Value skip, int channels, Value? bias) => (bias is null ? input : input + bias) + skip;
+
+    /// <summary>
+    /// <c>nn.LayerNorm</c> over the last dimension with <paramref name="scale"/> and <paramref name="bias"/>; a flavor may compute
+    /// a residual sum of <see cref="GraphBuilder.Residual"/> in the same operator.
+    /// </summary>
+    public virtual Value LayerNorm(GraphBuilder graph, Value x, Value scale, Value bias, float epsilon) => x.LayerNorm(scale, bias, epsilon);
 
     /// <summary>diffusers' <c>GEGLU</c> in the current scope: <c>proj</c>, then the first half times GELU of the second half.</summary>
     public abstract Value GeGlu(GraphBuilder graph, Value x);
@@ -123,10 +137,9 @@ internal abstract partial class GraphFlavor
         public override Value Attention(GraphBuilder graph, Value x, Value? context, int heads, int headDim, bool projectionBias)
         {
             Value source = context ?? x;
-            Value attended = ScaledDotProduct(
+            return ScaledDotProduct(
                 graph.Linear("to_q", x, projectionBias), graph.Linear("to_k", source, projectionBias), graph.Linear("to_v", source, projectionBias),
                 heads, headDim, multiHeadAttention);
-            return graph.Linear("to_out.0", attended);
         }
 
         public override Value GeGlu(GraphBuilder graph, Value x)

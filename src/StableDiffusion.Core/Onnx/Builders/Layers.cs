@@ -13,6 +13,23 @@ internal static class Layers
         return x.Linear(graph.Parameter("weight"), bias ? graph.Parameter("bias") : null);
     }
 
+    /// <summary>
+    /// <c>residual + nn.Linear(x)</c>: a residual connection (<see cref="GraphBuilder.Residual"/>) that keeps the layer's bias
+    /// apart, so that the norm after it, or the addition itself, can be one fused operator in the graph's flavor.
+    /// </summary>
+    public static Value Linear(this GraphBuilder graph, string name, Value x, Value residual)
+    {
+        using var scope = graph.Scope(name);
+        return LinearPlusResidual(graph, x, graph.Parameter("weight"), checked((int)graph.ParameterShape("weight")[0]), residual);
+    }
+
+    /// <summary><c>residual + nn.Linear(in_features, out_features)(x)</c>, its weight required to be [out, in] (and its bias [out]).</summary>
+    public static Value Linear(this GraphBuilder graph, string name, Value x, int inFeatures, int outFeatures, Value residual)
+    {
+        using var scope = graph.Scope(name);
+        return LinearPlusResidual(graph, x, graph.Parameter("weight", shape: [outFeatures, inFeatures]), outFeatures, residual);
+    }
+
     /// <summary><c>nn.Linear(in_features, out_features)</c>, its weight required to be [out, in] (and its bias [out]).</summary>
     public static Value Linear(this GraphBuilder graph, string name, Value x, int inFeatures, int outFeatures, bool bias = true)
     {
@@ -48,13 +65,16 @@ internal static class Layers
     public static Value LayerNorm(this GraphBuilder graph, string name, Value x, float epsilon = 1e-5f)
     {
         using var scope = graph.Scope(name);
-        return x.LayerNorm(graph.Parameter("weight"), graph.Parameter("bias"), epsilon);
+        return graph.Flavor.LayerNorm(graph, x, graph.Parameter("weight"), graph.Parameter("bias"), epsilon);
     }
 
     /// <summary><c>nn.LayerNorm(features)</c> over the last dimension, its weight and bias required to be [features].</summary>
     public static Value LayerNorm(this GraphBuilder graph, string name, Value x, int features, float epsilon)
     {
         using var scope = graph.Scope(name);
-        return x.LayerNorm(graph.Parameter("weight", shape: [features]), graph.Parameter("bias", shape: [features]), epsilon);
+        return graph.Flavor.LayerNorm(graph, x, graph.Parameter("weight", shape: [features]), graph.Parameter("bias", shape: [features]), epsilon);
     }
+
+    private static Value LinearPlusResidual(GraphBuilder graph, Value x, Value weight, int width, Value residual) =>
+        graph.Residual(x.Linear(weight), residual, width, graph.Parameter("bias", shape: [width]));
 }

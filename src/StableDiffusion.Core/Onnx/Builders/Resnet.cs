@@ -16,13 +16,13 @@ internal sealed record ResnetBlock2D(int InChannels, int OutChannels, int Groups
         h = graph.Conv2d("conv1", h, padding: 1);
         if (temb is not null)
         {
-            h += graph.Flavor.PerChannel(graph.Linear("time_emb_proj", temb.Silu()));
+            h = graph.Residual(h, graph.Flavor.PerChannel(graph.Linear("time_emb_proj", temb.Silu())), OutChannels);
         }
 
         h = graph.GroupNorm("norm2", h, Groups, OutChannels, Epsilon, silu: true);
         h = graph.Conv2d("conv2", h, padding: 1);
         Value shortcut = InChannels != OutChannels ? graph.Conv2d("conv_shortcut", x) : x;
-        Value output = shortcut + h;
+        Value output = graph.Residual(h, shortcut, OutChannels);
         return OutputScaleFactor == 1f ? output : output / OutputScaleFactor;
     }
 }

@@ -41,15 +41,15 @@ internal sealed record Transformer2D(int Channels, int Heads, int HeadDim, int L
         h = LinearProjection
             ? flavor.FromTokens(graph.Linear("proj_out", h), Channels, heightOf: x)
             : graph.Conv2d("proj_out", flavor.FromTokens(h, InnerDim, heightOf: x));
-        return h + x;
+        return graph.Residual(h, x, Channels);
     }
 
     // BasicTransformerBlock with the "layer_norm" norm type: pre-norm residual attention, cross-attention and feed-forward.
     private Value Block(GraphBuilder graph, string name, Value h, Value context)
     {
         using var scope = graph.Scope(name);
-        h += Attend(graph, "attn1", graph.LayerNorm("norm1", h, LayerNormEpsilon), OnlyCrossAttention ? context : null);
-        h += Attend(graph, "attn2", graph.LayerNorm("norm2", h, LayerNormEpsilon), context);
+        h = Attend(graph, "attn1", graph.LayerNorm("norm1", h, LayerNormEpsilon), OnlyCrossAttention ? context : null, residual: h);
+        h = Attend(graph, "attn2", graph.LayerNorm("norm2", h, LayerNormEpsilon), context, residual: h);
         Value ff = graph.LayerNorm("norm3", h, LayerNormEpsilon);
         using (graph.Scope("ff"))
         {
@@ -58,13 +58,15 @@ internal sealed record Transformer2D(int Channels, int Heads, int HeadDim, int L
                 ff = graph.Flavor.GeGlu(graph, ff);
             }
 
-            return h + graph.Linear("net.2", ff);
+            return graph.Linear("net.2", ff, residual: h);
         }
     }
 
-    private Value Attend(GraphBuilder graph, string name, Value x, Value? context)
+    // The attention, its output projection, plus the residual.
+    private Value Attend(GraphBuilder graph, string name, Value x, Value? context, Value residual)
     {
         using var scope = graph.Scope(name);
-        return graph.Flavor.Attention(graph, x, context, Heads, HeadDim, projectionBias: false);
+        Value attended = graph.Flavor.Attention(graph, x, context, Heads, HeadDim, projectionBias: false);
+        return graph.Linear("to_out.0", attended, residual);
     }
 }

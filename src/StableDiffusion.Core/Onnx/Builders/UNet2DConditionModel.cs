@@ -118,7 +118,8 @@ internal sealed record UNet2DConditionModel(
     public Value Build(GraphBuilder graph, Value sample, Value timestep, Value context)
     {
         GraphFlavor flavor = graph.Flavor;
-        // A timestep of shape [1] broadcasts over the batch where the embedding is added, as diffusers' expand does.
+        // One timestep per image, as diffusers expands it: a fused norm takes the time embedding per image, never broadcast.
+        timestep = timestep.Expand(sample.Shape().Slice([0], [1], [0]));
         Value temb = TimeEmbedding(graph, Time.Embed(graph, timestep).Cast(sample.ElementType));
         Value h = flavor.FromNchw(CenterInputSample ? (sample * 2f) - 1f : sample);
         h = graph.Conv2d("conv_in", h, padding: ConvInKernel / 2);
