@@ -28,7 +28,7 @@ side() { bash eng/gpu/device.sh side --diffusers-flags= --sdk-model /root/mopt "
 stamp models
 [ -d /root/mopt ] || bash eng/gpu/device.sh models
 stamp "CUDA tests"
-SD_CUDA_MODEL=/root/mopt timeout 300 bash eng/gpu/device.sh tests > "$R/cuda-tests.txt" 2>&1; tail -8 "$R/cuda-tests.txt"
+SD_CUDA_MODEL=/root/mopt SD_CUDA_DIFFUSERS_UNET=/root/full/diffusers/unet timeout 420 bash eng/gpu/device.sh tests > "$R/cuda-tests.txt" 2>&1; tail -8 "$R/cuda-tests.txt"
 for variant in $SWEEP; do
   name=${variant%%:*}; flags=${variant#*:}; flags=${flags//+/ }
   for batch in 1 "$SWEEP_BATCH"; do
