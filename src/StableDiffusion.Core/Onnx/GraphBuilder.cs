@@ -33,7 +33,9 @@ internal sealed class GraphBuilder
     private readonly Dictionary<string, Value> _parameters = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, long> _domains = new(StringComparer.Ordinal) { [string.Empty] = Opset };
     private readonly List<string> _scope = [];
-    private readonly HashSet<string> _read = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _readers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (NodeProto Node, int Input, Value Bias)> _detachableBiases = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _readsLeftWithoutBias = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ResidualSum> _unreadResiduals = new(StringComparer.Ordinal);
     private readonly HashSet<string> _residualOutputs = new(StringComparer.Ordinal);
 
@@ -250,13 +252,45 @@ internal sealed class GraphBuilder
                 }
             }
 
+            foreach (string input in node.Input)
+            {
+                Unread(input);
+            }
+
             foreach (string output in node.Output)
             {
                 _names.Remove(output);
             }
         }
 
-        return residual;
+        // A convolution's bias on either term joins the sum's bias: one less pass over the activation.
+        Value? bias = residual.Bias;
+        foreach (Value term in new[] { residual.Input, residual.Skip })
+        {
+            if (DetachBias(term) is { } detached)
+            {
+                bias = bias is null ? detached : bias + detached;
+            }
+        }
+
+        return residual with { Bias = bias };
+    }
+
+    /// <summary>
+    /// Adds a node with one output whose input <paramref name="biasInput"/>, its last, is a bias over the output's last axis
+    /// (a convolution's in the NHWC layout). When the output goes into a residual sum that a fused norm takes
+    /// (<see cref="TakeResidual"/>) and nothing else reads it, the bias moves into that operator and this node runs without it.
+    /// </summary>
+    public Value NodeWithBias(string opType, IReadOnlyList<Value?> inputs, int biasInput, string domain, params ReadOnlySpan<(string Name, object Value)> attributes)
+    {
+        if (biasInput != inputs.Count - 1 || inputs[biasInput] is not { } bias)
+        {
+            throw new ArgumentException($"The bias of a {opType} node must be its last input, given.", nameof(biasInput));
+        }
+
+        Value output = AddNode(opType, inputs, [FirstType(opType, inputs)], [], domain, attributes)[0];
+        _detachableBiases[output.Name] = (_graph.Node[^1], biasInput, bias);
+        return output;
     }
 
     /// <summary>
@@ -287,7 +321,7 @@ internal sealed class GraphBuilder
         {
             // A fused operator's residual sum that nothing reads: trailing outputs that are left out, no longer computed.
             int last = node.Output.Count - 1;
-            if (last > 0 && _residualOutputs.Contains(node.Output[last]) && !_read.Contains(node.Output[last]))
+            if (last > 0 && _residualOutputs.Contains(node.Output[last]) && _readers.GetValueOrDefault(node.Output[last]) == 0)
             {
                 while (node.Output.Count > 1 && (node.Output[^1].Length == 0 || _residualOutputs.Contains(node.Output[^1])))
                 {
@@ -389,8 +423,38 @@ internal sealed class GraphBuilder
     private void Read(Value value)
     {
         Own(value);
-        _read.Add(value.Name);
+        if (_readsLeftWithoutBias.TryGetValue(value.Name, out int left))
+        {
+            // Its bias went into a fused residual: only that operator may read it as it now is.
+            _readsLeftWithoutBias[value.Name] = left > 0 ? left - 1
+                : throw new InvalidOperationException($"'{value.Name}' lost its bias to a fused residual sum and cannot be read again.");
+        }
+
+        _readers[value.Name] = _readers.GetValueOrDefault(value.Name) + 1;
         _unreadResiduals.Remove(value.Name);
+    }
+
+    // The removed node that read the value reads it no more.
+    private void Unread(string name)
+    {
+        if (name.Length > 0 && _readers.TryGetValue(name, out int count))
+        {
+            _readers[name] = count - 1;
+        }
+    }
+
+    // The bias of the node that computes term, if that node offered it (NodeWithBias) and nothing reads term any more: the
+    // node runs without it, and the caller adds it in the operator that reads term next (its one allowed read).
+    private Value? DetachBias(Value term)
+    {
+        if (_readers.GetValueOrDefault(term.Name) != 0 || !_detachableBiases.Remove(term.Name, out var offer))
+        {
+            return null;
+        }
+
+        offer.Node.Input.RemoveAt(offer.Input);
+        _readsLeftWithoutBias[term.Name] = 1;
+        return offer.Bias;
     }
 
     private void Own(Value value)

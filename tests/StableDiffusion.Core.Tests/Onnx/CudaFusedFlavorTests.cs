@@ -41,6 +41,11 @@ public sealed class CudaFusedFlavorTests
         Assert.Equal(4, operators["LayerNormalization"]);
         // The feed-forward's output bias and residual: BiasAdd's kernel takes Stable Diffusion's widths, not tiny-sd's 32.
         Assert.False(operators.ContainsKey("BiasAdd"));
+        // Convolutions whose output goes only into a sum that a norm takes leave their bias to it: conv1 of every resnet
+        // (8), conv2 and conv_shortcut of the resnets whose output a norm takes (5 and 2), proj_out of the transformers
+        // whose output a norm takes (2). The other 15 add their own.
+        Assert.Equal(17, model.Graph.Node.Count(n => n.OpType == "NhwcConv" && n.Input.Count == 2));
+        Assert.Equal(32, operators["NhwcConv"]);
         // Sums that nothing reads after their norm are not output: the time embeddings' (norm2 alone reads them) and conv_norm_out's.
         Assert.Equal(9, model.Graph.Node.Count(n => n.OpType == "SkipGroupNorm" && n.Output.Count == 1));
         Assert.All(new[] { "Conv", "InstanceNormalization", "Softmax" }, op => Assert.False(operators.ContainsKey(op), $"a plain {op} is left"));

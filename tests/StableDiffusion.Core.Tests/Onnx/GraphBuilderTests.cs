@@ -339,6 +339,52 @@ public sealed class GraphBuilderTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Residual_TakenByAFusedNorm_TakesTheBiasOfTheNodeThatComputedItsInput(bool cudaFused)
+    {
+        // A node that offers its bias (a convolution in the CUDA flavor; a Gemm here, which the CPU runs) loses it to the
+        // fused norm that takes the residual sum of its output: the same numbers, one pass over the activation less.
+        const int rows = 6, inFeatures = 3, width = 4;
+        float[] weight = GraphRunner.Random(width * inFeatures, seed: 31), bias = GraphRunner.Random(width, seed: 32);
+        float[] scale = GraphRunner.Random(width, seed: 33), shift = GraphRunner.Random(width, seed: 34);
+        using SafetensorsFile file = Weights("F32", ("norm.weight", [width], scale), ("norm.bias", [width], shift));
+        var parameters = new SafetensorsParameters([file], TensorElementType.Float);
+        var graph = new GraphBuilder(parameters: parameters, flavor: cudaFused ? GraphFlavor.CudaFused : GraphFlavor.Plain);
+        Value x = graph.Input("x", TensorElementType.Float, rows, inFeatures);
+        Value skip = graph.Input("skip", TensorElementType.Float, rows, width);
+        Value projected = graph.NodeWithBias("Gemm", [x, graph.Initializer("w", [width, inFeatures], weight), graph.Initializer("b", [width], bias)], biasInput: 2, domain: "", ("transB", 1L));
+        Value sum = graph.Residual(projected, skip, width);
+        graph.Output(Value.Concat(-1, graph.LayerNorm("norm", sum, epsilon: 1e-5f), sum * 2f), "y", rows, 2 * width);
+        float[] input = GraphRunner.Random(rows * inFeatures, seed: 35), residual = GraphRunner.Random(rows * width, seed: 36);
+
+        ModelProto model = graph.ToModel();
+        (float[] actual, _) = GraphRunner.Run(model.ToByteArray(), parameters.Folder, ("x", input, [rows, inFeatures]), ("skip", residual, [rows, width]));
+
+        float[] expected = new float[rows * 2 * width];
+        for (int row = 0; row < rows; row++)
+        {
+            double[] s = [.. Enumerable.Range(0, width).Select(o => bias[o] + residual[(row * width) + o] + Enumerable.Range(0, inFeatures).Sum(i => (double)input[(row * inFeatures) + i] * weight[(o * inFeatures) + i]))];
+            double mean = s.Average(), variance = s.Select(v => (v - mean) * (v - mean)).Average();
+            for (int o = 0; o < width; o++)
+            {
+                expected[(row * 2 * width) + o] = (float)(((s[o] - mean) / Math.Sqrt(variance + 1e-5) * scale[o]) + shift[o]);
+                expected[(row * 2 * width) + width + o] = (float)(2 * s[o]);
+            }
+        }
+
+        ArrayAssert.Close(expected, actual, 1e-5, "layer norm of the residual sum, and the sum");
+        NodeProto gemm = Assert.Single(model.Graph.Node, n => n.OpType == "Gemm");
+        Assert.Equal(cudaFused ? ["x", "w"] : ["x", "w", "b"], gemm.Input);
+        if (cudaFused)
+        {
+            Assert.Equal("b", Assert.Single(model.Graph.Node, n => n.OpType == "SkipLayerNormalization").Input[4]);
+            var ex = Assert.Throws<InvalidOperationException>(() => projected * 2f);
+            Assert.Contains("lost its bias", ex.Message, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public void Residual_ThatNothingReadsAfterItsFusedNorm_IsNotOutput()
     {
