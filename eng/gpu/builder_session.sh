@@ -8,6 +8,7 @@
 # builder.tgz (each run's side-by-side.json and sdbench report), export-operators.txt, kernels-*.txt, and "done".
 #   setsid nohup bash eng/gpu/builder_session.sh > /root/log 2>&1 < /dev/null &
 # FLAGS: the SDK's sdbench options (the fastest setup of the 2026-12-02 run, with the SDK's default memory settings).
+# MODELS=built measures the diffusers folder alone (no ONNX export is made: four minutes less).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 R=${RESULTS:-/root/results}; mkdir -p "$R"
@@ -15,42 +16,50 @@ FLAGS=${FLAGS:---cuda-graph --cuda-options sdpa_kernel=8 --vae-slicing}
 stamp() { echo "=== $(date +%T) $*"; }
 sdk() { bash eng/gpu/device.sh side --systems sdk --diffusers-flags= --sdk-flags="$FLAGS" "$@" 2>&1 | grep -E "median|failed|error|GPU memory" | tail -4; }
 
+MODELS=${MODELS:-export built}
+declare -A path=([export]=/root/mopt [built]=/root/full/diffusers)
 stamp models
-[ -d /root/mopt ] || bash eng/gpu/device.sh models
+if [ "$MODELS" = built ]; then [ -d /root/full/diffusers ] || ONNX= bash eng/gpu/device.sh models; else [ -d /root/mopt ] || bash eng/gpu/device.sh models; fi
 stamp "CUDA tests"
+# Without the export, the fused graphs against the plain ones only (the other CUDA tests load the export).
+[ -d /root/mopt ] || export TESTS="-class StableDiffusion.Core.Tests.Gpu.FusedGraphTests"
 SD_CUDA_MODEL=/root/mopt SD_CUDA_DIFFUSERS_UNET=/root/full/diffusers/unet timeout 420 bash eng/gpu/device.sh tests > "$R/cuda-tests.txt" 2>&1
 tail -8 "$R/cuda-tests.txt"
 for round in 1 2; do
-  for model in export:/root/mopt built:/root/full/diffusers; do
-    stamp "round $round: ${model%%:*}, batch 1"
-    sdk --batches 1 --sdk-model "${model#*:}" --run-timeout 240 --out "/root/builder/${model%%:*}-b1-$round"
+  for model in $MODELS; do
+    stamp "round $round: $model, batch 1"
+    sdk --batches 1 --sdk-model "${path[$model]}" --run-timeout 240 --out "/root/builder/$model-b1-$round"
   done
 done
-stamp "export, batch 8"
-sdk --batches 8 --iterations 3 --sdk-model /root/mopt --run-timeout 300 --out /root/builder/export-b8
+first=${MODELS%% *}
+stamp "$first, batch 8"
+sdk --batches 8 --iterations 3 --sdk-model "${path[$first]}" --run-timeout 300 --out "/root/builder/$first-b8"
 tar czf "$R/builder.tgz" -C /root builder
-stamp "the export's operators"
-python3 - > "$R/export-operators.txt" <<'PY'
+if [ -d /root/mopt ]; then
+  stamp "the export's operators"
+  python3 - > "$R/export-operators.txt" <<'PY'
 import collections
 import onnx
 for component in ["unet", "vae_decoder", "text_encoder", "safety_checker"]:
     model = onnx.load(f"/root/mopt/{component}/model.onnx", load_external_data=False)
     print(component, dict(collections.Counter(node.op_type for node in model.graph.node).most_common()))
 PY
-cat "$R/export-operators.txt" | cut -c1-400
+  cut -c1-400 "$R/export-operators.txt"
+fi
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
 if [ -n "$ncu" ]; then
   # Two PNDM steps (three UNet calls), CUDA graph off so that each kernel is seen, cuDNN's heuristic choice (an exhaustive
   # search would add thousands of trial kernels). ncu serialises kernels: it measures kernel times, not speed.
   nv=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
-  for model in export:/root/mopt built:/root/full/diffusers; do
-    stamp "kernel profile: ${model%%:*}"
+  for model in $MODELS; do
+    stamp "kernel profile: $model"
     LD_LIBRARY_PATH="/root/app:/usr/local/cuda-13.0/targets/x86_64-linux/lib:$nv/cu13/lib:$nv/cudnn/lib:$nv/cublas/lib" timeout 200 \
-      "$ncu" --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv --log-file "/root/ncu-${model%%:*}.csv" \
-      /root/app/sdbench --provider cuda --model "${model#*:}" --static --cudnn-search HEURISTIC --steps 2 --iterations 1 --warmup 0 \
-      --bare-calls 0 --cuda-options sdpa_kernel=8 --label "profile-${model%%:*}" > "/root/ncu-${model%%:*}.log" 2>&1
-    tail -2 "/root/ncu-${model%%:*}.log"
-    python3 eng/gpu/kernel_summary.py "/root/ncu-${model%%:*}.csv" > "$R/kernels-${model%%:*}.txt" 2>&1; head -12 "$R/kernels-${model%%:*}.txt"
+      "$ncu" --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv --log-file "/root/ncu-$model.csv" \
+      /root/app/sdbench --provider cuda --model "${path[$model]}" --static --cudnn-search HEURISTIC --steps 2 --iterations 1 --warmup 0 \
+      --bare-calls 0 --cuda-options sdpa_kernel=8 --label "profile-$model" > "/root/ncu-$model.log" 2>&1
+    tail -2 "/root/ncu-$model.log"
+    python3 eng/gpu/kernel_summary.py "/root/ncu-$model.csv" > "$R/kernels-$model.txt" 2>&1; head -12 "$R/kernels-$model.txt"
+    gzip -c "/root/ncu-$model.csv" > "$R/ncu-$model.csv.gz"
   done
 else
   stamp "no ncu on this machine: kernel profiles skipped"

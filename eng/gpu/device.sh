@@ -17,11 +17,11 @@ case "$stage" in
   models)
     # The full-size model with random weights: the diffusers layout (float32 + fp16 variant) in /root/full/diffusers,
     # its float32 ONNX export (/root/m32) and ONNX Runtime's fused float16 version of it (/root/mopt); FP16_EXPORT=1
-    # also writes the plain float16 export (/root/m16).
+    # also writes the plain float16 export (/root/m16); ONNX= (empty) builds the diffusers layout alone.
     in=${INPUTS:-.device-upload/inputs}
     mkdir -p /root/diffusers && /root/up/zstd -dc "$in/diffusers.tar.zst" | tar -x -C /root/diffusers
     t0=$(date +%s)
-    DIFFUSERS_SRC=/root/diffusers python3 eng/gpu/make_full_size_model.py /root/full --tokenizer "$in/tokenizer" ${ONNX:---onnx} 2>&1 | grep -v Warning | tail -3
+    DIFFUSERS_SRC=/root/diffusers python3 eng/gpu/make_full_size_model.py /root/full --tokenizer "$in/tokenizer" ${ONNX---onnx} 2>&1 | grep -v Warning | tail -3
     if [ -d /root/full/onnx32 ]; then
       ln -sfn /root/full/onnx32 /root/m32
       [ "${FP16_EXPORT:-0}" = 1 ] && python3 eng/gpu/convert_fp16.py /root/m32 /root/m16 2>&1 | tail -6
@@ -47,7 +47,8 @@ case "$stage" in
     ;;
   tests)
     # The published test executable runs xunit's own runner, whose filter option is -trait (not dotnet test's --filter-trait).
-    # ONNX Runtime's session warnings left out, so that a failure's message and stack fit in what is kept.
-    SD_CUDA_MODEL=${SD_CUDA_MODEL:-/root/m16} /root/app/StableDiffusion.Core.Tests -trait "Category=Gpu" 2>&1 | grep -v "W:onnxruntime" | tail -80
+    # ONNX Runtime's session warnings left out, so that a failure's message and stack fit in what is kept. TESTS: other
+    # runner options (-class NAME).
+    SD_CUDA_MODEL=${SD_CUDA_MODEL:-/root/m16} /root/app/StableDiffusion.Core.Tests ${TESTS:--trait Category=Gpu} 2>&1 | grep -v "W:onnxruntime" | tail -80
     ;;
 esac

@@ -263,13 +263,14 @@ internal sealed class GraphBuilder
             }
         }
 
-        // A convolution's bias on either term joins the sum's bias: one less pass over the activation.
+        // A convolution's bias on either term joins the sum's bias: one less pass over the activation. Biases are summed in
+        // float32, which ONNX Runtime folds into a constant on the CPU (it has no float16 Add kernel there).
         Value? bias = residual.Bias;
         foreach (Value term in new[] { residual.Input, residual.Skip })
         {
             if (DetachBias(term) is { } detached)
             {
-                bias = bias is null ? detached : bias + detached;
+                bias = bias is null ? detached : (bias.Cast(TensorElementType.Float) + detached.Cast(TensorElementType.Float)).Cast(detached.ElementType);
             }
         }
 
