@@ -10,7 +10,8 @@ internal abstract partial class GraphFlavor
     /// (cross) projections, and GEGLU <c>BiasSplitGelu</c>. A residual sum (<see cref="GraphBuilder.Residual"/>) that a norm
     /// reads first is computed by that norm's operator, which also outputs the sum for the next residual: <c>SkipGroupNorm</c>
     /// (with the skip per channel for a resnet's time embedding), <c>SkipLayerNormalization</c> (with the attention's output
-    /// bias); one that no norm takes is a <c>BiasAdd</c> where it has a bias. Where a CUDA kernel does not take a size (the
+    /// bias), and that operator adds the bias of a convolution whose output only the sum reads (ONNX Runtime would add it in
+    /// a kernel of its own); one that no norm takes is a <c>BiasAdd</c> where it has a bias. Where a CUDA kernel does not take a size (the
     /// kernels are written for Stable Diffusion's widths), the layer falls back to plain operators in the same layout, so any
     /// configuration builds.
     /// </summary>
