@@ -14,6 +14,9 @@ namespace StableDiffusion.Onnx;
 /// finds the module's weights by the same path (<c>down_blocks.0.resnets.1.conv1.weight</c>).</para>
 /// <para>The graph imports the default ONNX domain at <see cref="Opset"/>, and <c>com.microsoft</c> once a node uses it.
 /// Graph outputs carry their element type and shape; ONNX Runtime infers the rest when it loads the graph.</para>
+/// <para>The builder knows which values nodes read, for fusions a builder module cannot see alone: a residual sum
+/// (<see cref="Residual"/>) that the next norm reads first is taken into that norm's operator (<see cref="TakeResidual"/>),
+/// with the bias of a convolution whose output only the sum read (<see cref="NodeWithBias"/>).</para>
 /// </remarks>
 internal sealed class GraphBuilder
 {

@@ -12,10 +12,11 @@ namespace StableDiffusion.Core.Tests.Gpu;
 
 /// <summary>
 /// The CUDA-fused float16 graphs built from diffusers weights (ONNX Runtime's NhwcConv, GroupNorm, MultiHeadAttention,
-/// BiasSplitGelu) against the plain float32 graphs of the same weights, within float16's precision. They need ONNX
-/// Runtime's CUDA package (build with -p:UseCuda=true) and a GPU; the tiny fixtures always run, and SD_CUDA_DIFFUSERS_UNET
-/// may name a full-size diffusers UNet folder (for instance one written by benchmarks/StableDiffusion.UNetBenchmark
-/// make-sd15), whose widths take the fused kernels the tiny model falls back from (BiasSplitGelu).
+/// BiasSplitGelu, and the residual sums in SkipGroupNorm, SkipLayerNormalization and BiasAdd, with convolution biases moved
+/// into them) against the plain float32 graphs of the same weights, within float16's precision. They need ONNX Runtime's
+/// CUDA package (build with -p:UseCuda=true) and a GPU; the tiny fixtures always run, and SD_CUDA_DIFFUSERS_UNET may name a
+/// full-size diffusers UNet folder (for instance one written by benchmarks/StableDiffusion.UNetBenchmark make-sd15), whose
+/// widths take the fused kernels the tiny model falls back from (BiasSplitGelu, BiasAdd).
 /// </summary>
 [Trait("Category", "Gpu")]
 public sealed class FusedGraphTests
