@@ -23,7 +23,8 @@ SWEEP=${SWEEP:-base:$G+--vae-slicing mp:$G+--vae-slicing+--memory-pattern}
 SWEEP_BATCH=${SWEEP_BATCH:-8}
 stamp() { echo "=== $(date +%T) $*"; }
 save() { cp /root/side/side-by-side.json "$R/" 2>/dev/null; tar czf "$R/side-raw.tgz" -C /root side; }
-side() { bash eng/gpu/device.sh side --diffusers-flags= --sdk-model /root/mopt "$@"; }
+# SDK_MODEL: what the SDK loads in the comparison (the offline-fused export; /root/full/diffusers for the graphs built at load).
+side() { bash eng/gpu/device.sh side --diffusers-flags= --sdk-model "${SDK_MODEL:-/root/mopt}" "$@"; }
 
 stamp models
 [ -d /root/mopt ] || bash eng/gpu/device.sh models
