@@ -37,7 +37,7 @@ internal sealed class GraphBuilder
     private readonly SortedDictionary<string, long> _domains = new(StringComparer.Ordinal) { [string.Empty] = Opset };
     private readonly List<string> _scope = [];
     private readonly Dictionary<string, int> _readers = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (NodeProto Node, int Input, Value Bias)> _detachableBiases = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (NodeProto Node, Value Bias)> _detachableBiases = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _readsLeftWithoutBias = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ResidualSum> _unreadResiduals = new(StringComparer.Ordinal);
     private readonly HashSet<string> _residualOutputs = new(StringComparer.Ordinal);
@@ -281,19 +281,14 @@ internal sealed class GraphBuilder
     }
 
     /// <summary>
-    /// Adds a node with one output whose input <paramref name="biasInput"/>, its last, is a bias over the output's last axis
-    /// (a convolution's in the NHWC layout). When the output goes into a residual sum that a fused norm takes
-    /// (<see cref="TakeResidual"/>) and nothing else reads it, the bias moves into that operator and this node runs without it.
+    /// Adds a node with one output whose last input is a bias over the output's last axis (a convolution's in the NHWC
+    /// layout). When the output goes into a residual sum that a fused norm takes (<see cref="TakeResidual"/>) and nothing
+    /// else reads it, the bias moves into that operator and this node runs without it.
     /// </summary>
-    public Value NodeWithBias(string opType, IReadOnlyList<Value?> inputs, int biasInput, string domain, params ReadOnlySpan<(string Name, object Value)> attributes)
+    public Value NodeWithBias(string opType, IReadOnlyList<Value> inputs, string domain, params ReadOnlySpan<(string Name, object Value)> attributes)
     {
-        if (biasInput != inputs.Count - 1 || inputs[biasInput] is not { } bias)
-        {
-            throw new ArgumentException($"The bias of a {opType} node must be its last input, given.", nameof(biasInput));
-        }
-
         Value output = AddNode(opType, inputs, [FirstType(opType, inputs)], [], domain, attributes)[0];
-        _detachableBiases[output.Name] = (_graph.Node[^1], biasInput, bias);
+        _detachableBiases[output.Name] = (_graph.Node[^1], inputs[^1]);
         return output;
     }
 
@@ -324,13 +319,13 @@ internal sealed class GraphBuilder
         foreach (NodeProto node in model.Graph.Node)
         {
             // A fused operator's residual sum that nothing reads: trailing outputs that are left out, no longer computed.
-            int last = node.Output.Count - 1;
-            if (last > 0 && _residualOutputs.Contains(node.Output[last]) && _readers.GetValueOrDefault(node.Output[last]) == 0)
+            if (node.Output.Count > 1 && _residualOutputs.Contains(node.Output[^1]) && _readers.GetValueOrDefault(node.Output[^1]) == 0)
             {
-                while (node.Output.Count > 1 && (node.Output[^1].Length == 0 || _residualOutputs.Contains(node.Output[^1])))
+                do
                 {
                     node.Output.RemoveAt(node.Output.Count - 1);
                 }
+                while (node.Output[^1].Length == 0);
             }
         }
 
@@ -456,7 +451,7 @@ internal sealed class GraphBuilder
             return null;
         }
 
-        offer.Node.Input.RemoveAt(offer.Input);
+        offer.Node.Input.RemoveAt(offer.Node.Input.Count - 1);
         _readsLeftWithoutBias[term.Name] = 1;
         return offer.Bias;
     }

@@ -354,7 +354,7 @@ public sealed class GraphBuilderTests : IDisposable
         var graph = new GraphBuilder(parameters: parameters, flavor: cudaFused ? GraphFlavor.CudaFused : GraphFlavor.Plain);
         Value x = graph.Input("x", TensorElementType.Float, rows, inFeatures);
         Value skip = graph.Input("skip", TensorElementType.Float, rows, width);
-        Value projected = graph.NodeWithBias("Gemm", [x, graph.Initializer("w", [width, inFeatures], weight), graph.Initializer("b", [width], bias)], biasInput: 2, domain: "", ("transB", 1L));
+        Value projected = graph.NodeWithBias("Gemm", [x, graph.Initializer("w", [width, inFeatures], weight), graph.Initializer("b", [width], bias)], domain: "", ("transB", 1L));
         Value sum = graph.Residual(projected, skip, width);
         graph.Output(Value.Concat(-1, graph.LayerNorm("norm", sum, epsilon: 1e-5f), sum * 2f), "y", rows, 2 * width);
         float[] input = GraphRunner.Random(rows * inFeatures, seed: 35), residual = GraphRunner.Random(rows * width, seed: 36);

@@ -45,7 +45,7 @@ internal abstract partial class GraphFlavor
             // ONNX Runtime adds a convolution's bias in a kernel of its own (cuDNN's add-tensor), about a tenth of the UNet's
             // time: a fused norm that takes the output's residual sum adds it instead.
             return bias
-                ? graph.NodeWithBias("NhwcConv", [x, weight, graph.Parameter("bias")], biasInput: 2, GraphBuilder.MicrosoftDomain, attributes)
+                ? graph.NodeWithBias("NhwcConv", [x, weight, graph.Parameter("bias")], GraphBuilder.MicrosoftDomain, attributes)
                 : graph.Node("NhwcConv", [x, weight], domain: GraphBuilder.MicrosoftDomain, attributes: attributes);
         }
 
