@@ -16,7 +16,8 @@ namespace StableDiffusion.Onnx;
 /// Graph outputs carry their element type and shape; ONNX Runtime infers the rest when it loads the graph.</para>
 /// <para>The builder knows which values nodes read, for fusions a builder module cannot see alone: a residual sum
 /// (<see cref="Residual"/>) that the next norm reads first is taken into that norm's operator (<see cref="TakeResidual"/>),
-/// with the bias of a convolution whose output only the sum read (<see cref="NodeWithBias"/>).</para>
+/// with the bias of a convolution whose output only the sum read (<see cref="NodeWithBias"/>), or into the flavor's
+/// operator that adds a sum of images with a bias (<see cref="ImageResidual"/>).</para>
 /// </remarks>
 internal sealed class GraphBuilder
 {
@@ -223,13 +224,19 @@ internal sealed class GraphBuilder
     /// <param name="skip">What the branch adds to: of <paramref name="input"/>'s shape, or per channel over images (a time embedding through <see cref="Builders.GraphFlavor.PerChannel"/>).</param>
     /// <param name="channels">The channels of the sum (C).</param>
     /// <param name="bias">The branch's last bias [C], kept apart for a fused operator to add (a linear layer's, on tokens only); null for none.</param>
-    public Value Residual(Value input, Value skip, int channels, Value? bias = null)
-    {
-        int first = _graph.Node.Count;
-        Value sum = Flavor.AddResidual(this, input, skip, channels, bias);
-        _unreadResiduals[sum.Name] = new ResidualSum(input, skip, bias, sum.Name, [.. _graph.Node.Skip(first)]);
-        return sum;
-    }
+    public Value Residual(Value input, Value skip, int channels, Value? bias = null) => AddResidual(input, skip, channels, bias, images: false);
+
+    /// <summary>
+    /// <paramref name="input"/> + <paramref name="skip"/> over images of one shape (a resnet's or a transformer's output plus
+    /// its input or shortcut), as <see cref="Residual"/> adds it. Where the flavor adds such a sum with a bias in one operator
+    /// (<see cref="Builders.GraphFlavor.AddsImageResidualBias"/>), the biases of the convolutions that compute the terms
+    /// (<see cref="NodeWithBias"/>) move into it at once, and into the norm that may take the sum later.
+    /// </summary>
+    /// <param name="input">The branch's output, images in the flavor's layout.</param>
+    /// <param name="skip">What the branch adds to, of <paramref name="input"/>'s shape.</param>
+    /// <param name="channels">The channels of the sum.</param>
+    public Value ImageResidual(Value input, Value skip, int channels) =>
+        AddResidual(input, skip, channels, Flavor.AddsImageResidualBias(channels) ? WithDetachedBiases(null, input, skip) : null, images: true);
 
     /// <summary>
     /// Takes back the residual sum <paramref name="sum"/> made by <see cref="Residual"/> if nothing has read it yet: its nodes
@@ -266,18 +273,8 @@ internal sealed class GraphBuilder
             }
         }
 
-        // A convolution's bias on either term joins the sum's bias: one less pass over the activation. Biases are summed in
-        // float32, which ONNX Runtime folds into a constant on the CPU (it has no float16 Add kernel there).
-        Value? bias = residual.Bias;
-        foreach (Value term in new[] { residual.Input, residual.Skip })
-        {
-            if (DetachBias(term) is { } detached)
-            {
-                bias = bias is null ? detached : (bias.Cast(TensorElementType.Float) + detached.Cast(TensorElementType.Float)).Cast(detached.ElementType);
-            }
-        }
-
-        return residual with { Bias = bias };
+        // A convolution's bias on either term joins the sum's bias: one less pass over the activation.
+        return residual with { Bias = WithDetachedBiases(residual.Bias, residual.Input, residual.Skip) };
     }
 
     /// <summary>
@@ -357,7 +354,7 @@ internal sealed class GraphBuilder
         {
             if (input is not null)
             {
-                Read(input);
+                Read(input, shapeOnly: opType == "Shape");
             }
 
             node.Input.Add(input?.Name ?? string.Empty);
@@ -409,6 +406,29 @@ internal sealed class GraphBuilder
         return name;
     }
 
+    private Value AddResidual(Value input, Value skip, int channels, Value? bias, bool images)
+    {
+        int first = _graph.Node.Count;
+        Value sum = Flavor.AddResidual(this, input, skip, channels, bias, images);
+        _unreadResiduals[sum.Name] = new ResidualSum(input, skip, bias, sum.Name, [.. _graph.Node.Skip(first)]);
+        return sum;
+    }
+
+    // bias plus the biases detached from the terms (DetachBias), summed in float32, which ONNX Runtime folds into a constant
+    // on the CPU (it has no float16 Add kernel there); null when there are none.
+    private Value? WithDetachedBiases(Value? bias, params ReadOnlySpan<Value> terms)
+    {
+        foreach (Value term in terms)
+        {
+            if (DetachBias(term) is { } detached)
+            {
+                bias = bias is null ? detached : (bias.Cast(TensorElementType.Float) + detached.Cast(TensorElementType.Float)).Cast(detached.ElementType);
+            }
+        }
+
+        return bias;
+    }
+
     private void Claim(string name)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -419,10 +439,11 @@ internal sealed class GraphBuilder
     }
 
     // A node or a graph output reads the value: a residual sum read as it is can no longer be fused into what comes next.
-    private void Read(Value value)
+    // A Shape node reads only the shape, which a bias moved elsewhere does not change.
+    private void Read(Value value, bool shapeOnly = false)
     {
         Own(value);
-        if (_readsLeftWithoutBias.TryGetValue(value.Name, out int left))
+        if (!shapeOnly && _readsLeftWithoutBias.TryGetValue(value.Name, out int left))
         {
             // Its bias went into a fused residual: only that operator may read it as it now is.
             _readsLeftWithoutBias[value.Name] = left > 0 ? left - 1
@@ -433,12 +454,16 @@ internal sealed class GraphBuilder
         _unreadResiduals.Remove(value.Name);
     }
 
-    // The removed node that read the value reads it no more.
+    // The removed node that read the value reads it no more; if the value lost its bias, its one allowed read is free again.
     private void Unread(string name)
     {
         if (name.Length > 0 && _readers.TryGetValue(name, out int count))
         {
             _readers[name] = count - 1;
+            if (_readsLeftWithoutBias.TryGetValue(name, out int left))
+            {
+                _readsLeftWithoutBias[name] = left + 1;
+            }
         }
     }
 

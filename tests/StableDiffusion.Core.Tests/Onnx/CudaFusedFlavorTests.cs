@@ -131,6 +131,62 @@ public sealed class CudaFusedFlavorTests
     }
 
     [Fact]
+    public void ImageResidual_AtAStableDiffusionWidth_TakesItsConvolutionsBiases_IntoOneBiasAdd_WhenNoNormTakesIt()
+    {
+        // A resnet's conv2 plus its conv_shortcut, read by a downsampler's convolution, as before an SD UNet's downsampler.
+        using var weights = new ResidualWeights();
+        var graph = new GraphBuilder(parameters: weights.Parameters, flavor: GraphFlavor.CudaFused);
+        Value x = graph.Input("x", TensorElementType.Float16, 2, 8, 8, 8);
+        Value sum = graph.ImageResidual(graph.Conv2d("conv2", x), graph.Conv2d("conv_shortcut", x), ResidualWidth);
+        graph.Output(graph.Conv2d("down", sum), "y", 2, 8, 8, ResidualWidth);
+        ModelProto model = graph.ToModel();
+
+        NodeProto biasAdd = Assert.Single(model.Graph.Node, n => n.OpType == "BiasAdd");
+        // Both convolutions run without their biases; their float32 sum is BiasAdd's bias, a constant once ONNX Runtime folds it.
+        Assert.All(new[] { "conv2", "conv_shortcut" }, conv => Assert.Equal(2, ConvolutionOf(model, conv).Input.Count));
+        Assert.Equal(3, ConvolutionOf(model, "down").Input.Count);
+        Assert.Equal(["conv2.bias", "conv_shortcut.bias"], BiasTerms(model, biasAdd.Input[1]));
+        // The one Add left sums the two biases; the activations' sum is BiasAdd's.
+        Assert.Equal(["conv2.bias", "conv_shortcut.bias"], BiasTerms(model, Assert.Single(model.Graph.Node, n => n.OpType == "Add").Output[0]));
+        AssertOnlyKernelsMissing(model, weights.Parameters.Folder);
+    }
+
+    [Fact]
+    public void ImageResidual_TakenByTheNextNorm_LeavesNoBiasAdd_AndTheNormAddsTheBiases()
+    {
+        // The same sum read first by a group norm (SkipGroupNorm computes it and adds the biases), then by the output.
+        using var weights = new ResidualWeights();
+        var graph = new GraphBuilder(parameters: weights.Parameters, flavor: GraphFlavor.CudaFused);
+        Value x = graph.Input("x", TensorElementType.Float16, 2, 8, 8, 8);
+        Value sum = graph.ImageResidual(graph.Conv2d("conv2", x), graph.Conv2d("conv_shortcut", x), ResidualWidth);
+        graph.Output(graph.GroupNorm("norm", sum, 32, ResidualWidth, 1e-5f, silu: true), "y", 2, 8, 8, ResidualWidth);
+        graph.Output(sum, "sum", 2, 8, 8, ResidualWidth);
+        ModelProto model = graph.ToModel();
+
+        Assert.DoesNotContain(model.Graph.Node, n => n.OpType is "BiasAdd" or "Reshape" or "Shape");
+        NodeProto norm = Assert.Single(model.Graph.Node, n => n.OpType == "SkipGroupNorm");
+        Assert.Equal(["conv2.bias", "conv_shortcut.bias"], BiasTerms(model, norm.Input[4]));
+        Assert.Equal(sum.Name, norm.Output[1]);
+        Assert.All(new[] { "conv2", "conv_shortcut" }, conv => Assert.Equal(2, ConvolutionOf(model, conv).Input.Count));
+        AssertOnlyKernelsMissing(model, weights.Parameters.Folder);
+    }
+
+    [Fact]
+    public void ImageResidual_AtAWidthBiasAddDoesNotTake_KeepsTheBiasesOnTheConvolutions()
+    {
+        // The VAE's widths (128, 256, 512): ONNX Runtime's BiasAdd kernel takes 320, 640 and 1280 only.
+        using var weights = new ResidualWeights(width: 256);
+        var graph = new GraphBuilder(parameters: weights.Parameters, flavor: GraphFlavor.CudaFused);
+        Value x = graph.Input("x", TensorElementType.Float16, 2, 8, 8, 8);
+        Value sum = graph.ImageResidual(graph.Conv2d("conv2", x), graph.Conv2d("conv_shortcut", x), 256);
+        graph.Output(graph.Conv2d("down", sum), "y", 2, 8, 8, ResidualWidth);
+        ModelProto model = graph.ToModel();
+
+        Assert.DoesNotContain(model.Graph.Node, n => n.OpType == "BiasAdd");
+        Assert.All(new[] { "conv2", "conv_shortcut", "down" }, conv => Assert.Equal(3, ConvolutionOf(model, conv).Input.Count));
+    }
+
+    [Fact]
     public void SchemaCheck_RejectsANodeThatBreaksItsSchema()
     {
         // The control for the checks above: a GroupNorm without its required activation, and a MultiHeadAttention fed a
@@ -149,6 +205,55 @@ public sealed class CudaFusedFlavorTests
             var ex = Assert.Throws<OnnxRuntimeException>(() => GraphRunner.Session(broken.ToBytes()).Dispose());
             Assert.DoesNotContain("Failed to find kernel", ex.Message, StringComparison.Ordinal);
         }
+    }
+
+    private const int ResidualWidth = 320;
+
+    /// <summary>Random float16 weights of two 1x1 convolutions from 8 channels to a width (<c>conv2</c>, <c>conv_shortcut</c>)
+    /// and one from that width to 320 (<c>down</c>), each with a bias, and a norm's (<c>norm</c>), in a temporary folder.</summary>
+    private sealed class ResidualWeights : IDisposable
+    {
+        private readonly string _folder = Directory.CreateTempSubdirectory("sd-image-residual-").FullName;
+        private readonly SafetensorsFile _file;
+
+        public ResidualWeights(int width = ResidualWidth)
+        {
+            string path = Path.Combine(_folder, "weights.safetensors");
+            SafetensorsWriter.Write(path, [
+                SafetensorsWriter.Tensor.Float16("conv2.weight", [width, 8, 1, 1], GraphRunner.Random(width * 8, seed: 1)),
+                SafetensorsWriter.Tensor.Float16("conv2.bias", [width], GraphRunner.Random(width, seed: 2)),
+                SafetensorsWriter.Tensor.Float16("conv_shortcut.weight", [width, 8, 1, 1], GraphRunner.Random(width * 8, seed: 3)),
+                SafetensorsWriter.Tensor.Float16("conv_shortcut.bias", [width], GraphRunner.Random(width, seed: 4)),
+                SafetensorsWriter.Tensor.Float16("down.weight", [ResidualWidth, width, 1, 1], GraphRunner.Random(ResidualWidth * width, seed: 5)),
+                SafetensorsWriter.Tensor.Float16("down.bias", [ResidualWidth], GraphRunner.Random(ResidualWidth, seed: 6)),
+                SafetensorsWriter.Tensor.Float16("norm.weight", [width], GraphRunner.Random(width, seed: 7)),
+                SafetensorsWriter.Tensor.Float16("norm.bias", [width], GraphRunner.Random(width, seed: 8))]);
+            _file = SafetensorsFile.Open(path);
+            Parameters = new SafetensorsParameters([_file], TensorElementType.Float16);
+        }
+
+        public SafetensorsParameters Parameters { get; }
+
+        public void Dispose()
+        {
+            _file.Dispose();
+            Directory.Delete(_folder, recursive: true);
+        }
+    }
+
+    private static NodeProto ConvolutionOf(ModelProto model, string module) =>
+        Assert.Single(model.Graph.Node, n => n.OpType == "NhwcConv" && n.Name.StartsWith($"/{module}/", StringComparison.Ordinal));
+
+    // The initializers a bias value is summed from, through the float32 casts and additions the builder adds.
+    private static string[] BiasTerms(ModelProto model, string value)
+    {
+        if (model.Graph.Initializer.Any(i => i.Name == value))
+        {
+            return [value];
+        }
+
+        NodeProto node = model.Graph.Node.Single(n => n.Output.Contains(value));
+        return [.. node.Input.SelectMany(input => BiasTerms(model, input)).Order(StringComparer.Ordinal)];
     }
 
     /// <summary>tiny-sd's VAE in the CUDA-fused flavor, float16, with the inputs and outputs <paramref name="build"/> gives it.</summary>

@@ -29,6 +29,6 @@ internal static class Attention
         using var scope = graph.Scope(name);
         Value h = graph.Flavor.ToTokens(graph.GroupNorm("group_norm", x, groups, channels, epsilon), channels);
         Value attended = graph.Linear("to_out.0", graph.Flavor.Attention(graph, h, context: null, heads: 1, headDim: channels, projectionBias: true));
-        return graph.Residual(graph.Flavor.FromTokens(attended, channels, heightOf: x), x, channels);
+        return graph.ImageResidual(graph.Flavor.FromTokens(attended, channels, heightOf: x), x, channels);
     }
 }

@@ -11,7 +11,8 @@ internal abstract partial class GraphFlavor
     /// reads first is computed by that norm's operator, which also outputs the sum for the next residual: <c>SkipGroupNorm</c>
     /// (with the skip per channel for a resnet's time embedding), <c>SkipLayerNormalization</c> (with the attention's output
     /// bias), and that operator adds the bias of a convolution whose output only the sum reads (ONNX Runtime would add it in
-    /// a kernel of its own); one that no norm takes is a <c>BiasAdd</c> where it has a bias. Where a CUDA kernel does not take a size (the
+    /// a kernel of its own); one that no norm takes is a <c>BiasAdd</c> where it has a bias, a linear layer's or its terms'
+    /// convolutions' (<see cref="GraphBuilder.ImageResidual"/>), at the widths the kernel takes. Where a CUDA kernel does not take a size (the
     /// kernels are written for Stable Diffusion's widths), the layer falls back to plain operators in the same layout, so any
     /// configuration builds.
     /// </summary>
@@ -70,10 +71,24 @@ internal abstract partial class GraphFlavor
                 ? graph.NodeWithResidual("SkipLayerNormalization", [sum.Input, sum.Skip, scale, bias, sum.Bias], sum, sumOutput: 3, GraphBuilder.MicrosoftDomain, ("epsilon", epsilon))
                 : base.LayerNorm(graph, x, scale, bias, epsilon);
 
-        public override Value AddResidual(GraphBuilder graph, Value input, Value skip, int channels, Value? bias) =>
-            bias is not null && BiasAddWidths.Contains(channels)
-                ? graph.Node("BiasAdd", [input, bias, skip], domain: GraphBuilder.MicrosoftDomain)
-                : base.AddResidual(graph, input, skip, channels, bias);
+        public override Value AddResidual(GraphBuilder graph, Value input, Value skip, int channels, Value? bias, bool images)
+        {
+            if (bias is null || !BiasAddWidths.Contains(channels))
+            {
+                return base.AddResidual(graph, input, skip, channels, bias, images);
+            }
+
+            if (!images)
+            {
+                return graph.Node("BiasAdd", [input, bias, skip], domain: GraphBuilder.MicrosoftDomain);
+            }
+
+            // BiasAdd takes tokens [N, L, C]: NHWC images are that shape already in memory, so the reshapes copy nothing.
+            Value sum = graph.Node("BiasAdd", [ToTokens(input, channels), bias, ToTokens(skip, channels)], domain: GraphBuilder.MicrosoftDomain);
+            return sum.Reshape(skip.Shape());
+        }
+
+        public override bool AddsImageResidualBias(int channels) => BiasAddWidths.Contains(channels);
 
         public override Value PerChannel(Value vector) => vector.Unsqueeze(1, 2);
 

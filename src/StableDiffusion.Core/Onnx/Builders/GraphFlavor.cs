@@ -74,10 +74,15 @@ internal abstract partial class GraphFlavor
     public abstract Value Attention(GraphBuilder graph, Value x, Value? context, int heads, int headDim, bool projectionBias);
 
     /// <summary>
-    /// <paramref name="input"/> + <paramref name="bias"/> + <paramref name="skip"/> for <see cref="GraphBuilder.Residual"/>,
-    /// where <paramref name="channels"/> is the sum's width: plain additions, or a flavor's fused operator.
+    /// <paramref name="input"/> + <paramref name="bias"/> + <paramref name="skip"/> for <see cref="GraphBuilder.Residual"/> and
+    /// <see cref="GraphBuilder.ImageResidual"/> (<paramref name="images"/>: both terms images of one shape), where
+    /// <paramref name="channels"/> is the sum's width: plain additions, or a flavor's fused operator.
     /// </summary>
-    public virtual Value AddResidual(GraphBuilder graph, Value input, Value skip, int channels, Value? bias) => (bias is null ? input : input + bias) + skip;
+    public virtual Value AddResidual(GraphBuilder graph, Value input, Value skip, int channels, Value? bias, bool images) => (bias is null ? input : input + bias) + skip;
+
+    /// <summary>Whether <see cref="AddResidual"/> adds a sum of two images of <paramref name="channels"/> channels and a bias in
+    /// one operator, so that the terms' convolutions leave their biases to it.</summary>
+    public virtual bool AddsImageResidualBias(int channels) => false;
 
     /// <summary>
     /// <c>nn.LayerNorm</c> over the last dimension with <paramref name="scale"/> and <paramref name="bias"/>; a flavor may compute

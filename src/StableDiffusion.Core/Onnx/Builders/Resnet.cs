@@ -22,7 +22,7 @@ internal sealed record ResnetBlock2D(int InChannels, int OutChannels, int Groups
         h = graph.GroupNorm("norm2", h, Groups, OutChannels, Epsilon, silu: true);
         h = graph.Conv2d("conv2", h, padding: 1);
         Value shortcut = InChannels != OutChannels ? graph.Conv2d("conv_shortcut", x) : x;
-        Value output = graph.Residual(h, shortcut, OutChannels);
+        Value output = graph.ImageResidual(h, shortcut, OutChannels);
         return OutputScaleFactor == 1f ? output : output / OutputScaleFactor;
     }
 }

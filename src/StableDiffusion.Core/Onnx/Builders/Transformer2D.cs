@@ -41,7 +41,7 @@ internal sealed record Transformer2D(int Channels, int Heads, int HeadDim, int L
         h = LinearProjection
             ? flavor.FromTokens(graph.Linear("proj_out", h), Channels, heightOf: x)
             : graph.Conv2d("proj_out", flavor.FromTokens(h, InnerDim, heightOf: x));
-        return graph.Residual(h, x, Channels);
+        return graph.ImageResidual(h, x, Channels);
     }
 
     // BasicTransformerBlock with the "layer_norm" norm type: pre-norm residual attention, cross-attention and feed-forward.
