@@ -73,13 +73,18 @@ public sealed class StableDiffusionSafetyCheckerTests : IDisposable
         // The flavor a float16 CUDA session builds with: the vision model's patch embedding reads NCHW pixels, which the
         // flavor's NHWC convolution cannot (it failed on the GPU: "Input channels C is not equal to kernel channels").
         // What is left of the flavor here runs on the CPU: the same operators, except the layer norms that take their
-        // residual sums (SkipLayerNormalization, which has a CPU kernel), so the two graphs agree to float32 rounding.
+        // residual sums (SkipLayerNormalization) and the attention, which takes the projections' biases (MultiHeadAttention),
+        // both with CPU kernels, so the two graphs agree to float32 rounding.
         Fixtures.Require();
         Reference.Published.Require();
         (float[][] clipInputs, _, _) = Inputs();
         using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(Checker, "model.safetensors"));
         using InferenceSession plain = ScoresSession(weights);
         using InferenceSession fused = ScoresSession(weights, GraphFlavor.CudaFused);
+        ModelProto fusedModel = ModelProto.Parser.ParseFrom(ScoresGraph(weights, GraphFlavor.CudaFused).Graph);
+        // tiny-sd's vision tower has two layers: one MultiHeadAttention each, fed q, k, v and the three biases; no Softmax left.
+        Assert.Equal(2, fusedModel.Graph.Node.Count(n => n.OpType == "MultiHeadAttention" && n.Input.Count == 4));
+        Assert.DoesNotContain(fusedModel.Graph.Node, n => n.OpType == "Softmax");
 
         foreach (float[] clipInput in clipInputs)
         {
@@ -262,6 +267,12 @@ public sealed class StableDiffusionSafetyCheckerTests : IDisposable
     // The verdict with the scores behind it, which the export's signature leaves out.
     private static InferenceSession ScoresSession(SafetensorsFile weights, GraphFlavor? flavor = null)
     {
+        (byte[] graph, string folder) = ScoresGraph(weights, flavor);
+        return GraphRunner.Session(graph, folder);
+    }
+
+    private static (byte[] Graph, string DataFolder) ScoresGraph(SafetensorsFile weights, GraphFlavor? flavor = null)
+    {
         var parameters = new SafetensorsParameters([weights]);
         var graph = new GraphBuilder(parameters: parameters, flavor: flavor);
         StableDiffusionSafetyChecker checker = StableDiffusionSafetyChecker.FromConfig(ComponentConfig.Load(Path.Combine(Checker, "config.json")));
@@ -270,6 +281,6 @@ public sealed class StableDiffusionSafetyCheckerTests : IDisposable
         graph.Output(flags, SafetyChecker.HasNsfwConceptsName, "batch");
         graph.Output(conceptScores, ConceptScores, "batch", StableDiffusionSafetyChecker.ConceptCount);
         graph.Output(specialScores, SpecialScores, "batch", StableDiffusionSafetyChecker.SpecialCareCount);
-        return GraphRunner.Session(graph.ToBytes(), parameters.Folder);
+        return (graph.ToBytes(), parameters.Folder);
     }
 }

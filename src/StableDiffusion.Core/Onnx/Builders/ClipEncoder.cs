@@ -80,10 +80,30 @@ internal sealed record ClipEncoder(ComponentConfig Config, int HiddenSize, int I
     private Value SelfAttention(GraphBuilder graph, Value x, Value? mask, Value residual)
     {
         using var scope = graph.Scope("self_attn");
-        Value attended = Attention.ScaledDotProduct(
-            graph.Linear("q_proj", x, HiddenSize, HiddenSize), graph.Linear("k_proj", x, HiddenSize, HiddenSize), graph.Linear("v_proj", x, HiddenSize, HiddenSize),
-            Heads, HeadDim, mask);
+        Value attended = mask is null && graph.Flavor.UsesMultiHeadAttention
+            ? MultiHeadAttention(graph, x)
+            : Attention.ScaledDotProduct(
+                graph.Linear("q_proj", x, HiddenSize, HiddenSize), graph.Linear("k_proj", x, HiddenSize, HiddenSize), graph.Linear("v_proj", x, HiddenSize, HiddenSize),
+                Heads, HeadDim, mask);
         return graph.Linear("out_proj", attended, HiddenSize, HiddenSize, residual);
+    }
+
+    // Unmasked attention (the vision tower's) as ONNX Runtime's MultiHeadAttention, which adds the three projections' biases as
+    // it splits the heads: on CUDA about ten kernels fewer per layer than the plain operators and their bias additions.
+    private Value MultiHeadAttention(GraphBuilder graph, Value x)
+    {
+        string[] projections = ["q_proj", "k_proj", "v_proj"];
+        var inputs = new Value[4];
+        var biases = new Value[projections.Length];
+        for (int i = 0; i < projections.Length; i++)
+        {
+            inputs[i] = graph.Linear(projections[i], x, HiddenSize, HiddenSize, bias: false);
+            using var scope = graph.Scope(projections[i]);
+            biases[i] = graph.Parameter("bias", shape: [HiddenSize]);
+        }
+
+        inputs[3] = Value.Concat(0, biases);
+        return graph.Node("MultiHeadAttention", inputs, domain: GraphBuilder.MicrosoftDomain, attributes: ("num_heads", (long)Heads));
     }
 
     private Value Mlp(GraphBuilder graph, Value x, Value residual)

@@ -31,6 +31,8 @@ internal abstract partial class GraphFlavor
 
         public override long HeightAxis => 1;
 
+        public override bool UsesMultiHeadAttention => true;
+
         public override Value FromNchw(Value images) => images.Transpose(0, 2, 3, 1);
 
         public override Value ToNchw(Value images) => images.Transpose(0, 3, 1, 2);

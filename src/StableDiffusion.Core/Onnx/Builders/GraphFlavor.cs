@@ -93,6 +93,9 @@ internal abstract partial class GraphFlavor
     /// <summary>diffusers' <c>GEGLU</c> in the current scope: <c>proj</c>, then the first half times GELU of the second half.</summary>
     public abstract Value GeGlu(GraphBuilder graph, Value x);
 
+    /// <summary>Whether attention is ONNX Runtime's <c>MultiHeadAttention</c>, which also takes the projections' biases.</summary>
+    public abstract bool UsesMultiHeadAttention { get; }
+
     /// <summary>Reshapes tokens to this layout's images of the given height.</summary>
     private protected abstract Value Unflatten(Value tokens, int channels, Value height);
 
@@ -106,6 +109,8 @@ internal abstract partial class GraphFlavor
     private sealed class PlainFlavor(bool multiHeadAttention) : GraphFlavor
     {
         public override long ChannelAxis => 1;
+
+        public override bool UsesMultiHeadAttention => multiHeadAttention;
 
         public override long HeightAxis => 2;
 
