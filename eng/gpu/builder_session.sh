@@ -9,8 +9,8 @@
 #   setsid nohup bash eng/gpu/builder_session.sh > /root/log 2>&1 < /dev/null &
 # FLAGS: the SDK's sdbench options (the fastest setup of the 2026-12-02 run, with the SDK's default memory settings).
 # MODELS=built measures the diffusers folder alone (no ONNX export is made: four minutes less). ROUNDS (1 2) and
-# LARGE_BATCH (8) choose the SDK's own runs (empty: none). SIDE=batches (such as "1 4") runs, right after the tests, the
-# SDK on the first model and compiled diffusers side by side in one run (side-by-side.json; about 7 minutes for 1 and 4).
+# LARGE_BATCH (8) choose the SDK's own runs (empty: none). SIDE=batches (such as "1 4") then runs the SDK on the first
+# model and compiled diffusers side by side in one run (side-by-side.json; about 7 minutes for 1 and 4).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 R=${RESULTS:-/root/results}; mkdir -p "$R"
@@ -27,14 +27,6 @@ stamp "CUDA tests"
 [ -d /root/mopt ] || export TESTS="-class StableDiffusion.Core.Tests.Gpu.FusedGraphTests"
 SD_CUDA_MODEL=/root/mopt SD_CUDA_DIFFUSERS_UNET=/root/full/diffusers/unet timeout 420 bash eng/gpu/device.sh tests > "$R/cuda-tests.txt" 2>&1
 tail -8 "$R/cuda-tests.txt"
-if [ -n "${SIDE:-}" ]; then
-  first=${MODELS%% *}
-  stamp "side by side with compiled diffusers, batches $SIDE, the SDK on $first"
-  # shellcheck disable=SC2086
-  bash eng/gpu/device.sh side --systems diffusers_compiled sdk --batches $SIDE --diffusers-flags= --sdk-flags="$FLAGS" \
-    --sdk-model "${path[$first]}" --run-timeout 300 --out /root/side > "$R/side.log" 2>&1; tail -8 "$R/side.log"
-  cp /root/side/side-by-side.json "$R/" 2>/dev/null; tar czf "$R/side-raw.tgz" -C /root side
-fi
 for round in ${ROUNDS-1 2}; do
   for model in $MODELS; do
     stamp "round $round: $model, batch 1"
@@ -47,6 +39,13 @@ if [ -n "${LARGE_BATCH-8}" ]; then
   sdk --batches "${LARGE_BATCH-8}" --iterations 3 --sdk-model "${path[$first]}" --run-timeout 300 --out "/root/builder/$first-b${LARGE_BATCH-8}"
 fi
 [ -d /root/builder ] && tar czf "$R/builder.tgz" -C /root builder
+if [ -n "${SIDE:-}" ]; then
+  stamp "side by side with compiled diffusers, batches $SIDE, the SDK on $first"
+  # shellcheck disable=SC2086
+  bash eng/gpu/device.sh side --systems diffusers_compiled sdk --batches $SIDE --diffusers-flags= --sdk-flags="$FLAGS" \
+    --sdk-model "${path[$first]}" --run-timeout 300 --out /root/side > "$R/side.log" 2>&1; tail -8 "$R/side.log"
+  cp /root/side/side-by-side.json "$R/" 2>/dev/null; tar czf "$R/side-raw.tgz" -C /root side
+fi
 if [ -d /root/mopt ]; then
   stamp "the export's operators"
   python3 - > "$R/export-operators.txt" <<'PY'
