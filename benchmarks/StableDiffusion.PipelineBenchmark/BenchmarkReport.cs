@@ -63,6 +63,15 @@ internal sealed class BenchmarkReport
 
     public double BareUNetMilliseconds { get; set; }
 
+    /// <summary>One image's <c>VaeDecoderModel.Decode</c> alone (BareStages).</summary>
+    public double BareDecodeMilliseconds { get; set; }
+
+    /// <summary>One image's CLIP pre-processing alone, the host's part of the safety check.</summary>
+    public double SafetyPreprocessMilliseconds { get; set; }
+
+    /// <summary>One image's <c>SafetyChecker.Check</c> alone.</summary>
+    public double BareSafetyCheckMilliseconds { get; set; }
+
     /// <summary>Seconds each LoRA file took to load (read and match; no session is rebuilt yet).</summary>
     public List<double> LoraLoadSeconds { get; } = [];
 
@@ -131,6 +140,9 @@ internal sealed class BenchmarkReport
         Row("VAE decode", m.Decoding);
         Row("safety checker", m.SafetyChecking);
         Row("bare ORT UNet call", BareUNetMilliseconds / 1000);
+        Row("bare decode, one image", BareDecodeMilliseconds / 1000);
+        Row("bare safety check, one image", BareSafetyCheckMilliseconds / 1000);
+        Row("  its CLIP pre-processing", SafetyPreprocessMilliseconds / 1000);
         Row("ORT floor (calls x bare + decode)", OrtFloorSeconds);
         text.AppendLine(CultureInfo.InvariantCulture, $"peak RSS (VmHWM): {PeakResidentMiB:0} MiB; fused attention {FuseAttention}");
         if (DeviceMemoryMiB is { Count: > 0 } memory)

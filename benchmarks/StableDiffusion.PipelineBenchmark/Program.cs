@@ -92,6 +92,10 @@ try
     report.DeviceMemoryMiB = memory?.Readings;
     report.PeakResidentMiB = OperatingSystem.IsLinux() ? ProcessStatus.MiB("VmHWM") : null;
     report.BareUNetMilliseconds = options.BareCalls > 0 ? BareUNet.Measure(pipe.UNet.Session, options, pipe.UNet.UsesCudaGraph) : 0;
+    if (options.BareCalls > 0)
+    {
+        (report.BareDecodeMilliseconds, report.SafetyPreprocessMilliseconds, report.BareSafetyCheckMilliseconds) = BareStages.Measure(pipe, options);
+    }
     if (options.Loras.Count > 0)
     {
         // A switch rebuilds the sessions whose weights change at the next call: time a one-step call after each switch
