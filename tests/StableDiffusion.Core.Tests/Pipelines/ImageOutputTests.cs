@@ -51,5 +51,28 @@ public sealed class ImageOutputTests
         Assert.Equal([0f, 0f, 0.5f, 0.5f, 0.75f, 0.5f, 1f, 0.25f, 0.5f, 1f, 1f, 0.5f], nhwc.AsSpan().ToArray());
     }
 
+    [Fact]
+    public void ToNhwcUnitRange_OnABatchOfOddSizes_GivesEveryValueOfThePerElementFormula()
+    {
+        // Two images of 3 x 7 x 5, values beyond [-1, 1] included: each output is clamp(x * 0.5 + 0.5, 0, 1) of its input,
+        // bit for bit, at its interleaved place, whichever row of whichever image a worker handled.
+        const int batch = 2, channels = 3, height = 7, width = 5;
+        var random = new Random(11);
+        float[] nchw = [.. Enumerable.Range(0, batch * channels * height * width).Select(_ => (random.NextSingle() * 3) - 1.5f)];
+        float[] nhwc = ImageOutput.ToNhwcUnitRange(Tensor.Create(nchw, [batch, channels, height, width])).AsSpan().ToArray();
+
+        for (int b = 0; b < batch; b++)
+        {
+            for (int c = 0; c < channels; c++)
+            {
+                for (int p = 0; p < height * width; p++)
+                {
+                    float x = nchw[(((b * channels) + c) * height * width) + p];
+                    Assert.Equal(Math.Clamp((x * 0.5f) + 0.5f, 0f, 1f), nhwc[(((b * height * width) + p) * channels) + c]);
+                }
+            }
+        }
+    }
+
     private static byte Round(float value) => (byte)MathF.Round(value * 255f, MidpointRounding.ToEven);
 }

@@ -58,31 +58,29 @@ internal static class ImageOutput
         return ToNhwcUnitRange(Tensor.Create(images!, imageLengths));
     }
 
-    /// <summary>NCHW in [-1, 1] to NHWC in [0, 1].</summary>
+    /// <summary>NCHW in [-1, 1] to NHWC in [0, 1]: <c>clamp(x * 0.5 + 0.5, 0, 1)</c>, the operations in diffusers' order.</summary>
     public static Tensor<float> ToNhwcUnitRange(Tensor<float> nchw)
     {
         int batch = (int)nchw.Lengths[0], channels = (int)nchw.Lengths[1], height = (int)nchw.Lengths[2], width = (int)nchw.Lengths[3];
-        ReadOnlySpan<float> values = nchw.AsSpan();
-        var nhwc = new float[values.Length];
         int plane = height * width;
-        for (int b = 0; b < batch; b++)
+        float[] nhwc = GC.AllocateUninitializedArray<float>(checked(batch * channels * plane));
+        // One pass that reads each channel's row and writes the interleaved row, rows in parallel: three separate passes and a
+        // strided transpose took 5 ms of one 512 x 512 image's decode stage on the GPU machine's host (10 ms at four images).
+        Parallel.For(0, batch * height, row =>
         {
-            ReadOnlySpan<float> image = values.Slice(b * plane * channels, plane * channels);
-            Span<float> destination = nhwc.AsSpan(b * plane * channels, plane * channels);
+            ReadOnlySpan<float> values = nchw.AsSpan();
+            int imageStart = row / height * plane * channels;
+            int rowStart = row % height * width;
+            Span<float> destination = nhwc.AsSpan(imageStart + (rowStart * channels), width * channels);
             for (int c = 0; c < channels; c++)
             {
-                ReadOnlySpan<float> source = image.Slice(c * plane, plane);
-                for (int p = 0, o = c; p < source.Length; p++, o += channels)
+                ReadOnlySpan<float> source = values.Slice(imageStart + (c * plane) + rowStart, width);
+                for (int x = 0, o = c; x < source.Length; x++, o += channels)
                 {
-                    destination[o] = source[p];
+                    destination[o] = Math.Clamp((source[x] * 0.5f) + 0.5f, 0f, 1f);
                 }
             }
-        }
-
-        // Element-wise, so scaling after the interleave gives the same values, vectorised over the whole batch in place.
-        TensorPrimitives.Multiply(nhwc, 0.5f, nhwc);
-        TensorPrimitives.Add(nhwc, 0.5f, nhwc);
-        TensorPrimitives.Clamp(nhwc, 0f, 1f, nhwc);
+        });
         return Tensor.Create(nhwc, [batch, height, width, channels]);
     }
 
