@@ -264,7 +264,7 @@ internal sealed class GraphBuilder
 
             foreach (string input in node.Input)
             {
-                Unread(input);
+                Unread(input, shapeOnly: node.OpType == "Shape");
             }
 
             foreach (string output in node.Output)
@@ -454,13 +454,13 @@ internal sealed class GraphBuilder
         _unreadResiduals.Remove(value.Name);
     }
 
-    // The removed node that read the value reads it no more; if the value lost its bias, its one allowed read is free again.
-    private void Unread(string name)
+    // The removed node that read the value reads it no more; if the value lost its bias, the read the node took is free again.
+    private void Unread(string name, bool shapeOnly)
     {
         if (name.Length > 0 && _readers.TryGetValue(name, out int count))
         {
             _readers[name] = count - 1;
-            if (_readsLeftWithoutBias.TryGetValue(name, out int left))
+            if (!shapeOnly && _readsLeftWithoutBias.TryGetValue(name, out int left))
             {
                 _readsLeftWithoutBias[name] = left + 1;
             }

@@ -158,10 +158,15 @@ public sealed class CudaFusedFlavorTests
         using var weights = new ResidualWeights();
         var graph = new GraphBuilder(parameters: weights.Parameters, flavor: GraphFlavor.CudaFused);
         Value x = graph.Input("x", TensorElementType.Float16, 2, 8, 8, 8);
-        Value sum = graph.ImageResidual(graph.Conv2d("conv2", x), graph.Conv2d("conv_shortcut", x), ResidualWidth);
+        Value shortcut = graph.Conv2d("conv_shortcut", x);
+        Value sum = graph.ImageResidual(graph.Conv2d("conv2", x), shortcut, ResidualWidth);
         graph.Output(graph.GroupNorm("norm", sum, 32, ResidualWidth, 1e-5f, silu: true), "y", 2, 8, 8, ResidualWidth);
         graph.Output(sum, "sum", 2, 8, 8, ResidualWidth);
         ModelProto model = graph.ToModel();
+
+        // The shortcut's only reader without its bias is the norm: taking the BiasAdd (and the shape it read) back gave
+        // that one read back, no more.
+        Assert.Throws<InvalidOperationException>(() => graph.Output(shortcut, "shortcut"));
 
         Assert.DoesNotContain(model.Graph.Node, n => n.OpType is "BiasAdd" or "Reshape" or "Shape");
         NodeProto norm = Assert.Single(model.Graph.Node, n => n.OpType == "SkipGroupNorm");

@@ -110,9 +110,9 @@ internal abstract partial class GraphFlavor
     {
         public override long ChannelAxis => 1;
 
-        public override bool UsesMultiHeadAttention => multiHeadAttention;
-
         public override long HeightAxis => 2;
+
+        public override bool UsesMultiHeadAttention => multiHeadAttention;
 
         public override Value FromNchw(Value images) => images;
 
