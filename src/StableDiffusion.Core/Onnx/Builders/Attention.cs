@@ -1,7 +1,8 @@
 namespace StableDiffusion.Onnx.Builders;
 
 /// <summary>
-/// Scaled dot-product attention as plain ONNX operators, and the single-head self-attention of the VAE's mid block
+/// Scaled dot-product attention as plain ONNX operators or as ONNX Runtime's fused operator, and the single-head
+/// self-attention of the VAE's mid block
 /// (diffusers' <c>Attention</c> with a group norm and a residual connection).
 /// </summary>
 internal static class Attention
@@ -18,6 +19,19 @@ internal static class Attention
         Value scores = q.MatMul(kT) * (1f / MathF.Sqrt(headDim));
         Value probabilities = (mask is null ? scores : scores + mask).Softmax();
         return probabilities.MatMul(v).Transpose(0, 2, 1, 3).Reshape(0, -1, heads * headDim);
+    }
+
+    /// <summary>
+    /// ONNX Runtime's <c>MultiHeadAttention</c> over <paramref name="heads"/> heads: <paramref name="query"/>,
+    /// <paramref name="key"/> and <paramref name="value"/> [B, L, heads·d], or packed QKV [B, L, heads, 3, d] alone, or a
+    /// query with packed KV [B, L, heads, 2, d] as <paramref name="key"/>; <paramref name="bias"/> is the three projections'
+    /// biases concatenated [3·heads·d], which the operator adds as it splits the heads.
+    /// </summary>
+    public static Value MultiHead(int heads, Value query, Value? key = null, Value? value = null, Value? bias = null)
+    {
+        Value?[] inputs = [query, key, value, bias];
+        int count = Array.FindLastIndex(inputs, input => input is not null) + 1;
+        return query.Graph.Node("MultiHeadAttention", inputs[..count], domain: GraphBuilder.MicrosoftDomain, attributes: ("num_heads", (long)heads));
     }
 
     /// <summary>

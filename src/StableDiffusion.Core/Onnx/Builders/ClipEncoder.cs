@@ -93,17 +93,16 @@ internal sealed record ClipEncoder(ComponentConfig Config, int HiddenSize, int I
     private Value MultiHeadAttention(GraphBuilder graph, Value x)
     {
         string[] projections = ["q_proj", "k_proj", "v_proj"];
-        var inputs = new Value[4];
+        var projected = new Value[projections.Length];
         var biases = new Value[projections.Length];
         for (int i = 0; i < projections.Length; i++)
         {
-            inputs[i] = graph.Linear(projections[i], x, HiddenSize, HiddenSize, bias: false);
+            projected[i] = graph.Linear(projections[i], x, HiddenSize, HiddenSize, bias: false);
             using var scope = graph.Scope(projections[i]);
             biases[i] = graph.Parameter("bias", shape: [HiddenSize]);
         }
 
-        inputs[3] = Value.Concat(0, biases);
-        return graph.Node("MultiHeadAttention", inputs, domain: GraphBuilder.MicrosoftDomain, attributes: ("num_heads", (long)Heads));
+        return Attention.MultiHead(Heads, projected[0], projected[1], projected[2], Value.Concat(0, biases));
     }
 
     private Value Mlp(GraphBuilder graph, Value x, Value residual)

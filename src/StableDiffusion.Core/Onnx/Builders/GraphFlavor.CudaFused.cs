@@ -110,12 +110,12 @@ internal abstract partial class GraphFlavor
             {
                 // Self-attention: one projection to [N, L, heads, 3, d], the packed QKV layout MultiHeadAttention reads.
                 Value qkv = PackedProjection(graph, x, ["to_q", "to_k", "to_v"], heads, headDim, projectionBias);
-                return MultiHeadAttention(graph, heads, qkv.Reshape(0, 0, heads, 3, headDim));
+                return Builders.Attention.MultiHead(heads, qkv.Reshape(0, 0, heads, 3, headDim));
             }
 
             // Cross-attention: the query alone, keys and values in one projection to [N, L, heads, 2, d] (packed KV).
             Value kv = PackedProjection(graph, context, ["to_k", "to_v"], heads, headDim, projectionBias);
-            return MultiHeadAttention(graph, heads, graph.Linear("to_q", x, projectionBias), kv.Reshape(0, 0, heads, 2, headDim));
+            return Builders.Attention.MultiHead(heads, graph.Linear("to_q", x, projectionBias), kv.Reshape(0, 0, heads, 2, headDim));
         }
 
         public override Value GeGlu(GraphBuilder graph, Value x)
@@ -133,10 +133,6 @@ internal abstract partial class GraphFlavor
 
         private protected override Value Unflatten(Value tokens, int channels, Value height) =>
             tokens.Reshape(Value.Concat(0, tokens.Graph.Int64s(0), height, tokens.Graph.Int64s(-1, channels)));
-
-        private static Value MultiHeadAttention(GraphBuilder graph, int heads, Value query, Value? packedKeyValue = null) =>
-            graph.Node("MultiHeadAttention", packedKeyValue is null ? [query] : [query, packedKeyValue], domain: GraphBuilder.MicrosoftDomain,
-                attributes: ("num_heads", (long)heads));
 
         /// <summary>
         /// The projections <paramref name="modules"/> (each [heads·d, in]) as one matrix whose rows go head by head, then

@@ -102,7 +102,7 @@ internal abstract partial class GraphFlavor
     /// <summary>Attention over already projected q [N, Lq, heads·d], k and v [N, Lk, heads·d], as plain operators or MultiHeadAttention.</summary>
     private protected static Value ScaledDotProduct(Value q, Value k, Value v, int heads, int headDim, bool multiHeadAttention) =>
         multiHeadAttention
-            ? q.Graph.Node("MultiHeadAttention", [q, k, v], domain: GraphBuilder.MicrosoftDomain, attributes: ("num_heads", (long)heads))
+            ? Builders.Attention.MultiHead(heads, q, k, v)
             : Builders.Attention.ScaledDotProduct(q, k, v, heads, headDim);
 
     /// <summary>The plain flavor: ONNX operators in NCHW.</summary>
