@@ -243,6 +243,9 @@ internal sealed partial class ImageRunner(StableDiffusionPipelineProvider pipeli
             finally
             {
                 events.Writer.TryComplete();
+
+                // The slot bounds generations, not connections: a slow or vanished client still being written to does not hold it.
+                slot!.Dispose();
             }
 
             await writer.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);

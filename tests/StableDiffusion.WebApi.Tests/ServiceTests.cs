@@ -3,6 +3,8 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using StableDiffusion.ImageGeneration;
 using StableDiffusion.Imaging;
 using StableDiffusion.Memory;
 using StableDiffusion.Pipelines;
@@ -95,6 +97,14 @@ public sealed class ServiceTests
         // written into the connection's buffers before the client read step 3 (tens of fast tiny-model steps on a loaded machine).
         Assert.InRange(stoppedAt, seen, seen + 50);
 
+        // The log is written as the cancelled generation unwinds; the slot is given back a moment later.
+        GenerationQueue queue = app.Services.GetRequiredService<GenerationQueue>();
+        for (int i = 0; i < 200 && queue.Admitted > 0; i++)
+        {
+            await Task.Delay(25, Ct);
+        }
+
+        Assert.Equal(0, queue.Admitted);
         using HttpResponseMessage next = await app.Client.PostAsJsonAsync("/images", new { prompt = "a cat", steps = 2, width = 64, height = 64 }, Ct);
         Assert.Equal(HttpStatusCode.OK, next.StatusCode);
     }
