@@ -212,9 +212,15 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         IScheduler scheduler = registry.LoadScheduler();
         var graphs = new Dictionary<string, OnnxModel>(given, StringComparer.Ordinal);
         SafetyChecker? checker = null;
+        // The UNet, about half of the loading time (its session reads, converts and uploads most of the weights), loads on
+        // the thread pool beside the other components, which load one after another here: at most two sessions are created
+        // at once, so the host's memory at load stays near what one large component needs.
+        Task<OnnxModel>? unetLoad = definition.Graphs.Contains(ModelComponents.UNet) && !given.ContainsKey(ModelComponents.UNet)
+            ? Task.Run(() => registry.LoadGraph(ModelComponents.UNet))
+            : null;
         try
         {
-            foreach (string graph in definition.Graphs.Where(g => !given.ContainsKey(g)))
+            foreach (string graph in definition.Graphs.Where(g => !given.ContainsKey(g) && g != ModelComponents.UNet))
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 graphs[graph] = registry.LoadGraph(graph);
@@ -222,10 +228,26 @@ internal sealed partial class StableDiffusionComponents : IDisposable
 
             cancellationToken.ThrowIfCancellationRequested();
             checker = useChecker ? registry.LoadSafetyChecker() : null;
+            if (unetLoad is not null)
+            {
+                graphs[ModelComponents.UNet] = unetLoad.GetAwaiter().GetResult();
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
             CheckCompatibility(modelPath, (TextEncoderModel)graphs[ModelComponents.TextEncoder], (UNetModel)graphs[ModelComponents.UNet]);
         }
         catch
         {
+            // A UNet still loading is waited for and released too; its own failure, if any, is not the one reported.
+            if (unetLoad is not null && !graphs.ContainsKey(ModelComponents.UNet))
+            {
+                ((IAsyncResult)unetLoad).AsyncWaitHandle.WaitOne();
+                if (unetLoad.IsCompletedSuccessfully)
+                {
+                    unetLoad.Result.Dispose();
+                }
+            }
+
             foreach ((string name, OnnxModel model) in graphs.Where(g => !given.ContainsKey(g.Key)))
             {
                 model.Dispose();
