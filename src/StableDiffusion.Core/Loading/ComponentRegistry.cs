@@ -62,7 +62,7 @@ internal sealed partial class ComponentRegistry(string modelPath, ModelIndex ind
 
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         ClipImageProcessor processor = SafetyCheckers.LoadFeatureExtractor(preprocessorPath);
-        SessionSettings settings = options.SessionFor(ModelComponents.SafetyChecker);
+        SessionSettings settings = SettingsFor(ModelComponents.SafetyChecker);
         SafetyChecker checker = Find(ModelComponents.SafetyChecker) switch
         {
             ComponentSource.OnnxExport export => SafetyCheckers.Load(export.Graph, processor, settings, options.ConfigureSessionOptions),

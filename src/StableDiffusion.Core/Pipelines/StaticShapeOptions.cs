@@ -20,7 +20,7 @@ public sealed record StaticShapeOptions
     public bool ClassifierFreeGuidance { get; init; } = true;
 
     /// <summary>The fixed symbolic dimensions of a diffusers ONNX export's component graphs, for this shape; the VAE decoder
-    /// takes one image at a time when <paramref name="vaeSlicing"/> is on.</summary>
+    /// takes one image at a time when <paramref name="vaeSlicing"/> is on, the safety checker always.</summary>
     internal IReadOnlyDictionary<string, long> DimensionsFor(string component, int vaeScaleFactor, int unetChannels, bool vaeSlicing) => component switch
     {
         Models.ModelComponents.UNet => new Dictionary<string, long>
@@ -39,6 +39,10 @@ public sealed record StaticShapeOptions
         {
             ["batch"] = 1, ["channels"] = 3, ["height"] = Height, ["width"] = Width,
         },
+
+        // The checker runs image by image; its two inputs share the names height and width for different sizes (224 and
+        // the image's), so only the batch and the three channels are fixed: that makes a built graph's CLIP input static.
+        Models.ModelComponents.SafetyChecker => new Dictionary<string, long> { ["batch"] = 1, ["channels"] = 3 },
         _ => new Dictionary<string, long>(),
     };
 }

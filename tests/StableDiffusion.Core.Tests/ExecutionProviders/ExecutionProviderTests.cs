@@ -1,6 +1,7 @@
 using Microsoft.ML.OnnxRuntime;
 using StableDiffusion.ExecutionProviders;
 using StableDiffusion.ExecutionProviders.Families;
+using StableDiffusion.Models;
 using StableDiffusion.Pipelines;
 using StableDiffusion.Testing;
 using Xunit;
@@ -169,6 +170,17 @@ public sealed class ExecutionProviderTests
         Assert.Equal("1", defaults["device_id"]);
         Assert.Equal("1", defaults["enable_cuda_graph"]);
         Assert.Equal("kNextPowerOfTwo", chosen["arena_extend_strategy"]);
+    }
+
+    [Fact]
+    public void StaticShape_FixesTheSafetyCheckersBatchAndChannels_NotItsTwoKindsOfHeight()
+    {
+        var shape = new StaticShapeOptions { Height = 512, Width = 512, ImagesPerCall = 4 };
+
+        IReadOnlyDictionary<string, long> checker = shape.DimensionsFor(ModelComponents.SafetyChecker, 8, 4, vaeSlicing: false);
+
+        // Image by image, whatever the batch; an export's height is 224 in clip_input and 512 in images.
+        Assert.Equal(new Dictionary<string, long> { ["batch"] = 1, ["channels"] = 3 }, checker);
     }
 
     [Fact]
