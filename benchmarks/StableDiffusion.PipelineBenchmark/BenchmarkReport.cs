@@ -54,6 +54,9 @@ internal sealed class BenchmarkReport
 
     public double LoadSeconds { get; set; }
 
+    /// <summary>Each component's load time as the SDK logs it, in the order they finished (the UNet loads beside the others).</summary>
+    public List<KeyValuePair<string, double>> ComponentLoadMilliseconds { get; set; } = [];
+
     public List<double> WarmupSeconds { get; } = [];
 
     /// <summary>From process start to the end of the first generation (loading and warm-up included).</summary>
@@ -150,7 +153,7 @@ internal sealed class BenchmarkReport
             text.AppendLine(CultureInfo.InvariantCulture, $"GPU memory in use (MiB): {string.Join(", ", memory.Select(m => $"{m.Key} {m.Value:0}"))}");
         }
 
-        text.AppendLine(CultureInfo.InvariantCulture, $"ratio to ORT floor: {RatioToOrt:0.000}; load {LoadSeconds:0.00} s; warm-up {string.Join(", ", WarmupSeconds.Select(w => w.ToString("0.00", CultureInfo.InvariantCulture)))} s");
+        text.AppendLine(CultureInfo.InvariantCulture, $"ratio to ORT floor: {RatioToOrt:0.000}; load {LoadSeconds:0.00} s ({string.Join(", ", ComponentLoadMilliseconds.Select(c => string.Create(CultureInfo.InvariantCulture, $"{c.Key} {c.Value:0} ms")))}); warm-up {string.Join(", ", WarmupSeconds.Select(w => w.ToString("0.00", CultureInfo.InvariantCulture)))} s");
         return text.ToString();
     }
 }

@@ -1,19 +1,20 @@
 using System.Runtime.InteropServices;
-using Microsoft.Extensions.Logging;
 using StableDiffusion.Pipelines;
 
 namespace StableDiffusion.Benchmarks;
 
 /// <summary>
 /// The GPU memory in use (the whole device: total minus free, as <c>cudaMemGetInfo</c> reads it) with the CUDA context
-/// alone, after each component loads, and when each stage of a generation starts and ends, so that a peak can be split
-/// between the context, each model's weights and each model's working memory. Components load one after the other and
-/// progress is reported synchronously on the generating thread, so each reading is taken between two steps. The
+/// alone, after each component loads (<see cref="ComponentLoadLog"/>), and when each stage of a generation starts and
+/// ends, so that a peak can be split between the context, the weights and each model's working memory. The UNet loads
+/// beside the other components, so a reading after one of them includes what the UNet's session held by then; after
+/// loading, progress is reported synchronously on the generating thread, so each reading is taken between two steps. The
 /// benchmark's own: the SDK itself never reads device memory.
 /// </summary>
-internal sealed unsafe class DeviceMemoryByStage : IProgress<GenerationProgress>, ILoggerFactory, ILogger
+internal sealed unsafe class DeviceMemoryByStage : IProgress<GenerationProgress>
 {
     private static readonly Lazy<(nint SetDevice, nint MemGetInfo)?> Runtime = new(Load);
+    private readonly Lock _lock = new();
     private readonly int _device;
     private GenerationStage? _last;
 
@@ -32,7 +33,10 @@ internal sealed unsafe class DeviceMemoryByStage : IProgress<GenerationProgress>
         nuint free, total;
         if (((delegate* unmanaged<int, int>)setDevice)(_device) == 0 && ((delegate* unmanaged<nuint*, nuint*, int>)memGetInfo)(&free, &total) == 0)
         {
-            Readings.Add(new(when, (total - free) / 1048576.0));
+            lock (_lock)
+            {
+                Readings.Add(new(when, (total - free) / 1048576.0));
+            }
         }
     }
 
@@ -42,31 +46,6 @@ internal sealed unsafe class DeviceMemoryByStage : IProgress<GenerationProgress>
         {
             _last = value.Stage;
             Read(value.Stage.ToString());
-        }
-    }
-
-    // As the pipeline's logger factory: a reading after each "Component {Component} loaded ..." message.
-    ILogger ILoggerFactory.CreateLogger(string categoryName) => this;
-
-    void ILoggerFactory.AddProvider(ILoggerProvider provider)
-    {
-    }
-
-    void IDisposable.Dispose()
-    {
-    }
-
-    bool ILogger.IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
-
-    IDisposable? ILogger.BeginScope<TState>(TState state) => null;
-
-    void ILogger.Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-    {
-        if (state is IReadOnlyList<KeyValuePair<string, object?>> values
-            && values.Any(static v => v is { Key: "{OriginalFormat}", Value: string format } && format.StartsWith("Component {Component} loaded", StringComparison.Ordinal))
-            && values.FirstOrDefault(static v => v.Key == "Component").Value is string component)
-        {
-            Read($"{component} loaded");
         }
     }
 

@@ -32,6 +32,7 @@ try
     // The CUDA context is made here (cudaSetDevice), before any session, so that the first reading is the context alone.
     DeviceMemoryByStage? memory = options.Provider == "cuda" ? DeviceMemoryByStage.TryCreate(options.DeviceId) : null;
     memory?.Read("CUDA context");
+    var loadLog = new ComponentLoadLog(memory);
     var pipelineOptions = new StableDiffusionPipelineOptions
     {
         Session = new SessionSettings { ExecutionProvider = provider, IoBinding = options.IoBinding, AllowSpinning = options.Spin, FuseAttention = options.NoFuseAttention ? false : null, EnableMemoryPattern = options.MemoryPattern },
@@ -44,12 +45,13 @@ try
             : new Dictionary<string, SessionSettings>(),
         EnableSafetyChecker = options.SafetyChecker,
         EnableVaeSlicing = options.VaeSlicing,
-        LoggerFactory = memory, // a reading after each component loads
+        LoggerFactory = loadLog, // each component's load time, and a memory reading after it
     };
 
     var load = Stopwatch.StartNew();
     using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(options.Model, pipelineOptions);
     report.LoadSeconds = load.Elapsed.TotalSeconds;
+    report.ComponentLoadMilliseconds = loadLog.Milliseconds;
     report.UNetDeviceBinding = pipe.UNet.UsesDeviceBinding;
     report.UNetCudaGraph = pipe.UNet.UsesCudaGraph;
     memory?.Read("after load");
