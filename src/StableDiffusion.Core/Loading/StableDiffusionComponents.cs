@@ -212,9 +212,9 @@ internal sealed partial class StableDiffusionComponents : IDisposable
         IScheduler scheduler = registry.LoadScheduler();
         var graphs = new Dictionary<string, OnnxModel>(given, StringComparer.Ordinal);
         SafetyChecker? checker = null;
-        // The UNet, about half of the loading time (its session reads, converts and uploads most of the weights), loads on
-        // the thread pool beside the other components, which load one after another here: at most two sessions are created
-        // at once, so the host's memory at load stays near what one large component needs.
+        // The UNet, the largest component (its session reads, converts and uploads most of the weights), loads on the thread
+        // pool beside the other components, which load one after another here: at most two sessions are created at once,
+        // so the host's memory at load stays near what one large component needs.
         Task<OnnxModel>? unetLoad = definition.Graphs.Contains(ModelComponents.UNet) && !given.ContainsKey(ModelComponents.UNet)
             ? Task.Run(() => registry.LoadGraph(ModelComponents.UNet))
             : null;
