@@ -15,6 +15,7 @@ namespace StableDiffusion.Models;
 /// is thread-safe, and so is every method of a model.</remarks>
 public abstract class OnnxModel : IDisposable
 {
+    private static readonly Lock ConfigureLock = new();
     private bool _disposed;
 
     private protected OnnxModel(InferenceSession session, string component, string modelPath, SessionSettings? settings)
@@ -161,7 +162,15 @@ public abstract class OnnxModel : IDisposable
         Func<SessionOptions, InferenceSession> create, string hint)
     {
         using SessionOptions options = SessionOptionsFactory.Create(settings ?? new SessionSettings(), component);
-        configure?.Invoke(component, options);
+        if (configure is not null)
+        {
+            // Sessions are created on two threads while a model loads; the caller's hook is never called on both at once.
+            lock (ConfigureLock)
+            {
+                configure(component, options);
+            }
+        }
+
         try
         {
             return create(options);

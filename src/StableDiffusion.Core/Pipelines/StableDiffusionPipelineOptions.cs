@@ -29,7 +29,10 @@ public sealed record StableDiffusionPipelineOptions
     /// </summary>
     public bool PromptWeighting { get; init; }
 
-    /// <summary>A last hook on each component's ONNX Runtime session options before its session is created.</summary>
+    /// <summary>
+    /// A last hook on each component's ONNX Runtime session options before its session is created, with the component's
+    /// name. Never called for two sessions at once, but in no fixed order of components: the UNet loads beside the others.
+    /// </summary>
     public Action<string, SessionOptions>? ConfigureSessionOptions { get; init; }
 
     /// <summary>

@@ -31,6 +31,40 @@ public sealed class ParallelLoadingTests
         Assert.Single(result.Images);
     }
 
+    [Fact]
+    public async Task ConfigureSessionOptions_IsNeverCalledForTwoSessionsAtOnce()
+    {
+        Fixtures.Require();
+        int inside = 0, most = 0;
+        var seen = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var options = new StableDiffusionPipelineOptions
+        {
+            // Long enough that the UNet's session and another one would meet in the hook if it were not serialised.
+            ConfigureSessionOptions = (component, _) =>
+            {
+                int now = Interlocked.Increment(ref inside);
+                InterlockedMax(ref most, now);
+                seen.Add(component);
+                Thread.Sleep(100);
+                Interlocked.Decrement(ref inside);
+            },
+        };
+
+        using StableDiffusionPipeline pipe = await StableDiffusionPipeline.FromPretrainedAsync(Fixtures.TinyModel, options, Ct);
+
+        Assert.Equal(1, most);
+        Assert.Equal(["safety_checker", "text_encoder", "unet", "vae_decoder"], seen.Order(StringComparer.Ordinal));
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int current = Volatile.Read(ref target);
+        while (value > current && Interlocked.CompareExchange(ref target, value, current) is int seen && seen != current)
+        {
+            current = seen;
+        }
+    }
+
     /// <summary>Cancels when the first component (whichever thread loaded it) says it has loaded.</summary>
     private sealed class CancelOnFirstLoad(CancellationTokenSource cancel) : ILoggerProvider, ILogger
     {
