@@ -158,9 +158,6 @@ internal sealed partial class Value
     /// <summary>Element-wise <c>this &gt; other</c>, as booleans.</summary>
     public Value Greater(Value other) => Graph.Node("Greater", [this, other], TensorElementType.Bool);
 
-    /// <summary>Where <paramref name="condition"/> holds this value, elsewhere <paramref name="otherwise"/>.</summary>
-    public Value Where(Value condition, Value otherwise) => Graph.Node("Where", [condition, this, otherwise], ElementType);
-
     /// <summary>Nearest-neighbour upsampling by an integer factor over the last two dimensions, as PyTorch's <c>interpolate(mode="nearest")</c>.</summary>
     public Value UpsampleNearest(int factor) =>
         Graph.Node("Resize", [this, null, Graph.Constant([1f, 1f, factor, factor], [4])],

@@ -40,8 +40,8 @@ public sealed record StaticShapeOptions
             ["batch"] = 1, ["channels"] = 3, ["height"] = Height, ["width"] = Width,
         },
 
-        // The checker runs image by image; its two inputs share the names height and width for different sizes (224 and
-        // the image's), so only the batch and the three channels are fixed: that makes a built graph's CLIP input static.
+        // The checker runs image by image; an export's two inputs share the names height and width for different sizes (224
+        // and the image's), so only the batch and the three channels are fixed: that makes a built graph's input static.
         Models.ModelComponents.SafetyChecker => new Dictionary<string, long> { ["batch"] = 1, ["channels"] = 3 },
         _ => new Dictionary<string, long>(),
     };

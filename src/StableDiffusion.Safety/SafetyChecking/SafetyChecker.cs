@@ -9,7 +9,8 @@ namespace StableDiffusion.Safety;
 /// <summary>
 /// The Stable Diffusion safety checker on ONNX Runtime: the <c>safety_checker/model.onnx</c> graph diffusers exports,
 /// fed with CLIP pre-processing exactly as the model's <c>feature_extractor/preprocessor_config.json</c> says. Images the
-/// checker flags come back black (all zeros) with their flag set, as in diffusers.
+/// checker flags come back black (all zeros) with their flag set, as in diffusers. A graph that takes <c>clip_input</c>
+/// alone and returns <c>has_nsfw_concepts</c> alone (what the SDK builds from diffusers weights) works the same way.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -30,21 +31,22 @@ public sealed class SafetyChecker : IDisposable
     /// <summary>The graph input holding the CLIP pre-processed images, NCHW.</summary>
     public const string ClipInputName = "clip_input";
 
-    /// <summary>The graph input holding the decoded images, NHWC in [0, 1].</summary>
+    /// <summary>The graph input holding the decoded images, NHWC in [0, 1] (diffusers' export; a graph that gives the
+    /// verdict alone does not take it).</summary>
     public const string ImagesInputName = "images";
 
-    /// <summary>The graph output holding the images with flagged ones zeroed.</summary>
+    /// <summary>The graph output holding the images with flagged ones zeroed (with <see cref="ImagesInputName"/>).</summary>
     public const string OutputImagesName = "out_images";
 
     /// <summary>The graph output holding one boolean flag per image.</summary>
     public const string HasNsfwConceptsName = "has_nsfw_concepts";
 
-    private static readonly string[] InputNames = [ClipInputName, ImagesInputName];
     private static readonly string[] OutputNames = [HasNsfwConceptsName];
 
     private readonly InferenceSession _session;
     private readonly bool _ownsSession;
     private readonly SafetyCheckerSignature _signature;
+    private readonly string[] _inputNames;
     private readonly string _where;
     private int _disposed;
 
@@ -63,6 +65,7 @@ public sealed class SafetyChecker : IDisposable
         ArgumentNullException.ThrowIfNull(featureExtractor);
         _where = modelPath is null ? "The safety checker graph" : $"Safety checker graph '{modelPath}'";
         _signature = SafetyCheckerSignature.Read(session, _where, modelPath);
+        _inputNames = _signature.TakesImages ? [ClipInputName, ImagesInputName] : [ClipInputName];
         CheckClipSize(featureExtractor.Config, modelPath);
         _session = session;
         _ownsSession = ownsSession;
@@ -231,7 +234,7 @@ public sealed class SafetyChecker : IDisposable
         Float16[]? imageHalf = _signature.ImagesType == TensorElementType.Float16 ? new Float16[imageLength] : null;
         using var runOptions = new RunOptions();
         using CancellationTokenRegistration registration = cancellationToken.Register(static state => ((RunOptions)state!).Terminate = true, runOptions);
-        var inputs = new OrtValue[2];
+        var inputs = new OrtValue[_inputNames.Length];
         try
         {
             Preprocess(images, clipInputs, clipLength, batch, height, width, cancellationToken);
@@ -242,13 +245,20 @@ public sealed class SafetyChecker : IDisposable
                 try
                 {
                     inputs[0] = CreateInput(clipInputs.AsMemory(i * clipLength, clipLength), clipHalf, clipShape);
-                    inputs[1] = CreateInput(image, imageHalf, imageShape);
+                    if (_signature.TakesImages)
+                    {
+                        inputs[1] = CreateInput(image, imageHalf, imageShape);
+                    }
+
                     flags[i] = Run(runOptions, inputs, i, cancellationToken);
                 }
                 finally
                 {
-                    inputs[0]?.Dispose();
-                    inputs[1]?.Dispose();
+                    foreach (OrtValue? input in inputs)
+                    {
+                        input?.Dispose();
+                    }
+
                     Array.Clear(inputs);
                 }
 
@@ -285,7 +295,7 @@ public sealed class SafetyChecker : IDisposable
     {
         try
         {
-            using IDisposableReadOnlyCollection<OrtValue> results = _session.Run(runOptions, InputNames, inputs, OutputNames);
+            using IDisposableReadOnlyCollection<OrtValue> results = _session.Run(runOptions, _inputNames, inputs, OutputNames);
             GC.KeepAlive(this); // a checker nobody else holds must not have its session finalized mid-run
             ReadOnlySpan<bool> flag = results.First().GetTensorDataAsSpan<bool>();
             if (flag.Length != 1)
@@ -349,7 +359,11 @@ public sealed class SafetyChecker : IDisposable
     /// <summary>A graph exported with a fixed image size accepts only that size.</summary>
     private void CheckImageSize(int height, int width)
     {
-        int[] dims = _signature.ImagesDimensions;
+        if (_signature.ImagesDimensions is not { } dims)
+        {
+            return;
+        }
+
         if ((dims[1] >= 0 && dims[1] != height) || (dims[2] >= 0 && dims[2] != width))
         {
             throw new ArgumentException(

@@ -10,7 +10,7 @@ namespace StableDiffusion.Safety;
 /// </summary>
 internal sealed class SafetyCheckerSignature
 {
-    private SafetyCheckerSignature(TensorElementType clipInputType, int[] clipInputDimensions, TensorElementType imagesType, int[] imagesDimensions)
+    private SafetyCheckerSignature(TensorElementType clipInputType, int[] clipInputDimensions, TensorElementType? imagesType, int[]? imagesDimensions)
     {
         ClipInputType = clipInputType;
         ClipInputDimensions = clipInputDimensions;
@@ -24,11 +24,15 @@ internal sealed class SafetyCheckerSignature
     /// <summary>[batch, 3, height, width]; -1 where the graph leaves a dimension free.</summary>
     public int[] ClipInputDimensions { get; }
 
-    /// <summary>Float or Float16.</summary>
-    public TensorElementType ImagesType { get; }
+    /// <summary>Whether the graph takes the decoded images (and returns them blacked out), as diffusers' export does; a
+    /// graph that gives the verdict alone does not.</summary>
+    public bool TakesImages => ImagesType is not null;
 
-    /// <summary>[batch, height, width, 3]; -1 where the graph leaves a dimension free.</summary>
-    public int[] ImagesDimensions { get; }
+    /// <summary>Float or Float16; null when the graph does not take the images.</summary>
+    public TensorElementType? ImagesType { get; }
+
+    /// <summary>[batch, height, width, 3]; -1 where the graph leaves a dimension free; null when the graph does not take the images.</summary>
+    public int[]? ImagesDimensions { get; }
 
     /// <summary>Reads and checks the signature.</summary>
     /// <exception cref="SafetyCheckerModelException">The graph is not a safety checker.</exception>
@@ -39,9 +43,18 @@ internal sealed class SafetyCheckerSignature
 
         string? problem = null;
         NodeMetadata? clipInput = Find(inputs, SafetyChecker.ClipInputName, "input", ref problem);
-        NodeMetadata? images = Find(inputs, SafetyChecker.ImagesInputName, "input", ref problem);
         NodeMetadata? flags = Find(outputs, SafetyChecker.HasNsfwConceptsName, "output", ref problem);
-        NodeMetadata? outImages = Find(outputs, SafetyChecker.OutputImagesName, "output", ref problem);
+
+        // The images come in and go out together (the export), or not at all (the verdict alone).
+        NodeMetadata? images = inputs.GetValueOrDefault(SafetyChecker.ImagesInputName);
+        NodeMetadata? outImages = outputs.GetValueOrDefault(SafetyChecker.OutputImagesName);
+        if (problem is null && (images is null) != (outImages is null))
+        {
+            problem = images is null
+                ? $"it has no input named '{SafetyChecker.ImagesInputName}' for its output '{SafetyChecker.OutputImagesName}'"
+                : $"it has no output named '{SafetyChecker.OutputImagesName}' for its input '{SafetyChecker.ImagesInputName}'";
+        }
+
         string[] extra = [.. inputs.Keys.Where(k => k is not (SafetyChecker.ClipInputName or SafetyChecker.ImagesInputName))];
         if (problem is null && extra.Length > 0)
         {
@@ -49,8 +62,8 @@ internal sealed class SafetyCheckerSignature
         }
 
         problem ??= CheckTensor(clipInput!, SafetyChecker.ClipInputName, channelAxis: 1)
-            ?? CheckTensor(images!, SafetyChecker.ImagesInputName, channelAxis: 3)
-            ?? CheckFloat(outImages!, SafetyChecker.OutputImagesName)
+            ?? (images is null ? null : CheckTensor(images, SafetyChecker.ImagesInputName, channelAxis: 3))
+            ?? (outImages is null ? null : CheckFloat(outImages, SafetyChecker.OutputImagesName))
             ?? (flags!.OnnxValueType != OnnxValueType.ONNX_TYPE_TENSOR || flags.ElementDataType != TensorElementType.Bool
                 ? $"output '{SafetyChecker.HasNsfwConceptsName}' is {Describe(flags)}, not a bool tensor"
                 : null);
@@ -61,11 +74,12 @@ internal sealed class SafetyCheckerSignature
                 $"{where} is not a Stable Diffusion safety checker graph: {problem}. Expected the graph diffusers exports: inputs " +
                 $"'{SafetyChecker.ClipInputName}' (float or float16, [batch, 3, height, width]) and '{SafetyChecker.ImagesInputName}' " +
                 $"(float or float16, [batch, height, width, 3]), outputs '{SafetyChecker.OutputImagesName}' and " +
-                $"'{SafetyChecker.HasNsfwConceptsName}' (bool, [batch]). Found inputs {DescribeAll(inputs)}; outputs {DescribeAll(outputs)}.",
+                $"'{SafetyChecker.HasNsfwConceptsName}' (bool, [batch]); or '{SafetyChecker.ClipInputName}' in and " +
+                $"'{SafetyChecker.HasNsfwConceptsName}' out alone. Found inputs {DescribeAll(inputs)}; outputs {DescribeAll(outputs)}.",
                 modelPath);
         }
 
-        return new SafetyCheckerSignature(clipInput!.ElementDataType, clipInput.Dimensions, images!.ElementDataType, images.Dimensions);
+        return new SafetyCheckerSignature(clipInput!.ElementDataType, clipInput.Dimensions, images?.ElementDataType, images?.Dimensions);
     }
 
     private static NodeMetadata? Find(IReadOnlyDictionary<string, NodeMetadata> nodes, string name, string kind, ref string? problem)

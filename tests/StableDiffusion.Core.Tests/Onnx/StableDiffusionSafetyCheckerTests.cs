@@ -98,7 +98,7 @@ public sealed class StableDiffusionSafetyCheckerTests : IDisposable
     }
 
     [Fact]
-    public void Build_GivesTheOutImagesAndFlagsOfTheOnnxExport_ImageByImage()
+    public void Build_GivesTheFlagsOfTheOnnxExport_ImageByImage_FromTheClipInputAlone()
     {
         Fixtures.Require();
         Reference.Published.Require();
@@ -107,39 +107,31 @@ public sealed class StableDiffusionSafetyCheckerTests : IDisposable
         using InferenceSession built = Session(weights);
         using var export = new InferenceSession(ExportPath);
 
+        // The checker blacks flagged images out on the host with either graph, so the built one neither takes nor returns them.
+        Assert.Equal([SafetyChecker.ClipInputName], built.InputNames);
+        Assert.Equal([SafetyChecker.HasNsfwConceptsName], built.OutputNames);
         for (int i = 0; i < clipInputs.Length; i++)
         {
-            SessionRun expected = SessionRun.Of(export, ExportInputs(clipInputs[i], images[i], imageShape), SafetyChecker.OutputImagesName, SafetyChecker.HasNsfwConceptsName);
-            SessionRun actual = SessionRun.Of(built, ExportInputs(clipInputs[i], images[i], imageShape), SafetyChecker.OutputImagesName, SafetyChecker.HasNsfwConceptsName);
+            SessionRun expected = SessionRun.Of(export, ExportInputs(clipInputs[i], images[i], imageShape), SafetyChecker.HasNsfwConceptsName);
+            SessionRun actual = SessionRun.Of(built, [SessionRun.Input(SafetyChecker.ClipInputName, clipInputs[i], [1, 3, 224, 224])], SafetyChecker.HasNsfwConceptsName);
 
             Assert.Equal(expected.Flags(SafetyChecker.HasNsfwConceptsName), actual.Flags(SafetyChecker.HasNsfwConceptsName));
-            Assert.Equal(expected[SafetyChecker.OutputImagesName], actual[SafetyChecker.OutputImagesName]);
-            Assert.Equal(imageShape, actual.Shape(SafetyChecker.OutputImagesName));
         }
     }
 
     [Fact]
-    public void Build_OnABatch_BlacksOutEachFlaggedImage()
+    public void Build_OnABatch_FlagsEachImage()
     {
         Fixtures.Require();
         using SafetensorsFile weights = SafetensorsFile.Open(Path.Combine(Checker, "model.safetensors"));
         using InferenceSession built = Session(weights);
         ClipImageProcessor processor = ClipImageProcessor.Load(FeatureExtractorConfig);
         Tensor<float> gray = Gray(32, 48, GrayLevels);
-        float[] images = [.. gray];
 
-        SessionRun run = SessionRun.Of(built,
-            [SessionRun.Input(SafetyChecker.ClipInputName, [.. processor.Preprocess(gray)], [4, 3, 224, 224]), SessionRun.Input(SafetyChecker.ImagesInputName, images, [4, 32, 48, 3])],
-            SafetyChecker.OutputImagesName, SafetyChecker.HasNsfwConceptsName);
+        SessionRun run = SessionRun.Of(built, [SessionRun.Input(SafetyChecker.ClipInputName, [.. processor.Preprocess(gray)], [4, 3, 224, 224])],
+            SafetyChecker.HasNsfwConceptsName);
 
-        bool[] flags = run.Flags(SafetyChecker.HasNsfwConceptsName);
-        Assert.Equal([false, true, false, true], flags);
-        int length = 32 * 48 * 3;
-        for (int i = 0; i < 4; i++)
-        {
-            float[] expected = flags[i] ? new float[length] : images[(i * length)..((i + 1) * length)];
-            Assert.Equal(expected, run[SafetyChecker.OutputImagesName][(i * length)..((i + 1) * length)]);
-        }
+        Assert.Equal([false, true, false, true], run.Flags(SafetyChecker.HasNsfwConceptsName));
     }
 
     [Theory]

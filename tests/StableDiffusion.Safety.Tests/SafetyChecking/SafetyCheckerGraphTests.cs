@@ -38,6 +38,23 @@ public sealed class SafetyCheckerGraphTests
     }
 
     [Fact]
+    public void Check_GraphGivingTheVerdictAlone_BlacksOutTheFlaggedImagesOnTheHost()
+    {
+        using SafetyChecker checker = Create(TestGraphs.MeanThresholdChecker(takesImages: false));
+        Tensor<float> images = ClipImageProcessorTests.Gray(3, 40, 24, 0.75f, 0.5f, 0.3f + (1f / 3));
+
+        SafetyCheckerResult result = checker.Check(images, Ct);
+
+        // The same answer as the graph with diffusers' signature (above), with no image given to the graph.
+        Assert.Equal([true, false, true], result.HasNsfwConcepts);
+        float[] after = ClipImageProcessorTests.Flatten(result.Images);
+        int imageLength = 40 * 24 * 3;
+        Assert.All(after[..imageLength], v => Assert.Equal(0f, v));
+        Assert.All(after[imageLength..(2 * imageLength)], v => Assert.Equal(0.5f, v));
+        Assert.All(after[(2 * imageLength)..], v => Assert.Equal(0f, v));
+    }
+
+    [Fact]
     public void Check_GraphWithAFixedBatchOfOne_ChecksAnyBatch()
     {
         using SafetyChecker checker = Create(TestGraphs.MeanThresholdChecker(clipDims: [1, 3, 224, 224], imageDims: [1, "h", "w", 3]));
@@ -73,12 +90,12 @@ public sealed class SafetyCheckerGraphTests
 
     public static TheoryData<string, string> WrongSignatures() => new()
     {
-        { "no-images", "no input named 'images'" },
+        { "no-images", "no input named 'images' for its output 'out_images'" },
         { "int64-clip", "'clip_input' is Int64 [?, 3, ?, ?], not a float or float16 tensor" },
         { "rank3-clip", "input 'clip_input' has rank 3, not 4" },
         { "four-channels", "input 'images' has 4 channels (dimension 3), not 3" },
         { "float-flags", "output 'has_nsfw_concepts' is Float [?], not a bool tensor" },
-        { "no-out-images", "no output named 'out_images'" },
+        { "no-out-images", "no output named 'out_images' for its input 'images'" },
         { "extra-input", "inputs a safety checker does not take ('timestep')" },
         { "batch-of-two", "input 'clip_input' has a fixed batch of 2" },
     };

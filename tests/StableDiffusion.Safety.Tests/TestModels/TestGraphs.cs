@@ -10,15 +10,20 @@ internal static class TestGraphs
 {
     /// <summary>
     /// A checker with diffusers' signature in the given element type: <c>has_nsfw_concepts = mean(clip_input) &gt; threshold</c>
-    /// per image, <c>out_images = images</c>.
+    /// per image, <c>out_images = images</c>; without <paramref name="takesImages"/>, the verdict alone (no images in or out).
     /// </summary>
-    public static byte[] MeanThresholdChecker(TensorElementType elementType = TensorElementType.Float, float threshold = 0.5f, Dim[]? clipDims = null, Dim[]? imageDims = null)
+    public static byte[] MeanThresholdChecker(TensorElementType elementType = TensorElementType.Float, float threshold = 0.5f, Dim[]? clipDims = null, Dim[]? imageDims = null,
+        bool takesImages = true)
     {
         var graph = new GraphBuilder();
         Value clip = graph.Input(SafetyChecker.ClipInputName, elementType, clipDims ?? ["batch", 3, "height", "width"]);
-        Value images = graph.Input(SafetyChecker.ImagesInputName, elementType, imageDims ?? ["batch", "image_height", "image_width", 3]);
         Value flags = clip.Cast(TensorElementType.Float).ReduceMean([1, 2, 3], keepDimensions: false).Greater(graph.Scalar(threshold));
-        graph.Output(images, SafetyChecker.OutputImagesName, imageDims ?? ["batch", "image_height", "image_width", 3]);
+        if (takesImages)
+        {
+            Value images = graph.Input(SafetyChecker.ImagesInputName, elementType, imageDims ?? ["batch", "image_height", "image_width", 3]);
+            graph.Output(images, SafetyChecker.OutputImagesName, imageDims ?? ["batch", "image_height", "image_width", 3]);
+        }
+
         graph.Output(flags, SafetyChecker.HasNsfwConceptsName, "batch");
         return graph.ToBytes();
     }

@@ -2,9 +2,10 @@ namespace StableDiffusion.Onnx.Builders;
 
 /// <summary>
 /// diffusers' <c>StableDiffusionSafetyChecker</c> as far as its <c>config.json</c> (a <c>CLIPConfig</c>) shapes the graph,
-/// built as diffusers exports it (<c>forward_onnx</c>): CLIP's image tower and <c>visual_projection</c>, cosine
-/// similarities to 17 concept and 3 special-care embeddings against their thresholds, and the verdict per image, with the
-/// flagged images blacked out. <see cref="Safety.SafetyChecker"/> runs the graph as it runs the export.
+/// built as diffusers exports it (<c>forward_onnx</c>) up to the verdict: CLIP's image tower and <c>visual_projection</c>,
+/// cosine similarities to 17 concept and 3 special-care embeddings against their thresholds, and the verdict per image.
+/// <see cref="Safety.SafetyChecker"/> runs the graph as it runs the export and blacks flagged images out on the host, as
+/// it does with the export, so the decoded images are not given to the graph.
 /// </summary>
 /// <remarks>
 /// <para>The weights are those of <c>safety_checker/model.safetensors</c>: <c>vision_model.vision_model.*</c> (or
@@ -36,10 +37,11 @@ internal sealed record StableDiffusionSafetyChecker(ComponentConfig Config, Clip
         new(config, ClipVisionModel.FromConfig(config.Section("vision_config")), config.Int("projection_dim", 512));
 
     /// <summary>
-    /// Builds the whole graph with the export's signature: inputs <c>clip_input</c> [batch, num_channels, image_size,
-    /// image_size] (the CLIP pre-processed images) and <c>images</c> [batch, height, width, channels] (the decoded ones),
-    /// both in the compute type of the graph's weights; outputs <c>out_images</c> (the images, flagged ones all zeros) and
-    /// <c>has_nsfw_concepts</c> [batch] bool.
+    /// Builds the verdict with the export's names: input <c>clip_input</c> [batch, num_channels, image_size, image_size]
+    /// (the CLIP pre-processed images, in the compute type of the graph's weights), output <c>has_nsfw_concepts</c> [batch]
+    /// bool. The export also takes the decoded images and returns them with the flagged ones zeroed; the checker zeroes
+    /// them on the host either way, so a built graph leaves them out (no copy of every image to the device to be returned
+    /// unchanged).
     /// </summary>
     /// <exception cref="Models.ModelLoadException">The weights are missing a tensor, or do not have the configuration's shapes.</exception>
     public void Build(GraphBuilder graph)
@@ -47,10 +49,7 @@ internal sealed record StableDiffusionSafetyChecker(ComponentConfig Config, Clip
         TensorElementType computeType = graph.Parameters?.ComputeType
             ?? throw new InvalidOperationException("The safety checker's graph needs a parameter source for its weights.");
         Value clipInput = graph.Input(Safety.SafetyChecker.ClipInputName, computeType, "batch", Vision.NumChannels, Vision.ImageSize, Vision.ImageSize);
-        Value images = graph.Input(Safety.SafetyChecker.ImagesInputName, computeType, "batch", "height", "width", "channels");
         (Value hasNsfwConcepts, _, _) = Forward(graph, clipInput);
-        Value black = graph.Scalar(0f, computeType);
-        graph.Output(black.Where(hasNsfwConcepts.Unsqueeze(1, 2, 3), images), Safety.SafetyChecker.OutputImagesName, "batch", "height", "width", "channels");
         graph.Output(hasNsfwConcepts, Safety.SafetyChecker.HasNsfwConceptsName, "batch");
     }
 
