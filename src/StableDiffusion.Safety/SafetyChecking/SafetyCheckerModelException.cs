@@ -3,7 +3,8 @@ namespace StableDiffusion.Safety;
 /// <summary>
 /// An ONNX graph that is not a usable Stable Diffusion safety checker: it cannot be loaded, its inputs and outputs are
 /// not those diffusers exports (<c>clip_input</c>, <c>images</c> in; <c>out_images</c>, <c>has_nsfw_concepts</c> out) nor
-/// the verdict alone (<c>clip_input</c> in, <c>has_nsfw_concepts</c> out), or it fails or answers unexpectedly when run. The message names the file and what was expected.
+/// the verdict alone (<c>clip_input</c> in, <c>has_nsfw_concepts</c> out), or it fails or answers unexpectedly when
+/// run. The message names the file and what was expected.
 /// </summary>
 public sealed class SafetyCheckerModelException : StableDiffusionException
 {
