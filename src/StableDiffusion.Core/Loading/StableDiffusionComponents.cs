@@ -241,7 +241,7 @@ internal sealed partial class StableDiffusionComponents : IDisposable
             // A UNet still loading is waited for and released too; its own failure, if any, is not the one reported.
             if (unetLoad is not null && !graphs.ContainsKey(ModelComponents.UNet))
             {
-                ((IAsyncResult)unetLoad).AsyncWaitHandle.WaitOne();
+                Task.WaitAny(unetLoad); // waits without throwing the UNet's own failure
                 if (unetLoad.IsCompletedSuccessfully)
                 {
                     unetLoad.Result.Dispose();

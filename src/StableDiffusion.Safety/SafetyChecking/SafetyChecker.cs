@@ -280,12 +280,6 @@ public sealed class SafetyChecker : IDisposable
     private void Preprocess(Memory<float> images, float[] clipInputs, int clipLength, int batch, int height, int width, CancellationToken cancellationToken)
     {
         int imageLength = height * width * 3;
-        if (batch == 1)
-        {
-            FeatureExtractor.PreprocessValidated(images.Span[..imageLength], 1, height, width, clipInputs.AsSpan(0, clipLength));
-            return;
-        }
-
         var options = new ParallelOptions { CancellationToken = cancellationToken };
         Parallel.For(0, batch, options, i => FeatureExtractor.PreprocessValidated(
             images.Span.Slice(i * imageLength, imageLength), 1, height, width, clipInputs.AsSpan(i * clipLength, clipLength)));
